@@ -1,0 +1,157 @@
+#pragma once
+// The Backend seam: the only code that knows where the data lives. The drivers in src/ (init,
+// Lloyd, mini-batch, metrics, distances) are written once against it; cpu/ and cuda/ implement
+// it. A backend owns the dataset (resident on the device, or on the host for the CPU) and the
+// per-row state that the drivers must not move every iteration (current labels, the k-means++
+// minimum distances). Only K x D centroids, per-cluster sums and a few scalars cross the seam
+// per Lloyd iteration.
+//
+// Distances are squared Euclidean, computed as ||x||² − 2x·c + ||c||² in float32 and clamped at
+// 0; every sum that leaves a backend is a double, reduced in a fixed order so that results are
+// bit-identical for any thread count or GPU schedule. Argmin ties go to the lower index.
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "segforge/matrix.hpp"
+
+namespace segforge {
+
+/// A dataset owned by a backend: `n_samples x n_features` float32 rows with optional weights,
+/// plus per-row state (labels from the last assign_accumulate, k-means++ minimum distances).
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual std::int64_t n_samples() const = 0;
+  virtual std::int64_t n_features() const = 0;
+  /// True when sample weights were given; otherwise every weight is 1.
+  virtual bool weighted() const = 0;
+};
+
+/// What one fused Lloyd pass returns: everything the driver needs to update the centres.
+struct AccumulateResult {
+  std::vector<double> sums;    ///< [n_clusters x n_features] Σ w·x over the rows assigned to each centre
+  std::vector<double> counts;  ///< [n_clusters] Σ w over the rows assigned to each centre
+  double inertia = 0.0;        ///< Σ w·min_c ||x − c||²
+  std::int64_t n_changed = 0;  ///< rows whose label differs from the previous pass (all rows on the first)
+};
+
+/// Per-cluster statistics for given labels (Davies–Bouldin, Calinski–Harabasz, profiles).
+struct LabelStats {
+  std::vector<double> sums;          ///< [n_clusters x n_features] Σ w·x per label
+  std::vector<double> counts;        ///< [n_clusters] Σ w per label
+  std::vector<double> dist_sums;     ///< [n_clusters] Σ w·||x − c_label|| (0 when no centroids given)
+  std::vector<double> sq_dist_sums;  ///< [n_clusters] Σ w·||x − c_label||² (0 when no centroids given)
+};
+
+/// Column means and (population, ddof = 0, unweighted) variances, as numpy's mean and var.
+struct ColumnStats {
+  std::vector<double> mean;      ///< [n_features]
+  std::vector<double> variance;  ///< [n_features]
+};
+
+struct BackendInfo {
+  std::string name;    ///< "cpu" or "cuda"
+  std::string device;  ///< e.g. "x86_64, 2 threads" or "NVIDIA H100 80GB HBM3 (sm_90)"
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual BackendInfo info() const = 0;
+
+  /// Copies `x` [n_samples x n_features] and optional `weights` [n_samples] (empty: all 1)
+  /// into a dataset the backend owns.
+  virtual std::unique_ptr<Dataset> upload(MatrixView<const float> x,
+                                          std::span<const float> weights = {}) = 0;
+
+  /// Rows of the dataset by index, in the order given. [out] [rows.size() x n_features]
+  virtual Matrix<float> gather(const Dataset& data, std::span<const std::int64_t> rows) = 0;
+
+  /// Column means and variances (the scale of scikit-learn's `tol`).
+  virtual ColumnStats column_stats(const Dataset& data) = 0;
+
+  // ---- Lloyd ------------------------------------------------------------------------------
+
+  /// One read of the data: label every row with its nearest centre and accumulate per-centre
+  /// weighted sums, counts and the inertia. The dataset remembers the labels (to count changes).
+  /// [in] centroids [n_clusters x n_features]
+  virtual AccumulateResult assign_accumulate(Dataset& data, MatrixView<const float> centroids) = 0;
+
+  /// Nearest centre and its squared distance for every row.
+  /// [in] centroids [n_clusters x n_features]; [out] labels [n_samples], sq_distances [n_samples]
+  virtual void assign(const Dataset& data, MatrixView<const float> centroids,
+                      std::span<std::int32_t> labels, std::span<float> sq_distances) = 0;
+
+  // ---- k-means++ and k-means|| (the dataset keeps d(x) = min over chosen centres ||x − c||²) --
+
+  /// Sets d(x) to the distance to the nearest of `centres`; returns φ = Σ w·d(x).
+  virtual double reset_min_distances(Dataset& data, MatrixView<const float> centres) = 0;
+  /// d(x) ← min(d(x), min over `centres` ||x − c||²); returns the new φ = Σ w·d(x).
+  virtual double update_min_distances(Dataset& data, MatrixView<const float> centres) = 0;
+  /// For each candidate t, the φ that would follow if it were added: Σ w·min(d(x), ||x − c_t||²).
+  /// Does not change d(x). [in] candidates [n_candidates x n_features]; [out] [n_candidates]
+  virtual std::vector<double> candidate_potentials(const Dataset& data,
+                                                   MatrixView<const float> candidates) = 0;
+  /// D²-sampling by inverse CDF: for each target t (ascending, in [0, φ)), the smallest row i
+  /// with Σ_{j<=i} w_j·d(x_j) > t (clipped to the last row with d > 0).
+  virtual std::vector<std::int64_t> sample_by_min_distance(const Dataset& data,
+                                                           std::span<const double> targets) = 0;
+  /// k-means|| oversampling: the rows i with counter_uniform(seed, i) < factor·w_i·d(x_i),
+  /// ascending. `factor` is ℓ/φ.
+  virtual std::vector<std::int64_t> oversample(const Dataset& data, double factor,
+                                               std::uint64_t seed) = 0;
+
+  // ---- mini-batch -------------------------------------------------------------------------
+
+  /// One Sculley mini-batch step with per-centre counts (scikit-learn's _mini_batch_step):
+  /// label the batch rows with the current centres, then move each centre c_k with batch weight
+  /// b_k > 0 to (c_k·n_k + Σ w·x) / (n_k + b_k) and set n_k += b_k.
+  /// [in] batch row indices; [in,out] centroids [n_clusters x n_features], counts [n_clusters].
+  /// Returns the batch inertia Σ w·||x − c_label||² against the centres before the update.
+  virtual double minibatch_step(const Dataset& data, std::span<const std::int64_t> batch,
+                                MatrixView<float> centroids, std::span<double> counts) = 0;
+
+  // ---- metrics and distance matrices --------------------------------------------------------
+
+  /// Per-label sums and, when `centroids` is non-empty, distance sums to the label's centroid.
+  /// [in] labels [n_samples] in [0, n_clusters); centroids empty or [n_clusters x n_features]
+  virtual LabelStats label_stats(const Dataset& data, std::span<const std::int32_t> labels,
+                                 int n_clusters, MatrixView<const float> centroids) = 0;
+
+  /// Silhouette support: for rows [row_begin, row_begin + row_count), the sums of Euclidean
+  /// (not squared) distances to every row of each cluster, Σ_{p: label_p = j} w_p·||x_i − x_p||,
+  /// with the distance of a row to itself exactly 0. Tiled: memory O(tile + rows·K).
+  /// [in] labels [n_samples]; [out] [row_count x n_clusters]
+  virtual Matrix<double> cluster_distance_sums(const Dataset& data,
+                                               std::span<const std::int32_t> labels, int n_clusters,
+                                               std::int64_t row_begin, std::int64_t row_count) = 0;
+
+  /// A tile of the pairwise distance matrix between rows of `a` and rows of `b`.
+  /// [out] [a_count x b_count] float32, squared Euclidean if `squared`, else Euclidean.
+  virtual Matrix<float> distance_tile(const Dataset& a, std::int64_t a_begin, std::int64_t a_count,
+                                      const Dataset& b, std::int64_t b_begin, std::int64_t b_count,
+                                      bool squared) = 0;
+};
+
+enum class DeviceChoice { auto_select, gpu, cpu };
+
+/// The CPU backend (always built). `threads` <= 0: OpenMP's default.
+std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
+
+/// True when this build has the CUDA backend and a device answers.
+bool cuda_available(std::string* why_not = nullptr);
+
+/// The CUDA backend, or nullptr (with the reason in `why_not`) where the build has none or no
+/// device answers.
+std::unique_ptr<Backend> make_cuda_backend(std::string* why_not = nullptr);
+
+/// `--device auto|gpu|cpu`. `gpu` without a device is an InputError; `auto` falls back to the CPU
+/// and writes the reason to `note`.
+std::unique_ptr<Backend> make_backend(DeviceChoice choice, int threads, std::string* note);
+
+}  // namespace segforge

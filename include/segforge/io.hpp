@@ -1,0 +1,137 @@
+#pragma once
+// HDF5 and text outputs. Every writer goes to a temporary file in the target's folder and
+// renames it when complete, so a failure leaves nothing half-written.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <span>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "segforge/kmeans.hpp"
+#include "segforge/matrix.hpp"
+
+namespace segforge {
+
+/// Per-feature scaling stored in /scaler so results can be shown in original units:
+/// original = inverse_transform(scaled·scale + mean).
+struct Scaler {
+  std::vector<double> mean;
+  std::vector<double> scale;
+  std::vector<std::string> transform;  ///< "identity", "log1p", ...
+  bool empty() const { return mean.empty(); }
+};
+
+/// Row identifiers: int64 or strings (one of the two is non-empty), or none.
+struct Ids {
+  std::vector<std::int64_t> numeric;
+  std::vector<std::string> text;
+  bool empty() const { return numeric.empty() && text.empty(); }
+  std::int64_t size() const {
+    return numeric.empty() ? static_cast<std::int64_t>(text.size())
+                           : static_cast<std::int64_t>(numeric.size());
+  }
+  std::string str(std::int64_t i) const;  ///< the i-th id as text ("" when none)
+};
+
+/// What `segforge info` shows about a feature file without reading the matrix.
+struct FeatureFileInfo {
+  std::string path;
+  std::string dataset;
+  std::int64_t n_samples = 0;
+  std::int64_t n_features = 0;
+  std::string dtype;  ///< "float32", "float64", "int64", ...
+  std::vector<std::string> feature_names;
+  std::map<std::string, std::string> attributes;  ///< root attributes (format, as_of, ...)
+  bool has_ids = false;
+  bool has_scaler = false;
+};
+
+/// A feature matrix read into memory.
+struct Features {
+  Matrix<float> x;                         ///< [n_samples x n_features]
+  std::vector<std::string> feature_names;  ///< [n_features] ("f0", "f1", ... when absent)
+  Ids ids;
+  Scaler scaler;
+  std::string path;
+  std::string dataset;
+  std::string checksum;  ///< hex digest of the file's bytes (for the model's provenance)
+};
+
+enum class NanPolicy { error, drop };
+
+struct ReadOptions {
+  std::string dataset = "/features";
+  NanPolicy nan_policy = NanPolicy::error;
+  std::int64_t chunk_rows = 65536;  ///< rows read per hyperslab
+};
+
+/// Shape, dtype, names and attributes. Throws InputError naming file and dataset on a missing
+/// file, a missing dataset, a dataset that is not 2-D numeric, or a file that is not HDF5.
+FeatureFileInfo inspect_features(const std::string& path, const std::string& dataset = "/features");
+
+/// Reads the matrix in row chunks, converting float64 and integer datasets to float32.
+/// NaN or Inf: InputError naming the first such row and column ("...; clean it or pass
+/// --nan-policy drop"), or with NanPolicy::drop those rows (and their ids) are dropped.
+/// Empty (0 rows) or 0 columns: InputError.
+Features read_features(const std::string& path, const ReadOptions& options = {});
+
+/// Writes a features file (as segforge-prep does; also used by tests and the demo).
+void write_features(const std::string& path, MatrixView<const float> x,
+                    const std::vector<std::string>& feature_names, const Ids& ids = {},
+                    const Scaler& scaler = {},
+                    const std::map<std::string, std::string>& attributes = {});
+
+struct Model {
+  Matrix<float> centroids;  ///< [n_clusters x n_features]
+  std::vector<std::string> feature_names;
+  Scaler scaler;
+  std::vector<std::string> segment_names;  ///< [n_clusters]
+  std::vector<std::int64_t> segment_sizes;  ///< [n_clusters]
+  std::vector<double> counts;  ///< mini-batch per-centre counts (empty for Lloyd)
+  /// attributes: algorithm, k, init, seed, n_init, n_iter, converged, inertia, backend, device,
+  /// segforge_version, input_file, input_checksum (all stored as HDF5 string or numeric attrs)
+  std::map<std::string, std::string> attributes;
+};
+
+void write_model(const std::string& path, const Model& model);
+/// Reads /centroids and what else is there (a bare file with only /centroids is accepted, as
+/// for --init FILE.h5).
+Model read_model(const std::string& path);
+
+/// labels.h5: /labels int32 [N], /distances float32 [N] (Euclidean distance to the centre),
+/// /ids when known.
+void write_labels_h5(const std::string& path, std::span<const std::int32_t> labels,
+                     std::span<const float> distances, const Ids& ids);
+/// segments.csv: id,segment,segment_name,distance (id = row number when no ids).
+void write_segments_csv(const std::string& path, std::span<const std::int32_t> labels,
+                        std::span<const float> distances, const Ids& ids,
+                        const std::vector<std::string>& segment_names);
+/// Reads labels from labels.h5 (/labels) or segments.csv (column `segment`).
+std::vector<std::int32_t> read_labels(const std::string& path);
+
+/// Distance matrix writer: /distances float32 [rows x cols], chunked; rows written in blocks.
+class DistanceMatrixWriter {
+ public:
+  DistanceMatrixWriter(const std::string& path, std::int64_t rows, std::int64_t cols);
+  ~DistanceMatrixWriter();
+  DistanceMatrixWriter(const DistanceMatrixWriter&) = delete;
+  DistanceMatrixWriter& operator=(const DistanceMatrixWriter&) = delete;
+  /// Writes `tile` at (row, col).
+  void write(std::int64_t row, std::int64_t col, MatrixView<const float> tile);
+  /// Closes and renames into place. Without commit() the temporary file is removed.
+  void commit();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Writes `text` to `path` atomically (temp file in the same folder, then rename).
+void write_text_atomic(const std::string& path, const std::string& text);
+
+}  // namespace segforge
