@@ -1,0 +1,234 @@
+// Silhouette, Davies–Bouldin and Calinski–Harabasz, against the Backend seam.
+
+#include "segforge/metrics.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "segforge/error.hpp"
+#include "segforge/rng.hpp"
+
+namespace segforge {
+
+namespace {
+
+/// Rows per call of Backend::cluster_distance_sums: bounds the host memory to tile·K doubles.
+constexpr std::int64_t kSilhouetteTile = 4096;
+
+std::vector<std::int64_t> cluster_sizes(std::span<const std::int32_t> labels, int n_clusters) {
+  std::vector<std::int64_t> sizes(static_cast<std::size_t>(n_clusters), 0);
+  for (auto l : labels) ++sizes[static_cast<std::size_t>(l)];
+  return sizes;
+}
+
+/// Per-cluster means of the labelled rows, in double.
+std::vector<double> cluster_means(const LabelStats& s, std::int64_t d) {
+  std::vector<double> means(s.sums.size(), 0.0);
+  for (std::size_t c = 0; c < s.counts.size(); ++c)
+    if (s.counts[c] > 0)
+      for (std::int64_t j = 0; j < d; ++j) means[c * d + j] = s.sums[c * d + j] / s.counts[c];
+  return means;
+}
+
+Matrix<float> to_float(const std::vector<double>& v, std::int64_t rows, std::int64_t cols) {
+  Matrix<float> m(rows, cols);
+  for (std::int64_t i = 0; i < m.size(); ++i) m.data()[i] = static_cast<float>(v[i]);
+  return m;
+}
+
+}  // namespace
+
+SilhouetteResult silhouette_exact(Backend& backend, const Dataset& data,
+                                  std::span<const std::int32_t> labels, int n_clusters,
+                                  const ProgressFn& progress) {
+  const std::int64_t n = data.n_samples();
+  const std::vector<std::int64_t> sizes = cluster_sizes(labels, n_clusters);
+  SilhouetteResult out;
+  out.values.resize(static_cast<std::size_t>(n));
+  for (std::int64_t begin = 0; begin < n; begin += kSilhouetteTile) {
+    const std::int64_t count = std::min(kSilhouetteTile, n - begin);
+    const Matrix<double> sums = backend.cluster_distance_sums(data, labels, n_clusters, begin, count);
+    for (std::int64_t r = 0; r < count; ++r) {
+      const std::int64_t i = begin + r;
+      const std::int32_t own = labels[i];
+      if (sizes[own] <= 1) {  // Rousseeuw: s(i) = 0 in a singleton cluster
+        out.values[i] = 0.0;
+        continue;
+      }
+      // a(i): mean distance to the rest of its cluster; b(i): to the nearest other cluster.
+      const double a = sums(r, own) / static_cast<double>(sizes[own] - 1);
+      double b = std::numeric_limits<double>::infinity();
+      for (int c = 0; c < n_clusters; ++c)
+        if (c != own && sizes[c] > 0) b = std::min(b, sums(r, c) / static_cast<double>(sizes[c]));
+      const double denom = std::max(a, b);
+      out.values[i] = denom > 0 ? (b - a) / denom : 0.0;
+    }
+    if (progress) progress({"silhouette", 0, begin + count, n, 0.0});
+  }
+  // Fixed-order sums: the same labels give the same score.
+  std::vector<double> per_cluster(static_cast<std::size_t>(n_clusters), 0.0);
+  double total = 0.0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    total += out.values[i];
+    per_cluster[labels[i]] += out.values[i];
+  }
+  out.score = total / static_cast<double>(n);
+  out.cluster_means.resize(static_cast<std::size_t>(n_clusters));
+  for (int c = 0; c < n_clusters; ++c)
+    out.cluster_means[c] = sizes[c] > 0 ? per_cluster[c] / static_cast<double>(sizes[c])
+                                        : std::numeric_limits<double>::quiet_NaN();
+  return out;
+}
+
+SilhouetteResult silhouette_sampled(Backend& backend, const Dataset& data,
+                                    std::span<const std::int32_t> labels, int n_clusters,
+                                    std::int64_t sample_size, std::uint64_t seed, int n_bootstrap,
+                                    const ProgressFn& progress) {
+  const std::int64_t n = data.n_samples();
+  if (sample_size >= n) return silhouette_exact(backend, data, labels, n_clusters, progress);
+
+  // Stratified allocation: min(2, size) rows per cluster, the rest in proportion to size
+  // (largest remainder), never more than a cluster has.
+  const std::vector<std::int64_t> sizes = cluster_sizes(labels, n_clusters);
+  std::vector<std::int64_t> take(static_cast<std::size_t>(n_clusters), 0);
+  std::int64_t left = sample_size;
+  for (int c = 0; c < n_clusters && left > 0; ++c) {
+    take[c] = std::min<std::int64_t>({sizes[c], 2, left});
+    left -= take[c];
+  }
+  std::vector<double> remainder(static_cast<std::size_t>(n_clusters), 0.0);
+  const std::int64_t pool = left;
+  for (int c = 0; c < n_clusters; ++c) {
+    const double share = static_cast<double>(pool) * static_cast<double>(sizes[c]) / static_cast<double>(n);
+    const auto extra = std::min(static_cast<std::int64_t>(share), sizes[c] - take[c]);
+    take[c] += extra;
+    left -= extra;
+    remainder[c] = share - std::floor(share);
+  }
+  std::vector<int> order(static_cast<std::size_t>(n_clusters));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return remainder[a] > remainder[b]; });
+  while (left > 0) {
+    bool placed = false;
+    for (int c : order)
+      if (left > 0 && take[c] < sizes[c]) {
+        ++take[c];
+        --left;
+        placed = true;
+      }
+    if (!placed) break;
+  }
+
+  // Draw each cluster's rows uniformly without replacement.
+  std::vector<std::vector<std::int64_t>> members(static_cast<std::size_t>(n_clusters));
+  for (std::int64_t i = 0; i < n; ++i) members[labels[i]].push_back(i);
+  Rng rng(seed);
+  std::vector<std::int64_t> rows;
+  for (int c = 0; c < n_clusters; ++c)
+    for (std::int64_t pick : rng.choose(sizes[c], take[c])) rows.push_back(members[c][pick]);
+  std::sort(rows.begin(), rows.end());
+
+  std::vector<std::int32_t> sample_labels;
+  sample_labels.reserve(rows.size());
+  for (std::int64_t i : rows) sample_labels.push_back(labels[i]);
+  std::unique_ptr<Dataset> sample = backend.upload(backend.gather(data, rows).view());
+  SilhouetteResult out = silhouette_exact(backend, *sample, sample_labels, n_clusters, progress);
+  out.rows = std::move(rows);
+  out.sampled = true;
+
+  // Bootstrap standard error of the mean over the scored rows (Efron & Tibshirani 1993).
+  const auto m = static_cast<std::int64_t>(out.values.size());
+  std::vector<double> means;
+  for (int b = 0; b < n_bootstrap; ++b) {
+    double sum = 0.0;
+    for (std::int64_t i = 0; i < m; ++i) sum += out.values[rng.below(m)];
+    means.push_back(sum / static_cast<double>(m));
+  }
+  if (means.size() >= 2) {
+    const double mean = std::accumulate(means.begin(), means.end(), 0.0) / static_cast<double>(means.size());
+    double ss = 0.0;
+    for (double v : means) ss += (v - mean) * (v - mean);
+    out.standard_error = std::sqrt(ss / static_cast<double>(means.size() - 1));
+  }
+  return out;
+}
+
+double davies_bouldin(Backend& backend, const Dataset& data, std::span<const std::int32_t> labels,
+                      int n_clusters) {
+  const std::int64_t d = data.n_features();
+  const LabelStats sums = backend.label_stats(data, labels, n_clusters, {});
+  const std::vector<double> means = cluster_means(sums, d);
+  const Matrix<float> centroids = to_float(means, n_clusters, d);
+  const LabelStats dists = backend.label_stats(data, labels, n_clusters, centroids.view());
+
+  // S_k: mean distance of cluster k's rows to its centroid; M_kl: centroid distance.
+  std::vector<int> present;
+  for (int c = 0; c < n_clusters; ++c)
+    if (sums.counts[c] > 0) present.push_back(c);
+  std::vector<double> intra(static_cast<std::size_t>(n_clusters), 0.0);
+  bool all_intra_zero = true;
+  for (int c : present) {
+    intra[c] = dists.dist_sums[c] / sums.counts[c];
+    all_intra_zero = all_intra_zero && std::abs(intra[c]) <= 1e-8;
+  }
+  bool all_centres_equal = true;
+  auto centre_distance = [&](int a, int b) {
+    double s = 0.0;
+    for (std::int64_t j = 0; j < d; ++j) {
+      const double diff = means[a * d + j] - means[b * d + j];
+      s += diff * diff;
+    }
+    return std::sqrt(s);
+  };
+  for (int a : present)
+    for (int b : present)
+      if (a != b && centre_distance(a, b) > 1e-8) all_centres_equal = false;
+  if (all_intra_zero || all_centres_equal) return 0.0;  // as scikit-learn
+
+  double total = 0.0;
+  for (int a : present) {
+    double worst = 0.0;
+    for (int b : present) {
+      if (a == b) continue;
+      const double m = centre_distance(a, b);
+      if (m > 0) worst = std::max(worst, (intra[a] + intra[b]) / m);
+    }
+    total += worst;
+  }
+  return total / static_cast<double>(present.size());
+}
+
+double calinski_harabasz(Backend& backend, const Dataset& data,
+                         std::span<const std::int32_t> labels, int n_clusters) {
+  const std::int64_t d = data.n_features();
+  const LabelStats sums = backend.label_stats(data, labels, n_clusters, {});
+  const std::vector<double> means = cluster_means(sums, d);
+  const Matrix<float> centroids = to_float(means, n_clusters, d);
+  const LabelStats dists = backend.label_stats(data, labels, n_clusters, centroids.view());
+
+  const double n = std::accumulate(sums.counts.begin(), sums.counts.end(), 0.0);
+  std::vector<double> grand(static_cast<std::size_t>(d), 0.0);
+  for (int c = 0; c < n_clusters; ++c)
+    for (std::int64_t j = 0; j < d; ++j) grand[j] += sums.sums[c * d + j];
+  for (auto& g : grand) g /= n;
+
+  double between = 0.0, within = 0.0;
+  int k = 0;
+  for (int c = 0; c < n_clusters; ++c) {
+    if (sums.counts[c] <= 0) continue;
+    ++k;
+    double s = 0.0;
+    for (std::int64_t j = 0; j < d; ++j) {
+      const double diff = means[c * d + j] - grand[j];
+      s += diff * diff;
+    }
+    between += sums.counts[c] * s;
+    within += dists.sq_dist_sums[c];
+  }
+  if (within == 0.0) return 1.0;  // as scikit-learn
+  return between * (n - k) / (within * (k - 1));
+}
+
+}  // namespace segforge

@@ -39,7 +39,7 @@ class Rng {
   std::int64_t below(std::int64_t n);
   /// A fresh seed for a child stream (one per n_init run, per k-means|| round, ...).
   std::uint64_t split() { return next(); }
-  /// k distinct indices from [0, n), in draw order (Floyd's algorithm for k << n, else shuffle).
+  /// k distinct indices from [0, n), in draw order (rejection for k << n, else partial shuffle).
   std::vector<std::int64_t> choose(std::int64_t n, std::int64_t k);
 
  private:
