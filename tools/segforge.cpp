@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -127,6 +128,8 @@ void print_scores(const json& s) {
 
 // ---- fit --------------------------------------------------------------------------------------
 
+constexpr int kUnset = std::numeric_limits<int>::min();
+
 struct FitOptions {
   Common common;
   std::string features, model, labels, metrics;
@@ -134,8 +137,8 @@ struct FitOptions {
   std::string algorithm = "lloyd";
   std::string init = "k-means++";
   int n_init = 3;
-  int max_iter = 0;  // 0: 300 for Lloyd, 100 for mini-batch
-  double tol = -1;   // <0: 1e-4 for Lloyd, 0 for mini-batch
+  int max_iter = kUnset;  // unset: 300 for Lloyd, 100 (passes) for mini-batch
+  double tol = std::numeric_limits<double>::quiet_NaN();  // NaN: 1e-4 for Lloyd, 0 for mini-batch
   int batch_size = 1024;
   std::uint64_t seed = 0;
   double oversampling_factor = 2.0;
@@ -188,8 +191,8 @@ int run_fit(const FitOptions& o) {
   if (algorithm == Algorithm::lloyd) {
     LloydParams p;
     p.n_clusters = o.k;
-    p.max_iter = o.max_iter > 0 ? o.max_iter : 300;
-    p.tol = o.tol >= 0 ? o.tol : 1e-4;
+    p.max_iter = o.max_iter != kUnset ? o.max_iter : 300;
+    p.tol = std::isnan(o.tol) ? 1e-4 : o.tol;
     p.n_init = o.n_init;
     p.seed = o.seed;
     p.init = std::move(ip);
@@ -202,8 +205,8 @@ int run_fit(const FitOptions& o) {
     MiniBatchParams p;
     p.n_clusters = o.k;
     p.batch_size = o.batch_size;
-    p.max_iter = o.max_iter > 0 ? o.max_iter : 100;
-    p.tol = o.tol >= 0 ? o.tol : 0.0;
+    p.max_iter = o.max_iter != kUnset ? o.max_iter : 100;
+    p.tol = std::isnan(o.tol) ? 0.0 : o.tol;
     p.n_init = o.n_init;
     p.seed = o.seed;
     p.init = std::move(ip);
@@ -414,14 +417,18 @@ int run_info(const Common& c, const std::string& file) {
 }
 
 /// Synthetic customers for the demo: K Gaussian segments in an RFM-like space.
-int run_synth(const std::string& out, std::int64_t n, int k, int d, std::uint64_t seed) {
+int run_synth(const std::string& out, std::int64_t n, int k, int d, std::uint64_t seed,
+              std::uint64_t centres_seed) {
   check_output(out, "-o", {".h5", ".hdf5"});
   if (n < 1 || k < 1 || d < 1) throw InputError("synth: --rows, --segments and --features must be >= 1");
+  // The segment centres come from their own seed, so new customers can share old segments.
+  Rng centre_rng(centres_seed);
+  Matrix<float> centres(k, d);
+  for (std::int64_t i = 0; i < centres.size(); ++i)
+    centres.data()[i] = static_cast<float>(6.0 * centre_rng.uniform() - 3.0);
   Rng rng(seed);
   std::mt19937_64 engine(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  Matrix<float> centres(k, d);
-  for (std::int64_t i = 0; i < centres.size(); ++i) centres.data()[i] = static_cast<float>(6.0 * rng.uniform() - 3.0);
   Matrix<float> x(n, d);
   Ids ids;
   for (std::int64_t i = 0; i < n; ++i) {
@@ -510,13 +517,14 @@ int main(int argc, char** argv) {
   std::string synth_out;
   std::int64_t synth_rows = 100000;
   int synth_k = 6, synth_d = 8;
-  std::uint64_t synth_seed = 42;
+  std::uint64_t synth_seed = 42, synth_centres_seed = 1;
   auto* synth_cmd = app.add_subcommand("synth", "Write synthetic customer features (demo and benchmarks)");
   synth_cmd->add_option("-o,--output", synth_out, "features.h5 to write")->required();
   synth_cmd->add_option("--rows", synth_rows, "customers")->capture_default_str();
   synth_cmd->add_option("--segments", synth_k, "true segments")->capture_default_str();
   synth_cmd->add_option("--features", synth_d, "features")->capture_default_str();
-  synth_cmd->add_option("--seed", synth_seed, "seed")->capture_default_str();
+  synth_cmd->add_option("--seed", synth_seed, "seed of the rows")->capture_default_str();
+  synth_cmd->add_option("--centres-seed", synth_centres_seed, "seed of the segment centres")->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -526,7 +534,7 @@ int main(int argc, char** argv) {
       return run_score(score_common, score_features, score_labels, score_silhouette, score_metrics, score_seed);
     if (*dist_cmd) return run_distances(dist_common, dist_a, dist_b, dist_out, squared);
     if (*info_cmd) return run_info(info_common, info_file);
-    if (*synth_cmd) return run_synth(synth_out, synth_rows, synth_k, synth_d, synth_seed);
+    if (*synth_cmd) return run_synth(synth_out, synth_rows, synth_k, synth_d, synth_seed, synth_centres_seed);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
