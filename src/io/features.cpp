@@ -1,0 +1,306 @@
+// features.h5: /features float32 [n_samples x n_features] chunked by rows, /feature_names,
+// /ids, /scaler and root attributes (DESIGN.md, "File formats"). Reading accepts any 2-D
+// numeric dataset and converts it to float32 in row blocks.
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "atomic_file.hpp"
+#include "checksum.hpp"
+#include "hdf5_util.hpp"
+#include "segforge/error.hpp"
+#include "segforge/io.hpp"
+
+namespace segforge {
+
+std::string Ids::str(std::int64_t i) const {
+  if (!numeric.empty()) {
+    SEGFORGE_ASSERT(i >= 0 && i < static_cast<std::int64_t>(numeric.size()),
+                    "id index out of range");
+    return std::to_string(numeric[static_cast<std::size_t>(i)]);
+  }
+  if (!text.empty()) {
+    SEGFORGE_ASSERT(i >= 0 && i < static_cast<std::int64_t>(text.size()), "id index out of range");
+    return text[static_cast<std::size_t>(i)];
+  }
+  return "";
+}
+
+namespace io {
+
+// ---- XXH64 (Collet, xxHash specification v0.8): four 64-bit lanes over 32-byte stripes ----
+
+namespace {
+
+constexpr std::uint64_t kP1 = 0x9E3779B185EBCA87ULL;
+constexpr std::uint64_t kP2 = 0xC2B2AE3D27D4EB4FULL;
+constexpr std::uint64_t kP3 = 0x165667B19E3779F9ULL;
+constexpr std::uint64_t kP4 = 0x85EBCA77C2B2AE63ULL;
+constexpr std::uint64_t kP5 = 0x27D4EB2F165667C5ULL;
+
+std::uint64_t load64(const unsigned char* p) {
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
+  return v;
+}
+std::uint64_t load32(const unsigned char* p) {
+  std::uint32_t v;
+  std::memcpy(&v, p, 4);
+  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap32(v);
+  return v;
+}
+std::uint64_t xxh_round(std::uint64_t acc, std::uint64_t input) {
+  acc += input * kP2;
+  acc = std::rotl(acc, 31);
+  return acc * kP1;
+}
+std::uint64_t xxh_merge(std::uint64_t acc, std::uint64_t lane) {
+  acc ^= xxh_round(0, lane);
+  return acc * kP1 + kP4;
+}
+
+class Xxh64 {
+ public:
+  void update(const unsigned char* p, std::size_t n) {
+    total_ += n;
+    if (buffered_ > 0) {
+      const std::size_t take = std::min(32 - buffered_, n);
+      std::memcpy(buffer_.data() + buffered_, p, take);
+      buffered_ += take;
+      p += take;
+      n -= take;
+      if (buffered_ < 32) return;
+      stripe(buffer_.data());
+      buffered_ = 0;
+    }
+    for (; n >= 32; p += 32, n -= 32) stripe(p);
+    if (n > 0) {
+      std::memcpy(buffer_.data(), p, n);
+      buffered_ = n;
+    }
+  }
+
+  std::uint64_t digest() const {
+    std::uint64_t h;
+    if (total_ >= 32) {
+      h = std::rotl(v_[0], 1) + std::rotl(v_[1], 7) + std::rotl(v_[2], 12) + std::rotl(v_[3], 18);
+      for (std::uint64_t lane : v_) h = xxh_merge(h, lane);
+    } else {
+      h = kP5;  // seed 0
+    }
+    h += total_;
+    const unsigned char* p = buffer_.data();
+    std::size_t n = buffered_;
+    for (; n >= 8; p += 8, n -= 8) {
+      h ^= xxh_round(0, load64(p));
+      h = std::rotl(h, 27) * kP1 + kP4;
+    }
+    if (n >= 4) {
+      h ^= load32(p) * kP1;
+      h = std::rotl(h, 23) * kP2 + kP3;
+      p += 4;
+      n -= 4;
+    }
+    for (; n > 0; ++p, --n) {
+      h ^= static_cast<std::uint64_t>(*p) * kP5;
+      h = std::rotl(h, 11) * kP1;
+    }
+    h ^= h >> 33;
+    h *= kP2;
+    h ^= h >> 29;
+    h *= kP3;
+    h ^= h >> 32;
+    return h;
+  }
+
+ private:
+  void stripe(const unsigned char* p) {
+    for (int lane = 0; lane < 4; ++lane) v_[lane] = xxh_round(v_[lane], load64(p + 8 * lane));
+  }
+
+  std::array<std::uint64_t, 4> v_ = {kP1 + kP2, kP2, 0, 0 - kP1};
+  std::array<unsigned char, 32> buffer_{};
+  std::size_t buffered_ = 0;
+  std::uint64_t total_ = 0;
+};
+
+}  // namespace
+
+std::uint64_t xxh64(const void* data, std::size_t size) {
+  Xxh64 hash;
+  hash.update(static_cast<const unsigned char*>(data), size);
+  return hash.digest();
+}
+
+std::string file_checksum(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path + ": cannot open for reading; check its permissions");
+  std::vector<char> block(std::size_t{4} << 20);
+  Xxh64 hash;
+  while (in) {
+    in.read(block.data(), static_cast<std::streamsize>(block.size()));
+    const std::streamsize got = in.gcount();
+    if (got > 0)
+      hash.update(reinterpret_cast<const unsigned char*>(block.data()),
+                  static_cast<std::size_t>(got));
+  }
+  if (in.bad())
+    throw InputError(path + ": read error while computing its checksum; check the file");
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash.digest()));
+  return hex;
+}
+
+namespace {
+
+const char* const kDatasetHint = "pass --dataset PATH to name the matrix";
+const char* const kShape = "[n_samples x n_features]";
+
+std::vector<std::string> default_names(std::int64_t n) {
+  std::vector<std::string> names;
+  names.reserve(static_cast<std::size_t>(n));
+  for (std::int64_t j = 0; j < n; ++j) names.push_back("f" + std::to_string(j));
+  return names;
+}
+
+std::string describe_bad_value(float v, const std::string& dtype) {
+  if (std::isnan(v)) return "NaN";
+  std::string text = v > 0 ? "+Inf" : "-Inf";
+  // HDF5 turns float64 values beyond float32's range into Inf on conversion.
+  if (dtype == "float64") text += " (or a float64 value beyond float32's range)";
+  return text;
+}
+
+}  // namespace
+}  // namespace io
+
+FeatureFileInfo inspect_features(const std::string& path, const std::string& dataset) {
+  io::Hid file = io::open_for_read(path);
+  const std::string object = io::absolute_object(dataset.empty() ? "/features" : dataset);
+  io::MatrixInfo m = io::open_matrix(file, path, object, io::kDatasetHint, io::kShape);
+  FeatureFileInfo info;
+  info.path = path;
+  info.dataset = object;
+  info.n_samples = m.rows;
+  info.n_features = m.cols;
+  info.dtype = m.dtype;
+  info.feature_names = io::read_feature_names(file, path, m.cols, object);
+  if (info.feature_names.empty()) info.feature_names = io::default_names(m.cols);
+  info.attributes = io::read_attributes(file);
+  info.has_ids = io::object_exists(file, "/ids");
+  info.has_scaler = io::object_exists(file, "/scaler");
+  return info;
+}
+
+Features read_features(const std::string& path, const ReadOptions& options) {
+  io::Hid file = io::open_for_read(path);
+  const std::string object =
+      io::absolute_object(options.dataset.empty() ? "/features" : options.dataset);
+  const std::string at = io::where(path, object);
+  io::MatrixInfo m = io::open_matrix(file, path, object, io::kDatasetHint, io::kShape);
+  if (m.rows == 0) throw InputError(at + ": 0 rows; nothing to cluster");
+  if (m.cols == 0) throw InputError(at + ": 0 columns; store at least one feature per row");
+
+  Features features;
+  features.path = path;
+  features.dataset = object;
+  features.feature_names = io::read_feature_names(file, path, m.cols, object);
+  if (features.feature_names.empty()) features.feature_names = io::default_names(m.cols);
+  Ids ids = io::read_ids(file, path, m.rows, object);
+  features.scaler = io::read_scaler(file, path, m.cols);
+
+  // Rows are read block by block straight into place; under NanPolicy::drop the kept rows are
+  // compacted as they arrive (a kept row only ever moves towards the front).
+  const std::int64_t d = m.cols;
+  const std::int64_t block = std::max<std::int64_t>(1, options.chunk_rows);
+  std::vector<float> values(static_cast<std::size_t>(m.rows * d));
+  std::vector<std::int64_t> kept_rows;  // filled only once a row has been dropped
+  std::int64_t kept = 0;
+  for (std::int64_t first = 0; first < m.rows; first += block) {
+    const std::int64_t count = std::min(block, m.rows - first);
+    float* dst = values.data() + kept * d;
+    io::read_rows(m, path, object, first, count, dst);
+    for (std::int64_t i = 0; i < count; ++i) {
+      const float* row = dst + i * d;
+      const float* bad = std::find_if(row, row + d, [](float v) { return !std::isfinite(v); });
+      const std::int64_t r = first + i;
+      if (bad == row + d) {
+        if (!kept_rows.empty() || kept != r) {
+          if (kept_rows.empty())
+            for (std::int64_t k = 0; k < kept; ++k) kept_rows.push_back(k);
+          kept_rows.push_back(r);
+        }
+        float* target = values.data() + kept * d;
+        if (target != row) std::memmove(target, row, static_cast<std::size_t>(d) * sizeof(float));
+        ++kept;
+        continue;
+      }
+      if (options.nan_policy == NanPolicy::error) {
+        const auto column = static_cast<std::size_t>(bad - row);
+        throw InputError(at + " row " + std::to_string(r) +
+                         " (0-based): " + io::describe_bad_value(*bad, m.dtype) + " in column '" +
+                         features.feature_names[column] + "'; clean it or pass --nan-policy drop");
+      }
+    }
+  }
+  if (kept == 0)
+    throw InputError(at + ": all " + std::to_string(m.rows) +
+                     " rows have NaN or Inf; nothing to cluster");
+  values.resize(static_cast<std::size_t>(kept * d));
+  features.x = Matrix<float>(kept, d, std::move(values));
+
+  if (kept != m.rows && !ids.empty()) {
+    if (kept_rows.empty())  // every dropped row came after the last kept one
+      for (std::int64_t k = 0; k < kept; ++k) kept_rows.push_back(k);
+    Ids filtered;
+    for (std::int64_t r : kept_rows) {
+      if (!ids.numeric.empty())
+        filtered.numeric.push_back(ids.numeric[static_cast<std::size_t>(r)]);
+      else
+        filtered.text.push_back(std::move(ids.text[static_cast<std::size_t>(r)]));
+    }
+    ids = std::move(filtered);
+  }
+  features.ids = std::move(ids);
+  file.reset();
+  features.checksum = io::file_checksum(path);
+  return features;
+}
+
+void write_features(const std::string& path, MatrixView<const float> x,
+                    const std::vector<std::string>& feature_names, const Ids& ids,
+                    const Scaler& scaler, const std::map<std::string, std::string>& attributes) {
+  SEGFORGE_ASSERT(x.rows >= 0 && x.cols >= 0, "negative matrix shape");
+  SEGFORGE_ASSERT(
+      feature_names.empty() || static_cast<std::int64_t>(feature_names.size()) == x.cols,
+      "feature_names must have one name per column");
+  SEGFORGE_ASSERT(ids.empty() || ids.size() == x.rows, "ids must have one entry per row");
+  SEGFORGE_ASSERT(scaler.empty() || static_cast<std::int64_t>(scaler.mean.size()) == x.cols,
+                  "scaler must have one entry per column");
+  io::TempOutput out(path);
+  {
+    io::Hid file = io::create_file(out.temp_path(), path);
+    const auto rows = static_cast<hsize_t>(x.rows);
+    const auto cols = static_cast<hsize_t>(x.cols);
+    // Row chunks of about 256 KB: whole rows, so a block of rows is read from whole chunks.
+    const hsize_t chunk_rows =
+        std::max<hsize_t>(1, std::min<hsize_t>(rows, 65536 / std::max<hsize_t>(1, cols)));
+    io::write_dataset(file, "features", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {rows, cols}, x.data,
+                      path, {chunk_rows, std::max<hsize_t>(1, cols)});
+    io::write_strings(file, "feature_names",
+                      feature_names.empty() ? io::default_names(x.cols) : feature_names, path);
+    io::write_ids(file, ids, path);
+    io::write_scaler(file, scaler, path);
+    io::write_root_attributes(file, "segforge-features", attributes, path);
+    if (!file.close()) io::write_failed(path, "the file (closing it)");
+  }
+  out.commit();
+}
+
+}  // namespace segforge

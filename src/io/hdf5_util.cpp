@@ -1,0 +1,698 @@
+// Shared HDF5 plumbing for src/io: quiet error stack, RAII ids, opening with clear errors,
+// strings in any storage (h5py and pandas users write both variable- and fixed-length),
+// attributes as text, and the /ids and /scaler datasets shared by several formats.
+
+#include "hdf5_util.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <system_error>
+
+#include "segforge/error.hpp"
+
+#ifndef SEGFORGE_VERSION
+#define SEGFORGE_VERSION ""
+#endif
+
+namespace fs = std::filesystem;
+
+namespace segforge::io {
+
+void quiet_hdf5() {
+  static const bool done = [] {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    return true;
+  }();
+  (void)done;
+}
+
+namespace {
+
+herr_t innermost_error(unsigned n, const H5E_error2_t* err, void* data) {
+  if (n == 0 && err != nullptr && err->desc != nullptr)
+    *static_cast<std::string*>(data) = err->desc;
+  return 0;
+}
+
+std::string join(const std::vector<std::string>& items, const std::string& sep) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += sep;
+    out += items[i];
+  }
+  return out;
+}
+
+std::string format_double(double value) {
+  char buf[64];
+  auto result = std::to_chars(buf, buf + sizeof buf, value);
+  return std::string(buf, result.ptr);
+}
+
+/// Reads string values (variable- or fixed-length) through `read`, which calls H5Dread or
+/// H5Aread with the memory type it is given.
+bool read_string_values(hid_t file_type, hid_t space, std::int64_t n,
+                        const std::function<herr_t(hid_t, void*)>& read,
+                        std::vector<std::string>& out) {
+  out.assign(static_cast<std::size_t>(n), std::string());
+  if (n == 0) return true;
+  if (H5Tis_variable_str(file_type) > 0) {
+    Hid mem = type_id(H5Tcopy(H5T_C_S1));
+    if (!mem.valid() || H5Tset_size(mem, H5T_VARIABLE) < 0 ||
+        H5Tset_cset(mem, H5Tget_cset(file_type)) < 0)
+      return false;
+    std::vector<char*> ptrs(static_cast<std::size_t>(n), nullptr);
+    if (read(mem, ptrs.data()) < 0) return false;
+    for (std::size_t i = 0; i < ptrs.size(); ++i)
+      if (ptrs[i] != nullptr) out[i] = ptrs[i];
+#if H5_VERSION_GE(1, 12, 0)
+    H5Treclaim(mem, space, H5P_DEFAULT, ptrs.data());
+#else
+    H5Dvlen_reclaim(mem, space, H5P_DEFAULT, ptrs.data());  // works for attributes too
+#endif
+    return true;
+  }
+  const std::size_t size = H5Tget_size(file_type);
+  if (size == 0) return false;
+  Hid mem = type_id(H5Tcopy(file_type));
+  if (!mem.valid()) return false;
+  const bool space_padded = H5Tget_strpad(file_type) == H5T_STR_SPACEPAD;
+  std::vector<char> buf(static_cast<std::size_t>(n) * size);
+  if (read(mem, buf.data()) < 0) return false;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const char* s = buf.data() + i * size;
+    std::size_t len = strnlen(s, size);
+    if (space_padded)
+      while (len > 0 && s[len - 1] == ' ') --len;
+    out[i].assign(s, len);
+  }
+  return true;
+}
+
+void collect_datasets(hid_t group, const std::string& prefix, int depth,
+                      std::vector<std::string>& found, std::size_t limit, int& budget) {
+  H5G_info_t info;
+  if (depth > 8 || H5Gget_info(group, &info) < 0) return;
+  for (hsize_t i = 0; i < info.nlinks && found.size() < limit && budget > 0; ++i, --budget) {
+    ssize_t len =
+        H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (len <= 0) continue;
+    std::string name(static_cast<std::size_t>(len), '\0');
+    H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(),
+                       static_cast<std::size_t>(len) + 1, H5P_DEFAULT);
+    Hid obj(H5Oopen(group, name.c_str(), H5P_DEFAULT), H5Oclose);
+    if (!obj.valid()) continue;
+    const std::string full = prefix + "/" + name;
+    const H5I_type_t kind = H5Iget_type(obj);
+    if (kind == H5I_DATASET)
+      found.push_back(full);
+    else if (kind == H5I_GROUP)
+      collect_datasets(obj, full, depth + 1, found, limit, budget);
+  }
+}
+
+herr_t collect_attribute_name(hid_t, const char* name, const H5A_info_t*, void* data) {
+  static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+  return 0;
+}
+
+[[noreturn]] void read_failed(const std::string& path, const std::string& object,
+                              const std::string& what) {
+  const std::string reason = hdf5_reason();
+  throw InputError(where(path, object) + ": cannot read " + what +
+                   (reason.empty() ? "" : " (HDF5: " + reason + ")") +
+                   "; the file may be truncated or corrupt");
+}
+
+/// Checks that `dataset` is 1-D and returns its length.
+std::int64_t length_1d(hid_t dataset, const std::string& path, const std::string& object,
+                       const std::string& shape_hint) {
+  const auto dims = extent(dataset);
+  if (dims.size() != 1)
+    throw InputError(where(path, object) + ": expected 1-D " + shape_hint + ", got " +
+                     describe_shape(dims));
+  return static_cast<std::int64_t>(dims[0]);
+}
+
+template <class T>
+std::vector<T> read_numeric_1d(hid_t dataset, hid_t mem_type, const std::string& path,
+                               const std::string& object) {
+  const std::int64_t n = length_1d(dataset, path, object, "[n]");
+  std::vector<T> values(static_cast<std::size_t>(n));
+  if (n > 0 && H5Dread(dataset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
+    read_failed(path, object, "its values");
+  return values;
+}
+
+}  // namespace
+
+std::string hdf5_reason() {
+  std::string reason;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_error, &reason);
+  std::replace(reason.begin(), reason.end(), '\n', ' ');
+  if (reason.size() > 240) reason = reason.substr(0, 240) + "...";
+  return reason;
+}
+
+std::string where(const std::string& path, const std::string& object) {
+  return object.empty() ? path : path + ":" + object;
+}
+
+std::string absolute_object(const std::string& name) {
+  if (name.empty() || name.front() == '/') return name;
+  return "/" + name;
+}
+
+// ---- reading ----------------------------------------------------------------------------
+
+Hid open_for_read(const std::string& path) {
+  quiet_hdf5();
+  std::error_code ec;
+  const fs::path p(path);
+  if (!fs::exists(p, ec)) throw InputError(path + ": no such file; check the path");
+  if (fs::is_directory(p, ec)) throw InputError(path + ": is a folder, not a file; check the path");
+  {
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe)
+      throw InputError(path + ": cannot open for reading (" + std::strerror(errno) +
+                       "); check its permissions");
+  }
+  if (fs::file_size(p, ec) == 0)
+    throw InputError(path + ": empty file (0 bytes), not an HDF5 file; check the path");
+#if H5_VERSION_GE(1, 12, 0)
+  const htri_t is_hdf5 = H5Fis_accessible(path.c_str(), H5P_DEFAULT);
+#else
+  const htri_t is_hdf5 = H5Fis_hdf5(path.c_str());
+#endif
+  if (is_hdf5 <= 0) throw InputError(path + ": not an HDF5 file (or truncated); check the path");
+  Hid fapl = plist_id(H5Pcreate(H5P_FILE_ACCESS));
+#if H5_VERSION_GE(1, 10, 7)
+  // Network file systems (NFS, Lustre) often lack locks; reading must work there anyway.
+  if (fapl.valid()) H5Pset_file_locking(fapl, true, true);
+#endif
+  Hid file =
+      file_id(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.valid() ? fapl.get() : H5P_DEFAULT));
+  if (!file.valid()) {
+    const std::string reason = hdf5_reason();
+    throw InputError(path + ": truncated or corrupt HDF5 file" +
+                     (reason.empty() ? "" : " (HDF5: " + reason + ")") +
+                     "; copy or write it again");
+  }
+  return file;
+}
+
+bool object_exists(hid_t file, const std::string& object) {
+  const std::string full = absolute_object(object);
+  if (full == "/") return true;
+  std::size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = full.find('/', pos + 1);
+    const std::string prefix = full.substr(0, pos);
+    if (prefix.size() <= 1 || prefix.back() == '/') continue;
+    if (H5Lexists(file, prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+  }
+  return H5Oexists_by_name(file, full.c_str(), H5P_DEFAULT) > 0;
+}
+
+bool group_exists(hid_t file, const std::string& object) {
+  if (!object_exists(file, object)) return false;
+  Hid obj(H5Oopen(file, absolute_object(object).c_str(), H5P_DEFAULT), H5Oclose);
+  return obj.valid() && H5Iget_type(obj) == H5I_GROUP;
+}
+
+std::vector<std::string> list_datasets(hid_t file, std::size_t limit) {
+  std::vector<std::string> found;
+  Hid root = group_id(H5Gopen2(file, "/", H5P_DEFAULT));
+  int budget = 2000;
+  if (root.valid()) collect_datasets(root, "", 0, found, limit, budget);
+  return found;
+}
+
+std::string found_hint(hid_t file) {
+  constexpr std::size_t kShown = 8;
+  auto found = list_datasets(file, kShown + 1);
+  if (found.empty()) return " (the file has no datasets)";
+  const bool more = found.size() > kShown;
+  found.resize(std::min(found.size(), kShown));
+  return " (found: " + join(found, ", ") + (more ? ", ..." : "") + ")";
+}
+
+Hid open_dataset(hid_t file, const std::string& path, const std::string& object,
+                 const std::string& what_to_do) {
+  const std::string full = absolute_object(object);
+  if (!object_exists(file, full))
+    throw InputError(path + ": no dataset '" + full + "'; " + what_to_do + found_hint(file));
+  Hid obj(H5Oopen(file, full.c_str(), H5P_DEFAULT), H5Oclose);
+  if (!obj.valid()) read_failed(path, full, "the object");
+  if (H5Iget_type(obj) != H5I_DATASET)
+    throw InputError(path + ": '" + full + "' is a group, not a dataset; " + what_to_do +
+                     found_hint(file));
+  obj.reset();
+  // A larger chunk cache than HDF5's 1 MB default keeps chunks that straddle two row blocks
+  // from being read twice.
+  Hid dapl = plist_id(H5Pcreate(H5P_DATASET_ACCESS));
+  if (dapl.valid()) H5Pset_chunk_cache(dapl, 12421, 32u << 20, 1.0);
+  Hid dataset = dataset_id(H5Dopen2(file, full.c_str(), dapl.valid() ? dapl.get() : H5P_DEFAULT));
+  if (!dataset.valid()) read_failed(path, full, "the dataset");
+  return dataset;
+}
+
+std::string dtype_name(hid_t type) {
+  const std::size_t bits = H5Tget_size(type) * 8;
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+      return (H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(bits);
+    case H5T_FLOAT:
+      return "float" + std::to_string(bits);
+    case H5T_STRING:
+      return "string";
+    case H5T_COMPOUND:
+      return "compound";
+    case H5T_ENUM:
+      return "enum (e.g. bool)";
+    case H5T_ARRAY:
+      return "array";
+    case H5T_VLEN:
+      return "variable-length";
+    case H5T_OPAQUE:
+      return "opaque";
+    case H5T_BITFIELD:
+      return "bitfield";
+    case H5T_REFERENCE:
+      return "reference";
+    case H5T_TIME:
+      return "time";
+    default:
+      return "unknown";
+  }
+}
+
+TypeClass type_class(hid_t type) {
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+      return TypeClass::integer;
+    case H5T_FLOAT:
+      return TypeClass::floating;
+    case H5T_STRING:
+      return TypeClass::string;
+    default:
+      return TypeClass::other;
+  }
+}
+
+std::vector<hsize_t> extent(hid_t dataset) {
+  Hid space = space_id(H5Dget_space(dataset));
+  if (!space.valid()) return {};
+  const int rank = H5Sget_simple_extent_ndims(space);
+  if (rank <= 0) return {};
+  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
+  H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  return dims;
+}
+
+std::string describe_shape(const std::vector<hsize_t>& dims) {
+  if (dims.empty()) return "a scalar";
+  std::string out = std::to_string(dims.size()) + "-D [";
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (i > 0) out += " x ";
+    out += std::to_string(dims[i]);
+  }
+  return out + "]";
+}
+
+MatrixInfo open_matrix(hid_t file, const std::string& path, const std::string& object,
+                       const std::string& what_to_do, const std::string& shape) {
+  MatrixInfo info;
+  info.dataset = open_dataset(file, path, object, what_to_do);
+  Hid type = type_id(H5Dget_type(info.dataset));
+  if (!type.valid()) read_failed(path, object, "its dtype");
+  info.dtype = dtype_name(type);
+  const TypeClass cls = type_class(type);
+  if (cls != TypeClass::floating && cls != TypeClass::integer)
+    throw InputError(where(path, object) + ": dtype " + info.dtype +
+                     " is not numeric; store the matrix as float32, float64 or integers");
+  const auto dims = extent(info.dataset);
+  if (dims.size() != 2) {
+    std::string hint;
+    if (dims.size() == 1)
+      hint = "; store one row per sample, e.g. reshape it to [" + std::to_string(dims[0]) +
+             " x 1] for a single feature";
+    throw InputError(where(path, object) + ": expected 2-D " + shape + ", got " +
+                     describe_shape(dims) + hint);
+  }
+  info.rows = static_cast<std::int64_t>(dims[0]);
+  info.cols = static_cast<std::int64_t>(dims[1]);
+  return info;
+}
+
+void read_rows(const MatrixInfo& matrix, const std::string& path, const std::string& object,
+               std::int64_t first, std::int64_t count, float* out) {
+  if (count <= 0 || matrix.cols <= 0) return;
+  Hid file_space = space_id(H5Dget_space(matrix.dataset));
+  const hsize_t start[2] = {static_cast<hsize_t>(first), 0};
+  const hsize_t block[2] = {static_cast<hsize_t>(count), static_cast<hsize_t>(matrix.cols)};
+  Hid mem_space = space_id(H5Screate_simple(2, block, nullptr));
+  const std::string what =
+      "rows " + std::to_string(first) + "-" + std::to_string(first + count - 1);
+  if (!file_space.valid() || !mem_space.valid() ||
+      H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, nullptr, block, nullptr) < 0)
+    read_failed(path, object, what);
+  // HDF5 converts float64 and integer storage to float32 on the way.
+  if (H5Dread(matrix.dataset, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, out) < 0)
+    read_failed(path, object, what);
+}
+
+std::vector<std::string> read_strings(hid_t dataset, const std::string& path,
+                                      const std::string& object) {
+  Hid type = type_id(H5Dget_type(dataset));
+  if (!type.valid()) read_failed(path, object, "its dtype");
+  if (type_class(type) != TypeClass::string)
+    throw InputError(where(path, object) + ": dtype " + dtype_name(type) +
+                     " is not text; store it as strings");
+  const std::int64_t n = length_1d(dataset, path, object, "[n]");
+  Hid space = space_id(H5Dget_space(dataset));
+  std::vector<std::string> out;
+  const bool ok = read_string_values(
+      type, space, n,
+      [&](hid_t mem, void* buf) {
+        return H5Dread(dataset, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+      },
+      out);
+  if (!ok) read_failed(path, object, "its strings");
+  return out;
+}
+
+std::vector<double> read_doubles(hid_t dataset, const std::string& path,
+                                 const std::string& object) {
+  Hid type = type_id(H5Dget_type(dataset));
+  const TypeClass cls = type.valid() ? type_class(type) : TypeClass::other;
+  if (cls != TypeClass::floating && cls != TypeClass::integer)
+    throw InputError(where(path, object) + ": dtype " + (type.valid() ? dtype_name(type) : "?") +
+                     " is not numeric; store it as float64");
+  return read_numeric_1d<double>(dataset, H5T_NATIVE_DOUBLE, path, object);
+}
+
+std::vector<std::int64_t> read_int64s(hid_t dataset, const std::string& path,
+                                      const std::string& object) {
+  Hid type = type_id(H5Dget_type(dataset));
+  if (!type.valid() || type_class(type) != TypeClass::integer)
+    throw InputError(where(path, object) + ": dtype " + (type.valid() ? dtype_name(type) : "?") +
+                     " is not an integer type; store it as int64");
+  return read_numeric_1d<std::int64_t>(dataset, H5T_NATIVE_INT64, path, object);
+}
+
+std::map<std::string, std::string> read_attributes(hid_t object) {
+  std::vector<std::string> names;
+  hsize_t idx = 0;
+  H5Aiterate2(object, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_attribute_name, &names);
+  std::map<std::string, std::string> out;
+  for (const auto& name : names) {
+    Hid attr = attr_id(H5Aopen(object, name.c_str(), H5P_DEFAULT));
+    if (!attr.valid()) continue;
+    Hid type = type_id(H5Aget_type(attr));
+    Hid space = space_id(H5Aget_space(attr));
+    if (!type.valid() || !space.valid()) continue;
+    const hssize_t n = H5Sget_simple_extent_npoints(space);
+    if (n < 0) continue;
+    std::vector<std::string> parts;
+    bool ok = true;
+    switch (H5Tget_class(type)) {
+      case H5T_STRING:
+        ok = read_string_values(
+            type, space, n, [&](hid_t mem, void* buf) { return H5Aread(attr, mem, buf); }, parts);
+        break;
+      case H5T_INTEGER:
+        if (H5Tget_sign(type) == H5T_SGN_NONE) {
+          std::vector<std::uint64_t> v(static_cast<std::size_t>(n));
+          ok = n == 0 || H5Aread(attr, H5T_NATIVE_UINT64, v.data()) >= 0;
+          for (auto x : v) parts.push_back(std::to_string(x));
+        } else {
+          std::vector<std::int64_t> v(static_cast<std::size_t>(n));
+          ok = n == 0 || H5Aread(attr, H5T_NATIVE_INT64, v.data()) >= 0;
+          for (auto x : v) parts.push_back(std::to_string(x));
+        }
+        break;
+      case H5T_FLOAT: {
+        std::vector<double> v(static_cast<std::size_t>(n));
+        ok = n == 0 || H5Aread(attr, H5T_NATIVE_DOUBLE, v.data()) >= 0;
+        for (auto x : v) parts.push_back(format_double(x));
+        break;
+      }
+      case H5T_ENUM: {  // h5py stores numpy bool as an enum {FALSE, TRUE}
+        Hid native = type_id(H5Tget_native_type(type, H5T_DIR_DEFAULT));
+        if (!native.valid()) {
+          ok = false;
+          break;
+        }
+        const std::size_t size = H5Tget_size(native);
+        std::vector<unsigned char> buf(static_cast<std::size_t>(n) * size);
+        ok = n == 0 || H5Aread(attr, native, buf.data()) >= 0;
+        for (hssize_t i = 0; ok && i < n; ++i) {
+          char label[128] = {0};
+          if (H5Tenum_nameof(native, buf.data() + i * size, label, sizeof label) < 0) {
+            ok = false;
+            break;
+          }
+          std::string text = label;
+          if (text == "TRUE" || text == "FALSE")
+            std::transform(text.begin(), text.end(), text.begin(),
+                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+          parts.push_back(text);
+        }
+        break;
+      }
+      default:
+        ok = false;  // compound, references, ...: not shown
+    }
+    if (ok) out[name] = join(parts, ",");
+  }
+  return out;
+}
+
+std::vector<std::string> read_feature_names(hid_t file, const std::string& path,
+                                            std::int64_t n_features, const std::string& matrix) {
+  const std::string object = "/feature_names";
+  if (!object_exists(file, object)) return {};
+  Hid dataset = open_dataset(file, path, object, "remove it or store one name per column");
+  Hid type = type_id(H5Dget_type(dataset));
+  if (!type.valid() || type_class(type) != TypeClass::string)
+    throw InputError(where(path, object) + ": dtype " + (type.valid() ? dtype_name(type) : "?") +
+                     " is not text; store the column names as strings (or remove " + object + ")");
+  const std::int64_t n = length_1d(dataset, path, object, "[n_features]");
+  if (n != n_features)
+    throw InputError(where(path, object) + ": " + std::to_string(n) + " names for " +
+                     std::to_string(n_features) + " columns in " + matrix +
+                     "; store one name per column (or remove " + object + ")");
+  return read_strings(dataset, path, object);
+}
+
+Ids read_ids(hid_t file, const std::string& path, std::int64_t n_rows, const std::string& matrix) {
+  const std::string object = "/ids";
+  Ids ids;
+  if (!object_exists(file, object)) return ids;
+  Hid dataset = open_dataset(file, path, object, "remove it or store one id per row");
+  Hid type = type_id(H5Dget_type(dataset));
+  const TypeClass cls = type.valid() ? type_class(type) : TypeClass::other;
+  if (cls != TypeClass::integer && cls != TypeClass::string)
+    throw InputError(where(path, object) + ": dtype " + (type.valid() ? dtype_name(type) : "?") +
+                     " is neither integer nor string; store ids as int64 or strings");
+  const std::int64_t n = length_1d(dataset, path, object, "[n_samples]");
+  if (n != n_rows)
+    throw InputError(where(path, object) + ": " + std::to_string(n) + " ids for " +
+                     std::to_string(n_rows) + " rows in " + matrix +
+                     "; store one id per row (or remove " + object + ")");
+  if (cls == TypeClass::integer)
+    ids.numeric = read_int64s(dataset, path, object);
+  else
+    ids.text = read_strings(dataset, path, object);
+  return ids;
+}
+
+Scaler read_scaler(hid_t file, const std::string& path, std::int64_t n_features) {
+  const std::string object = "/scaler";
+  Scaler scaler;
+  if (!object_exists(file, object)) return scaler;
+  if (!group_exists(file, object))
+    throw InputError(where(path, object) +
+                     ": is a dataset, expected a group with mean, scale "
+                     "and transform; rename it or remove it");
+  auto check_length = [&](std::int64_t n, const std::string& name) {
+    if (n != n_features)
+      throw InputError(where(path, object + "/" + name) + ": " + std::to_string(n) +
+                       " values for " + std::to_string(n_features) +
+                       " features; store one per feature (or remove /scaler)");
+  };
+  for (const char* name : {"mean", "scale"})
+    if (!object_exists(file, object + "/" + name))
+      throw InputError(where(path, object) + ": no dataset '" + name +
+                       "'; a scaler needs mean and scale [n_features] (or remove /scaler)");
+  {
+    Hid mean = open_dataset(file, path, object + "/mean", "store mean [n_features]");
+    scaler.mean = read_doubles(mean, path, object + "/mean");
+    check_length(static_cast<std::int64_t>(scaler.mean.size()), "mean");
+  }
+  {
+    Hid scale = open_dataset(file, path, object + "/scale", "store scale [n_features]");
+    scaler.scale = read_doubles(scale, path, object + "/scale");
+    check_length(static_cast<std::int64_t>(scaler.scale.size()), "scale");
+  }
+  if (object_exists(file, object + "/transform")) {
+    Hid transform = open_dataset(file, path, object + "/transform", "store transform [n_features]");
+    scaler.transform = read_strings(transform, path, object + "/transform");
+    check_length(static_cast<std::int64_t>(scaler.transform.size()), "transform");
+  } else {
+    scaler.transform.assign(static_cast<std::size_t>(n_features), "identity");
+  }
+  return scaler;
+}
+
+// ---- writing ----------------------------------------------------------------------------
+
+std::string created_by() {
+  const std::string version = SEGFORGE_VERSION;
+  return version.empty() ? "segforge" : "segforge " + version;
+}
+
+void write_failed(const std::string& path, const std::string& what) {
+  const std::string reason = hdf5_reason();
+  throw RuntimeFailure(path + ": cannot write " + what +
+                       (reason.empty() ? "" : " (HDF5: " + reason + ")") +
+                       "; check free space and permissions");
+}
+
+Hid create_file(const std::string& temp_path, const std::string& path) {
+  quiet_hdf5();
+  Hid fapl = plist_id(H5Pcreate(H5P_FILE_ACCESS));
+#if H5_VERSION_GE(1, 10, 7)
+  if (fapl.valid()) H5Pset_file_locking(fapl, true, true);
+#endif
+  Hid file = file_id(H5Fcreate(temp_path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT,
+                               fapl.valid() ? fapl.get() : H5P_DEFAULT));
+  if (!file.valid()) {
+    const std::string reason = hdf5_reason();
+    throw RuntimeFailure(path + ": cannot create a temporary file beside it" +
+                         (reason.empty() ? "" : " (HDF5: " + reason + ")") +
+                         "; check that the folder is writable");
+  }
+  return file;
+}
+
+Hid create_group(hid_t loc, const std::string& name, const std::string& path) {
+  Hid group = group_id(H5Gcreate2(loc, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  if (!group.valid()) write_failed(path, "group '" + name + "'");
+  return group;
+}
+
+void write_dataset(hid_t loc, const std::string& name, hid_t file_type, hid_t mem_type,
+                   const std::vector<hsize_t>& dims, const void* data, const std::string& path,
+                   const std::vector<hsize_t>& chunk) {
+  const std::string what = "dataset '" + name + "'";
+  Hid space = space_id(dims.empty()
+                           ? H5Screate(H5S_SCALAR)
+                           : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
+  if (!space.valid()) write_failed(path, what);
+  hsize_t n = 1;
+  for (hsize_t d : dims) n *= d;
+  Hid dcpl = plist_id(H5Pcreate(H5P_DATASET_CREATE));
+  if (!dcpl.valid()) write_failed(path, what);
+  // HDF5 refuses chunks on an empty extent; such a dataset stays contiguous.
+  if (!chunk.empty() && n > 0 &&
+      H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data()) < 0)
+    write_failed(path, what);
+  Hid dataset =
+      dataset_id(H5Dcreate2(loc, name.c_str(), file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+  if (!dataset.valid()) write_failed(path, what);
+  if (n > 0 && data != nullptr &&
+      H5Dwrite(dataset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    write_failed(path, what);
+}
+
+namespace {
+Hid utf8_vlen_type() {
+  Hid type = type_id(H5Tcopy(H5T_C_S1));
+  if (type.valid()) {
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+  }
+  return type;
+}
+}  // namespace
+
+void write_strings(hid_t loc, const std::string& name, const std::vector<std::string>& values,
+                   const std::string& path) {
+  Hid type = utf8_vlen_type();
+  if (!type.valid()) write_failed(path, "dataset '" + name + "'");
+  std::vector<const char*> ptrs;
+  ptrs.reserve(values.size());
+  for (const auto& v : values) ptrs.push_back(v.c_str());
+  write_dataset(loc, name, type, type, {static_cast<hsize_t>(values.size())}, ptrs.data(), path);
+}
+
+void write_string_attribute(hid_t object, const std::string& name, const std::string& value,
+                            const std::string& path) {
+  const std::string what = "attribute '" + name + "'";
+  Hid type = utf8_vlen_type();
+  Hid space = space_id(H5Screate(H5S_SCALAR));
+  if (!type.valid() || !space.valid()) write_failed(path, what);
+  Hid attr = attr_id(H5Acreate2(object, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT));
+  const char* ptr = value.c_str();
+  if (!attr.valid() || H5Awrite(attr, type, &ptr) < 0) write_failed(path, what);
+}
+
+void write_int_attribute(hid_t object, const std::string& name, std::int64_t value,
+                         const std::string& path) {
+  const std::string what = "attribute '" + name + "'";
+  Hid space = space_id(H5Screate(H5S_SCALAR));
+  if (!space.valid()) write_failed(path, what);
+  Hid attr =
+      attr_id(H5Acreate2(object, name.c_str(), H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT));
+  if (!attr.valid() || H5Awrite(attr, H5T_NATIVE_INT64, &value) < 0) write_failed(path, what);
+}
+
+void write_root_attributes(hid_t file, const std::string& format,
+                           const std::map<std::string, std::string>& extra,
+                           const std::string& path) {
+  Hid root = group_id(H5Gopen2(file, "/", H5P_DEFAULT));
+  if (!root.valid()) write_failed(path, "the root group");
+  write_string_attribute(root, "format", format, path);
+  write_int_attribute(root, "format_version", 1, path);
+  write_string_attribute(root, "created_by", created_by(), path);
+  for (const auto& [name, value] : extra) {
+    if (name.empty() || name == "format" || name == "format_version" || name == "created_by")
+      continue;
+    write_string_attribute(root, name, value, path);
+  }
+}
+
+void write_ids(hid_t file, const Ids& ids, const std::string& path) {
+  if (!ids.numeric.empty()) {
+    write_dataset(file, "ids", H5T_STD_I64LE, H5T_NATIVE_INT64,
+                  {static_cast<hsize_t>(ids.numeric.size())}, ids.numeric.data(), path);
+  } else if (!ids.text.empty()) {
+    write_strings(file, "ids", ids.text, path);
+  }
+}
+
+void write_scaler(hid_t file, const Scaler& scaler, const std::string& path) {
+  if (scaler.empty()) return;
+  SEGFORGE_ASSERT(scaler.scale.size() == scaler.mean.size(),
+                  "scaler mean and scale differ in length");
+  SEGFORGE_ASSERT(scaler.transform.empty() || scaler.transform.size() == scaler.mean.size(),
+                  "scaler transform and mean differ in length");
+  Hid group = create_group(file, "scaler", path);
+  const hsize_t n = scaler.mean.size();
+  write_dataset(group, "mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {n}, scaler.mean.data(), path);
+  write_dataset(group, "scale", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {n}, scaler.scale.data(), path);
+  if (scaler.transform.empty())
+    write_strings(group, "transform", std::vector<std::string>(n, "identity"), path);
+  else
+    write_strings(group, "transform", scaler.transform, path);
+}
+
+}  // namespace segforge::io

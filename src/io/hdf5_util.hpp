@@ -1,0 +1,165 @@
+#pragma once
+// Internal to src/io: RAII handles for HDF5 ids and the helpers every file format shares
+// (opening with clear errors, 1-D string and numeric datasets in any storage, attributes,
+// /ids and /scaler). Every helper that reads takes the file's path for its messages.
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "segforge/io.hpp"
+
+namespace segforge::io {
+
+/// Turns off HDF5's automatic error-stack printing (once per process). Every public entry
+/// point of src/io calls it first.
+void quiet_hdf5();
+
+/// Owns one HDF5 id and closes it with the matching H5*close.
+class Hid {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Hid() = default;
+  Hid(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+  ~Hid() { reset(); }
+  Hid(Hid&& other) noexcept
+      : id_(std::exchange(other.id_, H5I_INVALID_HID)), closer_(other.closer_) {}
+  Hid& operator=(Hid&& other) noexcept {
+    if (this != &other) {
+      reset();
+      id_ = std::exchange(other.id_, H5I_INVALID_HID);
+      closer_ = other.closer_;
+    }
+    return *this;
+  }
+  Hid(const Hid&) = delete;
+  Hid& operator=(const Hid&) = delete;
+
+  hid_t get() const { return id_; }
+  operator hid_t() const { return id_; }  // NOLINT: passes straight to the C API
+  bool valid() const { return id_ >= 0; }
+  void reset() {
+    if (id_ >= 0 && closer_ != nullptr) closer_(id_);
+    id_ = H5I_INVALID_HID;
+  }
+  /// Closes now and says whether it worked (closing a file flushes it, and can fail).
+  bool close() {
+    herr_t rc = (id_ >= 0 && closer_ != nullptr) ? closer_(id_) : 0;
+    id_ = H5I_INVALID_HID;
+    return rc >= 0;
+  }
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+  Closer closer_ = nullptr;
+};
+
+inline Hid file_id(hid_t id) { return {id, H5Fclose}; }
+inline Hid dataset_id(hid_t id) { return {id, H5Dclose}; }
+inline Hid group_id(hid_t id) { return {id, H5Gclose}; }
+inline Hid space_id(hid_t id) { return {id, H5Sclose}; }
+inline Hid type_id(hid_t id) { return {id, H5Tclose}; }
+inline Hid attr_id(hid_t id) { return {id, H5Aclose}; }
+inline Hid plist_id(hid_t id) { return {id, H5Pclose}; }
+
+/// The innermost message on HDF5's error stack (one line, may be empty).
+std::string hdf5_reason();
+/// "path:/dataset" as used at the start of messages.
+std::string where(const std::string& path, const std::string& object);
+/// "/name" for "name"; "/a/b" stays.
+std::string absolute_object(const std::string& name);
+
+// ---- reading ----------------------------------------------------------------------------
+
+/// Opens an existing file read-only; InputError for a missing file, a folder, an empty or
+/// non-HDF5 file, or a truncated or corrupt one.
+Hid open_for_read(const std::string& path);
+/// Whether every component of `object` ("/a/b/c") exists in the file.
+bool object_exists(hid_t file, const std::string& object);
+/// Whether `object` exists and is a group.
+bool group_exists(hid_t file, const std::string& object);
+/// Up to `limit` dataset paths in the file, for "(found: ...)" hints.
+std::vector<std::string> list_datasets(hid_t file, std::size_t limit = 8);
+/// " (found: /a, /b)" or " (the file has no datasets)".
+std::string found_hint(hid_t file);
+/// Opens a dataset; InputError "path: no dataset '/x'; <what_to_do> (found: ...)" when absent.
+Hid open_dataset(hid_t file, const std::string& path, const std::string& object,
+                 const std::string& what_to_do);
+
+/// "float32", "int64", "string", "compound", ...
+std::string dtype_name(hid_t type);
+/// The dataset's extent ({} for a scalar).
+std::vector<hsize_t> extent(hid_t dataset);
+/// "1-D [100]", "3-D [2 x 3 x 4]", "a scalar".
+std::string describe_shape(const std::vector<hsize_t>& dims);
+
+enum class TypeClass { integer, floating, string, other };
+TypeClass type_class(hid_t type);
+
+/// A 2-D numeric dataset, checked: numeric dtype (float or integer) and rank 2.
+struct MatrixInfo {
+  Hid dataset;
+  std::int64_t rows = 0;
+  std::int64_t cols = 0;
+  std::string dtype;
+};
+/// `what_to_do` goes into the "no dataset" message; `shape` names the dimensions, e.g.
+/// "[n_samples x n_features]".
+MatrixInfo open_matrix(hid_t file, const std::string& path, const std::string& object,
+                       const std::string& what_to_do, const std::string& shape);
+/// Reads rows [first, first + count) of a [rows x cols] matrix into `out`, converting to float32.
+void read_rows(const MatrixInfo& matrix, const std::string& path, const std::string& object,
+               std::int64_t first, std::int64_t count, float* out);
+
+/// A 1-D dataset of strings (variable- or fixed-length, ASCII or UTF-8).
+std::vector<std::string> read_strings(hid_t dataset, const std::string& path,
+                                      const std::string& object);
+/// A 1-D numeric dataset converted to double / int64 by HDF5.
+std::vector<double> read_doubles(hid_t dataset, const std::string& path, const std::string& object);
+std::vector<std::int64_t> read_int64s(hid_t dataset, const std::string& path,
+                                      const std::string& object);
+/// Root (or any object's) attributes as text: strings as they are, numbers in decimal,
+/// arrays joined with ','; h5py booleans as "true"/"false". Other types are skipped.
+std::map<std::string, std::string> read_attributes(hid_t object);
+
+/// /feature_names when present (length must be n_features), else empty.
+std::vector<std::string> read_feature_names(hid_t file, const std::string& path,
+                                            std::int64_t n_features, const std::string& matrix);
+/// /ids when present (int or string; length must be n_rows), else empty.
+Ids read_ids(hid_t file, const std::string& path, std::int64_t n_rows, const std::string& matrix);
+/// /scaler when present (mean, scale; transform optional), else empty.
+Scaler read_scaler(hid_t file, const std::string& path, std::int64_t n_features);
+
+// ---- writing (errors are RuntimeFailure naming `path`, the final file) ------------------
+
+/// Creates (truncates) the temporary file `temp_path`; messages name `path`.
+Hid create_file(const std::string& temp_path, const std::string& path);
+[[noreturn]] void write_failed(const std::string& path, const std::string& what);
+Hid create_group(hid_t loc, const std::string& name, const std::string& path);
+/// A dataset of `dims` written from `data` (may be null for an empty one). chunk: chunk
+/// dimensions or empty for contiguous.
+void write_dataset(hid_t loc, const std::string& name, hid_t file_type, hid_t mem_type,
+                   const std::vector<hsize_t>& dims, const void* data, const std::string& path,
+                   const std::vector<hsize_t>& chunk = {});
+/// 1-D variable-length UTF-8 strings.
+void write_strings(hid_t loc, const std::string& name, const std::vector<std::string>& values,
+                   const std::string& path);
+void write_string_attribute(hid_t object, const std::string& name, const std::string& value,
+                            const std::string& path);
+void write_int_attribute(hid_t object, const std::string& name, std::int64_t value,
+                         const std::string& path);
+/// format, format_version = 1, created_by; then `extra` as string attributes (extra never
+/// overrides the three).
+void write_root_attributes(hid_t file, const std::string& format,
+                           const std::map<std::string, std::string>& extra,
+                           const std::string& path);
+void write_ids(hid_t file, const Ids& ids, const std::string& path);
+void write_scaler(hid_t file, const Scaler& scaler, const std::string& path);
+/// "segforge <version>".
+std::string created_by();
+
+}  // namespace segforge::io

@@ -1,0 +1,287 @@
+#pragma once
+// Shared helpers for the reference and dataset suites: fixture and dataset locations, fixture
+// loading (through segforge's own readers, so the tests need no HDF5 headers), and external
+// validity measures written here independently of the library (adjusted Rand index, centroid
+// index, a naive double-precision argmin).
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <optional>
+#include <random>
+#include <span>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "segforge/io.hpp"
+#include "segforge/matrix.hpp"
+
+namespace segforge::test {
+
+// ---- locations ------------------------------------------------------------------------------
+
+/// tests/fixtures (compile definition SEGFORGE_FIXTURES, set by tests/CMakeLists.txt).
+inline std::filesystem::path fixtures_dir() {
+#ifdef SEGFORGE_FIXTURES
+  return SEGFORGE_FIXTURES;
+#else
+  return std::filesystem::path(__FILE__).parent_path() / "fixtures";
+#endif
+}
+
+inline std::string fixture_path(const std::string& file) { return (fixtures_dir() / file).string(); }
+
+/// The shared datasets folder: $SEGFORGE_DATASETS when set, else the compile definition
+/// SEGFORGE_DATASETS (tests/CMakeLists.txt: <source>/../shared/datasets) when it exists, else
+/// /work/shared/datasets. Tests that need a dataset GTEST_SKIP() when it is absent.
+inline std::filesystem::path datasets_dir() {
+  if (const char* env = std::getenv("SEGFORGE_DATASETS"); env != nullptr && *env != '\0')
+    return env;
+#ifdef SEGFORGE_DATASETS
+  if (std::filesystem::is_directory(SEGFORGE_DATASETS)) return SEGFORGE_DATASETS;
+#endif
+  return "/work/shared/datasets";
+}
+
+// ---- fixture files (written by scripts/make_fixtures.py) ------------------------------------
+
+/// A 2-D dataset of an HDF5 file, as float32 (read_features converts float64).
+inline Matrix<float> read_matrix(const std::string& path, const std::string& dataset) {
+  ReadOptions options;
+  options.dataset = dataset;
+  return read_features(path, options).x;
+}
+
+/// A [rows x 1] dataset as a vector of doubles.
+inline std::vector<double> read_column(const std::string& path, const std::string& dataset) {
+  const Matrix<float> m = read_matrix(path, dataset);
+  return {m.values().begin(), m.values().end()};
+}
+
+/// An expected scalar stored by make_fixtures.py as /expected/<name>_split = [hi, lo] float32,
+/// so that read_features (float32) still gives the float64 value to ~1e-14 relative.
+inline double read_expected_scalar(const std::string& path, const std::string& name) {
+  const Matrix<float> m = read_matrix(path, "/expected/" + name + "_split");
+  if (m.rows() != 1 || m.cols() != 2)
+    throw std::runtime_error(path + ": /expected/" + name + "_split is not [1 x 2]");
+  return static_cast<double>(m(0, 0)) + static_cast<double>(m(0, 1));
+}
+
+/// One reference case: data, starting centres and scikit-learn's results.
+struct Fixture {
+  std::string name;
+  std::string path;
+  int n_clusters = 0;
+  Matrix<float> x;                         ///< /features [N x D]
+  Matrix<float> init;                      ///< /init [K x D]
+  Matrix<float> centroids;                 ///< /expected/centroids [K x D]
+  std::vector<std::int32_t> labels;        ///< /labels [N]
+  std::vector<double> silhouette_samples;  ///< /expected/silhouette_samples [N]
+  double inertia = 0.0;
+  int n_iter = 0;
+  double silhouette = 0.0;
+  double davies_bouldin = 0.0;
+  double calinski_harabasz = 0.0;
+  std::optional<double> minibatch_inertia;  ///< blobs only
+};
+
+inline Fixture load_fixture(const std::string& name) {
+  Fixture f;
+  f.name = name;
+  f.path = fixture_path(name + ".h5");
+  f.x = read_matrix(f.path, "/features");
+  f.init = read_matrix(f.path, "/init");
+  f.centroids = read_matrix(f.path, "/expected/centroids");
+  f.n_clusters = static_cast<int>(f.init.rows());
+  f.labels = read_labels(f.path);
+  f.silhouette_samples = read_column(f.path, "/expected/silhouette_samples");
+  f.inertia = read_expected_scalar(f.path, "inertia");
+  f.n_iter = static_cast<int>(std::lround(read_expected_scalar(f.path, "n_iter")));
+  f.silhouette = read_expected_scalar(f.path, "silhouette");
+  f.davies_bouldin = read_expected_scalar(f.path, "davies_bouldin");
+  f.calinski_harabasz = read_expected_scalar(f.path, "calinski_harabasz");
+  if (name == "blobs") f.minibatch_inertia = read_expected_scalar(f.path, "minibatch_inertia");
+  return f;
+}
+
+// ---- text data (the Fränti–Sieranoja benchmark files) ----------------------------------------
+
+/// Whitespace-separated numbers, one row per non-empty line (all rows the same length).
+inline Matrix<float> read_text_matrix(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot open " + path.string());
+  std::vector<float> values;
+  std::int64_t rows = 0, cols = -1;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::int64_t n = 0;
+    double v = 0.0;
+    while (fields >> v) {
+      values.push_back(static_cast<float>(v));
+      ++n;
+    }
+    if (n == 0) continue;
+    if (cols >= 0 && n != cols)
+      throw std::runtime_error(path.string() + " line " + std::to_string(rows + 1) + ": " +
+                               std::to_string(n) + " numbers, expected " + std::to_string(cols));
+    cols = n;
+    ++rows;
+  }
+  return Matrix<float>(rows, std::max<std::int64_t>(cols, 0), std::move(values));
+}
+
+// ---- comparisons ----------------------------------------------------------------------------
+
+inline double max_abs_diff(MatrixView<const float> a, MatrixView<const float> b) {
+  if (a.rows != b.rows || a.cols != b.cols) return std::numeric_limits<double>::infinity();
+  double m = 0.0;
+  for (std::int64_t i = 0; i < a.size(); ++i)
+    m = std::max(m, std::abs(static_cast<double>(a.data[i]) - static_cast<double>(b.data[i])));
+  return m;
+}
+
+inline double relative_diff(double value, double reference) {
+  return std::abs(value - reference) / std::max(std::abs(reference), 1e-300);
+}
+
+/// Squared Euclidean distance in double.
+inline double sq_dist(const float* x, const float* c, std::int64_t d) {
+  double s = 0.0;
+  for (std::int64_t j = 0; j < d; ++j) {
+    const double t = static_cast<double>(x[j]) - static_cast<double>(c[j]);
+    s += t * t;
+  }
+  return s;
+}
+
+/// Nearest centre of every row, in double precision, lower index on ties.
+inline std::vector<std::int32_t> naive_argmin(MatrixView<const float> x,
+                                              MatrixView<const float> centroids,
+                                              std::vector<double>* best = nullptr) {
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(x.rows));
+  if (best) best->assign(static_cast<std::size_t>(x.rows), 0.0);
+  for (std::int64_t i = 0; i < x.rows; ++i) {
+    double m = std::numeric_limits<double>::infinity();
+    std::int32_t arg = 0;
+    for (std::int64_t k = 0; k < centroids.rows; ++k) {
+      const double d = sq_dist(x.row(i), centroids.row(k), x.cols);
+      if (d < m) {
+        m = d;
+        arg = static_cast<std::int32_t>(k);
+      }
+    }
+    labels[static_cast<std::size_t>(i)] = arg;
+    if (best) (*best)[static_cast<std::size_t>(i)] = m;
+  }
+  return labels;
+}
+
+/// Σ_i min_k ||x_i − c_k||² in double.
+inline double naive_inertia(MatrixView<const float> x, MatrixView<const float> centroids) {
+  std::vector<double> best;
+  naive_argmin(x, centroids, &best);
+  double s = 0.0;
+  for (double v : best) s += v;
+  return s;
+}
+
+/// Adjusted Rand index (Hubert & Arabie 1985) of two labelings of the same rows; labels may
+/// be any integers. 1 for identical partitions (up to renaming), ~0 for independent ones.
+inline double adjusted_rand_index(std::span<const std::int32_t> a, std::span<const std::int32_t> b) {
+  if (a.size() != b.size()) throw std::invalid_argument("adjusted_rand_index: sizes differ");
+  const auto n = static_cast<double>(a.size());
+  std::map<std::int32_t, std::size_t> ia, ib;
+  for (auto v : a) ia.emplace(v, ia.size());
+  for (auto v : b) ib.emplace(v, ib.size());
+  std::vector<double> table(ia.size() * ib.size(), 0.0), ra(ia.size(), 0.0), rb(ib.size(), 0.0);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const std::size_t p = ia[a[i]], q = ib[b[i]];
+    table[p * ib.size() + q] += 1.0;
+    ra[p] += 1.0;
+    rb[q] += 1.0;
+  }
+  auto pairs = [](double m) { return m * (m - 1.0) / 2.0; };
+  double sum_ij = 0.0, sum_a = 0.0, sum_b = 0.0;
+  for (double v : table) sum_ij += pairs(v);
+  for (double v : ra) sum_a += pairs(v);
+  for (double v : rb) sum_b += pairs(v);
+  const double expected = sum_a * sum_b / pairs(n);
+  const double max_index = 0.5 * (sum_a + sum_b);
+  if (max_index == expected) return 1.0;  // both partitions trivial (one cluster or singletons)
+  return (sum_ij - expected) / (max_index - expected);
+}
+
+/// One direction of the centroid index: map every centroid of `from` to its nearest centroid
+/// of `to`; the result is the number of `to` centroids that nothing maps to (orphans).
+inline int centroid_index_one_way(MatrixView<const float> from, MatrixView<const float> to) {
+  std::vector<int> hits(static_cast<std::size_t>(to.rows), 0);
+  const auto nearest = naive_argmin(from, to);
+  for (auto j : nearest) ++hits[static_cast<std::size_t>(j)];
+  return static_cast<int>(std::count(hits.begin(), hits.end(), 0));
+}
+
+/// Centroid index CI (Fränti, Rezaei & Zhao 2014, "Centroid index: cluster level similarity
+/// measure", Pattern Recognition 47(9)): the larger of the orphan counts in both directions.
+/// CI = 0 means every ground-truth cluster was found by one centre.
+inline int centroid_index(MatrixView<const float> found, MatrixView<const float> truth) {
+  return std::max(centroid_index_one_way(found, truth), centroid_index_one_way(truth, found));
+}
+
+/// Number of pairs of identical rows.
+inline int count_duplicate_rows(MatrixView<const float> m) {
+  int dup = 0;
+  for (std::int64_t i = 0; i < m.rows; ++i)
+    for (std::int64_t j = i + 1; j < m.rows; ++j)
+      if (std::equal(m.row(i), m.row(i) + m.cols, m.row(j))) ++dup;
+  return dup;
+}
+
+inline bool all_finite(MatrixView<const float> m) {
+  return std::all_of(m.data, m.data + m.size(), [](float v) { return std::isfinite(v); });
+}
+
+// ---- synthetic data -------------------------------------------------------------------------
+
+/// Gaussian blobs: `k` centres uniform in [-spread, spread]^d, unit-variance noise, rows
+/// assigned to centres round-robin and then shuffled. Deterministic for a given engine state
+/// (std::normal_distribution is implementation-defined, but every test here compares segforge
+/// with itself or with a naive reference on the same draw, never with stored numbers).
+inline Matrix<float> random_blobs(std::mt19937& gen, std::int64_t n, std::int64_t d, int k,
+                                  double spread = 4.0) {
+  std::uniform_real_distribution<double> uniform(-spread, spread);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<double> centres(static_cast<std::size_t>(k * d));
+  for (auto& c : centres) c = uniform(gen);
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) order[static_cast<std::size_t>(i)] = i % k;
+  std::shuffle(order.begin(), order.end(), gen);
+  Matrix<float> x(n, d);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < d; ++j)
+      x(i, j) = static_cast<float>(centres[static_cast<std::size_t>(order[static_cast<std::size_t>(i)] * d + j)] +
+                                   normal(gen));
+  return x;
+}
+
+/// `k` distinct rows of `x` chosen with `gen`, as starting centres.
+inline Matrix<float> random_rows(std::mt19937& gen, MatrixView<const float> x, int k) {
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(x.rows));
+  for (std::int64_t i = 0; i < x.rows; ++i) idx[static_cast<std::size_t>(i)] = i;
+  std::shuffle(idx.begin(), idx.end(), gen);
+  Matrix<float> c(k, x.cols);
+  for (int r = 0; r < k; ++r)
+    std::copy(x.row(idx[static_cast<std::size_t>(r)]), x.row(idx[static_cast<std::size_t>(r)]) + x.cols, c.row(r));
+  return c;
+}
+
+}  // namespace segforge::test
