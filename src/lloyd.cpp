@@ -137,6 +137,7 @@ Run random_swap(Backend& backend, Dataset& data, Run best, int trials, int max_i
     if (progress) progress({"swap", 0, t + 1, trials, best.inertia});
     if (candidate.inertia < best.inertia) {
       candidate.n_empty += best.n_empty;
+      candidate.n_iter += best.n_iter;
       best = std::move(candidate);
       ++accepted;
       potential = backend.reset_min_distances(data, best.centroids.view());
@@ -144,6 +145,7 @@ Run random_swap(Backend& backend, Dataset& data, Run best, int trials, int max_i
   }
   Run final = lloyd_from(backend, data, best.centroids, max_iter, tol_abs, progress, 0);
   final.n_empty += best.n_empty;
+  final.n_iter += best.n_iter;  // the kept solution's Lloyd steps: before, in swaps, and after
   return final;
 }
 

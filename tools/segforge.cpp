@@ -54,7 +54,11 @@ Features load(const std::string& path, const Common& c) {
   ReadOptions options;
   options.dataset = c.dataset;
   options.nan_policy = parse_nan_policy(c.nan_policy);
-  return read_features(path, options);
+  Features f = read_features(path, options);
+  if (f.n_dropped > 0)
+    std::cerr << "segforge: " << f.path << ":" << f.dataset << ": dropped " << f.n_dropped
+              << " rows with NaN or Inf (--nan-policy drop)\n";
+  return f;
 }
 
 std::string where(const Features& f) { return f.path + ":" + f.dataset; }

@@ -12,7 +12,6 @@
 #include <variant>
 #include <vector>
 
-#include "segforge/kmeans.hpp"
 #include "segforge/matrix.hpp"
 
 namespace segforge {
@@ -59,7 +58,8 @@ struct Features {
   Scaler scaler;
   std::string path;
   std::string dataset;
-  std::string checksum;  ///< hex digest of the file's bytes (for the model's provenance)
+  std::string checksum;  ///< XXH64 (seed 0) of the file's bytes, 16 hex digits (`xxhsum -H64`)
+  std::int64_t n_dropped = 0;  ///< rows dropped under NanPolicy::drop
 };
 
 enum class NanPolicy { error, drop };
@@ -94,7 +94,9 @@ struct Model {
   std::vector<std::int64_t> segment_sizes;  ///< [n_clusters]
   std::vector<double> counts;  ///< mini-batch per-centre counts (empty for Lloyd)
   /// attributes: algorithm, k, init, seed, n_init, n_iter, converged, inertia, backend, device,
-  /// segforge_version, input_file, input_checksum (all stored as HDF5 string or numeric attrs)
+  /// segforge_version, input_file, input_checksum. Written as string attributes on the root;
+  /// read_model returns every root attribute as text (numbers in decimal). A bare file with only
+  /// /centroids reads back with empty names, sizes, scaler and counts.
   std::map<std::string, std::string> attributes;
 };
 

@@ -72,7 +72,7 @@ struct KMeansResult {
   Matrix<float> centroids;      ///< [n_clusters x n_features]
   std::vector<double> counts;   ///< [n_clusters] weight per centre (mini-batch: running counts)
   double inertia = 0.0;         ///< Σ w·||x − c_label||² over all rows with the final centres
-  int n_iter = 0;               ///< Lloyd iterations (mini-batch: steps) of the kept run
+  int n_iter = 0;               ///< Lloyd iterations of the kept run, random-swap steps included (mini-batch: steps)
   bool converged = false;
   int n_empty_relocated = 0;    ///< empty clusters re-seeded during the kept run
   int n_swaps_accepted = 0;     ///< random swap: accepted swaps

@@ -254,6 +254,7 @@ Features read_features(const std::string& path, const ReadOptions& options) {
                      " rows have NaN or Inf; nothing to cluster");
   values.resize(static_cast<std::size_t>(kept * d));
   features.x = Matrix<float>(kept, d, std::move(values));
+  features.n_dropped = m.rows - kept;
 
   if (kept != m.rows && !ids.empty()) {
     if (kept_rows.empty())  // every dropped row came after the last kept one
