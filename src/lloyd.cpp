@@ -111,10 +111,14 @@ Run lloyd_from(Backend& backend, Dataset& data, Matrix<float> centres, int max_i
 /// benchmark sets with K up to 100 (A3: K = 50), capped so it stays a refinement.
 int default_swap_trials(int n_clusters) { return std::min(5000, 60 * n_clusters); }
 
-/// `auto_select` refines where it pays: small N·K, where a pass is cheap and k-means++ restarts
-/// are known to leave a centre between two clusters (the A-sets). Large data has n_init.
-bool swap_pays(std::int64_t n_samples, int n_clusters) {
-  return n_clusters >= 2 && static_cast<double>(n_samples) * n_clusters <= 2.0e7;
+/// `auto_select` refines where it pays: where the trials cost at most about 1e11 multiply-adds
+/// (a few seconds on two cores) — small N·K, where k-means++ restarts are known to leave a
+/// centre between two clusters (the A-sets). Large data relies on n_init.
+bool swap_pays(std::int64_t n_samples, std::int64_t n_features, int n_clusters, int trials) {
+  constexpr double kBudget = 1e11;
+  const double per_trial = 3.0 * static_cast<double>(n_samples) * n_clusters *
+                           static_cast<double>(std::max<std::int64_t>(n_features, 4));
+  return n_clusters >= 2 && per_trial * trials <= kBudget;
 }
 
 /// Random swap (Fränti 2018, "Efficiency of random swap clustering", J. Big Data 5:13):
@@ -180,13 +184,13 @@ KMeansResult fit_lloyd(Backend& backend, Dataset& data, const LloydParams& param
     }
   }
 
+  const int trials =
+      params.swap_trials > 0 ? params.swap_trials : default_swap_trials(params.n_clusters);
   const bool refine = params.refine == Refine::random_swap ||
                       (params.refine == Refine::auto_select &&
-                       swap_pays(data.n_samples(), params.n_clusters));
+                       swap_pays(data.n_samples(), data.n_features(), params.n_clusters, trials));
   if (refine) {
     const auto t0 = Clock::now();
-    const int trials = params.swap_trials > 0 ? params.swap_trials
-                                              : default_swap_trials(params.n_clusters);
     best = random_swap(backend, data, std::move(best), trials, params.max_iter, tol_abs, rng,
                        progress, result.n_swaps_accepted);
     result.iter_seconds += seconds_since(t0);

@@ -17,7 +17,8 @@ enum class Algorithm { lloyd, minibatch };
 /// Refinement after Lloyd converges. `random_swap` is Fränti's random swap (Fränti 2018,
 /// "Efficiency of random swap clustering"): move one centre to a random data point, run two
 /// Lloyd steps, keep the swap when the inertia falls. `auto_select` uses it where it pays
-/// (small N·K, where k-means++ restarts are known to leave centres stuck between clusters).
+/// (trials costing at most ~1e11 multiply-adds, where k-means++ restarts are known to leave
+/// centres stuck between clusters).
 enum class Refine { none, random_swap, auto_select };
 
 /// Progress of a driver, for a progress line in tools/ (the library never prints).
