@@ -1,11 +1,13 @@
 #include "cli_common.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <unistd.h>
 
 #include "segforge/error.hpp"
+#include "segforge/metrics.hpp"
 
 namespace segforge::cli {
 
@@ -138,6 +140,102 @@ void ProgressLine::show(const Progress& p) {
 void ProgressLine::finish() {
   if (shown_ && tty_) std::cerr << '\n';
   shown_ = false;
+}
+
+void add_common(CLI::App* app, Common& c) {
+  app->add_option("--device", c.device, "auto|gpu|cpu: where to run")->capture_default_str();
+  app->add_option("--threads", c.threads, "CPU threads (0: all cores)")->capture_default_str();
+  app->add_option("--dataset", c.dataset, "HDF5 dataset holding the matrix")->capture_default_str();
+  app->add_option("--nan-policy", c.nan_policy, "error|drop: rows with NaN or Inf")->capture_default_str();
+}
+
+std::unique_ptr<Backend> open_backend(const Common& c) {
+  std::string note;
+  auto backend = make_backend(parse_device(c.device), c.threads, &note);
+  if (!note.empty()) std::cerr << "segforge: " << note << '\n';
+  return backend;
+}
+
+Features load(const std::string& path, const Common& c) {
+  ReadOptions options;
+  options.dataset = c.dataset;
+  options.nan_policy = parse_nan_policy(c.nan_policy);
+  Features f = read_features(path, options);
+  if (f.n_dropped > 0)
+    std::cerr << "segforge: " << f.path << ":" << f.dataset << ": dropped " << f.n_dropped
+              << " rows with NaN or Inf (--nan-policy drop)\n";
+  return f;
+}
+
+std::string where(const Features& f) { return f.path + ":" + f.dataset; }
+
+std::vector<std::int64_t> sizes_of(std::span<const std::int32_t> labels, int k) {
+  std::vector<std::int64_t> sizes(static_cast<std::size_t>(k), 0);
+  for (auto l : labels) ++sizes[static_cast<std::size_t>(l)];
+  return sizes;
+}
+
+namespace {
+std::vector<float> euclidean(const std::vector<float>& sq) {
+  std::vector<float> out(sq.size());
+  for (std::size_t i = 0; i < sq.size(); ++i) out[i] = std::sqrt(sq[i]);
+  return out;
+}
+
+}  // namespace
+
+void write_labels(const std::string& path, const Assignment& a, const Ids& ids,
+                  const std::vector<std::string>& names) {
+  const std::vector<float> dist = euclidean(a.sq_distances);
+  if (path.ends_with(".csv"))
+    write_segments_csv(path, a.labels, dist, ids, names);
+  else
+    write_labels_h5(path, a.labels, dist, ids);
+}
+
+/// Scores for metrics.json (and printing): silhouette as asked, Davies–Bouldin, Calinski–Harabasz.
+json scores(Backend& backend, const Dataset& data, std::span<const std::int32_t> labels, int k,
+            SilhouetteSpec spec, std::uint64_t seed, ProgressLine& line) {
+  json out;
+  std::int64_t distinct = 0;
+  for (auto s : sizes_of(labels, k)) distinct += s > 0;
+  if (distinct < 2 || distinct > data.n_samples() - 1) {
+    out["note"] = "scores need 2 to n_samples-1 distinct labels; got " + std::to_string(distinct);
+    return out;
+  }
+  spec = resolve_silhouette(spec, data.n_samples());
+  if (spec.mode != SilhouetteSpec::Mode::none) {
+    const SilhouetteResult s =
+        spec.mode == SilhouetteSpec::Mode::exact
+            ? silhouette_exact(backend, data, labels, k, line.callback())
+            : silhouette_sampled(backend, data, labels, k, spec.sample_size, seed, 200, line.callback());
+    line.finish();
+    out["silhouette"] = s.score;
+    out["silhouette_method"] = s.sampled ? "sample" : "exact";
+    if (s.sampled) {
+      out["silhouette_sample_size"] = s.rows.size();
+      if (s.standard_error) out["silhouette_standard_error"] = *s.standard_error;
+    }
+    json per = json::array();
+    for (double v : s.cluster_means) per.push_back(std::isnan(v) ? json(nullptr) : json(v));
+    out["silhouette_per_segment"] = per;
+  }
+  out["davies_bouldin"] = davies_bouldin(backend, data, labels, k);
+  out["calinski_harabasz"] = calinski_harabasz(backend, data, labels, k);
+  return out;
+}
+
+void print_scores(const json& s) {
+  if (s.contains("silhouette")) {
+    std::fprintf(stderr, "silhouette %.6f", s["silhouette"].get<double>());
+    if (s.contains("silhouette_standard_error"))
+      std::fprintf(stderr, " ± %.6f (sample of %lld)", s["silhouette_standard_error"].get<double>(),
+                   static_cast<long long>(s["silhouette_sample_size"].get<std::int64_t>()));
+    std::fprintf(stderr, "\n");
+  }
+  if (s.contains("davies_bouldin"))
+    std::fprintf(stderr, "davies_bouldin %.6f\ncalinski_harabasz %.6f\n",
+                 s["davies_bouldin"].get<double>(), s["calinski_harabasz"].get<double>());
 }
 
 }  // namespace segforge::cli

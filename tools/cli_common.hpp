@@ -2,7 +2,11 @@
 // Shared pieces of the command-line programs: option parsing into enums, output checks, the
 // progress line, timing. Strings such as "k-means++" stop here.
 
+#include <CLI/CLI.hpp>
 #include <chrono>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -59,5 +63,42 @@ class Stopwatch {
  private:
   std::chrono::steady_clock::time_point t0_;
 };
+
+/// Options every engine command shares.
+struct Common {
+  std::string device = "auto";
+  int threads = 0;
+  std::string dataset = "/features";
+  std::string nan_policy = "error";
+};
+void add_common(CLI::App* app, Common& c);
+/// The backend `--device` asks for; says on stderr when `auto` falls back to the CPU.
+std::unique_ptr<Backend> open_backend(const Common& c);
+/// Reads a feature file as `--dataset` and `--nan-policy` say.
+Features load(const std::string& path, const Common& c);
+/// "file.h5:/features", for messages.
+std::string where(const Features& f);
+std::vector<std::int64_t> sizes_of(std::span<const std::int32_t> labels, int k);
+/// labels.h5 or segments.csv, by extension; distances are Euclidean.
+void write_labels(const std::string& path, const Assignment& a, const Ids& ids,
+                  const std::vector<std::string>& names);
+
+using json = nlohmann::ordered_json;
+/// Silhouette (as `spec` says), Davies–Bouldin and Calinski–Harabasz, for metrics.json.
+json scores(Backend& backend, const Dataset& data, std::span<const std::int32_t> labels, int k,
+            SilhouetteSpec spec, std::uint64_t seed, ProgressLine& line);
+void print_scores(const json& s);
+
+/// A subcommand: its CLI11 app and what runs when it was chosen.
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+Command add_fit_command(CLI::App& parent);
+Command add_predict_command(CLI::App& parent);
+Command add_score_command(CLI::App& parent);
+Command add_distances_command(CLI::App& parent);
+Command add_info_command(CLI::App& parent);
+Command add_synth_command(CLI::App& parent);
 
 }  // namespace segforge::cli

@@ -1,0 +1,224 @@
+// segforge fit: K-Means on a feature matrix; writes the model, labels and metrics.
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <limits>
+
+#include "cli_common.hpp"
+#include "segforge/error.hpp"
+#include "segforge/io.hpp"
+#include "segforge/kmeans.hpp"
+#include "segforge/metrics.hpp"
+#include "segforge/validate.hpp"
+
+#ifndef SEGFORGE_VERSION
+#define SEGFORGE_VERSION "0.1.0"
+#endif
+
+namespace segforge::cli {
+namespace {
+
+constexpr int kUnset = std::numeric_limits<int>::min();
+
+struct FitOptions {
+  Common common;
+  std::string features, model, labels, metrics;
+  int k = 0;
+  std::string algorithm = "lloyd";
+  std::string init = "k-means++";
+  int n_init = 3;
+  int max_iter = kUnset;  // unset: 300 for Lloyd, 100 (passes) for mini-batch
+  double tol = std::numeric_limits<double>::quiet_NaN();  // NaN: 1e-4 for Lloyd, 0 for mini-batch
+  int batch_size = 1024;
+  std::uint64_t seed = 0;
+  double oversampling_factor = 2.0;
+  std::string refine = "auto";
+  int swap_trials = 0;
+  int max_no_improvement = 10;
+  double reassignment_ratio = 0.01;
+  std::string continue_from;
+  std::string silhouette = "auto";
+};
+
+int run_fit(const FitOptions& o) {
+  Stopwatch total;
+  check_output(o.model, "-o", {".h5", ".hdf5"});
+  if (!o.labels.empty()) check_output(o.labels, "--labels", {".h5", ".csv"});
+  if (!o.metrics.empty()) check_output(o.metrics, "--metrics", {".json"});
+  const Algorithm algorithm = parse_algorithm(o.algorithm);
+  std::string centres_file;
+  const Init init = parse_init(o.init, &centres_file);
+  const SilhouetteSpec silhouette = parse_silhouette(o.silhouette);
+  const Refine refine = parse_refine(o.refine);
+  auto backend = open_backend(o.common);
+
+  Stopwatch read_time;
+  const Features f = load(o.features, o.common);
+  const double read_seconds = read_time.seconds();
+  const std::int64_t n = f.x.rows(), d = f.x.cols();
+
+  InitParams ip;
+  ip.init = init;
+  ip.oversampling_factor = o.oversampling_factor;
+  std::vector<double> counts;
+  if (init == Init::given) ip.centroids = read_model(centres_file).centroids;
+  if (!o.continue_from.empty()) {
+    if (algorithm != Algorithm::minibatch)
+      throw InputError("--continue-from " + o.continue_from + ": continuing needs --algorithm minibatch");
+    Model previous = read_model(o.continue_from);
+    if (!previous.feature_names.empty() && previous.feature_names != f.feature_names)
+      throw InputError("--continue-from " + o.continue_from + ": its features differ from " + where(f) +
+                       "; continue only on data with the same columns");
+    ip.init = Init::given;
+    ip.centroids = std::move(previous.centroids);
+    counts = std::move(previous.counts);
+    if (counts.empty()) counts.assign(static_cast<std::size_t>(ip.centroids.rows()), 0.0);
+  }
+
+  ProgressLine line;
+  KMeansResult result;
+  std::unique_ptr<Dataset> data;
+  if (algorithm == Algorithm::lloyd) {
+    LloydParams p;
+    p.n_clusters = o.k;
+    p.max_iter = o.max_iter != kUnset ? o.max_iter : 300;
+    p.tol = std::isnan(o.tol) ? 1e-4 : o.tol;
+    p.n_init = o.n_init;
+    p.seed = o.seed;
+    p.init = std::move(ip);
+    p.refine = refine;
+    p.swap_trials = o.swap_trials;
+    validate(p, n, d, where(f));
+    data = backend->upload(f.x.view());
+    result = fit_lloyd(*backend, *data, p, line.callback());
+  } else {
+    MiniBatchParams p;
+    p.n_clusters = o.k;
+    p.batch_size = o.batch_size;
+    p.max_iter = o.max_iter != kUnset ? o.max_iter : 100;
+    p.tol = std::isnan(o.tol) ? 0.0 : o.tol;
+    p.n_init = o.n_init;
+    p.seed = o.seed;
+    p.init = std::move(ip);
+    p.max_no_improvement = o.max_no_improvement;
+    p.reassignment_ratio = o.reassignment_ratio;
+    p.counts = std::move(counts);
+    validate(p, n, d, where(f));
+    data = backend->upload(f.x.view());
+    result = fit_minibatch(*backend, *data, p, line.callback());
+  }
+  line.finish();
+
+  const int k = o.k;
+  const Assignment assignment = predict(*backend, *data, result.centroids.view());
+  const std::vector<std::int64_t> sizes = sizes_of(assignment.labels, k);
+  std::vector<std::string> names;
+  for (int c = 0; c < k; ++c) names.push_back("segment " + std::to_string(c + 1));
+
+  const BackendInfo info = backend->info();
+  Model model;
+  model.centroids = result.centroids;
+  model.feature_names = f.feature_names;
+  model.scaler = f.scaler;
+  model.segment_names = names;
+  model.segment_sizes = sizes;
+  if (algorithm == Algorithm::minibatch) model.counts = result.counts;
+  char inertia_text[64];
+  std::snprintf(inertia_text, sizeof inertia_text, "%.17g", result.inertia);
+  model.attributes = {{"algorithm", algorithm_name(algorithm)},
+                      {"k", std::to_string(k)},
+                      {"init", o.continue_from.empty() ? init_name(init) : "continued"},
+                      {"seed", std::to_string(o.seed)},
+                      {"n_init", std::to_string(o.n_init)},
+                      {"n_iter", std::to_string(result.n_iter)},
+                      {"converged", result.converged ? "true" : "false"},
+                      {"inertia", inertia_text},
+                      {"backend", info.name},
+                      {"device", info.device},
+                      {"segforge_version", SEGFORGE_VERSION},
+                      {"input_file", f.path},
+                      {"input_dataset", f.dataset},
+                      {"input_checksum", f.checksum}};
+
+  Stopwatch metric_time;
+  json s;
+  if (!o.metrics.empty())
+    s = scores(*backend, *data, assignment.labels, k, silhouette, o.seed, line);
+  const double metric_seconds = metric_time.seconds();
+
+  write_model(o.model, model);
+  if (!o.labels.empty()) write_labels(o.labels, assignment, f.ids, names);
+
+  std::fprintf(stderr, "%s k=%d on %lld x %lld (%s): inertia %.6g, %d iterations%s\n",
+               algorithm_name(algorithm).c_str(), k, static_cast<long long>(n),
+               static_cast<long long>(d), info.name.c_str(), result.inertia, result.n_iter,
+               result.converged ? ", converged" : ", not converged (raise --max-iter)");
+  if (result.n_empty_relocated > 0)
+    std::fprintf(stderr, "%d empty clusters re-seeded from the farthest points\n",
+                 result.n_empty_relocated);
+  for (int c = 0; c < k; ++c)
+    std::fprintf(stderr, "  %-12s %10lld rows (%5.1f%%)\n", names[c].c_str(),
+                 static_cast<long long>(sizes[c]), 100.0 * static_cast<double>(sizes[c]) / static_cast<double>(n));
+
+  if (!o.metrics.empty()) {
+    json m;
+    m["k"] = k;
+    m["n_samples"] = n;
+    m["n_features"] = d;
+    m["algorithm"] = algorithm_name(algorithm);
+    m["init"] = init_name(init);
+    m["seed"] = o.seed;
+    m["inertia"] = result.inertia;
+    m["n_iter"] = result.n_iter;
+    m["converged"] = result.converged;
+    m["n_empty_relocated"] = result.n_empty_relocated;
+    m["n_swaps_accepted"] = result.n_swaps_accepted;
+    m["run_inertia"] = result.run_inertia;
+    m["backend"] = info.name;
+    m["device"] = info.device;
+    m["sizes"] = sizes;
+    m["segment_names"] = names;
+    for (auto& [key, value] : s.items()) m[key] = value;
+    m["timings"] = {{"read", read_seconds},
+                    {"init", result.init_seconds},
+                    {"iterations", result.iter_seconds},
+                    {"metrics", metric_seconds},
+                    {"total", total.seconds()}};
+    write_text_atomic(o.metrics, m.dump(2) + "\n");
+    print_scores(s);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command add_fit_command(CLI::App& parent) {
+  auto options = std::make_shared<FitOptions>();
+  FitOptions& o = *options;
+  auto* cmd = parent.add_subcommand("fit", "Cluster a feature matrix with K-Means and write the model");
+  cmd->add_option("features", o.features, "features.h5")->required();
+  cmd->add_option("-k,--k", o.k, "number of segments")->required();
+  cmd->add_option("-o,--output", o.model, "model.h5 to write")->required();
+  cmd->add_option("--algorithm", o.algorithm, "lloyd|minibatch")->capture_default_str();
+  cmd->add_option("--init", o.init, "k-means++|scalable-k-means++|random|FILE.h5")->capture_default_str();
+  cmd->add_option("--n-init", o.n_init, "restarts; the lowest inertia wins")->capture_default_str();
+  cmd->add_option("--max-iter", o.max_iter, "iterations (Lloyd: 300; mini-batch: passes, 100)");
+  cmd->add_option("--tol", o.tol, "relative tolerance (Lloyd: 1e-4; mini-batch: 0)");
+  cmd->add_option("--batch-size", o.batch_size, "mini-batch rows")->capture_default_str();
+  cmd->add_option("--seed", o.seed, "random seed")->capture_default_str();
+  cmd->add_option("--oversampling-factor", o.oversampling_factor, "k-means||: l = factor x K")->capture_default_str();
+  cmd->add_option("--refine", o.refine, "auto|none|swap: random-swap refinement (auto: small N*K)")->capture_default_str();
+  cmd->add_option("--swap-trials", o.swap_trials, "random-swap trials (0: 60 x K, at most 5000)");
+  cmd->add_option("--max-no-improvement", o.max_no_improvement, "mini-batch early stop")->capture_default_str();
+  cmd->add_option("--reassignment-ratio", o.reassignment_ratio, "mini-batch starved centres")->capture_default_str();
+  cmd->add_option("--continue-from", o.continue_from, "mini-batch: continue training a saved model");
+  cmd->add_option("--labels", o.labels, "labels.h5 or segments.csv to write");
+  cmd->add_option("--metrics", o.metrics, "metrics.json to write");
+  cmd->add_option("--silhouette", o.silhouette, "auto|exact|sample=N|none (with --metrics)")->capture_default_str();
+  add_common(cmd, o.common);
+  return {cmd, [options] { return run_fit(*options); }};
+}
+
+}  // namespace segforge::cli

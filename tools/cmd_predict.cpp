@@ -1,0 +1,69 @@
+// segforge predict: labels for new records from a saved model.
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <limits>
+
+#include "cli_common.hpp"
+#include "segforge/error.hpp"
+#include "segforge/io.hpp"
+#include "segforge/kmeans.hpp"
+#include "segforge/metrics.hpp"
+#include "segforge/validate.hpp"
+
+#ifndef SEGFORGE_VERSION
+#define SEGFORGE_VERSION "0.1.0"
+#endif
+
+namespace segforge::cli {
+namespace {
+
+int run_predict(const Common& c, const std::string& model_path, const std::string& features,
+                const std::string& out) {
+  check_output(out, "-o", {".h5", ".csv"});
+  const Model model = read_model(model_path);
+  const Features f = load(features, c);
+  if (f.x.cols() != model.centroids.cols())
+    throw InputError(where(f) + ": " + std::to_string(f.x.cols()) + " features, but the model " +
+                     model_path + " has " + std::to_string(model.centroids.cols()) +
+                     "; predict on data prepared like the training data");
+  if (!model.feature_names.empty())
+    for (std::size_t j = 0; j < model.feature_names.size(); ++j)
+      if (f.feature_names[j] != model.feature_names[j])
+        throw InputError(where(f) + ": column " + std::to_string(j) + " is '" + f.feature_names[j] +
+                         "' but the model " + model_path + " expects '" + model.feature_names[j] +
+                         "'; predict on data prepared like the training data");
+  auto backend = open_backend(c);
+  auto data = backend->upload(f.x.view());
+  const Assignment a = predict(*backend, *data, model.centroids.view());
+  std::vector<std::string> names = model.segment_names;
+  for (auto i = static_cast<std::int64_t>(names.size()); i < model.centroids.rows(); ++i)
+    names.push_back("segment " + std::to_string(i + 1));
+  write_labels(out, a, f.ids, names);
+  std::fprintf(stderr, "predicted %lld rows into %lld segments (inertia %.6g)\n",
+               static_cast<long long>(f.x.rows()), static_cast<long long>(model.centroids.rows()),
+               a.inertia);
+  return 0;
+}
+
+struct PredictOptions {
+  Common common;
+  std::string model, features, out;
+};
+
+}  // namespace
+
+Command add_predict_command(CLI::App& parent) {
+  auto options = std::make_shared<PredictOptions>();
+  PredictOptions& o = *options;
+  auto* cmd = parent.add_subcommand("predict", "Assign new records to the segments of a model");
+  cmd->add_option("model", o.model, "model.h5")->required();
+  cmd->add_option("features", o.features, "features.h5")->required();
+  cmd->add_option("-o,--output", o.out, "labels.h5 or segments.csv")->required();
+  add_common(cmd, o.common);
+  return {cmd, [options] { return run_predict(options->common, options->model, options->features, options->out); }};
+}
+
+}  // namespace segforge::cli
