@@ -1,0 +1,759 @@
+// The CPU backend. Distance passes go through the register-blocked kernels of kernels.hpp (the
+// argmin or the k-means++ potential fused into the kernel), the per-row passes run OpenMP over the
+// fixed-size chunks of chunks.hpp, whose partials are combined in chunk order: results are
+// bit-identical for any thread count and across reruns.
+//
+// Distances are ||x||² − 2x·c + ||c||² in float32 clamped at 0 (FAISS Distance.cu); argmin ties
+// go to the lower centre index. Every sum that leaves the backend is a double.
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "chunks.hpp"
+#include "kernels.hpp"
+#include "segforge/backend.hpp"
+#include "segforge/error.hpp"
+#include "segforge/matrix.hpp"
+#include "segforge/rng.hpp"
+#include "simd.hpp"
+
+namespace segforge {
+namespace {
+
+using cpu::i64;
+
+// ---- the dataset ---------------------------------------------------------------------------
+
+class CpuDataset final : public Dataset {
+ public:
+  CpuDataset(MatrixView<const float> x, std::span<const float> w, int team)
+      : n(x.rows), d(x.cols), rows(static_cast<std::size_t>(x.rows * x.cols)),
+        weights(w.begin(), w.end()), norms(static_cast<std::size_t>(x.rows)),
+        labels(static_cast<std::size_t>(x.rows), -1),
+        min_dist(static_cast<std::size_t>(x.rows), std::numeric_limits<float>::infinity()) {
+    cpu::for_chunks(team, n, cpu::no_scratch, [&](cpu::NoScratch&, i64, i64 begin, i64 end) {
+      std::memcpy(rows.data() + begin * d, x.data + begin * d,
+                  static_cast<std::size_t>((end - begin) * d) * sizeof(float));
+      for (i64 i = begin; i < end; ++i) norms[i] = cpu::sq_norm(rows.data() + i * d, d);
+    });
+  }
+
+  std::int64_t n_samples() const override { return n; }
+  std::int64_t n_features() const override { return d; }
+  bool weighted() const override { return !weights.empty(); }
+
+  const float* row(i64 i) const { return rows.data() + i * d; }
+  float weight(i64 i) const { return weights.empty() ? 1.0f : weights[i]; }
+
+  const i64 n;
+  const i64 d;
+  cpu::AlignedVector<float> rows;    ///< [n x d] row-major copy
+  std::vector<float> weights;        ///< [n], or empty: all 1
+  std::vector<float> norms;          ///< [n] ||x||²
+  std::vector<std::int32_t> labels;  ///< [n] from the last assign_accumulate; -1 before the first
+  std::vector<float> min_dist;       ///< [n] k-means++ d(x); +inf before the first reset
+};
+
+const CpuDataset& cpu_data(const Dataset& data) {
+  const auto* p = dynamic_cast<const CpuDataset*>(&data);
+  SEGFORGE_ASSERT(p != nullptr, "dataset was not uploaded by the CPU backend");
+  return *p;
+}
+CpuDataset& cpu_data(Dataset& data) {
+  auto* p = dynamic_cast<CpuDataset*>(&data);
+  SEGFORGE_ASSERT(p != nullptr, "dataset was not uploaded by the CPU backend");
+  return *p;
+}
+
+// ---- scratch for the per-row passes ------------------------------------------------------------
+
+/// A block of rows copied into contiguous, zero-padded buffers: rows picked by index (mini-batch),
+/// or the weights and d(x) of a contiguous block (k-means++ potentials).
+struct RowBlock {
+  explicit RowBlock(i64 d)
+      : rows(static_cast<std::size_t>(d * cpu::kBlockRows)), norms(cpu::kBlockRows),
+        weights(cpu::kBlockRows), min_dist(cpu::kBlockRows) {}
+  cpu::AlignedVector<float> rows;      ///< [kBlockRows x d]
+  cpu::AlignedVector<float> norms;     ///< [kBlockRows]
+  cpu::AlignedVector<float> weights;   ///< [kBlockRows], 0 past the block
+  cpu::AlignedVector<float> min_dist;  ///< [kBlockRows], 0 past the block
+};
+
+/// Per-cluster Σ w·x and Σ w of one chunk. With few clusters, consecutive rows often share a
+/// label and each add would wait on the last one's store, so rows are dealt round-robin over
+/// `copies` accumulators that are folded in a fixed order at the end of the chunk.
+struct ClusterSums {
+  ClusterSums(i64 n_clusters, i64 n_features)
+      : k(n_clusters), d(n_features), stride(cpu::round_up(d + 1, 8)),
+        copies(k * stride <= 2048 ? 4 : 1),
+        acc(static_cast<std::size_t>(copies * k * stride)) {}
+
+  void clear() { std::fill(acc.begin(), acc.end(), 0.0); }
+
+  /// Adds rows x [nb x d] with labels and weights w; `first` is the index of row 0 in the chunk
+  /// (it picks each row's copy).
+  void add_block(i64 first, const std::int32_t* labels, const float* x, const float* w, i64 nb) {
+    double* const base = acc.data();
+    const i64 kk = k, dd = d, st = stride, mask = copies - 1, d8 = d / 8 * 8;
+    for (i64 i = 0; i < nb; ++i) {
+      double* dst = base + (((first + i) & mask) * kk + labels[i]) * st;
+      const float* xi = x + i * dd;
+      const double wd = w[i];
+      const cpu::vd8 wv = cpu::splat(wd);
+      // w·x is exact in double, so the fma rounds like the scalar tail.
+      for (i64 j = 0; j < d8; j += 8)
+        cpu::store8(dst + j, cpu::fmadd(wv, cpu::load8_widen(xi + j), cpu::load8(dst + j)));
+      for (i64 j = d8; j < dd; ++j) dst[j] += wd * static_cast<double>(xi[j]);
+      dst[dd] += wd;
+    }
+  }
+
+  /// sums [k x d] and counts [k] of the chunk.
+  void fold(double* sums, double* counts) const {
+    for (i64 l = 0; l < k; ++l) {
+      for (i64 j = 0; j <= d; ++j) {
+        double t = 0.0;
+        for (i64 c = 0; c < copies; ++c) t += acc[(c * k + l) * stride + j];
+        if (j < d)
+          sums[l * d + j] = t;
+        else
+          counts[l] = t;
+      }
+    }
+  }
+
+  i64 k, d, stride, copies;
+  cpu::AlignedVector<double> acc;  ///< [copies x k x stride]: Σ w·x in [0, d), Σ w at d
+};
+
+/// Σ w·v over rows in eight fixed lanes (row i goes to lane i mod 8), folded in a fixed order.
+struct LaneSum {
+  double lanes[8] = {};
+  void add(i64 i, double v) { lanes[i & 7] += v; }
+  double total() const {
+    return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+           ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  }
+};
+
+/// w [round_up(nb, 8)]: the weights of rows [b, b + nb) (1 when unweighted), then zeros.
+void block_weights(const CpuDataset& ds, i64 b, i64 nb, float* w) {
+  if (ds.weights.empty())
+    std::fill_n(w, nb, 1.0f);
+  else
+    std::copy_n(ds.weights.data() + b, nb, w);
+  std::fill(w + nb, w + cpu::round_up(nb, 8), 0.0f);
+}
+
+struct LloydScratch {
+  LloydScratch(i64 k, i64 d) : block(d), sums(k, d), gathered(d) {}
+  cpu::BlockScratch block;
+  ClusterSums sums;
+  RowBlock gathered;
+};
+
+/// k-means++ potential for each candidate t: Σ w·min(d(x), ||x − c_t||²), lanes widened to double.
+struct PotentialEpilogue {
+  const float* min_dist;  ///< [nbp], 0 past the block
+  const float* weights;   ///< [nbp], 0 past the block
+  double* potentials;     ///< [n_candidates], the chunk's partial
+  cpu::vf16 dm[2] = {};
+  cpu::vd8 w_lo[2] = {}, w_hi[2] = {};
+  void begin(int g, i64 i0) {
+    dm[g] = cpu::load16(min_dist + i0);
+    cpu::widen(cpu::load16(weights + i0), w_lo[g], w_hi[g]);
+  }
+  void step(int g, i64 t, cpu::vf16 dist) {
+    cpu::vd8 lo, hi;
+    cpu::widen(cpu::vmin(dm[g], dist), lo, hi);
+    potentials[t] += cpu::hsum(cpu::fmadd(lo, w_lo[g], hi * w_hi[g]));
+  }
+  void end(int, i64) {}
+};
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) != 0) continue;
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) break;
+    const auto first = line.find_first_not_of(" \t", colon + 1);
+    return first == std::string::npos ? std::string() : line.substr(first);
+  }
+  return {};
+}
+
+const char* arch_name() {
+#if defined(__x86_64__)
+  return "x86_64";
+#elif defined(__aarch64__)
+  return "aarch64";
+#elif defined(__powerpc64__)
+  return "ppc64le";
+#else
+  return "cpu";
+#endif
+}
+
+// ---- the backend -------------------------------------------------------------------------------
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads) : threads_(threads) {}
+
+  BackendInfo info() const override {
+    std::string device = arch_name();
+    const std::string model = cpu_model();
+    if (!model.empty()) device += " " + model;
+    const int team = this->team();
+    device += ", " + std::to_string(team) + (team == 1 ? " thread" : " threads");
+    return {"cpu", device};
+  }
+
+  std::unique_ptr<Dataset> upload(MatrixView<const float> x,
+                                  std::span<const float> weights) override {
+    SEGFORGE_ASSERT(x.rows >= 0 && x.cols >= 0, "negative matrix shape");
+    SEGFORGE_ASSERT(weights.empty() || static_cast<i64>(weights.size()) == x.rows,
+                    "weights must be empty or have one value per row");
+    return std::make_unique<CpuDataset>(x, weights, team());
+  }
+
+  Matrix<float> gather(const Dataset& data, std::span<const std::int64_t> rows) override {
+    const auto& ds = cpu_data(data);
+    Matrix<float> out(static_cast<i64>(rows.size()), ds.d);
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      SEGFORGE_ASSERT(rows[r] >= 0 && rows[r] < ds.n, "gather row out of range");
+      std::copy(ds.row(rows[r]), ds.row(rows[r]) + ds.d, out.row(static_cast<i64>(r)));
+    }
+    return out;
+  }
+
+  ColumnStats column_stats(const Dataset& data) override {
+    const auto& ds = cpu_data(data);
+    const i64 d = ds.d;
+    ColumnStats out;
+    out.mean = column_means(ds);
+    out.variance.assign(static_cast<std::size_t>(d), 0.0);
+    // Two passes, as numpy's var: the mean of (x − mean)².
+    const std::vector<double>& mean = out.mean;
+    cpu::reduce_chunks(team(), ds.n, std::span<double>(out.variance), cpu::no_scratch,
+                       [&](cpu::NoScratch&, i64 begin, i64 end, double* partial) {
+                         for (i64 i = begin; i < end; ++i) {
+                           const float* x = ds.row(i);
+                           for (i64 j = 0; j < d; ++j) {
+                             const double v = x[j] - mean[j];
+                             partial[j] += v * v;
+                           }
+                         }
+                       });
+    if (ds.n > 0)
+      for (auto& v : out.variance) v /= static_cast<double>(ds.n);
+    return out;
+  }
+
+  // ---- Lloyd ------------------------------------------------------------------------------
+
+  AccumulateResult assign_accumulate(Dataset& data, MatrixView<const float> centroids) override {
+    auto& ds = cpu_data(data);
+    check_centres(ds, centroids, 1);
+    const cpu::Centres c = centres(centroids);
+    const i64 k = c.k, d = ds.d;
+    // The chunk partial: [k x d] Σ w·x, [k] Σ w, inertia, n_changed.
+    std::vector<double> total(static_cast<std::size_t>(k * d + k + 2), 0.0);
+    cpu::reduce_chunks(
+        team(), ds.n, std::span<double>(total), [k, d] { return LloydScratch(k, d); },
+        [&](LloydScratch& s, i64 begin, i64 end, double* partial) {
+          s.sums.clear();
+          cpu::vd8 inertia{};
+          i64 changed = 0;
+          float* w = s.gathered.weights.data();
+          for (i64 b = begin; b < end; b += cpu::kBlockRows) {
+            const i64 nb = std::min(cpu::kBlockRows, end - b);
+            const float* x = ds.row(b);
+            cpu::nearest_block(x, ds.norms.data() + b, nb, c, s.block);
+            const std::int32_t* label = s.block.best_k.data();
+            std::int32_t* old = ds.labels.data() + b;
+            for (i64 i = 0; i < nb; ++i) {
+              changed += old[i] != label[i];
+              old[i] = label[i];
+            }
+            block_weights(ds, b, nb, w);
+            s.sums.add_block(b - begin, label, x, w, nb);
+            // Σ w·d(x) in eight lanes (row i in lane i mod 8); padding rows weigh 0.
+            for (i64 i = 0; i < nb; i += 8)
+              inertia = cpu::fmadd(cpu::load8_widen(s.block.best_d.data() + i),
+                                   cpu::load8_widen(w + i), inertia);
+          }
+          s.sums.fold(partial, partial + k * d);
+          partial[k * d + k] = cpu::hsum(inertia);
+          partial[k * d + k + 1] = static_cast<double>(changed);
+        });
+    AccumulateResult out;
+    out.sums.assign(total.begin(), total.begin() + k * d);
+    out.counts.assign(total.begin() + k * d, total.begin() + k * d + k);
+    out.inertia = total[k * d + k];
+    out.n_changed = static_cast<std::int64_t>(total[k * d + k + 1]);
+    return out;
+  }
+
+  void assign(const Dataset& data, MatrixView<const float> centroids,
+              std::span<std::int32_t> labels, std::span<float> sq_distances) override {
+    const auto& ds = cpu_data(data);
+    check_centres(ds, centroids, 1);
+    SEGFORGE_ASSERT(static_cast<i64>(labels.size()) == ds.n, "labels must have n_samples entries");
+    SEGFORGE_ASSERT(sq_distances.empty() || static_cast<i64>(sq_distances.size()) == ds.n,
+                    "sq_distances must be empty or have n_samples entries");
+    const cpu::Centres c = centres(centroids);
+    const i64 d = ds.d;
+    cpu::for_chunks(team(), ds.n, [d] { return cpu::BlockScratch(d); },
+                    [&](cpu::BlockScratch& s, i64, i64 begin, i64 end) {
+                      for (i64 b = begin; b < end; b += cpu::kBlockRows) {
+                        const i64 nb = std::min(cpu::kBlockRows, end - b);
+                        cpu::nearest_block(ds.row(b), ds.norms.data() + b, nb, c, s);
+                        std::copy_n(s.best_k.begin(), nb, labels.begin() + b);
+                        if (!sq_distances.empty())
+                          std::copy_n(s.best_d.begin(), nb, sq_distances.begin() + b);
+                      }
+                    });
+  }
+
+  // ---- k-means++ and k-means|| --------------------------------------------------------------
+
+  double reset_min_distances(Dataset& data, MatrixView<const float> centres) override {
+    return min_distances(cpu_data(data), centres, /*reset=*/true);
+  }
+
+  double update_min_distances(Dataset& data, MatrixView<const float> centres) override {
+    return min_distances(cpu_data(data), centres, /*reset=*/false);
+  }
+
+  std::vector<double> candidate_potentials(const Dataset& data,
+                                           MatrixView<const float> candidates) override {
+    const auto& ds = cpu_data(data);
+    check_centres(ds, candidates);
+    const cpu::Centres c = centres(candidates);
+    const i64 d = ds.d;
+    std::vector<double> total(static_cast<std::size_t>(c.k), 0.0);
+    if (c.k == 0) return total;
+    struct Scratch {
+      explicit Scratch(i64 d) : block(d), rows(d) {}
+      cpu::BlockScratch block;
+      RowBlock rows;
+    };
+    cpu::reduce_chunks(team(), ds.n, std::span<double>(total), [d] { return Scratch(d); },
+                       [&](Scratch& s, i64 begin, i64 end, double* partial) {
+                         for (i64 b = begin; b < end; b += cpu::kBlockRows) {
+                           const i64 nb = std::min(cpu::kBlockRows, end - b);
+                           float* w = s.rows.weights.data();
+                           float* dm = s.rows.min_dist.data();
+                           for (i64 i = 0; i < nb; ++i) w[i] = ds.weight(b + i);
+                           std::copy_n(ds.min_dist.data() + b, nb, dm);
+                           std::fill(w + nb, w + cpu::kBlockRows, 0.0f);
+                           std::fill(dm + nb, dm + cpu::kBlockRows, 0.0f);
+                           PotentialEpilogue epi{dm, w, partial};
+                           cpu::block_distances(ds.row(b), ds.norms.data() + b, nb, c, s.block,
+                                                epi);
+                         }
+                       });
+    return total;
+  }
+
+  std::vector<std::int64_t> sample_by_min_distance(const Dataset& data,
+                                                   std::span<const double> targets) override {
+    const auto& ds = cpu_data(data);
+    const i64 n = ds.n;
+    const i64 n_chunks = cpu::chunk_count(n);
+    std::vector<std::int64_t> out;
+    out.reserve(targets.size());
+    if (n == 0) return out;
+    auto mass = [&](i64 i) { return static_cast<double>(ds.weight(i)) * ds.min_dist[i]; };
+    // Chunk totals (each summed in row order), then a serial scan: offsets[c] is the mass before
+    // chunk c. The search inside a chunk starts from offsets[c] and adds rows in order, so the
+    // cumulative sums depend on the chunking alone.
+    std::vector<double> chunk_mass(static_cast<std::size_t>(n_chunks), 0.0);
+    std::vector<i64> last_positive(static_cast<std::size_t>(n_chunks), -1);
+    cpu::for_chunks(team(), n, cpu::no_scratch, [&](cpu::NoScratch&, i64 c, i64 begin, i64 end) {
+      double sum = 0.0;
+      for (i64 i = begin; i < end; ++i) {
+        const double m = mass(i);
+        sum += m;
+        if (m > 0.0) last_positive[c] = i;
+      }
+      chunk_mass[c] = sum;
+    });
+    std::vector<double> offsets(static_cast<std::size_t>(n_chunks) + 1, 0.0);
+    for (i64 c = 0; c < n_chunks; ++c) offsets[c + 1] = offsets[c] + chunk_mass[c];
+    // Targets at or past φ clip to the last row with w·d > 0 (the last row when φ = 0).
+    i64 clip = n - 1;
+    for (i64 c = n_chunks - 1; c >= 0; --c)
+      if (last_positive[c] >= 0) {
+        clip = last_positive[c];
+        break;
+      }
+    for (const double t : targets) {
+      // The first chunk whose end offset exceeds t, then rows from there; a target that the
+      // in-chunk sums miss by rounding carries on into the next chunk.
+      i64 c = std::upper_bound(offsets.begin() + 1, offsets.end(), t) - (offsets.begin() + 1);
+      i64 found = -1;
+      for (; c < n_chunks && found < 0; ++c) {
+        double running = offsets[c];
+        for (i64 i = c * cpu::kChunkRows, end = std::min(n, (c + 1) * cpu::kChunkRows); i < end;
+             ++i) {
+          running += mass(i);
+          if (running > t) {
+            found = i;
+            break;
+          }
+        }
+      }
+      out.push_back(found >= 0 ? found : clip);
+    }
+    return out;
+  }
+
+  std::vector<std::int64_t> oversample(const Dataset& data, double factor,
+                                       std::uint64_t seed) override {
+    const auto& ds = cpu_data(data);
+    std::vector<std::vector<std::int64_t>> picked(static_cast<std::size_t>(cpu::chunk_count(ds.n)));
+    cpu::for_chunks(team(), ds.n, cpu::no_scratch, [&](cpu::NoScratch&, i64 c, i64 begin, i64 end) {
+      for (i64 i = begin; i < end; ++i) {
+        // k-means|| (Bahmani et al. 2012, Alg. 2 step 4): keep x with p = ℓ·w·d²(x,C)/φ_X(C).
+        const double p = factor * static_cast<double>(ds.weight(i)) * ds.min_dist[i];
+        if (counter_uniform(seed, static_cast<std::uint64_t>(i)) < p) picked[c].push_back(i);
+      }
+    });
+    std::vector<std::int64_t> out;
+    for (const auto& v : picked) out.insert(out.end(), v.begin(), v.end());
+    return out;
+  }
+
+  // ---- mini-batch -------------------------------------------------------------------------
+
+  double minibatch_step(const Dataset& data, std::span<const std::int64_t> batch,
+                        MatrixView<float> centroids, std::span<double> counts) override {
+    const auto& ds = cpu_data(data);
+    check_centres(ds, centroids, 1);
+    SEGFORGE_ASSERT(static_cast<i64>(counts.size()) == centroids.rows,
+                    "counts must have n_clusters entries");
+    for (const auto r : batch) SEGFORGE_ASSERT(r >= 0 && r < ds.n, "batch row out of range");
+    const cpu::Centres c = centres(centroids);
+    const i64 k = c.k, d = ds.d;
+    // The chunk partial: [k x d] Σ w·x, [k] b_k = Σ w, inertia.
+    std::vector<double> total(static_cast<std::size_t>(k * d + k + 1), 0.0);
+    cpu::reduce_chunks(
+        team(), static_cast<i64>(batch.size()), std::span<double>(total),
+        [k, d] { return LloydScratch(k, d); },
+        [&](LloydScratch& s, i64 begin, i64 end, double* partial) {
+          s.sums.clear();
+          cpu::vd8 inertia{};
+          float* rows = s.gathered.rows.data();
+          float* w = s.gathered.weights.data();
+          for (i64 b = begin; b < end; b += cpu::kBlockRows) {
+            const i64 nb = std::min(cpu::kBlockRows, end - b);
+            for (i64 i = 0; i < nb; ++i) {
+              const i64 r = batch[b + i];
+              std::copy_n(ds.row(r), d, rows + i * d);
+              s.gathered.norms[i] = ds.norms[r];
+              w[i] = ds.weight(r);
+            }
+            std::fill(w + nb, w + cpu::round_up(nb, 8), 0.0f);
+            cpu::nearest_block(rows, s.gathered.norms.data(), nb, c, s.block);
+            s.sums.add_block(b - begin, s.block.best_k.data(), rows, w, nb);
+            for (i64 i = 0; i < nb; i += 8)
+              inertia = cpu::fmadd(cpu::load8_widen(s.block.best_d.data() + i),
+                                   cpu::load8_widen(w + i), inertia);
+          }
+          s.sums.fold(partial, partial + k * d);
+          partial[k * d + k] = cpu::hsum(inertia);
+        });
+    // Sculley (2010) with per-centre counts, as scikit-learn's _minibatch_update_dense:
+    // c_k ← (c_k·n_k + Σ w·x) / (n_k + b_k), n_k ← n_k + b_k, for the centres the batch touched.
+    for (i64 l = 0; l < k; ++l) {
+      const double b = total[k * d + l];
+      if (!(b > 0.0)) continue;
+      const double n_new = counts[l] + b;
+      float* cl = centroids.row(l);
+      const double* sum = total.data() + l * d;
+      for (i64 j = 0; j < d; ++j)
+        cl[j] = static_cast<float>((static_cast<double>(cl[j]) * counts[l] + sum[j]) / n_new);
+      counts[l] = n_new;
+    }
+    return total[k * d + k];
+  }
+
+  // ---- metrics and distance matrices --------------------------------------------------------
+
+  LabelStats label_stats(const Dataset& data, std::span<const std::int32_t> labels,
+                         int n_clusters, MatrixView<const float> centroids) override {
+    const auto& ds = cpu_data(data);
+    const i64 k = n_clusters, d = ds.d;
+    SEGFORGE_ASSERT(static_cast<i64>(labels.size()) == ds.n, "labels must have n_samples entries");
+    const bool with_centres = centroids.rows > 0;
+    SEGFORGE_ASSERT(!with_centres || (centroids.rows == k && centroids.cols == d),
+                    "centroids must be empty or [n_clusters x n_features]");
+    check_labels(labels, n_clusters);
+    // The chunk partial: [k x d] Σ w·x, [k] Σ w, [k] Σ w·||x − c||, [k] Σ w·||x − c||².
+    std::vector<double> total(static_cast<std::size_t>(k * d + 3 * k), 0.0);
+    cpu::reduce_chunks(
+        team(), ds.n, std::span<double>(total), cpu::no_scratch,
+        [&](cpu::NoScratch&, i64 begin, i64 end, double* partial) {
+          double* count = partial + k * d;
+          double* dist = count + k;
+          double* sq = dist + k;
+          for (i64 i = begin; i < end; ++i) {
+            const i64 l = labels[i];
+            const double w = ds.weight(i);
+            const float* x = ds.row(i);
+            double* sum = partial + l * d;
+            for (i64 j = 0; j < d; ++j) sum[j] += w * static_cast<double>(x[j]);
+            count[l] += w;
+            if (with_centres) {
+              // Metrics want accuracy over speed: direct differences in double.
+              const float* cl = centroids.row(l);
+              double s2 = 0.0;
+              for (i64 j = 0; j < d; ++j) {
+                const double v = static_cast<double>(x[j]) - cl[j];
+                s2 += v * v;
+              }
+              dist[l] += w * std::sqrt(s2);
+              sq[l] += w * s2;
+            }
+          }
+        });
+    LabelStats out;
+    out.sums.assign(total.begin(), total.begin() + k * d);
+    out.counts.assign(total.begin() + k * d, total.begin() + k * d + k);
+    out.dist_sums.assign(total.begin() + k * d + k, total.begin() + k * d + 2 * k);
+    out.sq_dist_sums.assign(total.begin() + k * d + 2 * k, total.end());
+    return out;
+  }
+
+  Matrix<double> cluster_distance_sums(const Dataset& data, std::span<const std::int32_t> labels,
+                                       int n_clusters, std::int64_t row_begin,
+                                       std::int64_t row_count) override;
+
+  Matrix<float> distance_tile(const Dataset& a, std::int64_t a_begin, std::int64_t a_count,
+                              const Dataset& b, std::int64_t b_begin, std::int64_t b_count,
+                              bool squared) override {
+    const auto& da = cpu_data(a);
+    const auto& db = cpu_data(b);
+    SEGFORGE_ASSERT(da.d == db.d, "datasets differ in n_features");
+    SEGFORGE_ASSERT(a_begin >= 0 && a_count >= 0 && a_begin + a_count <= da.n,
+                    "a row range out of bounds");
+    SEGFORGE_ASSERT(b_begin >= 0 && b_count >= 0 && b_begin + b_count <= db.n,
+                    "b row range out of bounds");
+    const i64 d = da.d;
+    Matrix<float> out(a_count, b_count);
+    if (a_count == 0 || b_count == 0) return out;
+    const i64 n_tiles = (a_count + cpu::kBlockRows - 1) / cpu::kBlockRows;
+    const cpu::ConstMapF bm(db.row(b_begin), b_count, d);
+    const float* bn = db.norms.data() + b_begin;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team())
+    for (i64 t = 0; t < n_tiles; ++t) {
+      const i64 r0 = t * cpu::kBlockRows;
+      const i64 nr = std::min(cpu::kBlockRows, a_count - r0);
+      cpu::TileMapF om(out.row(r0), nr, b_count, Eigen::OuterStride<>(b_count));
+      om.noalias() = cpu::ConstMapF(da.row(a_begin + r0), nr, d) * bm.transpose();
+      for (i64 r = 0; r < nr; ++r) {
+        float* o = out.row(r0 + r);
+        const float an = da.norms[a_begin + r0 + r];
+        for (i64 p = 0; p < b_count; ++p) o[p] = std::max(0.0f, (an - 2.0f * o[p]) + bn[p]);
+        if (!squared)
+          for (i64 p = 0; p < b_count; ++p) o[p] = std::sqrt(o[p]);
+      }
+    }
+    return out;
+  }
+
+ private:
+  int team() const { return cpu::resolve_team(threads_); }
+
+  static cpu::Centres centres(MatrixView<const float> c) { return cpu::Centres(c); }
+
+  /// Centres for a pass; `at_least` is 1 where every row needs a nearest centre.
+  static void check_centres(const CpuDataset& ds, MatrixView<const float> c, i64 at_least = 0) {
+    SEGFORGE_ASSERT(c.cols == ds.d, "centroids must have n_features columns");
+    SEGFORGE_ASSERT(c.rows >= at_least && c.rows <= std::numeric_limits<std::int32_t>::max(),
+                    "centroid count out of range");
+  }
+
+  static void check_labels(std::span<const std::int32_t> labels, int n_clusters) {
+    SEGFORGE_ASSERT(n_clusters >= 1, "n_clusters must be >= 1");
+    for (const auto l : labels) SEGFORGE_ASSERT(l >= 0 && l < n_clusters, "label out of range");
+  }
+
+  std::vector<double> column_means(const CpuDataset& ds) const {
+    const i64 d = ds.d;
+    std::vector<double> mean(static_cast<std::size_t>(d), 0.0);
+    cpu::reduce_chunks(team(), ds.n, std::span<double>(mean), cpu::no_scratch,
+                       [&](cpu::NoScratch&, i64 begin, i64 end, double* partial) {
+                         for (i64 i = begin; i < end; ++i) {
+                           const float* x = ds.row(i);
+                           for (i64 j = 0; j < d; ++j) partial[j] += x[j];
+                         }
+                       });
+    if (ds.n > 0)
+      for (auto& m : mean) m /= static_cast<double>(ds.n);
+    return mean;
+  }
+
+  /// d(x) ← (reset ? +inf : d(x)) min over `centres`; returns φ = Σ w·d(x).
+  double min_distances(CpuDataset& ds, MatrixView<const float> centres_view, bool reset) {
+    check_centres(ds, centres_view);
+    const cpu::Centres c = centres(centres_view);
+    const i64 d = ds.d;
+    double phi = 0.0;
+    cpu::reduce_chunks(team(), ds.n, std::span<double>(&phi, 1),
+                       [d] { return cpu::BlockScratch(d); },
+                       [&](cpu::BlockScratch& s, i64 begin, i64 end, double* partial) {
+                         LaneSum sum;
+                         for (i64 b = begin; b < end; b += cpu::kBlockRows) {
+                           const i64 nb = std::min(cpu::kBlockRows, end - b);
+                           float* dm = ds.min_dist.data() + b;
+                           if (c.k > 0) {
+                             cpu::nearest_block(ds.row(b), ds.norms.data() + b, nb, c, s);
+                             for (i64 i = 0; i < nb; ++i)
+                               dm[i] = reset ? s.best_d[i] : std::min(dm[i], s.best_d[i]);
+                           } else if (reset) {
+                             std::fill_n(dm, nb, std::numeric_limits<float>::infinity());
+                           }
+                           for (i64 i = 0; i < nb; ++i)
+                             sum.add(i, static_cast<double>(ds.weight(b + i)) * dm[i]);
+                         }
+                         partial[0] = sum.total();
+                       });
+    return phi;
+  }
+
+  int threads_;
+};
+
+// Silhouette support. Each thread owns kSilRows output rows and sweeps every column row in
+// blocks of kSilCols, so each output sum runs in a fixed order whatever the team size. Memory:
+// the tiles, plus the column rows' order and labels (O(n)); never n².
+constexpr i64 kSilRows = 64;
+constexpr i64 kSilCols = 1024;
+/// A squared distance below this fraction of ||x̃||² + ||ỹ||² (centred norms) has lost too many
+/// digits to cancellation in the expansion; it is recomputed as Σ (x − y)² in double from the
+/// original rows (which also makes a row's distance to itself, and to its duplicates, exactly 0).
+/// Above it the expansion's relative error is at most about 3·2⁻²⁴/kRecompute ≈ 3e-6.
+constexpr float kRecompute = 1.0f / 16.0f;
+
+Matrix<double> CpuBackend::cluster_distance_sums(const Dataset& data,
+                                                 std::span<const std::int32_t> labels,
+                                                 int n_clusters, std::int64_t row_begin,
+                                                 std::int64_t row_count) {
+  const auto& ds = cpu_data(data);
+  const i64 n = ds.n, d = ds.d, k = n_clusters;
+  SEGFORGE_ASSERT(static_cast<i64>(labels.size()) == n, "labels must have n_samples entries");
+  SEGFORGE_ASSERT(row_begin >= 0 && row_count >= 0 && row_begin + row_count <= n,
+                  "row range out of bounds");
+  check_labels(labels, n_clusters);
+  Matrix<double> out(row_count, k, 0.0);
+  if (row_count == 0) return out;
+
+  // Centre by the column means: distances do not change, and the cancellation in
+  // ||x̃||² + ||ỹ||² − 2x̃·ỹ shrinks with the norms.
+  const std::vector<double> mu = column_means(ds);
+  // Column rows grouped by label (stable counting sort), so each label is one contiguous run.
+  std::vector<i64> order(static_cast<std::size_t>(n));
+  {
+    std::vector<i64> next(static_cast<std::size_t>(k) + 1, 0);
+    for (i64 i = 0; i < n; ++i) ++next[labels[i] + 1];
+    for (i64 j = 0; j < k; ++j) next[j + 1] += next[j];
+    for (i64 i = 0; i < n; ++i) order[next[labels[i]]++] = i;
+  }
+  const i64 n_tiles = (row_count + kSilRows - 1) / kSilRows;
+
+#pragma omp parallel num_threads(team())
+  {
+    std::vector<float> xs(static_cast<std::size_t>(kSilRows * d)), xs_norm(kSilRows);
+    std::vector<float> ys(static_cast<std::size_t>(kSilCols * d)), ys_norm(kSilCols);
+    std::vector<double> ys_w(kSilCols);
+    std::vector<float> g(static_cast<std::size_t>(kSilRows * kSilCols));
+    std::vector<float> dist(kSilCols);
+    std::vector<i64> runs;  // (label, begin, end) of each label's run in the column block
+
+    auto centre_row = [&](i64 i, float* dst) -> float {
+      const float* x = ds.row(i);
+      for (i64 j = 0; j < d; ++j) dst[j] = static_cast<float>(x[j] - mu[j]);
+      return cpu::sq_norm(dst, d);
+    };
+
+#pragma omp for schedule(dynamic, 1)
+    for (i64 t = 0; t < n_tiles; ++t) {
+      const i64 r0 = row_begin + t * kSilRows;
+      const i64 nr = std::min(kSilRows, row_begin + row_count - r0);
+      for (i64 r = 0; r < nr; ++r) xs_norm[r] = centre_row(r0 + r, xs.data() + r * d);
+      const cpu::ConstMapF xm(xs.data(), nr, d);
+      for (i64 p0 = 0; p0 < n; p0 += kSilCols) {
+        const i64 np = std::min(kSilCols, n - p0);
+        const i64* rows = order.data() + p0;
+        runs.clear();
+        for (i64 p = 0; p < np; ++p) {
+          ys_norm[p] = centre_row(rows[p], ys.data() + p * d);
+          ys_w[p] = ds.weight(rows[p]);
+          const i64 label = labels[rows[p]];
+          if (runs.empty() || runs[runs.size() - 3] != label)
+            runs.insert(runs.end(), {label, p, p + 1});
+          else
+            runs.back() = p + 1;
+        }
+        cpu::TileMapF gm(g.data(), nr, np, Eigen::OuterStride<>(kSilCols));
+        gm.noalias() = xm * cpu::ConstMapF(ys.data(), np, d).transpose();
+        for (i64 r = 0; r < nr; ++r) {
+          const float* gr = g.data() + r * kSilCols;
+          const float xn = xs_norm[r];
+          for (i64 p = 0; p < np; ++p) dist[p] = (xn + ys_norm[p]) - 2.0f * gr[p];
+          for (i64 p = 0; p < np; ++p) {
+            if (dist[p] < kRecompute * (xn + ys_norm[p])) {
+              const float* a = ds.row(r0 + r);
+              const float* b = ds.row(rows[p]);
+              double s2 = 0.0;
+              for (i64 j = 0; j < d; ++j) {
+                const double v = static_cast<double>(a[j]) - b[j];
+                s2 += v * v;
+              }
+              dist[p] = static_cast<float>(s2);
+            }
+          }
+          for (i64 p = 0; p < np; ++p) dist[p] = std::sqrt(std::max(0.0f, dist[p]));
+          double* orow = out.row(r0 - row_begin + r);
+          for (std::size_t q = 0; q < runs.size(); q += 3) {
+            // Eight fixed lanes folded in a fixed order: vectorisable and deterministic.
+            const i64 pe = runs[q + 2];
+            i64 p = runs[q + 1];
+            cpu::vd8 lanes{};
+            for (; p + 8 <= pe; p += 8)
+              lanes = cpu::fmadd(cpu::load8(ys_w.data() + p), cpu::load8_widen(dist.data() + p), lanes);
+            double sum = cpu::hsum(lanes);
+            for (; p < pe; ++p) sum += ys_w[p] * static_cast<double>(dist[p]);
+            orow[runs[q]] += sum;
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int threads) {
+  Eigen::initParallel();  // Eigen's cache-size statics, before our threads call its GEMM
+  return std::make_unique<CpuBackend>(threads);
+}
+
+}  // namespace segforge
