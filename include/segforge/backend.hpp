@@ -58,6 +58,7 @@ struct BackendInfo {
   std::string device;  ///< e.g. "x86_64, 2 threads" or "NVIDIA H100 80GB HBM3 (sm_90)"
 };
 
+/// Calls on one dataset must not overlap: assign_accumulate and the min-distance calls change it.
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -83,22 +84,25 @@ class Backend {
   virtual AccumulateResult assign_accumulate(Dataset& data, MatrixView<const float> centroids) = 0;
 
   /// Nearest centre and its squared distance for every row.
-  /// [in] centroids [n_clusters x n_features]; [out] labels [n_samples], sq_distances [n_samples]
+  /// [in] centroids [n_clusters x n_features]; [out] labels [n_samples], sq_distances
+  /// [n_samples] or empty (labels only)
   virtual void assign(const Dataset& data, MatrixView<const float> centroids,
                       std::span<std::int32_t> labels, std::span<float> sq_distances) = 0;
 
   // ---- k-means++ and k-means|| (the dataset keeps d(x) = min over chosen centres ||x − c||²) --
 
-  /// Sets d(x) to the distance to the nearest of `centres`; returns φ = Σ w·d(x).
+  /// Sets d(x) to the distance to the nearest of `centres`; returns φ = Σ w·d(x). With no
+  /// centres, d(x) = +inf.
   virtual double reset_min_distances(Dataset& data, MatrixView<const float> centres) = 0;
-  /// d(x) ← min(d(x), min over `centres` ||x − c||²); returns the new φ = Σ w·d(x).
+  /// d(x) ← min(d(x), min over `centres` ||x − c||²); returns the new φ = Σ w·d(x) (with no
+  /// centres: the current φ).
   virtual double update_min_distances(Dataset& data, MatrixView<const float> centres) = 0;
   /// For each candidate t, the φ that would follow if it were added: Σ w·min(d(x), ||x − c_t||²).
   /// Does not change d(x). [in] candidates [n_candidates x n_features]; [out] [n_candidates]
   virtual std::vector<double> candidate_potentials(const Dataset& data,
                                                    MatrixView<const float> candidates) = 0;
   /// D²-sampling by inverse CDF: for each target t (ascending, in [0, φ)), the smallest row i
-  /// with Σ_{j<=i} w_j·d(x_j) > t (clipped to the last row with d > 0).
+  /// with Σ_{j<=i} w_j·d(x_j) > t, clipped to the last row with w·d > 0 (the last row when φ = 0).
   virtual std::vector<std::int64_t> sample_by_min_distance(const Dataset& data,
                                                            std::span<const double> targets) = 0;
   /// k-means|| oversampling: the rows i with counter_uniform(seed, i) < factor·w_i·d(x_i),
@@ -118,7 +122,9 @@ class Backend {
 
   // ---- metrics and distance matrices --------------------------------------------------------
 
-  /// Per-label sums and, when `centroids` is non-empty, distance sums to the label's centroid.
+  /// Per-label sums and, when `centroids` is non-empty, distance sums to the label's centroid,
+  /// computed directly in double (so they differ from assign_accumulate's float32-expansion
+  /// inertia at about 1e-7 relative).
   /// [in] labels [n_samples] in [0, n_clusters); centroids empty or [n_clusters x n_features]
   virtual LabelStats label_stats(const Dataset& data, std::span<const std::int32_t> labels,
                                  int n_clusters, MatrixView<const float> centroids) = 0;
@@ -131,7 +137,8 @@ class Backend {
                                                std::span<const std::int32_t> labels, int n_clusters,
                                                std::int64_t row_begin, std::int64_t row_count) = 0;
 
-  /// A tile of the pairwise distance matrix between rows of `a` and rows of `b`.
+  /// A tile of the pairwise distance matrix between rows of `a` and rows of `b`, by the plain
+  /// float32 expansion (silhouette uses cluster_distance_sums, which is more careful).
   /// [out] [a_count x b_count] float32, squared Euclidean if `squared`, else Euclidean.
   virtual Matrix<float> distance_tile(const Dataset& a, std::int64_t a_begin, std::int64_t a_count,
                                       const Dataset& b, std::int64_t b_begin, std::int64_t b_count,
