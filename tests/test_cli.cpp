@@ -112,8 +112,11 @@ TEST_F(Cli, FitPredictScoreEndToEnd) {
 
   // score recomputes the same silhouette from the labels file.
   Outcome score = run("score " + features + " --labels " + path("labels.h5") +
-                      " --silhouette exact --metrics " + path("score.json"));
+                      " --silhouette exact --metrics " + path("score.json") + " --samples " +
+                      path("samples.h5"));
   ASSERT_EQ(score.status, 0) << score.output;
+  // Per-sample values come with the labels of the rows they score (all rows when exact).
+  EXPECT_EQ(read_labels(path("samples.h5")), read_labels(path("labels.h5")));
   std::ifstream in2(path("score.json"));
   const auto s = nlohmann::json::parse(in2);
   EXPECT_NEAR(s["silhouette"].get<double>(), m["silhouette"].get<double>(), 1e-12);
@@ -185,6 +188,9 @@ TEST_P(BadInput, ExitsTwoWithMessageAndNoOutput) {
     Matrix<float> two(5, 2, 1.0f);
     write_features(path("two.h5"), two.view(), {"a", "b"});
     blobs("renamed.h5", 30, 3, {"col0", "colX", "col2"});
+    std::vector<std::int32_t> three(300);
+    for (int i = 0; i < 300; ++i) three[i] = i % 3;
+    write_labels_h5(path("labels.h5"), three, std::vector<float>(300, 0.0f), {});
     Model centres;
     centres.centroids = Matrix<float>(2, 2, 1.0f);
     write_model(path("centres.h5"), centres);
@@ -223,6 +229,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"negative_tol", "fit {f} -k 3 --tol -1e-3 -o {d}/m.h5", "tol=-0.001"},
         BadCase{"max_iter_zero", "fit {f} -k 3 --max-iter 0 -o {d}/m.h5", "max_iter=0 should be >= 1"},
         BadCase{"bad_silhouette", "score {f} --labels {f} --silhouette sample=x", "--silhouette sample=x"},
+        BadCase{"samples_without_silhouette", "score {f} --labels {d}/labels.h5 --silhouette none --samples {d}/s.h5",
+                "--samples"},
         BadCase{"unknown_option", "fit {f} -k 3 -o {d}/m.h5 --frobnicate", "frobnicate"},
         BadCase{"predict_other_columns", "predict {d}/model_missing.h5 {f} -o {d}/l.h5", "model_missing.h5"},
         BadCase{"score_wrong_labels", "score {f} --labels {d}/two.h5", "/labels"}),

@@ -195,7 +195,8 @@ void write_labels(const std::string& path, const Assignment& a, const Ids& ids,
 
 /// Scores for metrics.json (and printing): silhouette as asked, Davies–Bouldin, Calinski–Harabasz.
 json scores(Backend& backend, const Dataset& data, std::span<const std::int32_t> labels, int k,
-            SilhouetteSpec spec, std::uint64_t seed, ProgressLine& line) {
+            SilhouetteSpec spec, std::uint64_t seed, ProgressLine& line,
+            SilhouetteResult* silhouette) {
   json out;
   std::int64_t distinct = 0;
   for (auto s : sizes_of(labels, k)) distinct += s > 0;
@@ -219,6 +220,7 @@ json scores(Backend& backend, const Dataset& data, std::span<const std::int32_t>
     json per = json::array();
     for (double v : s.cluster_means) per.push_back(std::isnan(v) ? json(nullptr) : json(v));
     out["silhouette_per_segment"] = per;
+    if (silhouette) *silhouette = s;
   }
   out["davies_bouldin"] = davies_bouldin(backend, data, labels, k);
   out["calinski_harabasz"] = calinski_harabasz(backend, data, labels, k);

@@ -85,8 +85,10 @@ void write_labels(const std::string& path, const Assignment& a, const Ids& ids,
 
 using json = nlohmann::ordered_json;
 /// Silhouette (as `spec` says), Davies–Bouldin and Calinski–Harabasz, for metrics.json.
+/// `silhouette`, when given, receives the per-sample values.
 json scores(Backend& backend, const Dataset& data, std::span<const std::int32_t> labels, int k,
-            SilhouetteSpec spec, std::uint64_t seed, ProgressLine& line);
+            SilhouetteSpec spec, std::uint64_t seed, ProgressLine& line,
+            SilhouetteResult* silhouette = nullptr);
 void print_scores(const json& s);
 
 /// A subcommand: its CLI11 app and what runs when it was chosen.

@@ -21,8 +21,10 @@ namespace segforge::cli {
 namespace {
 
 int run_score(const Common& c, const std::string& features, const std::string& labels_path,
-              const std::string& silhouette, const std::string& metrics, std::uint64_t seed) {
+              const std::string& silhouette, const std::string& metrics, std::uint64_t seed,
+              const std::string& samples) {
   if (!metrics.empty()) check_output(metrics, "--metrics", {".json"});
+  if (!samples.empty()) check_output(samples, "--samples", {".h5", ".hdf5"});
   const SilhouetteSpec spec = parse_silhouette(silhouette);
   const Features f = load(features, c);
   if (parse_nan_policy(c.nan_policy) == NanPolicy::drop)
@@ -34,7 +36,16 @@ int run_score(const Common& c, const std::string& features, const std::string& l
   auto data = backend->upload(f.x.view());
   ProgressLine line;
   Stopwatch t;
-  json s = scores(*backend, *data, labels, k, spec, seed, line);
+  SilhouetteResult per_sample;
+  json s = scores(*backend, *data, labels, k, spec, seed, line, &per_sample);
+  if (!samples.empty()) {
+    if (per_sample.values.empty())
+      throw InputError("--samples " + samples + ": no silhouette was computed; drop --silhouette none");
+    std::vector<std::int32_t> scored_labels;
+    if (per_sample.rows.empty()) scored_labels = labels;
+    for (std::int64_t r : per_sample.rows) scored_labels.push_back(labels[r]);
+    write_silhouette_samples(samples, per_sample.values, per_sample.rows, scored_labels, f.ids);
+  }
   print_scores(s);
   if (!metrics.empty()) {
     json m;
@@ -63,7 +74,7 @@ int run_score(const Common& c, const std::string& features, const std::string& l
 
 struct ScoreOptions {
   Common common;
-  std::string features, labels, silhouette = "auto", metrics;
+  std::string features, labels, silhouette = "auto", metrics, samples;
   std::uint64_t seed = 0;
 };
 
@@ -77,11 +88,12 @@ Command add_score_command(CLI::App& parent) {
   cmd->add_option("--labels", o.labels, "labels.h5 or segments.csv")->required();
   cmd->add_option("--silhouette", o.silhouette, "auto|exact|sample=N|none")->capture_default_str();
   cmd->add_option("--metrics", o.metrics, "metrics.json to write");
+  cmd->add_option("--samples", o.samples, "per-sample silhouette values (HDF5) to write");
   cmd->add_option("--seed", o.seed, "seed for the silhouette sample")->capture_default_str();
   add_common(cmd, o.common);
   return {cmd, [options] {
     const ScoreOptions& o = *options;
-    return run_score(o.common, o.features, o.labels, o.silhouette, o.metrics, o.seed);
+    return run_score(o.common, o.features, o.labels, o.silhouette, o.metrics, o.seed, o.samples);
   }};
 }
 

@@ -113,6 +113,11 @@ void write_labels_h5(const std::string& path, std::span<const std::int32_t> labe
 void write_segments_csv(const std::string& path, std::span<const std::int32_t> labels,
                         std::span<const float> distances, const Ids& ids,
                         const std::vector<std::string>& segment_names);
+/// Per-sample silhouette values: /silhouette float64 [n], /labels int32 [n], /rows int64 [n]
+/// (the scored rows, when sampled) and /ids of those rows when known.
+void write_silhouette_samples(const std::string& path, std::span<const double> values,
+                              std::span<const std::int64_t> rows,
+                              std::span<const std::int32_t> labels, const Ids& ids);
 /// Reads labels from labels.h5 (/labels) or segments.csv (column `segment`).
 std::vector<std::int32_t> read_labels(const std::string& path);
 

@@ -209,6 +209,32 @@ void write_labels_h5(const std::string& path, std::span<const std::int32_t> labe
   out.commit();
 }
 
+void write_silhouette_samples(const std::string& path, std::span<const double> values,
+                              std::span<const std::int64_t> rows,
+                              std::span<const std::int32_t> labels, const Ids& ids) {
+  SEGFORGE_ASSERT(rows.empty() || rows.size() == values.size(), "rows and values differ in length");
+  SEGFORGE_ASSERT(labels.size() == values.size(), "labels and values differ in length");
+  io::TempOutput out(path);
+  {
+    io::Hid file = io::create_file(out.temp_path(), path);
+    const hsize_t n = values.size();
+    io::write_dataset(file, "silhouette", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {n}, values.data(), path);
+    io::write_dataset(file, "labels", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, labels.data(), path);
+    if (!rows.empty())
+      io::write_dataset(file, "rows", H5T_STD_I64LE, H5T_NATIVE_INT64, {n}, rows.data(), path);
+    Ids picked;
+    for (std::size_t i = 0; i < values.size() && !ids.empty(); ++i) {
+      const auto row = rows.empty() ? static_cast<std::int64_t>(i) : rows[i];
+      if (!ids.numeric.empty()) picked.numeric.push_back(ids.numeric[row]);
+      else picked.text.push_back(ids.text[row]);
+    }
+    io::write_ids(file, picked, path);
+    io::write_root_attributes(file, "segforge-silhouette", {}, path);
+    if (!file.close()) io::write_failed(path, "the file (closing it)");
+  }
+  out.commit();
+}
+
 void write_segments_csv(const std::string& path, std::span<const std::int32_t> labels,
                         std::span<const float> distances, const Ids& ids,
                         const std::vector<std::string>& segment_names) {
