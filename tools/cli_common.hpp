@@ -14,6 +14,7 @@
 #include "segforge/backend.hpp"
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
+#include "segforge/metrics.hpp"
 
 namespace segforge::cli {
 
