@@ -1,0 +1,24 @@
+#pragma once
+// segforge-prep's library: CRM exports and numeric tables to the features.h5 matrix
+// (DESIGN.md, "File formats"), and the synthetic data generators.
+//
+//   compute_rfm / read_table  ->  RawFeatures (original units) + a cleaning summary
+//   transform                 ->  Prepared (float32 matrix, /scaler)
+//   write_prepared            ->  features.h5 with the summary as root attributes
+
+#include <string>
+#include <vector>
+
+#include "segforge/prep/common.hpp"
+#include "segforge/prep/rfm.hpp"
+#include "segforge/prep/synth.hpp"
+#include "segforge/prep/table.hpp"
+#include "segforge/prep/transform.hpp"
+
+namespace segforge::prep {
+
+/// Writes `prepared` to `path` atomically (write_features), with `items` as root attributes.
+void write_prepared(const std::string& path, const Prepared& prepared,
+                    const std::vector<SummaryItem>& items);
+
+}  // namespace segforge::prep

@@ -1,0 +1,57 @@
+#pragma once
+// From features in original units to the matrix the engine clusters: log transforms for
+// skewed money and count features, optional winsorizing, then scaling. The per-feature
+// transform, centre and scale go to /scaler so that
+//   original = inverse_transform(transform, scaled * scale + mean).
+//
+// Transforms by feature kind (common.hpp), when `log` is on:
+//   money    log1p, or signed_log1p (sign(x)·log1p(|x|)) when it may be negative
+//   count    log1p
+//   value    log1p for the columns listed in TransformParams::log_columns, else identity
+//   others   identity
+// Winsorizing (clip_quantile q) clamps money, count, days and value features to their
+// [1-q, q] quantiles (linear interpolation, as numpy.quantile) after the log transform;
+// the inverse then gives the clamped value.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "segforge/io.hpp"
+#include "segforge/prep/common.hpp"
+
+namespace segforge::prep {
+
+enum class Scaling {
+  standard,  ///< centre = mean, scale = population standard deviation (1 where it is 0)
+  robust,    ///< centre = median, scale = interquartile range (1 where it is 0)
+  none,      ///< centre 0, scale 1
+};
+
+struct TransformParams {
+  bool log = true;
+  std::vector<std::string> log_columns;  ///< `value` features to log1p (table)
+  double clip_quantile = 0.0;            ///< 0: off; else in (0.5, 1), e.g. 0.99
+  Scaling scaling = Scaling::standard;
+};
+
+struct Prepared {
+  Matrix<float> x;  ///< [n_samples x n_features]
+  std::vector<std::string> names;
+  Ids ids;
+  Scaler scaler;
+};
+
+/// Throws InputError for a clip quantile outside (0.5, 1), an unknown log column, or a
+/// log1p feature with a value <= -1.
+Prepared transform(const RawFeatures& features, const TransformParams& params);
+
+/// The inverse of one transform ("identity", "log1p", "signed_log1p"). Throws InputError
+/// for any other name.
+double inverse_transform(const std::string& transform, double y);
+
+/// Root attributes describing the transforms: log (the features per non-identity
+/// transform), clip_quantile, scale.
+std::vector<SummaryItem> transform_items(const TransformParams& params, const Prepared& prepared);
+
+}  // namespace segforge::prep

@@ -1,0 +1,103 @@
+#pragma once
+// Per-donor state of `rfm`, shared by the gifts pass (rfm.cpp) and the events and attributes
+// passes (rfm_extras.cpp). Everything here grows with donors, not with rows.
+
+#include <climits>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "dates.hpp"
+#include "segforge/prep/rfm.hpp"
+
+namespace segforge::prep {
+
+/// Hash for maps keyed by std::string and looked up by std::string_view without a copy.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using StringIndex = std::unordered_map<std::string, std::int32_t, StringHash, std::equal_to<>>;
+
+/// Dense indices for distinct strings (donor ids, campaigns, channels, levels).
+class Interner {
+ public:
+  /// The index of `s`, added when new.
+  std::int32_t add(std::string_view s) {
+    if (auto it = index_.find(s); it != index_.end()) return it->second;
+    const auto i = static_cast<std::int32_t>(names_.size());
+    index_.emplace(std::string(s), i);
+    names_.emplace_back(s);
+    return i;
+  }
+  /// -1 when absent.
+  std::int32_t find(std::string_view s) const {
+    auto it = index_.find(s);
+    return it == index_.end() ? -1 : it->second;
+  }
+  const std::string& name(std::int32_t i) const { return names_[static_cast<std::size_t>(i)]; }
+  std::int32_t size() const { return static_cast<std::int32_t>(names_.size()); }
+
+ private:
+  StringIndex index_;
+  std::vector<std::string> names_;
+};
+
+struct Donor {
+  Day first_gift = INT32_MAX;
+  Day last_gift = INT32_MIN;
+  std::int32_t gifts = 0;
+  std::int32_t gifts_12m = 0;
+  double total = 0.0;  // every transaction, refunds included
+  double largest = 0.0;
+  double amount_12m = 0.0;
+  double amount_prev_12m = 0.0;
+  std::int32_t opens_12m = 0;
+  std::int32_t clicks_12m = 0;
+  std::int32_t attended_12m = 0;
+  Day last_engagement = INT32_MIN;
+  std::vector<std::int32_t> campaigns;  // sorted, distinct
+  std::vector<std::pair<std::int32_t, std::int32_t>> channels;  // (channel, gifts)
+};
+
+/// A transaction: one row, or the rows sharing a transaction id and a donor.
+struct Transaction {
+  std::int32_t donor = 0;
+  Day day = 0;
+  double net = 0.0;
+  double gross = 0.0;  // sum of |row amounts|: the scale of "zero" for the net
+  std::int32_t campaign = -1;
+  std::int32_t channel = -1;
+};
+
+/// Everything the passes build.
+struct RfmState {
+  Day as_of = 0;
+  Interner donor_ids;
+  std::vector<Donor> donors;
+  Interner campaigns;
+  Interner channels;
+  bool has_campaign = false;
+  bool has_channel = false;
+  RfmSummary summary;
+  // Events.
+  bool has_events = false;
+  Day first_event = INT32_MAX;
+  // Attributes: per categorical column, per donor, the level (-1: no attributes row).
+  std::vector<std::string> categorical;
+  std::vector<Interner> levels;
+  std::vector<std::vector<std::int32_t>> donor_levels;
+};
+
+/// The events and attributes passes (rfm_extras.cpp); they need as-of and the donors.
+void read_events(const RfmParams& params, RfmState& state);
+void read_attributes(const RfmParams& params, RfmState& state);
+
+/// The column names recognised for a donor id in every file.
+const std::vector<std::string>& id_column_names();
+
+}  // namespace segforge::prep

@@ -1,0 +1,334 @@
+// segforge-prep: CRM exports and numeric tables to features.h5, and synthetic data. Parses the
+// options into the prep library's types, runs, prints the cleaning summary on stderr.
+// Errors: InputError and CLI11 parse errors print one line and exit 2; runtime failures exit 1.
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+
+#include "segforge/error.hpp"
+#include "segforge/prep.hpp"
+
+#ifndef SEGFORGE_VERSION
+#define SEGFORGE_VERSION "0.1.0"
+#endif
+
+namespace segforge::prep::cli {
+namespace {
+
+// ---- option text to library types ----------------------------------------------------------
+
+BadRows parse_bad_rows(const std::string& text) {
+  if (text == "error") return BadRows::error;
+  if (text == "skip") return BadRows::skip;
+  throw InputError("--on-bad-row " + text + ": unknown; use error or skip");
+}
+
+Negatives parse_negatives(const std::string& text) {
+  if (text == "net") return Negatives::net;
+  if (text == "drop") return Negatives::drop;
+  throw InputError("--negatives " + text + ": unknown; use net or drop");
+}
+
+Scaling parse_scaling(const std::string& text) {
+  if (text == "standard") return Scaling::standard;
+  if (text == "robust") return Scaling::robust;
+  if (text == "none") return Scaling::none;
+  throw InputError("--scale " + text + ": unknown; use standard, robust or none");
+}
+
+char parse_delimiter(const std::string& text) {
+  if (text.empty() || text == "auto") return 0;
+  if (text == "tab" || text == "\\t" || text == "\t") return '\t';
+  if (text.size() == 1 && text != "\"" && text != "\n" && text != "\r") return text[0];
+  throw InputError("--delimiter " + text + ": use one character, tab or auto");
+}
+
+/// Fails before any work when the output cannot be written: wrong extension, missing folder.
+void check_output(const std::string& path, const std::string& option,
+                  const std::vector<std::string>& extensions) {
+  namespace fs = std::filesystem;
+  bool ok = false;
+  std::string list;
+  for (const auto& e : extensions) {
+    ok = ok || path.ends_with(e);
+    list += (list.empty() ? "" : " or ") + e;
+  }
+  if (!ok) throw InputError(option + " " + path + ": unknown file type; use a name ending in " + list);
+  const fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty() && !fs::is_directory(parent))
+    throw InputError(option + " " + path + ": folder '" + parent.string() + "' does not exist; create it first");
+  if (fs::is_directory(path)) throw InputError(option + " " + path + ": is a folder; give a file name");
+}
+
+const std::vector<std::string> kH5 = {".h5", ".hdf5"};
+
+// ---- printing -------------------------------------------------------------------------------
+
+void print_items(const std::vector<SummaryItem>& items) {
+  for (const auto& item : items) {
+    if (item.key == "warnings") continue;  // printed last, as warnings
+    if (item.value.find('\n') == std::string::npos) {
+      std::fprintf(stderr, "  %-44s %s\n", item.label.c_str(), item.value.c_str());
+      continue;
+    }
+    std::fprintf(stderr, "  %s:\n", item.label.c_str());
+    std::size_t begin = 0;
+    while (begin <= item.value.size()) {
+      const std::size_t end = std::min(item.value.find('\n', begin), item.value.size());
+      std::fprintf(stderr, "    %s\n", item.value.substr(begin, end - begin).c_str());
+      begin = end + 1;
+    }
+  }
+}
+
+void print_warnings(const std::vector<std::string>& warnings) {
+  for (const auto& w : warnings) std::fprintf(stderr, "segforge-prep: warning: %s\n", w.c_str());
+}
+
+// ---- transforms shared by rfm and table -------------------------------------------------------
+
+struct TransformOptions {
+  bool no_log = false;
+  std::vector<std::string> log_columns;
+  double clip_quantile = 0.0;
+  std::string scale = "standard";
+
+  void add(CLI::App* app, bool table) {
+    if (table)
+      app->add_option("--log-columns", log_columns, "columns to log1p before scaling")->delimiter(',');
+    else
+      app->add_flag("--no-log", no_log, "no log1p on money and count features");
+    app->add_option("--clip-quantile", clip_quantile,
+                    "winsorize money, count and day features at [1-q, q], e.g. 0.99 (0: off)")
+        ->capture_default_str();
+    app->add_option("--scale", scale, "standard|robust|none")->capture_default_str();
+  }
+  TransformParams params() const {
+    TransformParams p;
+    p.log = !no_log;
+    p.log_columns = log_columns;
+    p.clip_quantile = clip_quantile;
+    p.scaling = parse_scaling(scale);
+    return p;
+  }
+};
+
+// ---- rfm ------------------------------------------------------------------------------------
+
+struct RfmOptions {
+  RfmParams params;
+  std::string output, as_of, negatives = "net", on_bad_row = "error", delimiter = "auto";
+  bool keep_duplicates = false;
+  TransformOptions transform;
+};
+
+int run_rfm(RfmOptions& o) {
+  check_output(o.output, "-o", kH5);
+  RfmParams& p = o.params;
+  p.negatives = parse_negatives(o.negatives);
+  p.on_bad_row = parse_bad_rows(o.on_bad_row);
+  p.delimiter = parse_delimiter(o.delimiter);
+  p.drop_duplicates = !o.keep_duplicates;
+  if (!o.as_of.empty()) p.as_of = parse_date_option(o.as_of, "--as-of");
+  const TransformParams tp = o.transform.params();
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const RfmResult r = compute_rfm(p);
+  const Prepared prepared = transform(r.features, tp);
+  std::vector<SummaryItem> items = summary_items(r.summary);
+  for (auto& item : transform_items(tp, prepared)) items.push_back(std::move(item));
+  items.push_back({"source", "made by", "segforge-prep rfm"});
+  write_prepared(o.output, prepared, items);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  std::fprintf(stderr, "segforge-prep rfm: %s\n", p.gifts_path.c_str());
+  print_items(items);
+  std::fprintf(stderr, "wrote %s: %lld donors x %lld features, as-of %s (%.1f s)\n", o.output.c_str(),
+               static_cast<long long>(r.summary.n_samples), static_cast<long long>(r.summary.n_features),
+               r.summary.as_of.c_str(), seconds);
+  print_warnings(r.summary.warnings);
+  return 0;
+}
+
+void add_rfm(CLI::App& app, RfmOptions& o, CLI::App*& cmd) {
+  RfmParams& p = o.params;
+  cmd = app.add_subcommand("rfm", "Gifts or transactions (+ events, attributes) to per-donor features");
+  cmd->add_option("gifts", p.gifts_path, "GIFTS.csv: one row per gift or invoice line")->required();
+  cmd->add_option("-o,--output", o.output, "features.h5 to write")->required();
+  cmd->add_option("--events", p.events_path, "EVENTS.csv: donor id, date, type (open/click/attend)");
+  cmd->add_option("--attributes", p.attributes_path, "DONORS.csv: one row per donor");
+  cmd->add_option("--categorical", p.categorical, "attribute columns to one-hot encode")->delimiter(',');
+  cmd->add_option("--max-levels", p.max_levels, "channels and levels kept per column (rest: other)")
+      ->capture_default_str();
+  auto* cols = cmd->add_option_group("columns", "gifts columns (default: recognised from the header)");
+  cols->add_option("--id-col", p.gift_columns.id, "donor id (donor_id, CustomerID, ...)");
+  cols->add_option("--date-col", p.gift_columns.date, "gift date (gift_date, InvoiceDate, ...)");
+  cols->add_option("--amount-col", p.gift_columns.amount, "amount (else Quantity x UnitPrice)");
+  cols->add_option("--quantity-col", p.gift_columns.quantity, "quantity, with --unit-price-col");
+  cols->add_option("--unit-price-col", p.gift_columns.unit_price, "unit price, with --quantity-col");
+  cols->add_option("--transaction-col", p.gift_columns.transaction, "group rows into transactions (InvoiceNo, ...); none: each row is one");
+  cols->add_option("--campaign-col", p.gift_columns.campaign, "campaign or appeal; none to ignore");
+  cols->add_option("--channel-col", p.gift_columns.channel, "channel or payment method; none to ignore");
+  cols->add_option("--event-id-col", p.event_columns.id, "events: donor id");
+  cols->add_option("--event-date-col", p.event_columns.date, "events: date");
+  cols->add_option("--event-type-col", p.event_columns.type, "events: type");
+  cols->add_option("--attribute-id-col", p.attribute_id_column, "attributes: donor id");
+  cmd->add_option("--date-format", p.date_format, "strptime-style, e.g. %d/%m/%Y (default: detected per file)");
+  cmd->add_option("--as-of", o.as_of, "YYYY-MM-DD, first day not covered (default: the day after the last transaction)");
+  cmd->add_option("--negatives", o.negatives, "net|drop: refunds and negative amounts")->capture_default_str();
+  cmd->add_option("--on-bad-row", o.on_bad_row, "error|skip")->capture_default_str();
+  cmd->add_flag("--keep-duplicates", o.keep_duplicates, "keep exact duplicate rows (saves 8-16 bytes a row)");
+  cmd->add_flag("--strict", p.strict, "small-data warnings (< 500 donors, < 2 years) are errors");
+  cmd->add_option("--delimiter", o.delimiter, "field delimiter: auto, tab or one character")->capture_default_str();
+  o.transform.add(cmd, false);
+}
+
+// ---- table ----------------------------------------------------------------------------------
+
+struct TableOptions {
+  TableParams params;
+  std::string output, on_bad_row = "error", delimiter = "auto";
+  bool keep_duplicates = false;
+  TransformOptions transform;
+};
+
+int run_table(TableOptions& o) {
+  check_output(o.output, "-o", kH5);
+  TableParams& p = o.params;
+  p.on_bad_row = parse_bad_rows(o.on_bad_row);
+  p.delimiter = parse_delimiter(o.delimiter);
+  p.drop_duplicates = !o.keep_duplicates;
+  const TransformParams tp = o.transform.params();
+  const TableResult r = read_table(p);
+  const Prepared prepared = transform(r.features, tp);
+  std::vector<SummaryItem> items = summary_items(r.summary);
+  for (auto& item : transform_items(tp, prepared)) items.push_back(std::move(item));
+  items.push_back({"source", "made by", "segforge-prep table"});
+  write_prepared(o.output, prepared, items);
+  std::fprintf(stderr, "segforge-prep table: %s\n", p.path.c_str());
+  print_items(items);
+  std::fprintf(stderr, "wrote %s: %lld rows x %lld features\n", o.output.c_str(),
+               static_cast<long long>(r.summary.n_samples), static_cast<long long>(r.summary.n_features));
+  print_warnings(r.summary.warnings);
+  return 0;
+}
+
+void add_table(CLI::App& app, TableOptions& o, CLI::App*& cmd) {
+  TableParams& p = o.params;
+  cmd = app.add_subcommand("table", "A numeric CSV table to a feature matrix");
+  cmd->add_option("table", p.path, "TABLE.csv")->required();
+  cmd->add_option("-o,--output", o.output, "features.h5 to write")->required();
+  cmd->add_option("--id-col", p.id_column, "id column (default: recognised; none for no ids)");
+  cmd->add_option("--columns", p.columns, "feature columns (default: every numeric column)")->delimiter(',');
+  cmd->add_option("--on-bad-row", o.on_bad_row, "error|skip")->capture_default_str();
+  cmd->add_flag("--keep-duplicates", o.keep_duplicates, "keep exact duplicate rows");
+  cmd->add_option("--delimiter", o.delimiter, "field delimiter: auto, tab or one character")->capture_default_str();
+  o.transform.add(cmd, true);
+}
+
+// ---- synth ----------------------------------------------------------------------------------
+
+struct SynthOptions {
+  SynthDonorsParams donors;
+  std::string donors_out, events_out, truth_out, end;
+  SynthBlobsParams blobs;
+  std::string blobs_out, centers_out, labels_out;
+};
+
+int run_synth_donors(SynthOptions& o) {
+  check_output(o.donors_out, "-o", {".csv"});
+  if (!o.events_out.empty()) check_output(o.events_out, "--events", {".csv"});
+  if (!o.truth_out.empty()) check_output(o.truth_out, "--truth", {".csv"});
+  if (!o.end.empty()) o.donors.end = parse_date_option(o.end, "--end");
+  const SynthDonorsSummary s = write_synth_donors(o.donors_out, o.events_out, o.truth_out, o.donors);
+  const auto names = synth_segment_names();
+  std::fprintf(stderr, "wrote %s: %lld gift rows from %lld donors (use --as-of %s)\n", o.donors_out.c_str(),
+               static_cast<long long>(s.gift_rows), static_cast<long long>(s.donors),
+               format_date(o.donors.end).c_str());
+  if (!o.events_out.empty())
+    std::fprintf(stderr, "wrote %s: %lld event rows\n", o.events_out.c_str(), static_cast<long long>(s.event_rows));
+  for (std::size_t k = 0; k < names.size(); ++k)
+    std::fprintf(stderr, "  %-16s %10lld donors\n", names[k].c_str(), static_cast<long long>(s.segment_sizes[k]));
+  return 0;
+}
+
+int run_synth_blobs(SynthOptions& o) {
+  check_output(o.blobs_out, "-o", kH5);
+  const std::string stem = o.blobs_out.substr(0, o.blobs_out.rfind('.'));
+  if (o.centers_out.empty()) o.centers_out = stem + ".centers.h5";
+  if (o.labels_out.empty()) o.labels_out = stem + ".labels.h5";
+  check_output(o.centers_out, "--centers", kH5);
+  check_output(o.labels_out, "--labels", kH5);
+  write_synth_blobs(o.blobs_out, o.centers_out, o.labels_out, o.blobs);
+  std::fprintf(stderr, "wrote %s: %lld x %d in %d blobs; true centres in %s, labels in %s\n",
+               o.blobs_out.c_str(), static_cast<long long>(o.blobs.n_samples), o.blobs.n_features,
+               o.blobs.n_clusters, o.centers_out.c_str(), o.labels_out.c_str());
+  return 0;
+}
+
+void add_synth(CLI::App& app, SynthOptions& o, CLI::App*& donors, CLI::App*& blobs) {
+  auto* synth = app.add_subcommand("synth", "Synthetic data with a known structure");
+  synth->require_subcommand(1);
+  donors = synth->add_subcommand("donors", "Gifts (and events) of donors from five known segments");
+  donors->add_option("-n,--donors", o.donors.n_donors, "donors")->capture_default_str();
+  donors->add_option("-o,--output", o.donors_out, "gifts.csv to write")->required();
+  donors->add_option("--events", o.events_out, "events.csv to write");
+  donors->add_option("--truth", o.truth_out, "truth.csv to write (donor_id,segment)");
+  donors->add_option("--seed", o.donors.seed, "random seed")->capture_default_str();
+  donors->add_option("--years", o.donors.years, "years of history")->capture_default_str();
+  donors->add_option("--end", o.end, "first day not covered, YYYY-MM-DD (default 2024-01-01)");
+  donors->add_option("--refund-rate", o.donors.refund_rate, "share of gifts refunded")->capture_default_str();
+
+  blobs = synth->add_subcommand("blobs", "Gaussian blobs with known centres (benchmarks)");
+  blobs->add_option("-n,--samples", o.blobs.n_samples, "rows")->capture_default_str();
+  blobs->add_option("-d,--features", o.blobs.n_features, "features")->capture_default_str();
+  blobs->add_option("-k,--clusters", o.blobs.n_clusters, "blobs")->capture_default_str();
+  blobs->add_option("-o,--output", o.blobs_out, "blobs.h5 to write")->required();
+  blobs->add_option("--centers", o.centers_out, "true centres (model format; default BLOBS.centers.h5)");
+  blobs->add_option("--labels", o.labels_out, "true labels (default BLOBS.labels.h5)");
+  blobs->add_option("--seed", o.blobs.seed, "random seed")->capture_default_str();
+  blobs->add_option("--spread", o.blobs.spread, "centres uniform in [-spread, spread]")->capture_default_str();
+  blobs->add_option("--std", o.blobs.std_dev, "noise standard deviation")->capture_default_str();
+}
+
+}  // namespace
+}  // namespace segforge::prep::cli
+
+int main(int argc, char** argv) {
+  using namespace segforge::prep::cli;
+  CLI::App app{"segforge-prep: CRM exports and tables to the features.h5 that segforge clusters"};
+  app.set_version_flag("--version", std::string("segforge-prep ") + SEGFORGE_VERSION);
+  app.require_subcommand(1);
+  RfmOptions rfm;
+  TableOptions table;
+  SynthOptions synth;
+  CLI::App *rfm_cmd = nullptr, *table_cmd = nullptr, *donors_cmd = nullptr, *blobs_cmd = nullptr;
+  add_rfm(app, rfm, rfm_cmd);
+  add_table(app, table, table_cmd);
+  add_synth(app, synth, donors_cmd, blobs_cmd);
+  try {
+    app.parse(argc, argv);
+    if (*rfm_cmd) return run_rfm(rfm);
+    if (*table_cmd) return run_table(table);
+    if (*donors_cmd) return run_synth_donors(synth);
+    if (*blobs_cmd) return run_synth_blobs(synth);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::cerr << "segforge-prep: " << e.what() << "; see --help\n";
+    return 2;
+  } catch (const segforge::Error& e) {
+    std::cerr << "segforge-prep: " << e.what() << '\n';
+    return e.exit_code();
+  } catch (const std::bad_alloc&) {
+    std::cerr << "segforge-prep: out of memory; use a machine with more memory or a smaller input\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "segforge-prep: " << e.what() << '\n';
+    return 1;
+  }
+  return 0;
+}
