@@ -1,0 +1,617 @@
+// The CUDA backend: the dataset lives on the device (rows, weights, norms, labels, d(x)); each
+// Backend operation is one or two kernels of kernels.cuh plus a reduction of per-block partials
+// in block order. Only centres, per-cluster sums and scalars cross PCIe per Lloyd iteration.
+//
+// Scope of this first cut (issue 4): the matrix must fit on the device (no streaming yet: issue
+// 5); distances come from plain CUDA kernels with the centres in shared memory when they fit,
+// read through the cache otherwise. A cuBLAS SGEMM tile path for large K·D (and GEMM tiles for
+// the silhouette sums and distance matrices) is the next step.
+
+#include <cuda_runtime.h>
+#include <thrust/copy.h>
+#include <thrust/count.h>
+#include <thrust/execution_policy.h>
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/system_error.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <new>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "device.cuh"
+#include "kernels.cuh"
+#include "segforge/backend.hpp"
+#include "segforge/error.hpp"
+#include "segforge/matrix.hpp"
+
+namespace segforge {
+namespace {
+
+using gpu::DeviceBuffer;
+using gpu::i64;
+using gpu::kSubRows;
+using gpu::kThreads;
+
+/// Memory for the per-block partials of one pass. Rows per block grow with the partial's width so
+/// that large K·D stays within it; the split is a function of the shape alone, never the device.
+constexpr i64 kPartialBudgetBytes = 64LL << 20;
+/// Device memory kept free beyond the dataset at upload: per-call buffers (partials, assign
+/// outputs, Thrust scratch) and the CUDA context's own needs.
+constexpr std::size_t kHeadroomBytes = 512ULL << 20;
+
+i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
+unsigned grid_for(i64 n, int threads) { return static_cast<unsigned>(ceil_div(n, threads)); }
+
+/// ||v||² accumulated in double, rounded once to float (the CPU backend's sq_norm).
+float sq_norm(const float* v, i64 d) {
+  double s = 0.0;
+  for (i64 j = 0; j < d; ++j) s += static_cast<double>(v[j]) * v[j];
+  return static_cast<float>(s);
+}
+
+// ---- the dataset ---------------------------------------------------------------------------
+
+class CudaDataset final : public Dataset {
+ public:
+  CudaDataset(MatrixView<const float> x, std::span<const float> w)
+      : n(x.rows), d(x.cols), weighted_(!w.empty()), rows(x.rows * x.cols), weights(x.rows),
+        norms(x.rows), labels(x.rows), min_dist(x.rows) {
+    rows.upload(x.data, x.rows * x.cols);
+    if (n == 0) return;
+    if (weighted_)
+      weights.upload(w.data(), n);
+    else
+      fill(weights, 1.0f);
+    gpu::row_norms_kernel<<<grid_for(n, kThreads), kThreads>>>(rows.data(), n, static_cast<int>(d),
+                                                               norms.data());
+    gpu::check_launch("row_norms_kernel");
+    gpu::check(cudaMemset(labels.data(), 0xFF, labels.bytes()), "cudaMemset");  // all −1
+    fill(min_dist, std::numeric_limits<float>::infinity());
+    gpu::check(cudaDeviceSynchronize(), "upload");
+  }
+
+  std::int64_t n_samples() const override { return n; }
+  std::int64_t n_features() const override { return d; }
+  bool weighted() const override { return weighted_; }
+
+  static void fill(DeviceBuffer<float>& b, float value) {
+    if (b.size() == 0) return;
+    gpu::fill_kernel<<<grid_for(b.size(), kThreads), kThreads>>>(b.data(), b.size(), value);
+    gpu::check_launch("fill_kernel");
+  }
+
+  const i64 n;
+  const i64 d;
+  const bool weighted_;
+  DeviceBuffer<float> rows;           ///< [n x d] row-major
+  DeviceBuffer<float> weights;        ///< [n], 1 when unweighted
+  DeviceBuffer<float> norms;          ///< [n] ||x||²
+  DeviceBuffer<std::int32_t> labels;  ///< [n] from the last assign_accumulate; −1 before the first
+  DeviceBuffer<float> min_dist;       ///< [n] k-means++ d(x); +inf before the first reset
+};
+
+const CudaDataset& cuda_data(const Dataset& data) {
+  const auto* p = dynamic_cast<const CudaDataset*>(&data);
+  SEGFORGE_ASSERT(p != nullptr, "dataset was not uploaded by the CUDA backend");
+  return *p;
+}
+CudaDataset& cuda_data(Dataset& data) {
+  auto* p = dynamic_cast<CudaDataset*>(&data);
+  SEGFORGE_ASSERT(p != nullptr, "dataset was not uploaded by the CUDA backend");
+  return *p;
+}
+
+/// Centres on the device with their norms (computed on the host as the CPU does).
+struct DeviceCentres {
+  explicit DeviceCentres(MatrixView<const float> m)
+      : k(m.rows), values(gpu::to_device(m.data, m.rows * m.cols)), norms(m.rows) {
+    std::vector<float> host(static_cast<std::size_t>(k));
+    for (i64 l = 0; l < k; ++l) host[l] = sq_norm(m.data + l * m.cols, m.cols);
+    norms.upload(host.data(), k);
+  }
+  i64 k;
+  DeviceBuffer<float> values;  ///< [k x d]
+  DeviceBuffer<float> norms;   ///< [k]
+};
+
+/// Σ over blocks (in block order) of a [n_blocks x width] partial, on the host.
+std::vector<double> reduce_blocks(const DeviceBuffer<double>& partial, i64 n_blocks, i64 width) {
+  DeviceBuffer<double> total(width);
+  gpu::reduce_blocks_kernel<<<grid_for(width, kThreads), kThreads>>>(partial.data(), n_blocks,
+                                                                     width, total.data());
+  gpu::check_launch("reduce_blocks_kernel");
+  return total.to_host();
+}
+
+/// Thrust reports failures by exception; they become RuntimeFailures like every CUDA error.
+template <class F>
+auto thrust_call(const char* what, F f) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    gpu::throw_out_of_memory(0);
+  } catch (const thrust::system_error& e) {
+    throw RuntimeFailure(std::string("CUDA error in ") + what + ": " + e.what() +
+                         "; use --device cpu");
+  }
+}
+
+// ---- the backend -------------------------------------------------------------------------------
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device) : device_(device) {
+    gpu::check(cudaSetDevice(device_), "cudaSetDevice");
+    gpu::check(cudaGetDeviceProperties(&props_, device_), "cudaGetDeviceProperties");
+    // A probe launch: a device whose architecture this build has no code for fails here, so the
+    // factory can say so (and --device auto fall back) instead of failing mid-run.
+    DeviceBuffer<float> probe(1);
+    gpu::fill_kernel<<<1, 1>>>(probe.data(), 1, 0.0f);
+    const cudaError_t status = cudaGetLastError();
+    if (status != cudaSuccess)
+      throw RuntimeFailure(std::string("cannot run kernels on ") + props_.name + " (sm_" +
+                           std::to_string(props_.major) + std::to_string(props_.minor) +
+                           "; this build has code for " SEGFORGE_CUDA_ARCHS "): " +
+                           cudaGetErrorString(status));
+    gpu::check(cudaDeviceSynchronize(), "probe kernel");
+    // Dynamic shared memory left to the pass kernels beside their static buffers.
+    for (int given = 0; given < 2; ++given) {
+      cudaFuncAttributes attr{};
+      gpu::check(cudaFuncGetAttributes(&attr, given ? gpu::pass_kernel<true> : gpu::pass_kernel<false>),
+                 "cudaFuncGetAttributes");
+      pass_shared_budget_[given] = static_cast<i64>(props_.sharedMemPerBlock) -
+                                   static_cast<i64>(attr.sharedSizeBytes);
+    }
+  }
+
+  BackendInfo info() const override {
+    char memory[32];
+    std::snprintf(memory, sizeof memory, "%.1f",
+                  static_cast<double>(props_.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0));
+    return {"cuda", std::string(props_.name) + " (sm_" + std::to_string(props_.major) +
+                        std::to_string(props_.minor) + "), " + memory + " GiB"};
+  }
+
+  std::unique_ptr<Dataset> upload(MatrixView<const float> x,
+                                  std::span<const float> weights) override {
+    SEGFORGE_ASSERT(x.rows >= 0 && x.cols >= 0, "negative matrix shape");
+    SEGFORGE_ASSERT(weights.empty() || static_cast<i64>(weights.size()) == x.rows,
+                    "weights must be empty or have one value per row");
+    SEGFORGE_ASSERT(x.cols <= std::numeric_limits<int>::max(), "too many features");
+    // Residency: rows + weights, norms, labels, d(x); it must fit with headroom. Streaming row
+    // chunks from host memory is issue 5.
+    const std::size_t need = static_cast<std::size_t>(x.rows) *
+                             (static_cast<std::size_t>(x.cols) + 4) * sizeof(float);
+    const auto [free_bytes, total_bytes] = gpu::memory_info();
+    if (need + kHeadroomBytes > free_bytes)
+      throw RuntimeFailure("the data needs " + gpu::gib(static_cast<double>(need)) +
+                           " GiB on the device and " + gpu::gib(static_cast<double>(free_bytes)) +
+                           " GiB are free (keeping " + gpu::gib(static_cast<double>(kHeadroomBytes)) +
+                           " GiB headroom); streaming data larger than the device is not "
+                           "implemented yet; use --device cpu");
+    return std::make_unique<CudaDataset>(x, weights);
+  }
+
+  Matrix<float> gather(const Dataset& data, std::span<const std::int64_t> rows) override {
+    const auto& ds = cuda_data(data);
+    const i64 m = static_cast<i64>(rows.size());
+    for (const auto r : rows) SEGFORGE_ASSERT(r >= 0 && r < ds.n, "gather row out of range");
+    Matrix<float> out(m, ds.d);
+    if (m == 0 || ds.d == 0) return out;
+    DeviceBuffer<i64> index = gpu::to_device(rows.data(), m);
+    DeviceBuffer<float> dev(m * ds.d);
+    gpu::gather_kernel<<<grid_for(m * ds.d, kThreads), kThreads>>>(
+        ds.rows.data(), static_cast<int>(ds.d), index.data(), m, dev.data());
+    gpu::check_launch("gather_kernel");
+    dev.download(out.data(), m * ds.d);
+    return out;
+  }
+
+  ColumnStats column_stats(const Dataset& data) override {
+    const auto& ds = cuda_data(data);
+    ColumnStats out;
+    out.mean = column_sums(ds, nullptr);
+    if (ds.n > 0)
+      for (auto& m : out.mean) m /= static_cast<double>(ds.n);
+    // Two passes, as numpy's var: the mean of (x − mean)².
+    DeviceBuffer<double> mean = gpu::to_device(out.mean.data(), ds.d);
+    out.variance = column_sums(ds, mean.data());
+    if (ds.n > 0)
+      for (auto& v : out.variance) v /= static_cast<double>(ds.n);
+    return out;
+  }
+
+  // ---- Lloyd ------------------------------------------------------------------------------
+
+  AccumulateResult assign_accumulate(Dataset& data, MatrixView<const float> centroids) override {
+    auto& ds = cuda_data(data);
+    check_centres(ds, centroids, 1);
+    const DeviceCentres c(centroids);
+    const i64 k = c.k, d = ds.d;
+    const std::vector<double> t =
+        pass<false>(ds, nullptr, ds.n, &c, k, nullptr, ds.labels.data(), /*n_extra=*/1);
+    AccumulateResult out;
+    out.sums.resize(static_cast<std::size_t>(k * d));
+    out.counts.resize(static_cast<std::size_t>(k));
+    for (i64 l = 0; l < k; ++l) {
+      std::copy_n(t.begin() + l * (d + 1), d, out.sums.begin() + l * d);
+      out.counts[l] = t[l * (d + 1) + d];
+    }
+    out.inertia = t[k * (d + 1)];
+    out.n_changed = static_cast<std::int64_t>(t[k * (d + 1) + 1]);
+    return out;
+  }
+
+  void assign(const Dataset& data, MatrixView<const float> centroids,
+              std::span<std::int32_t> labels, std::span<float> sq_distances) override {
+    const auto& ds = cuda_data(data);
+    check_centres(ds, centroids, 1);
+    SEGFORGE_ASSERT(static_cast<i64>(labels.size()) == ds.n, "labels must have n_samples entries");
+    SEGFORGE_ASSERT(sq_distances.empty() || static_cast<i64>(sq_distances.size()) == ds.n,
+                    "sq_distances must be empty or have n_samples entries");
+    if (ds.n == 0) return;
+    const DeviceCentres c(centroids);
+    DeviceBuffer<std::int32_t> dev_labels(ds.n);
+    DeviceBuffer<float> dev_dist(sq_distances.empty() ? 0 : ds.n);
+    gpu::assign_kernel<<<grid_for(ds.n, kThreads), kThreads>>>(
+        ds.rows.data(), ds.norms.data(), ds.n, static_cast<int>(ds.d), c.values.data(),
+        c.norms.data(), static_cast<int>(c.k), dev_labels.data(),
+        sq_distances.empty() ? nullptr : dev_dist.data());
+    gpu::check_launch("assign_kernel");
+    dev_labels.download(labels.data(), ds.n);
+    if (!sq_distances.empty()) dev_dist.download(sq_distances.data(), ds.n);
+  }
+
+  // ---- k-means++ and k-means|| --------------------------------------------------------------
+
+  double reset_min_distances(Dataset& data, MatrixView<const float> centres) override {
+    return min_distances(cuda_data(data), centres, /*reset=*/true);
+  }
+
+  double update_min_distances(Dataset& data, MatrixView<const float> centres) override {
+    return min_distances(cuda_data(data), centres, /*reset=*/false);
+  }
+
+  std::vector<double> candidate_potentials(const Dataset& data,
+                                           MatrixView<const float> candidates) override {
+    const auto& ds = cuda_data(data);
+    check_centres(ds, candidates);
+    const i64 t = candidates.rows;
+    if (t == 0) return {};
+    if (ds.n == 0) return std::vector<double>(static_cast<std::size_t>(t), 0.0);
+    const DeviceCentres c(candidates);
+    const i64 n_blocks = ceil_div(ds.n, kSubRows);
+    DeviceBuffer<double> partial(n_blocks * t);
+    gpu::potentials_kernel<<<static_cast<unsigned>(n_blocks), kThreads>>>(
+        ds.rows.data(), ds.norms.data(), ds.weights.data(), ds.min_dist.data(), ds.n,
+        static_cast<int>(ds.d), c.values.data(), c.norms.data(), static_cast<int>(t),
+        partial.data());
+    gpu::check_launch("potentials_kernel");
+    return reduce_blocks(partial, n_blocks, t);
+  }
+
+  std::vector<std::int64_t> sample_by_min_distance(const Dataset& data,
+                                                   std::span<const double> targets) override {
+    const auto& ds = cuda_data(data);
+    const i64 n = ds.n;
+    std::vector<std::int64_t> out;
+    out.reserve(targets.size());
+    if (n == 0) return out;
+    // Chunk masses (fixed-order block sums) on the device, then the CPU backend's search on the
+    // host: offsets[c] is the mass before chunk c, and inside a chunk the rows are added in order
+    // from offsets[c]; a target the in-chunk sums miss by rounding carries on into the next chunk.
+    const i64 n_chunks = ceil_div(n, kSubRows);
+    DeviceBuffer<double> chunk_mass(n_chunks);
+    DeviceBuffer<long long> last_positive(n_chunks);
+    gpu::mass_kernel<<<static_cast<unsigned>(n_chunks), kThreads>>>(
+        ds.weights.data(), ds.min_dist.data(), n, chunk_mass.data(), last_positive.data());
+    gpu::check_launch("mass_kernel");
+    const std::vector<double> mass = chunk_mass.to_host();
+    const std::vector<long long> last = last_positive.to_host();
+    std::vector<double> offsets(static_cast<std::size_t>(n_chunks) + 1, 0.0);
+    for (i64 c = 0; c < n_chunks; ++c) offsets[c + 1] = offsets[c] + mass[c];
+    // Targets at or past φ clip to the last row with w·d > 0 (the last row when φ = 0).
+    i64 clip = n - 1;
+    for (i64 c = n_chunks - 1; c >= 0; --c)
+      if (last[c] >= 0) {
+        clip = last[c];
+        break;
+      }
+    std::vector<float> w(kSubRows), dm(kSubRows);
+    i64 loaded = -1;  // the chunk whose weights and d(x) are in w, dm
+    for (const double t : targets) {
+      i64 c = std::upper_bound(offsets.begin() + 1, offsets.end(), t) - (offsets.begin() + 1);
+      i64 found = -1;
+      for (; c < n_chunks && found < 0; ++c) {
+        const i64 begin = c * kSubRows, count = std::min<i64>(kSubRows, n - begin);
+        if (loaded != c) {
+          ds.weights.download(w.data(), count, begin);
+          ds.min_dist.download(dm.data(), count, begin);
+          loaded = c;
+        }
+        double running = offsets[c];
+        for (i64 i = 0; i < count; ++i) {
+          running += static_cast<double>(w[i]) * static_cast<double>(dm[i]);
+          if (running > t) {
+            found = begin + i;
+            break;
+          }
+        }
+      }
+      out.push_back(found >= 0 ? found : clip);
+    }
+    return out;
+  }
+
+  std::vector<std::int64_t> oversample(const Dataset& data, double factor,
+                                       std::uint64_t seed) override {
+    const auto& ds = cuda_data(data);
+    std::vector<std::int64_t> out;
+    if (ds.n == 0) return out;
+    // Stream compaction keeps the counting order: the picked rows come out ascending.
+    const gpu::OversamplePick pick{ds.weights.data(), ds.min_dist.data(), factor, seed};
+    const thrust::counting_iterator<i64> first(0), last(ds.n);
+    const i64 count = thrust_call("oversample", [&] {
+      return static_cast<i64>(thrust::count_if(thrust::device, first, last, pick));
+    });
+    if (count == 0) return out;
+    DeviceBuffer<i64> picked(count);
+    thrust_call("oversample", [&] {
+      thrust::copy_if(thrust::device, first, last, picked.data(), pick);
+      return 0;
+    });
+    out.resize(static_cast<std::size_t>(count));
+    picked.download(out.data(), count);
+    return out;
+  }
+
+  // ---- mini-batch -------------------------------------------------------------------------
+
+  double minibatch_step(const Dataset& data, std::span<const std::int64_t> batch,
+                        MatrixView<float> centroids, std::span<double> counts) override {
+    const auto& ds = cuda_data(data);
+    check_centres(ds, centroids, 1);
+    SEGFORGE_ASSERT(static_cast<i64>(counts.size()) == centroids.rows,
+                    "counts must have n_clusters entries");
+    for (const auto r : batch) SEGFORGE_ASSERT(r >= 0 && r < ds.n, "batch row out of range");
+    const i64 k = centroids.rows, d = ds.d, m = static_cast<i64>(batch.size());
+    if (m == 0) return 0.0;
+    const DeviceCentres c(centroids);
+    DeviceBuffer<i64> index = gpu::to_device(batch.data(), m);
+    const std::vector<double> t = pass<false>(ds, index.data(), m, &c, k, nullptr, nullptr, 1);
+    // Sculley (2010) with per-centre counts, as scikit-learn's _minibatch_update_dense:
+    // c_k ← (c_k·n_k + Σ w·x) / (n_k + b_k), n_k ← n_k + b_k, for the centres the batch touched.
+    for (i64 l = 0; l < k; ++l) {
+      const double b = t[l * (d + 1) + d];
+      if (!(b > 0.0)) continue;
+      const double n_new = counts[l] + b;
+      float* cl = centroids.row(l);
+      const double* sum = t.data() + l * (d + 1);
+      for (i64 j = 0; j < d; ++j)
+        cl[j] = static_cast<float>((static_cast<double>(cl[j]) * counts[l] + sum[j]) / n_new);
+      counts[l] = n_new;
+    }
+    return t[k * (d + 1)];
+  }
+
+  // ---- metrics and distance matrices --------------------------------------------------------
+
+  LabelStats label_stats(const Dataset& data, std::span<const std::int32_t> labels,
+                         int n_clusters, MatrixView<const float> centroids) override {
+    const auto& ds = cuda_data(data);
+    const i64 k = n_clusters, d = ds.d;
+    SEGFORGE_ASSERT(static_cast<i64>(labels.size()) == ds.n, "labels must have n_samples entries");
+    const bool with_centres = centroids.rows > 0;
+    SEGFORGE_ASSERT(!with_centres || (centroids.rows == k && centroids.cols == d),
+                    "centroids must be empty or [n_clusters x n_features]");
+    check_labels(labels, n_clusters);
+    DeviceBuffer<std::int32_t> dev_labels = gpu::to_device(labels.data(), ds.n);
+    std::unique_ptr<DeviceCentres> c;
+    if (with_centres) c = std::make_unique<DeviceCentres>(centroids);
+    const std::vector<double> t =
+        pass<true>(ds, nullptr, ds.n, c.get(), k, dev_labels.data(), nullptr, /*n_extra=*/3);
+    LabelStats out;
+    out.sums.resize(static_cast<std::size_t>(k * d));
+    out.counts.resize(static_cast<std::size_t>(k));
+    out.dist_sums.resize(static_cast<std::size_t>(k));
+    out.sq_dist_sums.resize(static_cast<std::size_t>(k));
+    for (i64 l = 0; l < k; ++l) {
+      const double* v = t.data() + l * (d + 3);
+      std::copy_n(v, d, out.sums.begin() + l * d);
+      out.counts[l] = v[d];
+      out.dist_sums[l] = v[d + 1];
+      out.sq_dist_sums[l] = v[d + 2];
+    }
+    return out;
+  }
+
+  Matrix<double> cluster_distance_sums(const Dataset& data, std::span<const std::int32_t> labels,
+                                       int n_clusters, std::int64_t row_begin,
+                                       std::int64_t row_count) override {
+    const auto& ds = cuda_data(data);
+    const i64 n = ds.n, d = ds.d, k = n_clusters;
+    SEGFORGE_ASSERT(static_cast<i64>(labels.size()) == n, "labels must have n_samples entries");
+    SEGFORGE_ASSERT(row_begin >= 0 && row_count >= 0 && row_begin + row_count <= n,
+                    "row range out of bounds");
+    check_labels(labels, n_clusters);
+    Matrix<double> out(row_count, k, 0.0);
+    if (row_count == 0) return out;
+    // Centre by the column means: distances do not change, and the cancellation in
+    // ||x̃||² + ||ỹ||² − 2x̃·ỹ shrinks with the norms.
+    std::vector<double> mean = column_sums(ds, nullptr);
+    std::vector<float> mu(static_cast<std::size_t>(d));
+    for (i64 j = 0; j < d; ++j) mu[j] = static_cast<float>(mean[j] / static_cast<double>(n));
+    DeviceBuffer<float> dev_mu = gpu::to_device(mu.data(), d);
+    DeviceBuffer<float> centred_norms(n);
+    gpu::centred_norms_kernel<<<grid_for(n, kThreads), kThreads>>>(
+        ds.rows.data(), n, static_cast<int>(d), dev_mu.data(), centred_norms.data());
+    gpu::check_launch("centred_norms_kernel");
+    // Column rows grouped by label (stable counting sort), so each label is one contiguous run.
+    std::vector<i64> run_begin(static_cast<std::size_t>(k) + 1, 0), order(static_cast<std::size_t>(n));
+    for (i64 i = 0; i < n; ++i) ++run_begin[labels[i] + 1];
+    for (i64 j = 0; j < k; ++j) run_begin[j + 1] += run_begin[j];
+    {
+      std::vector<i64> next(run_begin.begin(), run_begin.end() - 1);
+      for (i64 i = 0; i < n; ++i) order[next[labels[i]]++] = i;
+    }
+    DeviceBuffer<i64> dev_order = gpu::to_device(order.data(), n);
+    DeviceBuffer<i64> dev_runs = gpu::to_device(run_begin.data(), k + 1);
+    DeviceBuffer<double> dev_out(row_count * k);
+    constexpr int kSilThreads = 128;
+    gpu::cluster_distance_sums_kernel<<<grid_for(row_count, kSilThreads), kSilThreads>>>(
+        ds.rows.data(), ds.weights.data(), static_cast<int>(d), dev_mu.data(),
+        centred_norms.data(), dev_order.data(), dev_runs.data(), static_cast<int>(k), row_begin,
+        row_count, dev_out.data());
+    gpu::check_launch("cluster_distance_sums_kernel");
+    dev_out.download(out.data(), row_count * k);
+    return out;
+  }
+
+  Matrix<float> distance_tile(const Dataset& a, std::int64_t a_begin, std::int64_t a_count,
+                              const Dataset& b, std::int64_t b_begin, std::int64_t b_count,
+                              bool squared) override {
+    const auto& da = cuda_data(a);
+    const auto& db = cuda_data(b);
+    SEGFORGE_ASSERT(da.d == db.d, "datasets differ in n_features");
+    SEGFORGE_ASSERT(a_begin >= 0 && a_count >= 0 && a_begin + a_count <= da.n,
+                    "a row range out of bounds");
+    SEGFORGE_ASSERT(b_begin >= 0 && b_count >= 0 && b_begin + b_count <= db.n,
+                    "b row range out of bounds");
+    const i64 d = da.d;
+    Matrix<float> out(a_count, b_count);
+    if (a_count == 0 || b_count == 0) return out;
+    DeviceBuffer<float> dev(a_count * b_count);
+    gpu::distance_tile_kernel<<<grid_for(a_count * b_count, kThreads), kThreads>>>(
+        da.rows.data() + a_begin * d, da.norms.data() + a_begin, a_count,
+        db.rows.data() + b_begin * d, db.norms.data() + b_begin, b_count, static_cast<int>(d),
+        squared, dev.data());
+    gpu::check_launch("distance_tile_kernel");
+    dev.download(out.data(), a_count * b_count);
+    return out;
+  }
+
+ private:
+  /// Centres for a pass; `at_least` is 1 where every row needs a nearest centre.
+  static void check_centres(const CudaDataset& ds, MatrixView<const float> c, i64 at_least = 0) {
+    SEGFORGE_ASSERT(c.cols == ds.d, "centroids must have n_features columns");
+    SEGFORGE_ASSERT(c.rows >= at_least && c.rows < std::numeric_limits<std::int32_t>::max(),
+                    "centroid count out of range");
+  }
+
+  static void check_labels(std::span<const std::int32_t> labels, int n_clusters) {
+    SEGFORGE_ASSERT(n_clusters >= 1, "n_clusters must be >= 1");
+    for (const auto l : labels) SEGFORGE_ASSERT(l >= 0 && l < n_clusters, "label out of range");
+  }
+
+  /// Column sums (mean == nullptr) or sums of squared deviations from `mean` [d] (device).
+  std::vector<double> column_sums(const CudaDataset& ds, const double* mean) const {
+    if (ds.n == 0 || ds.d == 0) return std::vector<double>(static_cast<std::size_t>(ds.d), 0.0);
+    const i64 n_blocks = ceil_div(ds.n, kSubRows);
+    DeviceBuffer<double> partial(n_blocks * ds.d);
+    gpu::column_sums_kernel<<<static_cast<unsigned>(n_blocks), kThreads>>>(
+        ds.rows.data(), ds.n, static_cast<int>(ds.d), mean, partial.data());
+    gpu::check_launch("column_sums_kernel");
+    return reduce_blocks(partial, n_blocks, ds.d);
+  }
+
+  /// d(x) ← (reset ? +inf : d(x)) min over `centres`; returns φ = Σ w·d(x).
+  double min_distances(CudaDataset& ds, MatrixView<const float> centres, bool reset) {
+    check_centres(ds, centres);
+    if (ds.n == 0) return 0.0;
+    const DeviceCentres c(centres);
+    const i64 n_blocks = ceil_div(ds.n, kSubRows);
+    DeviceBuffer<double> block_phi(n_blocks);
+    gpu::min_distance_kernel<<<static_cast<unsigned>(n_blocks), kThreads>>>(
+        ds.rows.data(), ds.norms.data(), ds.weights.data(), ds.n, static_cast<int>(ds.d),
+        c.values.data(), c.norms.data(), static_cast<int>(c.k), reset, ds.min_dist.data(),
+        block_phi.data());
+    gpu::check_launch("min_distance_kernel");
+    return reduce_blocks(block_phi, n_blocks, 1)[0];
+  }
+
+  /// Runs pass_kernel over n_rows rows (data rows `index`, or 0..n_rows) and returns the
+  /// per-cluster totals [k x (d + n_extra)], then Σ w·d(x) and the number of changed labels.
+  template <bool kGiven>
+  std::vector<double> pass(const CudaDataset& ds, const i64* index, i64 n_rows,
+                           const DeviceCentres* centres, i64 k, const std::int32_t* given_labels,
+                           std::int32_t* labels, int n_extra) const {
+    const i64 d = ds.d;
+    const i64 width = k * (d + n_extra) + 2;
+    if (n_rows == 0) return std::vector<double>(static_cast<std::size_t>(width), 0.0);
+    // Rows per block: whole sub-chunks, as many blocks as the partial budget allows (at most one
+    // per sub-chunk). A function of (n_rows, k, d) alone.
+    const i64 sub_chunks = ceil_div(n_rows, kSubRows);
+    const i64 max_blocks = std::max<i64>(1, kPartialBudgetBytes / (width * 8));
+    const i64 rows_per_block = ceil_div(sub_chunks, std::min(sub_chunks, max_blocks)) * kSubRows;
+    const i64 n_blocks = ceil_div(n_rows, rows_per_block);
+    DeviceBuffer<double> partial(n_blocks * width);
+    partial.zero();
+
+    gpu::PassArgs a;
+    a.x = ds.rows.data();
+    a.norms = ds.norms.data();
+    a.weights = ds.weights.data();
+    a.index = index;
+    a.n_rows = n_rows;
+    a.d = static_cast<int>(d);
+    a.centres = centres != nullptr ? centres->values.data() : nullptr;
+    a.centre_norms = centres != nullptr ? centres->norms.data() : nullptr;
+    a.k = static_cast<int>(k);
+    a.given_labels = given_labels;
+    a.labels = labels;
+    a.rows_per_block = rows_per_block;
+    a.n_extra = n_extra;
+    a.key_bits = std::bit_width(static_cast<std::uint32_t>(k));
+    a.partial = partial.data();
+    const i64 extra_bytes = static_cast<i64>(n_extra) * kSubRows * static_cast<i64>(sizeof(double));
+    const i64 centre_bytes = (k * d + k) * static_cast<i64>(sizeof(float));
+    const i64 budget = pass_shared_budget_[kGiven ? 1 : 0];
+    SEGFORGE_ASSERT(extra_bytes <= budget, "pass kernel: shared memory budget too small");
+    a.shared_centres = centres != nullptr && extra_bytes + centre_bytes <= budget;
+    const std::size_t dynamic = static_cast<std::size_t>(extra_bytes + (a.shared_centres ? centre_bytes : 0));
+    gpu::pass_kernel<kGiven><<<static_cast<unsigned>(n_blocks), kThreads, dynamic>>>(a);
+    gpu::check_launch("pass_kernel");
+    return reduce_blocks(partial, n_blocks, width);
+  }
+
+  int device_;
+  cudaDeviceProp props_{};
+  i64 pass_shared_budget_[2] = {0, 0};
+};
+
+}  // namespace
+
+bool cuda_available(std::string* why_not) {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) {
+    (void)cudaGetLastError();
+    if (why_not) *why_not = std::string("CUDA runtime: ") + cudaGetErrorString(status);
+    return false;
+  }
+  if (count == 0) {
+    if (why_not) *why_not = "no CUDA device found";
+    return false;
+  }
+  return true;
+}
+
+std::unique_ptr<Backend> make_cuda_backend(std::string* why_not) {
+  if (!cuda_available(why_not)) return nullptr;
+  try {
+    return std::make_unique<CudaBackend>(0);
+  } catch (const Error& e) {
+    if (why_not) *why_not = e.what();
+    return nullptr;
+  }
+}
+
+}  // namespace segforge

@@ -1,0 +1,472 @@
+#pragma once
+// Kernels of the CUDA backend. Distances are ||x||² − 2x·c + ||c||² in float32 clamped at 0,
+// with the dot product accumulated by __fmaf_rn over the features in ascending order and the
+// expansion rounded as the CPU backend's direct kernel (cpu/kernels.hpp expand_distance), so both
+// backends give the same float32 distances. The target is built with --fmad=false: nothing else
+// is fused.
+//
+// Determinism: every sum is owned by one thread and runs in a fixed order (rows in order, or a
+// cub::BlockReduce of a fixed-size block, whose pattern depends on the block size alone); per-block
+// partials are reduced over blocks in block order by reduce_blocks_kernel. Grids are a function of
+// the shape alone. No floating-point atomics: results are bit-identical run to run and across GPUs.
+
+#include <cub/block/block_radix_sort.cuh>
+#include <cub/block/block_reduce.cuh>
+
+#include <cstdint>
+
+#include "segforge/rng.hpp"
+
+namespace segforge::gpu {
+
+using i64 = std::int64_t;
+
+constexpr int kThreads = 256;                 ///< threads per block, every row kernel
+constexpr int kItems = 4;                     ///< rows per thread per sub-chunk
+constexpr int kSubRows = kThreads * kItems;   ///< rows per sub-chunk: one sort, one pass of slots
+constexpr int kOffsetBits = 10;               ///< bits of a row's offset inside a sub-chunk
+static_assert((1 << kOffsetBits) == kSubRows, "offsets must fill the low key bits exactly");
+
+/// A squared distance below this fraction of ||x̃||² + ||ỹ||² (centred norms) is recomputed as
+/// Σ (x − y)² in double from the original rows (as the CPU backend's kRecompute).
+constexpr float kRecompute = 1.0f / 16.0f;
+
+__device__ __forceinline__ float expand_distance(float dot, float xn, float cn) {
+  // (||x||² − 2x·c) + ||c||²: the fma's product is exact, so this rounds like the unfused form.
+  return fmaxf(0.0f, __fadd_rn(__fmaf_rn(-2.0f, dot, xn), cn));
+}
+
+__device__ __forceinline__ float sq_distance(const float* x, float xn, const float* c, float cn,
+                                             int d) {
+  float dot = 0.0f;
+  for (int j = 0; j < d; ++j) dot = __fmaf_rn(x[j], c[j], dot);
+  return expand_distance(dot, xn, cn);
+}
+
+/// Nearest of k centres [k x d] (norms cn [k]); ties keep the lower index (strict <, ascending).
+__device__ __forceinline__ void nearest(const float* x, float xn, const float* c, const float* cn,
+                                        int k, int d, float& best_d, int& best_k) {
+  best_d = __int_as_float(0x7f800000);  // +inf
+  best_k = 0;
+  for (int l = 0; l < k; ++l) {
+    const float dist = sq_distance(x, xn, c + static_cast<i64>(l) * d, cn[l], d);
+    if (dist < best_d) {
+      best_d = dist;
+      best_k = l;
+    }
+  }
+}
+
+struct MaxOp {
+  __device__ long long operator()(long long a, long long b) const { return a > b ? a : b; }
+};
+
+// ---- small per-row kernels -------------------------------------------------------------------
+
+/// ||x||² accumulated in double, rounded once to float (the CPU's sq_norm).
+__global__ void row_norms_kernel(const float* x, i64 n, int d, float* norms) {
+  const i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const float* xi = x + i * d;
+  double s = 0.0;
+  for (int j = 0; j < d; ++j) s += static_cast<double>(xi[j]) * xi[j];
+  norms[i] = static_cast<float>(s);
+}
+
+/// ||x − μ||² of the rows centred in float (silhouette), accumulated in double.
+__global__ void centred_norms_kernel(const float* x, i64 n, int d, const float* mu, float* norms) {
+  const i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const float* xi = x + i * d;
+  double s = 0.0;
+  for (int j = 0; j < d; ++j) {
+    const float v = __fsub_rn(xi[j], mu[j]);
+    s += static_cast<double>(v) * v;
+  }
+  norms[i] = static_cast<float>(s);
+}
+
+__global__ void fill_kernel(float* out, i64 n, float value) {
+  const i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = value;
+}
+
+/// out [rows x d] ← x[index[r]] for each r.
+__global__ void gather_kernel(const float* x, int d, const i64* index, i64 rows, float* out) {
+  const i64 e = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= rows * d) return;
+  const i64 r = e / d, j = e % d;
+  out[e] = x[index[r] * d + j];
+}
+
+/// Nearest centre and its squared distance for every row (dists may be null).
+__global__ void assign_kernel(const float* x, const float* norms, i64 n, int d, const float* c,
+                              const float* cn, int k, std::int32_t* labels, float* dists) {
+  const i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  float best_d;
+  int best_k;
+  nearest(x + i * d, norms[i], c, cn, k, d, best_d, best_k);
+  labels[i] = best_k;
+  if (dists != nullptr) dists[i] = best_d;
+}
+
+/// out[e] = Σ_b partial[b·width + e] over blocks in block order.
+__global__ void reduce_blocks_kernel(const double* partial, i64 n_blocks, i64 width, double* out) {
+  const i64 e = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= width) return;
+  double t = 0.0;
+#pragma unroll 8
+  for (i64 b = 0; b < n_blocks; ++b) t += partial[b * width + e];
+  out[e] = t;
+}
+
+// ---- per-sub-chunk row passes (block b owns rows [b·kSubRows, (b + 1)·kSubRows)) ------------------
+
+/// k-means++ / k-means|| d(x): d ← (reset ? +inf : d) min over the centres; block_phi[b] = Σ w·d
+/// over the block's rows (each thread its kItems rows in order, then a fixed block reduction).
+__global__ void __launch_bounds__(kThreads)
+    min_distance_kernel(const float* x, const float* norms, const float* w, i64 n, int d,
+                        const float* c, const float* cn, int k, bool reset, float* min_dist,
+                        double* block_phi) {
+  using Reduce = cub::BlockReduce<double, kThreads>;
+  __shared__ typename Reduce::TempStorage tmp;
+  const i64 base = static_cast<i64>(blockIdx.x) * kSubRows;
+  double acc = 0.0;
+  for (int m = 0; m < kItems; ++m) {
+    const i64 i = base + threadIdx.x + m * kThreads;
+    if (i >= n) break;
+    float best_d = __int_as_float(0x7f800000);
+    int best_k;
+    if (k > 0) nearest(x + i * d, norms[i], c, cn, k, d, best_d, best_k);
+    const float dm = reset ? best_d : fminf(min_dist[i], best_d);
+    min_dist[i] = dm;
+    acc += static_cast<double>(w[i]) * static_cast<double>(dm);
+  }
+  const double total = Reduce(tmp).Sum(acc);
+  if (threadIdx.x == 0) block_phi[blockIdx.x] = total;
+}
+
+/// k-means++ trials: partial[b·t_count + t] = Σ over the block's rows of w·min(d(x), ||x − c_t||²).
+__global__ void __launch_bounds__(kThreads)
+    potentials_kernel(const float* x, const float* norms, const float* w, const float* min_dist,
+                      i64 n, int d, const float* cand, const float* cand_norms, int t_count,
+                      double* partial) {
+  using Reduce = cub::BlockReduce<double, kThreads>;
+  __shared__ typename Reduce::TempStorage tmp;
+  const i64 base = static_cast<i64>(blockIdx.x) * kSubRows;
+  for (int t = 0; t < t_count; ++t) {
+    double acc = 0.0;
+    for (int m = 0; m < kItems; ++m) {
+      const i64 i = base + threadIdx.x + m * kThreads;
+      if (i >= n) break;
+      const float dist = sq_distance(x + i * d, norms[i], cand + static_cast<i64>(t) * d,
+                                     cand_norms[t], d);
+      acc += static_cast<double>(w[i]) * static_cast<double>(fminf(min_dist[i], dist));
+    }
+    const double total = Reduce(tmp).Sum(acc);
+    if (threadIdx.x == 0) partial[static_cast<i64>(blockIdx.x) * t_count + t] = total;
+    __syncthreads();  // tmp is reused by the next candidate
+  }
+}
+
+/// D²-sampling support: chunk_mass[b] = Σ w·d(x) over the block's rows, last_positive[b] = the
+/// last row with w·d(x) > 0 (−1 if none).
+__global__ void __launch_bounds__(kThreads)
+    mass_kernel(const float* w, const float* min_dist, i64 n, double* chunk_mass,
+                long long* last_positive) {
+  using SumReduce = cub::BlockReduce<double, kThreads>;
+  using MaxReduce = cub::BlockReduce<long long, kThreads>;
+  __shared__ union {
+    typename SumReduce::TempStorage sum;
+    typename MaxReduce::TempStorage max;
+  } tmp;
+  const i64 base = static_cast<i64>(blockIdx.x) * kSubRows;
+  double acc = 0.0;
+  long long last = -1;
+  for (int m = 0; m < kItems; ++m) {
+    const i64 i = base + threadIdx.x + m * kThreads;
+    if (i >= n) break;
+    const double mass = static_cast<double>(w[i]) * static_cast<double>(min_dist[i]);
+    acc += mass;
+    if (mass > 0.0) last = i;
+  }
+  const double total = SumReduce(tmp.sum).Sum(acc);
+  __syncthreads();
+  const long long last_block = MaxReduce(tmp.max).Reduce(last, MaxOp{});
+  if (threadIdx.x == 0) {
+    chunk_mass[blockIdx.x] = total;
+    last_positive[blockIdx.x] = last_block;
+  }
+}
+
+/// Column sums over the block's rows: partial[b·d + j] = Σ x_j, or Σ (x_j − mean_j)² when mean is
+/// given (numpy's two-pass variance). Thread j owns column j and adds the rows in order.
+__global__ void __launch_bounds__(kThreads)
+    column_sums_kernel(const float* x, i64 n, int d, const double* mean, double* partial) {
+  const i64 base = static_cast<i64>(blockIdx.x) * kSubRows;
+  const i64 end = base + kSubRows < n ? base + kSubRows : n;
+  for (int j = threadIdx.x; j < d; j += kThreads) {
+    double acc = 0.0;
+    for (i64 i = base; i < end; ++i) {
+      const double v = x[i * d + j];
+      if (mean != nullptr) {
+        const double c = v - mean[j];
+        acc += c * c;
+      } else {
+        acc += v;
+      }
+    }
+    partial[static_cast<i64>(blockIdx.x) * d + j] = acc;
+  }
+}
+
+// ---- the fused assign-and-accumulate pass ------------------------------------------------------
+
+/// Arguments of pass_kernel. A pass visits n_rows rows: pass row r is data row index[r], or r.
+struct PassArgs {
+  const float* x = nullptr;               ///< [n x d] the dataset
+  const float* norms = nullptr;           ///< [n] ||x||²
+  const float* weights = nullptr;         ///< [n]
+  const i64* index = nullptr;             ///< [n_rows] data rows (mini-batch), or null
+  i64 n_rows = 0;
+  int d = 0;
+  const float* centres = nullptr;         ///< [k x d]; label mode: null when no centroids given
+  const float* centre_norms = nullptr;    ///< [k]
+  int k = 0;
+  const std::int32_t* given_labels = nullptr;  ///< label mode: [n] by data row
+  std::int32_t* labels = nullptr;         ///< nearest mode: [n] previous labels, overwritten; or null
+  i64 rows_per_block = 0;                 ///< a multiple of kSubRows
+  int n_extra = 1;                        ///< per-row values summed after the d features (see below)
+  int key_bits = 1;                       ///< bit width of k (labels and the padding key k)
+  bool shared_centres = false;            ///< centres and norms copied to shared memory
+  double* partial = nullptr;              ///< [gridDim.x x width], zeroed; width = k·(d + n_extra) + 2
+};
+
+/// One pass over the rows: label each row (nearest centre, or the given label), then per-cluster
+/// sums. Per cluster l the partial holds, at l·(d + n_extra): Σ w·x_j for j < d, then the row
+/// values summed: Σ w (n_extra = 1; nearest mode), or Σ w, Σ w·||x − c_l||, Σ w·||x − c_l||²
+/// computed in double (n_extra = 3; label mode). After the k clusters: Σ w·d(x) (nearest mode)
+/// and the number of labels that changed.
+///
+/// Block b owns rows [b·rows_per_block, (b + 1)·rows_per_block), in sub-chunks of kSubRows:
+///  1. each thread labels rows tid + m·kThreads of the sub-chunk (strided: coalesced label writes);
+///  2. the sub-chunk's (label, offset) keys are sorted (unique keys: rows of a cluster stay in
+///     row order), so each cluster's rows are one run;
+///  3. thread t owns slots t, t + kThreads, ... of the partial (a cluster and one of its sums) and
+///     adds its cluster's run in row order — consecutive slots read consecutive features of a row.
+/// Every sum has one owner and a fixed order: no atomics.
+template <bool kGivenLabels>
+__global__ void __launch_bounds__(kThreads) pass_kernel(PassArgs a) {
+  using Sort = cub::BlockRadixSort<unsigned long long, kThreads, kItems>;
+  using SumReduce = cub::BlockReduce<double, kThreads>;
+  using CountReduce = cub::BlockReduce<long long, kThreads>;
+  __shared__ union {
+    typename Sort::TempStorage sort;
+    typename SumReduce::TempStorage sum;
+    typename CountReduce::TempStorage count;
+  } tmp;
+  __shared__ int s_key[kSubRows];      // label of each offset, then the sorted labels
+  __shared__ short s_off[kSubRows];    // sorted position → offset in the sub-chunk
+  extern __shared__ double s_dyn[];    // [n_extra x kSubRows] row values, then the centres
+  double* s_extra = s_dyn;
+
+  const int tid = threadIdx.x;
+  const int d = a.d, k = a.k;
+  const float* c = a.centres;
+  const float* cn = a.centre_norms;
+  if (a.shared_centres) {
+    float* sc = reinterpret_cast<float*>(s_dyn + static_cast<i64>(a.n_extra) * kSubRows);
+    for (i64 e = tid; e < static_cast<i64>(k) * d; e += kThreads) sc[e] = a.centres[e];
+    for (int l = tid; l < k; l += kThreads) sc[static_cast<i64>(k) * d + l] = a.centre_norms[l];
+    c = sc;
+    cn = sc + static_cast<i64>(k) * d;
+    __syncthreads();
+  }
+
+  const int per_cluster = d + a.n_extra;
+  const i64 slots = static_cast<i64>(k) * per_cluster;
+  double* partial = a.partial + static_cast<i64>(blockIdx.x) * (slots + 2);
+  const i64 block_begin = static_cast<i64>(blockIdx.x) * a.rows_per_block;
+  const i64 block_end =
+      block_begin + a.rows_per_block < a.n_rows ? block_begin + a.rows_per_block : a.n_rows;
+  double inertia = 0.0;   // thread 0: the block's running totals, in sub-chunk order
+  long long changed = 0;
+
+  for (i64 base = block_begin; base < block_end; base += kSubRows) {
+    const int count = static_cast<int>(block_end - base < kSubRows ? block_end - base : kSubRows);
+
+    // Step 1: labels and per-row values.
+    double my_inertia = 0.0;
+    long long my_changed = 0;
+    for (int m = 0; m < kItems; ++m) {
+      const int off = tid + m * kThreads;
+      int label = k;  // padding rows sort after every cluster
+      if (off < count) {
+        const i64 row = a.index != nullptr ? a.index[base + off] : base + off;
+        const float* x = a.x + row * d;
+        const double w = a.weights[row];
+        if constexpr (kGivenLabels) {
+          label = a.given_labels[row];
+          double s2 = 0.0;
+          if (c != nullptr) {
+            // Metrics want accuracy over speed: direct differences in double (as the CPU).
+            const float* cl = c + static_cast<i64>(label) * d;
+            for (int j = 0; j < d; ++j) {
+              const double v = static_cast<double>(x[j]) - cl[j];
+              s2 += v * v;
+            }
+          }
+          s_extra[off] = w;
+          s_extra[kSubRows + off] = w * sqrt(s2);
+          s_extra[2 * kSubRows + off] = w * s2;
+        } else {
+          float best_d;
+          nearest(x, a.norms[row], c, cn, k, d, best_d, label);
+          if (a.labels != nullptr) {
+            my_changed += a.labels[row] != label;
+            a.labels[row] = label;
+          }
+          my_inertia += w * static_cast<double>(best_d);
+          s_extra[off] = w;
+        }
+      }
+      s_key[off] = label;
+    }
+    if constexpr (!kGivenLabels) {
+      const double sub_inertia = SumReduce(tmp.sum).Sum(my_inertia);
+      __syncthreads();
+      const long long sub_changed = CountReduce(tmp.count).Sum(my_changed);
+      if (tid == 0) {
+        inertia += sub_inertia;
+        changed += sub_changed;
+      }
+    }
+    __syncthreads();
+
+    // Step 2: group the sub-chunk's rows by label; keys are unique, so the sort's stability does
+    // not matter and each run is in row order.
+    unsigned long long keys[kItems];
+    for (int i = 0; i < kItems; ++i) {
+      const int off = tid * kItems + i;
+      keys[i] = (static_cast<unsigned long long>(static_cast<unsigned>(s_key[off])) << kOffsetBits) |
+                static_cast<unsigned long long>(off);
+    }
+    __syncthreads();
+    Sort(tmp.sort).Sort(keys, 0, kOffsetBits + a.key_bits);
+    for (int i = 0; i < kItems; ++i) {  // blocked arrangement: thread t holds ranks t·kItems + i
+      const int p = tid * kItems + i;
+      s_key[p] = static_cast<int>(keys[i] >> kOffsetBits);
+      s_off[p] = static_cast<short>(keys[i] & (kSubRows - 1));
+    }
+    __syncthreads();
+
+    // Step 3: each slot adds its cluster's run, rows in order.
+    for (i64 s = tid; s < slots; s += kThreads) {
+      const int l = static_cast<int>(s / per_cluster);
+      const int j = static_cast<int>(s % per_cluster);
+      int lo = 0, hi = kSubRows;  // lower_bound(l)
+      while (lo < hi) {
+        const int mid = (lo + hi) / 2;
+        if (s_key[mid] < l) lo = mid + 1; else hi = mid;
+      }
+      const int first = lo;
+      hi = kSubRows;  // lower_bound(l + 1), from first
+      while (lo < hi) {
+        const int mid = (lo + hi) / 2;
+        if (s_key[mid] <= l) lo = mid + 1; else hi = mid;
+      }
+      const int last = lo;
+      if (first == last) continue;
+      double acc = 0.0;
+      if (j < d) {
+        for (int p = first; p < last; ++p) {
+          const int off = s_off[p];
+          const i64 row = a.index != nullptr ? a.index[base + off] : base + off;
+          acc += s_extra[off] * static_cast<double>(a.x[row * d + j]);
+        }
+      } else {
+        const double* values = s_extra + static_cast<i64>(j - d) * kSubRows;
+        for (int p = first; p < last; ++p) acc += values[s_off[p]];
+      }
+      partial[s] += acc;
+    }
+    __syncthreads();  // the next sub-chunk overwrites s_key, s_off and s_extra
+  }
+  if (tid == 0) {
+    partial[slots] = inertia;
+    partial[slots + 1] = static_cast<double>(changed);
+  }
+}
+
+// ---- metrics and distance matrices -----------------------------------------------------------
+
+/// Silhouette support, one thread per query row i in [row_begin, row_begin + row_count): for each
+/// cluster l, Σ w_p·||x_i − x_p|| over the rows p of l (order[run_begin[l] .. run_begin[l + 1]),
+/// row order), as the CPU: the expansion on rows centred by the float means, recomputed in double
+/// from the original rows where cancellation leaves too few digits (so self-distances are 0).
+/// Threads of a warp read the same column row: broadcast loads.
+__global__ void cluster_distance_sums_kernel(const float* x, const float* w, int d,
+                                             const float* mu, const float* centred_norms,
+                                             const i64* order, const i64* run_begin, int k,
+                                             i64 row_begin, i64 row_count, double* out) {
+  const i64 r = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (r >= row_count) return;
+  const i64 i = row_begin + r;
+  const float* xi = x + i * d;
+  const float xn = centred_norms[i];
+  for (int l = 0; l < k; ++l) {
+    double acc = 0.0;
+    for (i64 q = run_begin[l]; q < run_begin[l + 1]; ++q) {
+      const i64 p = order[q];
+      const float* xp = x + p * d;
+      const float yn = centred_norms[p];
+      float dot = 0.0f;
+      for (int j = 0; j < d; ++j)
+        dot = __fmaf_rn(__fsub_rn(xi[j], mu[j]), __fsub_rn(xp[j], mu[j]), dot);
+      const float scale = __fadd_rn(xn, yn);
+      float dist = __fsub_rn(scale, __fmul_rn(2.0f, dot));
+      if (dist < __fmul_rn(kRecompute, scale)) {
+        double s2 = 0.0;
+        for (int j = 0; j < d; ++j) {
+          const double v = static_cast<double>(xi[j]) - xp[j];
+          s2 += v * v;
+        }
+        dist = static_cast<float>(s2);
+      }
+      acc += static_cast<double>(w[p]) * static_cast<double>(sqrtf(fmaxf(0.0f, dist)));
+    }
+    out[r * k + l] = acc;
+  }
+}
+
+/// out [a_count x b_count]: max(0, (||a||² − 2a·b) + ||b||²), square-rooted unless `squared`.
+__global__ void distance_tile_kernel(const float* a, const float* an, i64 a_count, const float* b,
+                                     const float* bn, i64 b_count, int d, bool squared,
+                                     float* out) {
+  const i64 e = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= a_count * b_count) return;
+  const i64 r = e / b_count, p = e % b_count;
+  const float* ar = a + r * d;
+  const float* bp = b + p * d;
+  float dot = 0.0f;
+  for (int j = 0; j < d; ++j) dot = __fmaf_rn(ar[j], bp[j], dot);
+  float v = fmaxf(0.0f, __fadd_rn(__fsub_rn(an[r], __fmul_rn(2.0f, dot)), bn[p]));
+  if (!squared) v = sqrtf(v);
+  out[e] = v;
+}
+
+/// k-means|| (Bahmani et al. 2012, Alg. 2 step 4): keep x with p = ℓ·w·d²(x,C)/φ_X(C), drawn from
+/// the counter-based stream, so CPU and GPU keep the same rows.
+struct OversamplePick {
+  const float* w;
+  const float* min_dist;
+  double factor;
+  std::uint64_t seed;
+  __host__ __device__ bool operator()(i64 i) const {
+    const double p = factor * static_cast<double>(w[i]) * static_cast<double>(min_dist[i]);
+    return counter_uniform(seed, static_cast<std::uint64_t>(i)) < p;
+  }
+};
+
+}  // namespace segforge::gpu

@@ -1,0 +1,452 @@
+// The CUDA backend against the CPU backend (itself tested against naive references in
+// test_cpu_backend.cpp): every Backend operation on random data of several shapes, and the
+// drivers end to end, within the tolerances of ../shared/DESIGN.md (labels ARI >= 0.999, inertia
+// relative difference <= 1e-5, silhouette within 1e-5); and bit-identical reruns on the GPU.
+//
+// Only the public API is used, so this suite builds without CUDA too; every test skips (with the
+// reason) when make_cuda_backend() finds no device.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "segforge/backend.hpp"
+#include "segforge/kmeans.hpp"
+#include "segforge/matrix.hpp"
+#include "segforge/metrics.hpp"
+#include "test_support.hpp"
+
+namespace segforge {
+namespace {
+
+using i64 = std::int64_t;
+
+Matrix<float> blobs(i64 rows, i64 cols, int k, std::uint32_t seed, float separation = 4.0f) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> pick(0, k - 1);
+  Matrix<float> centres(k, cols);
+  for (auto& v : centres.values()) v = separation * normal(gen);
+  Matrix<float> m(rows, cols);
+  for (i64 i = 0; i < rows; ++i) {
+    const int c = pick(gen);
+    for (i64 j = 0; j < cols; ++j) m(i, j) = centres(c, j) + normal(gen);
+  }
+  return m;
+}
+
+std::vector<float> random_weights(i64 n, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> u(0.25f, 3.0f);
+  std::vector<float> w(static_cast<std::size_t>(n));
+  for (auto& v : w) v = u(gen);
+  return w;
+}
+
+/// k rows of x spread over the data, jittered: centres start near data, as k-means++ would.
+Matrix<float> start_centres(const Matrix<float>& x, i64 k, std::uint32_t seed) {
+  Matrix<float> c(k, x.cols());
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> normal(0.0f, 0.1f);
+  for (i64 l = 0; l < k; ++l) {
+    const i64 r = (l * 7919) % x.rows();
+    for (i64 j = 0; j < x.cols(); ++j) c(l, j) = x(r, j) + normal(gen);
+  }
+  return c;
+}
+
+double sq_dist(const float* a, const float* b, i64 d) {
+  double s = 0.0;
+  for (i64 j = 0; j < d; ++j) {
+    const double v = static_cast<double>(a[j]) - b[j];
+    s += v * v;
+  }
+  return s;
+}
+
+void expect_rel(double gpu, double cpu, double rel, const std::string& what) {
+  EXPECT_NEAR(gpu, cpu, rel * std::max(1.0, std::abs(cpu))) << what;
+}
+
+void expect_rel_all(const std::vector<double>& gpu, const std::vector<double>& cpu, double rel,
+                    const std::string& what) {
+  ASSERT_EQ(gpu.size(), cpu.size()) << what;
+  double scale = 1.0;
+  for (const double v : cpu) scale = std::max(scale, std::abs(v));
+  for (std::size_t i = 0; i < cpu.size(); ++i)
+    ASSERT_NEAR(gpu[i], cpu[i], rel * scale) << what << " [" << i << "]";
+}
+
+template <class T>
+void expect_same_bits(const std::vector<T>& a, const std::vector<T>& b, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    ASSERT_EQ(std::memcmp(&a[i], &b[i], sizeof(T)), 0) << what << " [" << i << "]";
+}
+
+/// Labels from both backends are equal except at near-ties: where they differ, the two centres
+/// must be equally near within float32 rounding.
+void expect_labels_match(const Matrix<float>& x, const Matrix<float>& c,
+                         const std::vector<std::int32_t>& gpu, const std::vector<std::int32_t>& cpu) {
+  ASSERT_EQ(gpu.size(), cpu.size());
+  i64 differ = 0;
+  for (std::size_t i = 0; i < cpu.size(); ++i) {
+    if (gpu[i] == cpu[i]) continue;
+    ++differ;
+    const i64 r = static_cast<i64>(i), d = x.cols();
+    const double dg = sq_dist(x.row(r), c.row(gpu[i]), d);
+    const double dc = sq_dist(x.row(r), c.row(cpu[i]), d);
+    EXPECT_NEAR(dg, dc, 1e-5 * (1.0 + dc)) << "row " << i << ": labels " << gpu[i] << " vs " << cpu[i];
+  }
+  EXPECT_LE(differ, std::max<i64>(1, static_cast<i64>(cpu.size()) / 1000));
+}
+
+/// The CUDA backend, or a skip with the reason.
+#define REQUIRE_CUDA(backend)                                             \
+  std::string why_not_;                                                   \
+  std::unique_ptr<Backend> backend = make_cuda_backend(&why_not_);        \
+  if (!backend) GTEST_SKIP() << "no CUDA backend: " << why_not_
+
+// ---- factory and info --------------------------------------------------------------------------
+
+TEST(CudaBackend, FactoryAgreesWithAvailability) {
+  std::string why_available, why_backend;
+  const bool available = cuda_available(&why_available);
+  std::unique_ptr<Backend> b = make_cuda_backend(&why_backend);
+  if (!available) {
+    EXPECT_EQ(b, nullptr);
+    EXPECT_FALSE(why_available.empty());
+    EXPECT_FALSE(why_backend.empty());
+  }
+  if (b) {
+    EXPECT_EQ(b->info().name, "cuda");
+    EXPECT_NE(b->info().device.find("sm_"), std::string::npos) << b->info().device;
+  }
+}
+
+TEST(CudaBackend, AutoFallsBackToTheCpuWithANote) {
+  std::string note;
+  std::unique_ptr<Backend> b = make_backend(DeviceChoice::auto_select, 1, &note);
+  ASSERT_NE(b, nullptr);
+  if (b->info().name == "cpu") EXPECT_FALSE(note.empty());
+}
+
+// ---- every operation against the CPU backend -------------------------------------------------
+
+struct Shape {
+  i64 n;
+  i64 d;
+  i64 k;
+  bool weighted;
+};
+
+std::string shape_name(const testing::TestParamInfo<Shape>& info) {
+  const Shape& s = info.param;
+  return "n" + std::to_string(s.n) + "_d" + std::to_string(s.d) + "_k" + std::to_string(s.k) +
+         (s.weighted ? "_weighted" : "");
+}
+
+class CudaVsCpu : public testing::TestWithParam<Shape> {
+ protected:
+  void SetUp() override {
+    std::string why_not;
+    gpu_ = make_cuda_backend(&why_not);
+    if (!gpu_) GTEST_SKIP() << "no CUDA backend: " << why_not;
+    const Shape& s = GetParam();
+    x_ = blobs(s.n, s.d, static_cast<int>(std::max<i64>(s.k / 2, 2)), 4321u + static_cast<std::uint32_t>(s.d));
+    if (s.weighted) w_ = random_weights(s.n, 17u);
+    c_ = start_centres(x_, s.k, 5u);
+    cpu_ = make_cpu_backend(2);
+    gdata_ = gpu_->upload(x_.view(), w_);
+    cdata_ = cpu_->upload(x_.view(), w_);
+  }
+
+  Matrix<float> x_;
+  std::vector<float> w_;
+  Matrix<float> c_;
+  std::unique_ptr<Backend> gpu_, cpu_;
+  std::unique_ptr<Dataset> gdata_, cdata_;
+};
+
+TEST_P(CudaVsCpu, DatasetShapeAndGather) {
+  EXPECT_EQ(gdata_->n_samples(), x_.rows());
+  EXPECT_EQ(gdata_->n_features(), x_.cols());
+  EXPECT_EQ(gdata_->weighted(), !w_.empty());
+  const std::vector<i64> rows = {x_.rows() - 1, 0, x_.rows() / 2, 0};
+  const Matrix<float> g = gpu_->gather(*gdata_, rows);
+  ASSERT_EQ(g.rows(), 4);
+  for (std::size_t r = 0; r < rows.size(); ++r)
+    for (i64 j = 0; j < x_.cols(); ++j) EXPECT_EQ(g(static_cast<i64>(r), j), x_(rows[r], j));
+}
+
+TEST_P(CudaVsCpu, ColumnStats) {
+  const ColumnStats g = gpu_->column_stats(*gdata_);
+  const ColumnStats c = cpu_->column_stats(*cdata_);
+  expect_rel_all(g.mean, c.mean, 1e-12, "mean");
+  expect_rel_all(g.variance, c.variance, 1e-12, "variance");
+}
+
+TEST_P(CudaVsCpu, Assign) {
+  const i64 n = x_.rows();
+  std::vector<std::int32_t> gl(n), cl(n);
+  std::vector<float> gd(n), cd(n);
+  gpu_->assign(*gdata_, c_.view(), gl, gd);
+  cpu_->assign(*cdata_, c_.view(), cl, cd);
+  expect_labels_match(x_, c_, gl, cl);
+  for (i64 i = 0; i < n; ++i)
+    ASSERT_NEAR(gd[i], cd[i], 1e-5 * (1.0 + cd[i])) << "row " << i;
+  std::vector<std::int32_t> only(n);
+  gpu_->assign(*gdata_, c_.view(), only, {});
+  EXPECT_EQ(only, gl);
+}
+
+TEST_P(CudaVsCpu, AssignAccumulate) {
+  const AccumulateResult g = gpu_->assign_accumulate(*gdata_, c_.view());
+  const AccumulateResult c = cpu_->assign_accumulate(*cdata_, c_.view());
+  EXPECT_EQ(g.n_changed, x_.rows()) << "every label changes on the first pass";
+  expect_rel_all(g.sums, c.sums, 1e-5, "sums");
+  expect_rel_all(g.counts, c.counts, 1e-5, "counts");
+  expect_rel(g.inertia, c.inertia, 1e-5, "inertia");
+  // A second pass from moved centres: the changed count follows the labels.
+  Matrix<float> moved = c_;
+  for (auto& v : moved.values()) v += 0.3f;
+  const AccumulateResult g2 = gpu_->assign_accumulate(*gdata_, moved.view());
+  const AccumulateResult c2 = cpu_->assign_accumulate(*cdata_, moved.view());
+  EXPECT_NEAR(static_cast<double>(g2.n_changed), static_cast<double>(c2.n_changed),
+              std::max(1.0, 1e-3 * static_cast<double>(x_.rows())));
+  expect_rel(g2.inertia, c2.inertia, 1e-5, "second inertia");
+  // Unchanged centres: nothing changes.
+  EXPECT_EQ(gpu_->assign_accumulate(*gdata_, moved.view()).n_changed, 0);
+}
+
+TEST_P(CudaVsCpu, BitIdenticalReruns) {
+  std::unique_ptr<Dataset> other = gpu_->upload(x_.view(), w_);
+  const AccumulateResult a = gpu_->assign_accumulate(*gdata_, c_.view());
+  const AccumulateResult b = gpu_->assign_accumulate(*other, c_.view());
+  expect_same_bits(a.sums, b.sums, "sums");
+  expect_same_bits(a.counts, b.counts, "counts");
+  EXPECT_EQ(std::memcmp(&a.inertia, &b.inertia, sizeof(double)), 0);
+  const double pa = gpu_->reset_min_distances(*gdata_, c_.view());
+  const double pb = gpu_->reset_min_distances(*other, c_.view());
+  EXPECT_EQ(std::memcmp(&pa, &pb, sizeof(double)), 0);
+  const LabelStats la = gpu_->label_stats(*gdata_, std::vector<std::int32_t>(x_.rows(), 0), 1, {});
+  const LabelStats lb = gpu_->label_stats(*other, std::vector<std::int32_t>(x_.rows(), 0), 1, {});
+  expect_same_bits(la.sums, lb.sums, "label sums");
+}
+
+TEST_P(CudaVsCpu, MinDistancesPotentialsAndSampling) {
+  const Matrix<float> first = start_centres(x_, 1, 8u);
+  expect_rel(gpu_->reset_min_distances(*gdata_, first.view()),
+             cpu_->reset_min_distances(*cdata_, first.view()), 1e-5, "reset φ");
+  const Matrix<float> more = start_centres(x_, 3, 9u);
+  const double g_phi = gpu_->update_min_distances(*gdata_, more.view());
+  const double c_phi = cpu_->update_min_distances(*cdata_, more.view());
+  expect_rel(g_phi, c_phi, 1e-5, "update φ");
+  expect_rel(gpu_->update_min_distances(*gdata_, Matrix<float>(0, x_.cols()).view()), g_phi, 0.0,
+             "no centres: the current φ");
+  const Matrix<float> trials = start_centres(x_, 5, 10u);
+  expect_rel_all(gpu_->candidate_potentials(*gdata_, trials.view()),
+                 cpu_->candidate_potentials(*cdata_, trials.view()), 1e-5, "potentials");
+
+  // D²-sampling: each index must be where the cumulative mass crosses its target.
+  std::vector<float> dm(static_cast<std::size_t>(x_.rows()));
+  {
+    std::vector<std::int32_t> unused(x_.rows());
+    Matrix<float> all(4, x_.cols());
+    std::copy(first.row(0), first.row(0) + x_.cols(), all.row(0));
+    for (i64 l = 0; l < 3; ++l) std::copy(more.row(l), more.row(l) + x_.cols(), all.row(l + 1));
+    cpu_->assign(*cdata_, all.view(), unused, dm);
+  }
+  std::vector<double> cum(dm.size());
+  double running = 0.0;
+  for (std::size_t i = 0; i < dm.size(); ++i) {
+    running += (w_.empty() ? 1.0 : w_[i]) * static_cast<double>(dm[i]);
+    cum[i] = running;
+  }
+  std::vector<double> targets;
+  for (int t = 0; t < 16; ++t) targets.push_back(g_phi * (t + 0.37) / 16.5);
+  targets.push_back(g_phi * 2.0);  // past φ: clipped to the last row with mass
+  const std::vector<i64> g_ids = gpu_->sample_by_min_distance(*gdata_, targets);
+  const std::vector<i64> c_ids = cpu_->sample_by_min_distance(*cdata_, targets);
+  ASSERT_EQ(g_ids.size(), targets.size());
+  for (std::size_t t = 0; t + 1 < targets.size(); ++t) {
+    const i64 i = g_ids[t];
+    const double eps = 1e-9 * g_phi;
+    EXPECT_GT(cum[i], targets[t] - eps) << "target " << t;
+    if (i > 0) EXPECT_LE(cum[i - 1], targets[t] + eps) << "target " << t;
+    EXPECT_LE(std::abs(i - c_ids[t]), 1) << "target " << t;
+  }
+  EXPECT_EQ(g_ids.back(), c_ids.back());
+
+  // k-means|| oversampling: the same Bernoulli draws on the same d(x).
+  const double factor = 2.0 * 8.0 / g_phi;
+  const std::vector<i64> g_over = gpu_->oversample(*gdata_, factor, 77u);
+  const std::vector<i64> c_over = cpu_->oversample(*cdata_, factor, 77u);
+  EXPECT_TRUE(std::is_sorted(g_over.begin(), g_over.end()));
+  std::vector<i64> sym;
+  std::set_symmetric_difference(g_over.begin(), g_over.end(), c_over.begin(), c_over.end(),
+                                std::back_inserter(sym));
+  EXPECT_LE(sym.size(), std::max<std::size_t>(2, c_over.size() / 1000));
+  EXPECT_EQ(gpu_->oversample(*gdata_, factor, 77u), g_over) << "rerun";
+}
+
+TEST_P(CudaVsCpu, MinibatchStep) {
+  std::mt19937 gen(3u);
+  std::uniform_int_distribution<i64> pick(0, x_.rows() - 1);
+  std::vector<i64> batch(1500);
+  for (auto& r : batch) r = pick(gen);
+  Matrix<float> gc = c_, cc = c_;
+  std::vector<double> gn(c_.rows(), 2.0), cn(c_.rows(), 2.0);
+  gn[0] = cn[0] = 0.0;
+  const double gi = gpu_->minibatch_step(*gdata_, batch, gc.view(), gn);
+  const double ci = cpu_->minibatch_step(*cdata_, batch, cc.view(), cn);
+  expect_rel(gi, ci, 1e-5, "batch inertia");
+  expect_rel_all(gn, cn, 1e-9, "counts");
+  for (i64 e = 0; e < gc.size(); ++e)
+    ASSERT_NEAR(gc.values()[e], cc.values()[e], 1e-5 * (1.0 + std::abs(cc.values()[e]))) << e;
+}
+
+TEST_P(CudaVsCpu, LabelStats) {
+  const i64 n = x_.rows();
+  std::vector<std::int32_t> labels(n);
+  std::vector<float> unused;
+  cpu_->assign(*cdata_, c_.view(), labels, unused);
+  const int k = static_cast<int>(c_.rows());
+  for (const bool with_centres : {false, true}) {
+    const MatrixView<const float> c = with_centres ? c_.view() : MatrixView<const float>{nullptr, 0, x_.cols()};
+    const LabelStats g = gpu_->label_stats(*gdata_, labels, k, c);
+    const LabelStats s = cpu_->label_stats(*cdata_, labels, k, c);
+    expect_rel_all(g.sums, s.sums, 1e-10, "sums");
+    expect_rel_all(g.counts, s.counts, 1e-12, "counts");
+    expect_rel_all(g.dist_sums, s.dist_sums, 1e-10, "dist_sums");
+    expect_rel_all(g.sq_dist_sums, s.sq_dist_sums, 1e-10, "sq_dist_sums");
+  }
+}
+
+TEST_P(CudaVsCpu, ClusterDistanceSums) {
+  const i64 n = x_.rows();
+  std::vector<std::int32_t> labels(n);
+  std::vector<float> unused;
+  cpu_->assign(*cdata_, c_.view(), labels, unused);
+  const int k = static_cast<int>(c_.rows());
+  const i64 begin = n / 3, count = std::min<i64>(300, n - begin);
+  const Matrix<double> g = gpu_->cluster_distance_sums(*gdata_, labels, k, begin, count);
+  const Matrix<double> c = cpu_->cluster_distance_sums(*cdata_, labels, k, begin, count);
+  ASSERT_EQ(g.rows(), count);
+  ASSERT_EQ(g.cols(), k);
+  for (i64 e = 0; e < g.size(); ++e)
+    ASSERT_NEAR(g.values()[e], c.values()[e], 1e-5 * (1.0 + std::abs(c.values()[e]))) << e;
+}
+
+TEST_P(CudaVsCpu, DistanceTile) {
+  const i64 n = x_.rows();
+  const i64 a0 = n / 4, na = std::min<i64>(37, n - a0), b0 = 1, nb = std::min<i64>(301, n - 1);
+  for (const bool squared : {true, false}) {
+    const Matrix<float> g = gpu_->distance_tile(*gdata_, a0, na, *gdata_, b0, nb, squared);
+    const Matrix<float> c = cpu_->distance_tile(*cdata_, a0, na, *cdata_, b0, nb, squared);
+    ASSERT_EQ(g.rows(), na);
+    ASSERT_EQ(g.cols(), nb);
+    for (i64 r = 0; r < na; ++r)
+      for (i64 p = 0; p < nb; ++p) {
+        // The float32 expansion: its error is relative to the norms, not to the distance (and
+        // the square root of an error e near 0 is √e).
+        double scale = 1.0;
+        for (i64 j = 0; j < x_.cols(); ++j)
+          scale += x_(a0 + r, j) * x_(a0 + r, j) + x_(b0 + p, j) * x_(b0 + p, j);
+        const double tol = squared ? 1e-5 * scale : std::sqrt(1e-5 * scale);
+        ASSERT_NEAR(g(r, p), c(r, p), tol) << r << "," << p;
+      }
+  }
+}
+
+// N not a multiple of the 1024-row sub-chunk; K not a multiple of 8 or 32; K·D past the shared
+// memory budget (centres read through the cache); weighted and unweighted.
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaVsCpu,
+                         testing::Values(Shape{1000, 2, 3, false}, Shape{4099, 8, 7, true},
+                                         Shape{3001, 33, 45, false}, Shape{2500, 5, 300, true},
+                                         Shape{2100, 40, 600, false}, Shape{1, 3, 1, false},
+                                         Shape{5000, 1, 2, true}),
+                         shape_name);
+
+// ---- the drivers end to end -------------------------------------------------------------------
+
+struct DriverData {
+  Matrix<float> x = blobs(20000, 12, 9, 2024u, 6.0f);
+  std::vector<float> w = random_weights(20000, 5u);
+};
+
+TEST(CudaDrivers, LloydMatchesCpu) {
+  REQUIRE_CUDA(gpu);
+  const DriverData data;
+  std::unique_ptr<Backend> cpu = make_cpu_backend(2);
+  for (const Init init : {Init::given, Init::kmeans_pp, Init::scalable_kmeans_pp}) {
+    LloydParams p;
+    p.n_clusters = 9;
+    p.seed = 11;
+    p.init.init = init;
+    if (init == Init::given) p.init.centroids = start_centres(data.x, 9, 1u);
+    auto gd = gpu->upload(data.x.view(), data.w);
+    auto cd = cpu->upload(data.x.view(), data.w);
+    const KMeansResult g = fit_lloyd(*gpu, *gd, p);
+    const KMeansResult c = fit_lloyd(*cpu, *cd, p);
+    EXPECT_LE(test::relative_diff(g.inertia, c.inertia), 1e-5) << static_cast<int>(init);
+    const Assignment ga = predict(*gpu, *gd, g.centroids.view());
+    const Assignment ca = predict(*cpu, *cd, c.centroids.view());
+    EXPECT_GE(test::adjusted_rand_index(ga.labels, ca.labels), 0.999) << static_cast<int>(init);
+    // Two GPU runs with one seed: bit-identical centroids and labels.
+    auto gd2 = gpu->upload(data.x.view(), data.w);
+    const KMeansResult g2 = fit_lloyd(*gpu, *gd2, p);
+    expect_same_bits(g.centroids.values(), g2.centroids.values(), "rerun centroids");
+    EXPECT_EQ(predict(*gpu, *gd2, g2.centroids.view()).labels, ga.labels);
+  }
+}
+
+TEST(CudaDrivers, MinibatchMatchesCpu) {
+  REQUIRE_CUDA(gpu);
+  const DriverData data;
+  std::unique_ptr<Backend> cpu = make_cpu_backend(2);
+  MiniBatchParams p;
+  p.n_clusters = 9;
+  p.seed = 3;
+  p.batch_size = 512;
+  p.max_iter = 5;
+  p.n_init = 1;
+  auto gd = gpu->upload(data.x.view(), data.w);
+  auto cd = cpu->upload(data.x.view(), data.w);
+  const KMeansResult g = fit_minibatch(*gpu, *gd, p);
+  const KMeansResult c = fit_minibatch(*cpu, *cd, p);
+  // Same batches (drawn on the host from one seed) and the same float32 distances: the runs
+  // follow each other; the double sums differ only in their last bits.
+  EXPECT_LE(test::relative_diff(g.inertia, c.inertia), 1e-5);
+  const Assignment ga = predict(*gpu, *gd, g.centroids.view());
+  const Assignment ca = predict(*cpu, *cd, c.centroids.view());
+  EXPECT_GE(test::adjusted_rand_index(ga.labels, ca.labels), 0.999);
+}
+
+TEST(CudaDrivers, SilhouetteExactMatchesCpu) {
+  REQUIRE_CUDA(gpu);
+  const Matrix<float> x = blobs(3000, 6, 5, 77u, 5.0f);
+  const std::vector<float> w;
+  std::unique_ptr<Backend> cpu = make_cpu_backend(2);
+  auto gd = gpu->upload(x.view(), w);
+  auto cd = cpu->upload(x.view(), w);
+  std::vector<std::int32_t> labels(x.rows());
+  std::vector<float> unused;
+  cpu->assign(*cd, start_centres(x, 5, 2u).view(), labels, unused);
+  const SilhouetteResult g = silhouette_exact(*gpu, *gd, labels, 5);
+  const SilhouetteResult c = silhouette_exact(*cpu, *cd, labels, 5);
+  EXPECT_NEAR(g.score, c.score, 1e-5);
+  ASSERT_EQ(g.values.size(), c.values.size());
+  for (std::size_t i = 0; i < c.values.size(); ++i) ASSERT_NEAR(g.values[i], c.values[i], 1e-5) << i;
+}
+
+}  // namespace
+}  // namespace segforge
