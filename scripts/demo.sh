@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
-# End-to-end demo on data segforge makes itself: synthetic customers → fit → labels, metrics →
-# predict on new customers. Outputs in out/demo/.
+# End to end on data segforge makes itself: synthetic donors with known segments → segforge-prep
+# rfm → sweep (which K) → fit (named, profiled segments) → stability → predict for new donors →
+# report.html. Outputs in out/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh
-sf=build/tools/segforge
-mkdir -p out/demo
-$sf info
-$sf synth -o out/demo/customers.h5 --rows 200000 --segments 6 --features 8 --seed 1 --centres-seed 5
-$sf synth -o out/demo/new_customers.h5 --rows 10000 --segments 6 --features 8 --seed 2 --centres-seed 5
-$sf fit out/demo/customers.h5 -k 6 --seed 7 -o out/demo/model.h5 \
-  --labels out/demo/segments.csv --metrics out/demo/metrics.json
-$sf fit out/demo/customers.h5 -k 6 --algorithm minibatch --seed 7 -o out/demo/model_minibatch.h5 \
-  --labels out/demo/labels_minibatch.h5
-$sf score out/demo/customers.h5 --labels out/demo/labels_minibatch.h5 --silhouette sample=10000
-$sf predict out/demo/model.h5 out/demo/new_customers.h5 -o out/demo/new_segments.csv
-echo "demo: outputs in out/demo/ (model.h5, segments.csv, metrics.json, new_segments.csv)"
-head -n 4 out/demo/segments.csv
+P=build/tools/segforge-prep
+S=build/tools/segforge
+d=out/demo
+mkdir -p $d
+$S info
+# A CRM export (gifts) and a marketing-automation export (events) of 20 000 donors, five true segments.
+$P synth donors -n 20000 --seed 1 -o $d/gifts.csv --events $d/events.csv --truth $d/truth.csv
+$P rfm $d/gifts.csv --events $d/events.csv --as-of 2024-01-01 -o $d/features.h5
+# How many segments? Elbow, silhouette, gap, Davies–Bouldin and Calinski–Harabasz vote.
+$S sweep $d/features.h5 --k 2:9 --gap-refs 5 --seed 7 -o $d/sweep.json
+k=$(/usr/bin/python3 -c "import json,sys; print(json.load(open('$d/sweep.json'))['recommended_k'])")
+$S fit $d/features.h5 -k "$k" --seed 7 -o $d/model.h5 --labels $d/segments.csv --metrics $d/metrics.json
+$S stability $d/features.h5 -k "$k" --runs 4 --sample-fraction 0.5 --seed 7 -o $d/stability.json
+# New donors, prepared exactly like the training data, get segments for CRM import.
+$P synth donors -n 2000 --seed 2 -o $d/new_gifts.csv --events $d/new_events.csv
+$P rfm $d/new_gifts.csv --events $d/new_events.csv --as-of 2024-01-01 --scaler-from $d/features.h5 -o $d/new_features.h5
+$S predict $d/model.h5 $d/new_features.h5 -o $d/new_segments.csv
+$S report $d/model.h5 --features $d/features.h5 --labels $d/segments.csv \
+  --sweep $d/sweep.json --stability $d/stability.json -o $d/report.html
+head -n 4 $d/new_segments.csv
+echo "demo: K=$k recommended; open $d/report.html (named segments, profiles, charts; works offline)"

@@ -185,6 +185,52 @@ TEST(Features, RoundTripWithStringIdsAndScaler) {
   EXPECT_TRUE(inspect_features(path).has_scaler);
 }
 
+TEST(Features, ClipBoundsAndExtraDatasetsRoundTrip) {
+  TempDir dir;
+  const std::string path = dir.file("blobs.h5");
+  const Matrix<float> x = ramp(5, 3);
+  const double inf = std::numeric_limits<double>::infinity();
+  Scaler scaler{{1.5, -2.0, 0.0}, {0.25, 10.0, 1.0}, {"identity", "log1p", "signed_log1p"}};
+  scaler.clip_low = {-1.0, -inf, 0.125};
+  scaler.clip_high = {2.0, inf, 7.5};
+  const Matrix<float> centers = ramp(2, 3);
+  const std::vector<std::int32_t> labels = {0, 1, 1, 0, -7};
+  FeatureExtras extras;
+  extras.matrices.emplace("centers", centers.view());
+  extras.int32s.emplace("labels", labels);
+  write_features(path, x, {"a", "b", "c"}, {}, scaler, {{"source", "test"}}, extras);
+  EXPECT_EQ(dir.entries(), std::set<std::string>{"blobs.h5"});
+
+  const Features f = read_features(path);
+  EXPECT_EQ(f.x.values(), x.values());
+  EXPECT_EQ(f.scaler.clip_low, scaler.clip_low);
+  EXPECT_EQ(f.scaler.clip_high, scaler.clip_high);
+  const Scaler alone = read_scaler(path);  // without reading the matrix
+  EXPECT_EQ(alone.mean, scaler.mean);
+  EXPECT_EQ(alone.scale, scaler.scale);
+  EXPECT_EQ(alone.transform, scaler.transform);
+  EXPECT_EQ(alone.clip_low, scaler.clip_low);
+  EXPECT_EQ(alone.clip_high, scaler.clip_high);
+  const Matrix<float> c = read_extra_matrix(path, "/centers");
+  EXPECT_EQ(c.rows(), 2);
+  EXPECT_EQ(c.cols(), 3);
+  EXPECT_EQ(c.values(), centers.values());
+  EXPECT_EQ(read_extra_int32s(path, "labels"), labels);
+  EXPECT_EQ(read_labels(path), labels) << "the labels reader takes it as a labels file";
+  EXPECT_EQ(inspect_features(path).attributes.at("source"), "test");
+
+  // Without clip bounds or extras nothing more is written.
+  write_features(dir.file("plain.h5"), x, {"a", "b", "c"}, {}, Scaler{{0, 0, 0}, {1, 1, 1}, {}});
+  EXPECT_TRUE(read_scaler(dir.file("plain.h5")).clip_low.empty());
+  EXPECT_TRUE(read_scaler(dir.file("plain.h5")).transform == std::vector<std::string>(3, "identity"));
+  EXPECT_TRUE(read_scaler(fixture("int32.h5")).empty());
+  expect_input_error([&] { read_extra_matrix(dir.file("plain.h5"), "centers"); },
+                     {"plain.h5", "/centers", "no dataset"});
+  expect_input_error([&] { read_extra_int32s(path, "centers"); }, {"blobs.h5:/centers", "float32", "int32"});
+  expect_input_error([&] { read_extra_int32s(path, "/features"); }, {"blobs.h5:/features"});
+  expect_input_error([&] { read_scaler(dir.file("absent.h5")); }, {"absent.h5"});
+}
+
 TEST(Features, MissingNamesReadAsF0F1) {
   TempDir dir;
   const std::string path = dir.file("features.h5");

@@ -1,12 +1,13 @@
 // segforge-prep synth: reproducible files, donors whose features show the segment they were
 // drawn from, the demo chain synth donors -> rfm -> segforge fit finding those segments, and
-// blobs whose stored centres and labels are the truth.
+// blobs whose /centers and /labels, stored with the features, are the truth.
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "segforge/io.hpp"
@@ -133,35 +134,53 @@ TEST(PrepSynth, BlobsStoreTheirTruth) {
   p.n_features = 3;
   p.n_clusters = 4;
   p.seed = 9;
-  write_synth_blobs(dir.file("b.h5"), dir.file("b.centers.h5"), dir.file("b.labels.h5"), p);
+  write_synth_blobs(dir.file("b.h5"), p);
+  EXPECT_EQ(dir.entries(), std::set<std::string>{"b.h5"}) << "the truth is inside the features file";
   const Features f = read_features(dir.file("b.h5"));
-  const Model truth = read_model(dir.file("b.centers.h5"));
-  const std::vector<std::int32_t> labels = read_labels(dir.file("b.labels.h5"));
+  const Matrix<float> centers = read_extra_matrix(dir.file("b.h5"), "/centers");
+  const std::vector<std::int32_t> labels = read_extra_int32s(dir.file("b.h5"), "/labels");
   ASSERT_EQ(f.x.rows(), 500);
   ASSERT_EQ(f.x.cols(), 3);
-  ASSERT_EQ(truth.centroids.rows(), 4);
+  ASSERT_EQ(centers.rows(), 4);
+  ASSERT_EQ(centers.cols(), 3);
   ASSERT_EQ(labels.size(), 500u);
+  EXPECT_EQ(read_labels(dir.file("b.h5")), labels) << "usable as segforge score --labels";
   std::vector<std::int64_t> sizes(4, 0);
   std::vector<double> sum(12, 0.0);
   for (std::int64_t i = 0; i < 500; ++i) {
     const auto c = labels[static_cast<std::size_t>(i)];
+    ASSERT_GE(c, 0);
+    ASSERT_LT(c, 4);
     ++sizes[static_cast<std::size_t>(c)];
     for (int j = 0; j < 3; ++j) sum[static_cast<std::size_t>(c * 3 + j)] += f.x(i, j);
   }
-  EXPECT_EQ(sizes, truth.segment_sizes);
+  for (auto n : sizes) EXPECT_GT(n, 0) << "every blob has rows";
   // Each blob's mean is within a few standard errors of its stored centre.
   for (int c = 0; c < 4; ++c)
     for (int j = 0; j < 3; ++j)
       EXPECT_NEAR(sum[static_cast<std::size_t>(c * 3 + j)] / static_cast<double>(sizes[static_cast<std::size_t>(c)]),
-                  truth.centroids(c, j), 5.0 / std::sqrt(static_cast<double>(sizes[static_cast<std::size_t>(c)])));
+                  centers(c, j), 5.0 / std::sqrt(static_cast<double>(sizes[static_cast<std::size_t>(c)])));
   // Same seed, same file contents.
-  write_synth_blobs(dir.file("c.h5"), dir.file("c.centers.h5"), dir.file("c.labels.h5"), p);
+  write_synth_blobs(dir.file("c.h5"), p);
   EXPECT_EQ(read_features(dir.file("c.h5")).x.values(), f.x.values());
-  // The command line names the truth files after the output.
-  const auto run = segforge::test::run_prep("synth blobs -n 100 -d 2 -k 3 -o " + dir.file("cli.h5"), dir);
+  EXPECT_EQ(read_extra_int32s(dir.file("c.h5"), "labels"), labels);
+  // On request, the true centres also as a model file (segforge fit --init).
+  write_synth_blobs(dir.file("d.h5"), p, dir.file("d.centers.h5"));
+  const Model truth = read_model(dir.file("d.centers.h5"));
+  EXPECT_EQ(truth.centroids.values(), centers.values());
+  EXPECT_EQ(truth.segment_sizes, sizes);
+  // The command line writes one file unless --centers is given.
+  auto run = segforge::test::run_prep("synth blobs -n 100 -d 2 -k 3 -o " + dir.file("cli.h5"), dir);
   ASSERT_EQ(run.status, 0) << run.output;
-  EXPECT_TRUE(dir.entries().count("cli.centers.h5"));
-  EXPECT_TRUE(dir.entries().count("cli.labels.h5"));
+  EXPECT_EQ(read_extra_matrix(dir.file("cli.h5"), "centers").rows(), 3);
+  EXPECT_FALSE(dir.entries().count("cli.centers.h5"));
+  EXPECT_FALSE(dir.entries().count("cli.labels.h5"));
+  run = segforge::test::run_prep("synth blobs -n 100 -d 2 -k 3 -o " + dir.file("cli2.h5") + " --centers " +
+                                     dir.file("cli2.truth.h5"),
+                                 dir);
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_EQ(read_model(dir.file("cli2.truth.h5")).centroids.values(),
+            read_extra_matrix(dir.file("cli2.h5"), "centers").values());
 }
 
 }  // namespace

@@ -15,6 +15,8 @@
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
 #include "segforge/metrics.hpp"
+#include "segforge/select.hpp"
+#include "segforge/segments.hpp"
 
 namespace segforge::cli {
 
@@ -103,5 +105,22 @@ Command add_score_command(CLI::App& parent);
 Command add_distances_command(CLI::App& parent);
 Command add_info_command(CLI::App& parent);
 Command add_synth_command(CLI::App& parent);
+Command add_sweep_command(CLI::App& parent);
+Command add_stability_command(CLI::App& parent);
+Command add_report_command(CLI::App& parent);
+
+/// `--criteria elbow,silhouette,gap,db,ch` (also davies_bouldin, calinski_harabasz).
+std::vector<Criterion> parse_criteria(const std::string& text);
+/// sweep.json (tools/cmd_sweep.cpp), and back for the report.
+json sweep_json(const SweepResult& r);
+SweepResult sweep_from_json(const json& j, const std::string& path);
+/// stability.json (tools/cmd_stability.cpp), and back for the report.
+json stability_json(const StabilityResult& r);
+StabilityResult stability_from_json(const json& j, const std::string& path);
+/// Profiles for metrics.json (tools/cmd_fit.cpp).
+json profiles_json(const std::vector<SegmentProfile>& profiles, const std::vector<std::string>& feature_names,
+                   const std::vector<SegmentEntry>& dictionary);
+/// Reads a JSON file; InputError naming it when it is missing or not JSON.
+json read_json_file(const std::string& path, const std::string& option);
 
 }  // namespace segforge::cli

@@ -11,6 +11,8 @@
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
 #include "segforge/metrics.hpp"
+#include "segforge/segments.hpp"
+#include "segforge/select.hpp"
 #include "segforge/validate.hpp"
 
 #ifndef SEGFORGE_VERSION
@@ -40,13 +42,87 @@ struct FitOptions {
   double reassignment_ratio = 0.01;
   std::string continue_from;
   std::string silhouette = "auto";
+  std::string names;       // names.json overrides
+  std::string dictionary;  // segment dictionary (default: beside the model, <model>.segments.json)
+  std::int64_t min_segment_size = 0;
 };
+
+/// model.h5 → model.segments.json
+std::string dictionary_path(const std::string& model) {
+  std::string base = model;
+  for (const char* ext : {".h5", ".hdf5"})
+    if (base.ends_with(ext)) base.resize(base.size() - std::string(ext).size());
+  return base + ".segments.json";
+}
+
+/// Applies `--names names.json`: an array (one entry per segment, in order) or an object keyed
+/// by segment number ("0", "1", ...) or by the automatic name; each value a name or an object
+/// with any of name, description, outreach.
+void apply_name_overrides(const std::string& path, std::vector<SegmentEntry>& entries) {
+  const json j = read_json_file(path, "--names");
+  const int k = static_cast<int>(entries.size());
+  const std::vector<SegmentEntry> automatic = entries;
+  auto apply = [&](int segment, const json& value, const std::string& key) {
+    SegmentEntry& e = entries[static_cast<std::size_t>(segment)];
+    if (value.is_string()) {
+      e.name = value.get<std::string>();
+    } else if (value.is_object()) {
+      for (const auto& [field, v] : value.items()) {
+        if (!v.is_string())
+          throw InputError("--names " + path + ": segment " + key + ", '" + field + "' is not a string");
+        if (field == "name") e.name = v.get<std::string>();
+        else if (field == "description") e.description = v.get<std::string>();
+        else if (field == "outreach") e.outreach = v.get<std::string>();
+        else
+          throw InputError("--names " + path + ": segment " + key + ": unknown field '" + field +
+                           "'; use name, description or outreach");
+      }
+    } else {
+      throw InputError("--names " + path + ": segment " + key +
+                       ": expected a name or an object with name, description, outreach");
+    }
+    if (e.name.empty()) throw InputError("--names " + path + ": segment " + key + ": empty name");
+  };
+  if (j.is_array()) {
+    if (static_cast<int>(j.size()) != k)
+      throw InputError("--names " + path + ": " + std::to_string(j.size()) + " entries for " + std::to_string(k) +
+                       " segments; give one per segment, or an object keyed by segment number");
+    for (int c = 0; c < k; ++c) apply(c, j[static_cast<std::size_t>(c)], std::to_string(c));
+  } else if (j.is_object()) {
+    for (const auto& [key, value] : j.items()) {
+      int segment = -1;
+      std::size_t used = 0;
+      try {
+        segment = std::stoi(key, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != key.size() || key.empty()) {
+        segment = -1;
+        for (int c = 0; c < k; ++c)
+          if (automatic[static_cast<std::size_t>(c)].name == key) segment = c;
+      }
+      if (segment < 0 || segment >= k)
+        throw InputError("--names " + path + ": no segment '" + key + "'; use a segment number 0.." +
+                         std::to_string(k - 1) + " or an automatic name");
+      apply(segment, value, key);
+    }
+  } else {
+    throw InputError("--names " + path + ": expected a JSON array or object of segment names");
+  }
+  for (int a = 0; a < k; ++a)
+    for (int b = a + 1; b < k; ++b)
+      if (entries[a].name == entries[b].name)
+        throw InputError("--names " + path + ": segments " + std::to_string(a) + " and " + std::to_string(b) +
+                         " are both named '" + entries[a].name + "'; names must be unique within a model");
+}
 
 int run_fit(const FitOptions& o) {
   Stopwatch total;
   check_output(o.model, "-o", {".h5", ".hdf5"});
   if (!o.labels.empty()) check_output(o.labels, "--labels", {".h5", ".csv"});
   if (!o.metrics.empty()) check_output(o.metrics, "--metrics", {".json"});
+  if (!o.dictionary.empty()) check_output(o.dictionary, "--dictionary", {".json"});
   const Algorithm algorithm = parse_algorithm(o.algorithm);
   std::string centres_file;
   const Init init = parse_init(o.init, &centres_file);
@@ -114,8 +190,13 @@ int run_fit(const FitOptions& o) {
   const int k = o.k;
   const Assignment assignment = predict(*backend, *data, result.centroids.view());
   const std::vector<std::int64_t> sizes = sizes_of(assignment.labels, k);
+  // Profiles against the data's column statistics; automatic names, then --names overrides.
+  const std::vector<SegmentProfile> profiles =
+      segment_profiles(result.centroids.view(), sizes, backend->column_stats(*data), f.scaler);
+  std::vector<SegmentEntry> entries = name_segments(profiles, f.feature_names);
+  if (!o.names.empty()) apply_name_overrides(o.names, entries);
   std::vector<std::string> names;
-  for (int c = 0; c < k; ++c) names.push_back("segment " + std::to_string(c + 1));
+  for (const auto& e : entries) names.push_back(e.name);
 
   const BackendInfo info = backend->info();
   Model model;
@@ -124,6 +205,19 @@ int run_fit(const FitOptions& o) {
   model.scaler = f.scaler;
   model.segment_names = names;
   model.segment_sizes = sizes;
+  const auto d_top = profiles.empty() ? 0 : static_cast<std::int64_t>(profiles.front().top_features.size());
+  model.segment_centres_original = Matrix<double>(k, d);
+  model.segment_z_scores = Matrix<double>(k, d);
+  model.segment_top_features = Matrix<std::int32_t>(k, d_top, -1);
+  for (int c = 0; c < k; ++c) {
+    const SegmentProfile& p = profiles[c];
+    model.segment_shares.push_back(p.share);
+    std::copy(p.centre_original.begin(), p.centre_original.end(), model.segment_centres_original.row(c));
+    std::copy(p.z_scores.begin(), p.z_scores.end(), model.segment_z_scores.row(c));
+    std::copy(p.top_features.begin(), p.top_features.end(), model.segment_top_features.row(c));
+    model.segment_descriptions.push_back(entries[c].description);
+    model.segment_outreach.push_back(entries[c].outreach);
+  }
   if (algorithm == Algorithm::minibatch) model.counts = result.counts;
   char inertia_text[64];
   std::snprintf(inertia_text, sizeof inertia_text, "%.17g", result.inertia);
@@ -150,6 +244,16 @@ int run_fit(const FitOptions& o) {
 
   write_model(o.model, model);
   if (!o.labels.empty()) write_labels(o.labels, assignment, f.ids, names);
+  const std::string dictionary = o.dictionary.empty() ? dictionary_path(o.model) : o.dictionary;
+  {
+    json dict;
+    dict["format"] = "segforge-segments";
+    dict["model"] = o.model;
+    dict["k"] = k;
+    dict["n_samples"] = n;
+    dict["segments"] = profiles_json(profiles, f.feature_names, entries);
+    write_text_atomic(dictionary, dict.dump(2) + "\n");
+  }
 
   std::fprintf(stderr, "%s k=%d on %lld x %lld (%s): inertia %.6g, %d iterations%s\n",
                algorithm_name(algorithm).c_str(), k, static_cast<long long>(n),
@@ -158,9 +262,25 @@ int run_fit(const FitOptions& o) {
   if (result.n_empty_relocated > 0)
     std::fprintf(stderr, "%d empty clusters re-seeded from the farthest points\n",
                  result.n_empty_relocated);
+  // Profiles: size, share and the features that most set each segment apart (original units).
+  for (int c = 0; c < k; ++c) {
+    const SegmentProfile& p = profiles[c];
+    std::fprintf(stderr, "  %d  %-40s %10lld rows (%5.1f%%) ", c, names[c].c_str(),
+                 static_cast<long long>(sizes[c]), 100.0 * p.share);
+    for (int j : p.top_features)
+      std::fprintf(stderr, " %s %.4g (z %+.2f)", f.feature_names[j].c_str(), p.centre_original[j], p.z_scores[j]);
+    std::fprintf(stderr, "\n");
+  }
+  // Guards: small segments and small data make segment estimates noisy.
+  const std::int64_t min_size = o.min_segment_size > 0 ? o.min_segment_size : default_min_segment_size(n);
+  if (n < 500)
+    std::fprintf(stderr, "segforge: warning: only %lld rows (< 500): segment estimates are noisy\n",
+                 static_cast<long long>(n));
   for (int c = 0; c < k; ++c)
-    std::fprintf(stderr, "  %-12s %10lld rows (%5.1f%%)\n", names[c].c_str(),
-                 static_cast<long long>(sizes[c]), 100.0 * static_cast<double>(sizes[c]) / static_cast<double>(n));
+    if (sizes[c] < min_size)
+      std::fprintf(stderr, "segforge: warning: segment %d (%s) has %lld rows, below the minimum segment size %lld (--min-segment-size); consider a smaller K\n",
+                   c, names[c].c_str(), static_cast<long long>(sizes[c]), static_cast<long long>(min_size));
+  std::fprintf(stderr, "segment dictionary: %s\n", dictionary.c_str());
 
   if (!o.metrics.empty()) {
     json m;
@@ -180,6 +300,7 @@ int run_fit(const FitOptions& o) {
     m["device"] = info.device;
     m["sizes"] = sizes;
     m["segment_names"] = names;
+    m["profiles"] = profiles_json(profiles, f.feature_names, entries);
     for (auto& [key, value] : s.items()) m[key] = value;
     m["timings"] = {{"read", read_seconds},
                     {"init", result.init_seconds},
@@ -193,6 +314,37 @@ int run_fit(const FitOptions& o) {
 }
 
 }  // namespace
+
+json profiles_json(const std::vector<SegmentProfile>& profiles, const std::vector<std::string>& feature_names,
+                   const std::vector<SegmentEntry>& dictionary) {
+  auto number = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
+  json out = json::array();
+  for (std::size_t c = 0; c < profiles.size(); ++c) {
+    const SegmentProfile& p = profiles[c];
+    json s;
+    s["segment"] = p.segment;
+    if (c < dictionary.size()) {
+      s["name"] = dictionary[c].name;
+      s["description"] = dictionary[c].description;
+      s["outreach"] = dictionary[c].outreach;
+    }
+    s["size"] = p.size;
+    s["share"] = p.share;
+    json top = json::array();
+    for (int j : p.top_features)
+      top.push_back({{"feature", feature_names[j]}, {"value", number(p.centre_original[j])}, {"z", p.z_scores[j]}});
+    s["top_features"] = top;
+    json centre = json::object(), z = json::object();
+    for (std::size_t j = 0; j < feature_names.size(); ++j) {
+      centre[feature_names[j]] = number(p.centre_original[j]);
+      z[feature_names[j]] = p.z_scores[j];
+    }
+    s["centre"] = centre;
+    s["z_scores"] = z;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
 
 Command add_fit_command(CLI::App& parent) {
   auto options = std::make_shared<FitOptions>();
@@ -217,6 +369,9 @@ Command add_fit_command(CLI::App& parent) {
   cmd->add_option("--labels", o.labels, "labels.h5 or segments.csv to write");
   cmd->add_option("--metrics", o.metrics, "metrics.json to write");
   cmd->add_option("--silhouette", o.silhouette, "auto|exact|sample=N|none (with --metrics)")->capture_default_str();
+  cmd->add_option("--names", o.names, "names.json: segment names (and description, outreach) overriding the automatic ones");
+  cmd->add_option("--dictionary", o.dictionary, "segment dictionary to write (default: <model>.segments.json)");
+  cmd->add_option("--min-segment-size", o.min_segment_size, "warn below this many rows (0: max(1000, 1% of N))")->capture_default_str();
   add_common(cmd, o.common);
   return {cmd, [options] { return run_fit(*options); }};
 }

@@ -1,6 +1,7 @@
 // segforge predict: labels for new records from a saved model.
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -20,6 +21,16 @@
 namespace segforge::cli {
 namespace {
 
+/// Whether two scalers of the same width transform differently: a transform differs, or a
+/// mean or scale differs by more than 1e-6 relative.
+bool scalers_differ(const Scaler& a, const Scaler& b) {
+  if (a.mean.size() != b.mean.size() || a.transform != b.transform) return true;
+  auto close = [](double x, double y) { return std::abs(x - y) <= 1e-6 * std::max(std::abs(x), std::abs(y)); };
+  for (std::size_t j = 0; j < a.mean.size(); ++j)
+    if (!close(a.mean[j], b.mean[j]) || !close(a.scale[j], b.scale[j])) return true;
+  return false;
+}
+
 int run_predict(const Common& c, const std::string& model_path, const std::string& features,
                 const std::string& out) {
   check_output(out, "-o", {".h5", ".csv"});
@@ -35,6 +46,13 @@ int run_predict(const Common& c, const std::string& model_path, const std::strin
         throw InputError(where(f) + ": column " + std::to_string(j) + " is '" + f.feature_names[j] +
                          "' but the model " + model_path + " expects '" + model.feature_names[j] +
                          "'; predict on data prepared like the training data");
+  // Same columns but scaled on other data (fitted anew on the new records): the centres then
+  // mean something else. Worth a warning, not a refusal: it may be deliberate.
+  if (!model.scaler.empty() && !f.scaler.empty() && scalers_differ(model.scaler, f.scaler))
+    std::fprintf(stderr,
+                 "segforge: warning: %s: its scaling differs from the model's (prepared separately?); "
+                 "pass --scaler-from TRAINING.h5 to segforge-prep\n",
+                 features.c_str());
   auto backend = open_backend(c);
   auto data = backend->upload(f.x.view());
   const Assignment a = predict(*backend, *data, model.centroids.view());

@@ -96,16 +96,24 @@ struct TransformOptions {
   std::vector<std::string> log_columns;
   double clip_quantile = 0.0;
   std::string scale = "standard";
+  std::string scaler_from;
 
-  void add(CLI::App* app, bool table) {
-    if (table)
-      app->add_option("--log-columns", log_columns, "columns to log1p before scaling")->delimiter(',');
-    else
-      app->add_flag("--no-log", no_log, "no log1p on money and count features");
-    app->add_option("--clip-quantile", clip_quantile,
-                    "winsorize money, count and day features at [1-q, q], e.g. 0.99 (0: off)")
-        ->capture_default_str();
-    app->add_option("--scale", scale, "standard|robust|none")->capture_default_str();
+  /// Returns --scaler-from, which excludes the options it replaces.
+  CLI::Option* add(CLI::App* app, bool table) {
+    CLI::Option* log = table ? app->add_option("--log-columns", log_columns, "columns to log1p before scaling")
+                                   ->delimiter(',')
+                             : app->add_flag("--no-log", no_log, "no log1p on money and count features");
+    CLI::Option* clip = app->add_option("--clip-quantile", clip_quantile,
+                                        "winsorize money, count and day features at [1-q, q], e.g. 0.99 (0: off)")
+                            ->capture_default_str();
+    CLI::Option* scaling = app->add_option("--scale", scale, "standard|robust|none")->capture_default_str();
+    return app
+        ->add_option("--scaler-from", scaler_from,
+                     "TRAIN.h5: prepare new records like this training file (its columns, transforms, "
+                     "clip bounds, mean and scale) for segforge predict")
+        ->excludes(log)
+        ->excludes(clip)
+        ->excludes(scaling);
   }
   TransformParams params() const {
     TransformParams p;
@@ -116,6 +124,29 @@ struct TransformOptions {
     return p;
   }
 };
+
+/// Reads the --scaler-from file, when given, before any work.
+std::optional<TrainingScaling> training_scaling(const TransformOptions& o, const std::string& output) {
+  if (o.scaler_from.empty()) return std::nullopt;
+  std::error_code ec;
+  if (std::filesystem::equivalent(o.scaler_from, output, ec))
+    throw InputError("-o " + output + ": is the --scaler-from file; write the new records to another file");
+  return read_training_scaling(o.scaler_from);
+}
+
+/// Transforms and scales `features`: fitted on them, or the training file's (--scaler-from).
+/// Returns the items describing it, for the summary.
+Prepared prepare(RawFeatures& features, const TransformParams& tp, const std::optional<TrainingScaling>& training,
+                 const std::string& input, std::vector<SummaryItem>& items) {
+  if (!training) {
+    Prepared prepared = transform(features, tp);
+    items = transform_items(tp, prepared);
+    return prepared;
+  }
+  const AlignSummary a = align_to_training(features, *training, input);
+  items = scaler_from_items(*training, a);
+  return apply_scaler(features, training->scaler, training->path);
+}
 
 // ---- rfm ------------------------------------------------------------------------------------
 
@@ -134,13 +165,18 @@ int run_rfm(RfmOptions& o) {
   p.delimiter = parse_delimiter(o.delimiter);
   p.drop_duplicates = !o.keep_duplicates;
   if (!o.as_of.empty()) p.as_of = parse_date_option(o.as_of, "--as-of");
-  const TransformParams tp = o.transform.params();
+  // Parsed before the work, so a bad value fails at once; --scaler-from replaces them.
+  const TransformParams tp = o.transform.scaler_from.empty() ? o.transform.params() : TransformParams{};
+  const std::optional<TrainingScaling> training = training_scaling(o.transform, o.output);
+  if (training) p.known_columns = training->names;
 
   const auto t0 = std::chrono::steady_clock::now();
-  const RfmResult r = compute_rfm(p);
-  const Prepared prepared = transform(r.features, tp);
+  RfmResult r = compute_rfm(p);
+  std::vector<SummaryItem> transform_summary;
+  const Prepared prepared = prepare(r.features, tp, training, p.gifts_path, transform_summary);
+  r.summary.n_features = prepared.x.cols();
   std::vector<SummaryItem> items = summary_items(r.summary);
-  for (auto& item : transform_items(tp, prepared)) items.push_back(std::move(item));
+  for (auto& item : transform_summary) items.push_back(std::move(item));
   items.push_back({"source", "made by", "segforge-prep rfm"});
   write_prepared(o.output, prepared, items);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -162,8 +198,9 @@ void add_rfm(CLI::App& app, RfmOptions& o, CLI::App*& cmd) {
   cmd->add_option("--events", p.events_path, "EVENTS.csv: donor id, date, type (open/click/attend)");
   cmd->add_option("--attributes", p.attributes_path, "DONORS.csv: one row per donor");
   cmd->add_option("--categorical", p.categorical, "attribute columns to one-hot encode")->delimiter(',');
-  cmd->add_option("--max-levels", p.max_levels, "channels and levels kept per column (rest: other)")
-      ->capture_default_str();
+  CLI::Option* max_levels =
+      cmd->add_option("--max-levels", p.max_levels, "channels and levels kept per column (rest: other)")
+          ->capture_default_str();
   auto* cols = cmd->add_option_group("columns", "gifts columns (default: recognised from the header)");
   cols->add_option("--id-col", p.gift_columns.id, "donor id (donor_id, CustomerID, ...)");
   cols->add_option("--date-col", p.gift_columns.date, "gift date (gift_date, InvoiceDate, ...)");
@@ -184,7 +221,7 @@ void add_rfm(CLI::App& app, RfmOptions& o, CLI::App*& cmd) {
   cmd->add_flag("--keep-duplicates", o.keep_duplicates, "keep exact duplicate rows (saves 8-16 bytes a row)");
   cmd->add_flag("--strict", p.strict, "small-data warnings (< 500 donors, < 2 years) are errors");
   cmd->add_option("--delimiter", o.delimiter, "field delimiter: auto, tab or one character")->capture_default_str();
-  o.transform.add(cmd, false);
+  o.transform.add(cmd, false)->excludes(max_levels);  // the training's levels are kept
 }
 
 // ---- table ----------------------------------------------------------------------------------
@@ -202,11 +239,19 @@ int run_table(TableOptions& o) {
   p.on_bad_row = parse_bad_rows(o.on_bad_row);
   p.delimiter = parse_delimiter(o.delimiter);
   p.drop_duplicates = !o.keep_duplicates;
-  const TransformParams tp = o.transform.params();
-  const TableResult r = read_table(p);
-  const Prepared prepared = transform(r.features, tp);
+  // Parsed before the work, so a bad value fails at once; --scaler-from replaces them.
+  const TransformParams tp = o.transform.scaler_from.empty() ? o.transform.params() : TransformParams{};
+  const std::optional<TrainingScaling> training = training_scaling(o.transform, o.output);
+  if (training && p.columns.empty()) {
+    p.columns = training->names;
+    p.columns_from = training->path;
+  }
+  TableResult r = read_table(p);
+  std::vector<SummaryItem> transform_summary;
+  const Prepared prepared = prepare(r.features, tp, training, p.path, transform_summary);
+  r.summary.n_features = prepared.x.cols();
   std::vector<SummaryItem> items = summary_items(r.summary);
-  for (auto& item : transform_items(tp, prepared)) items.push_back(std::move(item));
+  for (auto& item : transform_summary) items.push_back(std::move(item));
   items.push_back({"source", "made by", "segforge-prep table"});
   write_prepared(o.output, prepared, items);
   std::fprintf(stderr, "segforge-prep table: %s\n", p.path.c_str());
@@ -236,7 +281,7 @@ struct SynthOptions {
   SynthDonorsParams donors;
   std::string donors_out, events_out, truth_out, end;
   SynthBlobsParams blobs;
-  std::string blobs_out, centers_out, labels_out;
+  std::string blobs_out, centers_out;
 };
 
 int run_synth_donors(SynthOptions& o) {
@@ -258,15 +303,13 @@ int run_synth_donors(SynthOptions& o) {
 
 int run_synth_blobs(SynthOptions& o) {
   check_output(o.blobs_out, "-o", kH5);
-  const std::string stem = o.blobs_out.substr(0, o.blobs_out.rfind('.'));
-  if (o.centers_out.empty()) o.centers_out = stem + ".centers.h5";
-  if (o.labels_out.empty()) o.labels_out = stem + ".labels.h5";
-  check_output(o.centers_out, "--centers", kH5);
-  check_output(o.labels_out, "--labels", kH5);
-  write_synth_blobs(o.blobs_out, o.centers_out, o.labels_out, o.blobs);
-  std::fprintf(stderr, "wrote %s: %lld x %d in %d blobs; true centres in %s, labels in %s\n",
+  if (!o.centers_out.empty()) check_output(o.centers_out, "--centers", kH5);
+  write_synth_blobs(o.blobs_out, o.blobs, o.centers_out);
+  std::fprintf(stderr, "wrote %s: %lld x %d in %d blobs, with the true /centers and /labels\n",
                o.blobs_out.c_str(), static_cast<long long>(o.blobs.n_samples), o.blobs.n_features,
-               o.blobs.n_clusters, o.centers_out.c_str(), o.labels_out.c_str());
+               o.blobs.n_clusters);
+  if (!o.centers_out.empty())
+    std::fprintf(stderr, "wrote %s: the true centres as a model (segforge fit --init)\n", o.centers_out.c_str());
   return 0;
 }
 
@@ -288,8 +331,7 @@ void add_synth(CLI::App& app, SynthOptions& o, CLI::App*& donors, CLI::App*& blo
   blobs->add_option("-d,--features", o.blobs.n_features, "features")->capture_default_str();
   blobs->add_option("-k,--clusters", o.blobs.n_clusters, "blobs")->capture_default_str();
   blobs->add_option("-o,--output", o.blobs_out, "blobs.h5 to write")->required();
-  blobs->add_option("--centers", o.centers_out, "true centres (model format; default BLOBS.centers.h5)");
-  blobs->add_option("--labels", o.labels_out, "true labels (default BLOBS.labels.h5)");
+  blobs->add_option("--centers", o.centers_out, "also write the true centres as a model file (for fit --init)");
   blobs->add_option("--seed", o.blobs.seed, "random seed")->capture_default_str();
   blobs->add_option("--spread", o.blobs.spread, "centres uniform in [-spread, spread]")->capture_default_str();
   blobs->add_option("--std", o.blobs.std_dev, "noise standard deviation")->capture_default_str();

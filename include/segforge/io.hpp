@@ -23,6 +23,12 @@ struct Scaler {
   std::vector<double> scale;
   std::vector<std::string> transform;  ///< "identity", "log1p", ...
   bool empty() const { return mean.empty(); }
+  /// Winsorizing bounds in transformed units, applied before the centre and scale
+  /// (/scaler/clip_low, /scaler/clip_high [n_features]; -inf / +inf for an unclipped feature).
+  /// Empty when the data were not winsorized. Stored so that new records can be prepared
+  /// exactly like the training data (segforge-prep --scaler-from).
+  std::vector<double> clip_low;
+  std::vector<double> clip_high;
 };
 
 /// Row identifiers: int64 or strings (one of the two is non-empty), or none.
@@ -80,11 +86,36 @@ FeatureFileInfo inspect_features(const std::string& path, const std::string& dat
 /// Empty (0 rows) or 0 columns: InputError.
 Features read_features(const std::string& path, const ReadOptions& options = {});
 
-/// Writes a features file (as segforge-prep does; also used by tests and the demo).
+/// Datasets stored beside /features (segforge-prep synth blobs: /centers [K x D] float32 and
+/// /labels [N] int32, the ground truth). Keys are root-level dataset names without '/', other
+/// than the names features.h5 itself uses (features, feature_names, ids, scaler). The views
+/// must stay valid for the call.
+struct FeatureExtras {
+  std::map<std::string, MatrixView<const float>> matrices;  ///< written as 2-D float32
+  std::map<std::string, std::span<const std::int32_t>> int32s;  ///< written as 1-D int32
+  bool empty() const { return matrices.empty() && int32s.empty(); }
+};
+
+/// Writes a features file (as segforge-prep does; also used by tests and the demo), with
+/// `extras` as further root datasets.
 void write_features(const std::string& path, MatrixView<const float> x,
                     const std::vector<std::string>& feature_names, const Ids& ids = {},
                     const Scaler& scaler = {},
-                    const std::map<std::string, std::string>& attributes = {});
+                    const std::map<std::string, std::string>& attributes = {},
+                    const FeatureExtras& extras = {});
+
+/// The /scaler of a features file (clip bounds included), without reading the matrix; empty
+/// when the file has none. Throws InputError as inspect_features does, or for a /scaler whose
+/// lengths do not match the matrix's columns.
+Scaler read_scaler(const std::string& path, const std::string& dataset = "/features");
+
+/// A 2-D numeric dataset read whole as float32 (e.g. /centers written through FeatureExtras).
+/// InputError naming file and dataset when it is absent or not 2-D numeric.
+Matrix<float> read_extra_matrix(const std::string& path, const std::string& dataset);
+
+/// A 1-D integer dataset as int32 (e.g. /labels written through FeatureExtras). InputError
+/// naming file and dataset when it is absent, not 1-D integer, or a value does not fit.
+std::vector<std::int32_t> read_extra_int32s(const std::string& path, const std::string& dataset);
 
 struct Model {
   Matrix<float> centroids;  ///< [n_clusters x n_features]
@@ -93,6 +124,15 @@ struct Model {
   std::vector<std::string> segment_names;  ///< [n_clusters]
   std::vector<std::int64_t> segment_sizes;  ///< [n_clusters]
   std::vector<double> counts;  ///< mini-batch per-centre counts (empty for Lloyd)
+  // Segment profiles and the segment dictionary (segforge fit writes them; empty when absent):
+  // /segments/shares, /segments/centres_original, /segments/z_scores, /segments/top_features,
+  // /segments/descriptions, /segments/outreach.
+  std::vector<double> segment_shares;            ///< [n_clusters] size / n_samples
+  Matrix<double> segment_centres_original;       ///< [n_clusters x n_features] centres in original units
+  Matrix<double> segment_z_scores;               ///< [n_clusters x n_features] (centre − mean) / sd of the data
+  Matrix<std::int32_t> segment_top_features;     ///< [n_clusters x n_top] feature indices, largest |z| first
+  std::vector<std::string> segment_descriptions;  ///< [n_clusters]
+  std::vector<std::string> segment_outreach;      ///< [n_clusters] suggested outreach
   /// attributes: algorithm, k, init, seed, n_init, n_iter, converged, inertia, backend, device,
   /// segforge_version, input_file, input_checksum. Written as string attributes on the root;
   /// read_model returns every root attribute as text (numbers in decimal). A bare file with only

@@ -5,12 +5,16 @@
 //   compute_rfm / read_table  ->  RawFeatures (original units) + a cleaning summary
 //   transform                 ->  Prepared (float32 matrix, /scaler)
 //   write_prepared            ->  features.h5 with the summary as root attributes
+//
+// New records for `segforge predict` are prepared like the training file instead of being
+// fitted anew (--scaler-from, scaler_from.hpp): the training's columns, then apply_scaler.
 
 #include <string>
 #include <vector>
 
 #include "segforge/prep/common.hpp"
 #include "segforge/prep/rfm.hpp"
+#include "segforge/prep/scaler_from.hpp"
 #include "segforge/prep/synth.hpp"
 #include "segforge/prep/table.hpp"
 #include "segforge/prep/transform.hpp"

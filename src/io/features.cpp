@@ -6,6 +6,8 @@
 #include <array>
 #include <bit>
 #include <cmath>
+#include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -274,9 +276,50 @@ Features read_features(const std::string& path, const ReadOptions& options) {
   return features;
 }
 
+Scaler read_scaler(const std::string& path, const std::string& dataset) {
+  io::Hid file = io::open_for_read(path);
+  const std::string object = io::absolute_object(dataset.empty() ? "/features" : dataset);
+  const io::MatrixInfo m = io::open_matrix(file, path, object, io::kDatasetHint, io::kShape);
+  return io::read_scaler(file, path, m.cols);
+}
+
+Matrix<float> read_extra_matrix(const std::string& path, const std::string& dataset) {
+  io::Hid file = io::open_for_read(path);
+  const std::string object = io::absolute_object(dataset);
+  const io::MatrixInfo m =
+      io::open_matrix(file, path, object, "check the dataset's name", "[rows x cols]");
+  Matrix<float> out(m.rows, m.cols);
+  if (out.size() > 0) io::read_rows(m, path, object, 0, m.rows, out.data());
+  return out;
+}
+
+std::vector<std::int32_t> read_extra_int32s(const std::string& path, const std::string& dataset) {
+  io::Hid file = io::open_for_read(path);
+  const std::string object = io::absolute_object(dataset);
+  const std::string at = io::where(path, object);
+  io::Hid data = io::open_dataset(file, path, object, "check the dataset's name");
+  io::Hid type = io::type_id(H5Dget_type(data));
+  if (!type.valid() || io::type_class(type) != io::TypeClass::integer)
+    throw InputError(at + ": dtype " + (type.valid() ? io::dtype_name(type) : "?") +
+                     " is not an integer type; store it as int32");
+  const auto dims = io::extent(data);
+  if (dims.size() != 1)
+    throw InputError(at + ": expected 1-D [n], got " + io::describe_shape(dims));
+  const std::vector<std::int64_t> wide = io::read_int64s(data, path, object);
+  std::vector<std::int32_t> out(wide.size());
+  for (std::size_t i = 0; i < wide.size(); ++i) {
+    if (wide[i] < INT32_MIN || wide[i] > INT32_MAX)
+      throw InputError(at + " row " + std::to_string(i) + " (0-based): " +
+                       std::to_string(wide[i]) + " does not fit int32");
+    out[i] = static_cast<std::int32_t>(wide[i]);
+  }
+  return out;
+}
+
 void write_features(const std::string& path, MatrixView<const float> x,
                     const std::vector<std::string>& feature_names, const Ids& ids,
-                    const Scaler& scaler, const std::map<std::string, std::string>& attributes) {
+                    const Scaler& scaler, const std::map<std::string, std::string>& attributes,
+                    const FeatureExtras& extras) {
   SEGFORGE_ASSERT(x.rows >= 0 && x.cols >= 0, "negative matrix shape");
   SEGFORGE_ASSERT(
       feature_names.empty() || static_cast<std::int64_t>(feature_names.size()) == x.cols,
@@ -284,6 +327,18 @@ void write_features(const std::string& path, MatrixView<const float> x,
   SEGFORGE_ASSERT(ids.empty() || ids.size() == x.rows, "ids must have one entry per row");
   SEGFORGE_ASSERT(scaler.empty() || static_cast<std::int64_t>(scaler.mean.size()) == x.cols,
                   "scaler must have one entry per column");
+  auto extra_name_ok = [](const std::string& name) {
+    return !name.empty() && name.find('/') == std::string::npos && name != "features" &&
+           name != "feature_names" && name != "ids" && name != "scaler";
+  };
+  for (const auto& [name, m] : extras.matrices) {
+    SEGFORGE_ASSERT(extra_name_ok(name), "extra dataset name is empty, has '/' or is reserved");
+    SEGFORGE_ASSERT(m.rows >= 0 && m.cols >= 0, "negative extra matrix shape");
+  }
+  for (const auto& [name, v] : extras.int32s) {
+    SEGFORGE_ASSERT(extra_name_ok(name), "extra dataset name is empty, has '/' or is reserved");
+    SEGFORGE_ASSERT(extras.matrices.count(name) == 0, "extra dataset name used twice");
+  }
   io::TempOutput out(path);
   {
     io::Hid file = io::create_file(out.temp_path(), path);
@@ -298,6 +353,12 @@ void write_features(const std::string& path, MatrixView<const float> x,
                       feature_names.empty() ? io::default_names(x.cols) : feature_names, path);
     io::write_ids(file, ids, path);
     io::write_scaler(file, scaler, path);
+    for (const auto& [name, m] : extras.matrices)
+      io::write_dataset(file, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT,
+                        {static_cast<hsize_t>(m.rows), static_cast<hsize_t>(m.cols)}, m.data, path);
+    for (const auto& [name, v] : extras.int32s)
+      io::write_dataset(file, name, H5T_STD_I32LE, H5T_NATIVE_INT32, {static_cast<hsize_t>(v.size())},
+                        v.data(), path);
     io::write_root_attributes(file, "segforge-features", attributes, path);
     if (!file.close()) io::write_failed(path, "the file (closing it)");
   }

@@ -549,6 +549,23 @@ Scaler read_scaler(hid_t file, const std::string& path, std::int64_t n_features)
   } else {
     scaler.transform.assign(static_cast<std::size_t>(n_features), "identity");
   }
+  // Winsorizing bounds: optional, but only as a pair (one without the other cannot be applied).
+  const bool has_low = object_exists(file, object + "/clip_low");
+  const bool has_high = object_exists(file, object + "/clip_high");
+  if (has_low != has_high)
+    throw InputError(where(path, object) + ": has " + (has_low ? "clip_low" : "clip_high") +
+                     " without " + (has_low ? "clip_high" : "clip_low") +
+                     "; store both winsorizing bounds [n_features] or neither");
+  auto read_bound = [&](const std::string& name) {
+    Hid bound = open_dataset(file, path, object + "/" + name, "store it [n_features]");
+    std::vector<double> values = read_doubles(bound, path, object + "/" + name);
+    check_length(static_cast<std::int64_t>(values.size()), name);
+    return values;
+  };
+  if (has_low) {
+    scaler.clip_low = read_bound("clip_low");
+    scaler.clip_high = read_bound("clip_high");
+  }
   return scaler;
 }
 
@@ -693,6 +710,13 @@ void write_scaler(hid_t file, const Scaler& scaler, const std::string& path) {
     write_strings(group, "transform", std::vector<std::string>(n, "identity"), path);
   else
     write_strings(group, "transform", scaler.transform, path);
+  SEGFORGE_ASSERT(scaler.clip_low.size() == scaler.clip_high.size() &&
+                      (scaler.clip_low.empty() || scaler.clip_low.size() == scaler.mean.size()),
+                  "scaler clip bounds must both be empty or have one entry per feature");
+  if (!scaler.clip_low.empty()) {
+    write_dataset(group, "clip_low", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {n}, scaler.clip_low.data(), path);
+    write_dataset(group, "clip_high", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {n}, scaler.clip_high.data(), path);
+  }
 }
 
 }  // namespace segforge::io

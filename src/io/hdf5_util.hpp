@@ -131,7 +131,8 @@ std::vector<std::string> read_feature_names(hid_t file, const std::string& path,
                                             std::int64_t n_features, const std::string& matrix);
 /// /ids when present (int or string; length must be n_rows), else empty.
 Ids read_ids(hid_t file, const std::string& path, std::int64_t n_rows, const std::string& matrix);
-/// /scaler when present (mean, scale; transform optional), else empty.
+/// /scaler when present (mean, scale; transform optional; clip_low and clip_high optional,
+/// as a pair), else empty.
 Scaler read_scaler(hid_t file, const std::string& path, std::int64_t n_features);
 
 // ---- writing (errors are RuntimeFailure naming `path`, the final file) ------------------

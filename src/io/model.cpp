@@ -1,6 +1,8 @@
 // model.h5: /centroids float32 [n_clusters x n_features], copies of /feature_names and
-// /scaler, /segments/names and /segments/sizes, /counts for mini-batch, and the run's
-// provenance as root attributes. A bare file holding only /centroids is a valid model (--init).
+// /scaler, /segments/names and /segments/sizes, the segment profiles and dictionary
+// (/segments/shares, centres_original, z_scores, top_features, descriptions, outreach),
+// /counts for mini-batch, and the run's provenance as root attributes. A bare file holding only
+// /centroids is a valid model (--init).
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +13,31 @@
 #include "segforge/io.hpp"
 
 namespace segforge {
+
+namespace {
+
+/// A 2-D numeric dataset of exactly [rows x cols], read as `mem_type`.
+template <class T>
+Matrix<T> read_matrix_exact(hid_t file, const std::string& path, const std::string& object,
+                            std::int64_t rows, std::int64_t cols, hid_t mem_type, const std::string& what) {
+  io::Hid dataset = io::open_dataset(file, path, object, "store " + what);
+  const std::vector<hsize_t> dims = io::extent(dataset);
+  if (dims.size() != 2 || static_cast<std::int64_t>(dims[0]) != rows ||
+      static_cast<std::int64_t>(dims[1]) != cols)
+    throw InputError(io::where(path, object) + ": shape " + io::describe_shape(dims) + ", expected [" +
+                     std::to_string(rows) + " x " + std::to_string(cols) + "]; store " + what);
+  io::Hid type = io::type_id(H5Dget_type(dataset));
+  const io::TypeClass cls = type.valid() ? io::type_class(type) : io::TypeClass::other;
+  if (cls != io::TypeClass::floating && cls != io::TypeClass::integer)
+    throw InputError(io::where(path, object) + ": dtype " + (type.valid() ? io::dtype_name(type) : "?") +
+                     " is not numeric; store " + what);
+  Matrix<T> m(rows, cols);
+  if (m.size() > 0 && H5Dread(dataset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, m.data()) < 0)
+    throw InputError(io::where(path, object) + ": cannot read its values (" + io::hdf5_reason() + ")");
+  return m;
+}
+
+}  // namespace
 
 void write_model(const std::string& path, const Model& model) {
   const std::int64_t k = model.centroids.rows();
@@ -23,6 +50,17 @@ void write_model(const std::string& path, const Model& model) {
   SEGFORGE_ASSERT(fits(model.segment_names.size(), k), "segment_names must match n_clusters");
   SEGFORGE_ASSERT(fits(model.segment_sizes.size(), k), "segment_sizes must match n_clusters");
   SEGFORGE_ASSERT(fits(model.counts.size(), k), "counts must match n_clusters");
+  SEGFORGE_ASSERT(fits(model.segment_shares.size(), k), "segment_shares must match n_clusters");
+  SEGFORGE_ASSERT(model.segment_centres_original.empty() ||
+                      (model.segment_centres_original.rows() == k && model.segment_centres_original.cols() == d),
+                  "segment_centres_original must be [n_clusters x n_features]");
+  SEGFORGE_ASSERT(model.segment_z_scores.empty() ||
+                      (model.segment_z_scores.rows() == k && model.segment_z_scores.cols() == d),
+                  "segment_z_scores must be [n_clusters x n_features]");
+  SEGFORGE_ASSERT(model.segment_top_features.empty() || model.segment_top_features.rows() == k,
+                  "segment_top_features must have n_clusters rows");
+  SEGFORGE_ASSERT(fits(model.segment_descriptions.size(), k), "segment_descriptions must match n_clusters");
+  SEGFORGE_ASSERT(fits(model.segment_outreach.size(), k), "segment_outreach must match n_clusters");
 
   io::TempOutput out(path);
   {
@@ -33,13 +71,34 @@ void write_model(const std::string& path, const Model& model) {
     if (!model.feature_names.empty())
       io::write_strings(file, "feature_names", model.feature_names, path);
     io::write_scaler(file, model.scaler, path);
-    if (!model.segment_names.empty() || !model.segment_sizes.empty()) {
+    const bool profiles = !model.segment_shares.empty() || !model.segment_centres_original.empty() ||
+                          !model.segment_z_scores.empty() || !model.segment_top_features.empty() ||
+                          !model.segment_descriptions.empty() || !model.segment_outreach.empty();
+    if (!model.segment_names.empty() || !model.segment_sizes.empty() || profiles) {
       io::Hid segments = io::create_group(file, "segments", path);
       if (!model.segment_names.empty())
         io::write_strings(segments, "names", model.segment_names, path);
       if (!model.segment_sizes.empty())
         io::write_dataset(segments, "sizes", H5T_STD_I64LE, H5T_NATIVE_INT64,
                           {static_cast<hsize_t>(k)}, model.segment_sizes.data(), path);
+      if (!model.segment_shares.empty())
+        io::write_dataset(segments, "shares", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                          {static_cast<hsize_t>(k)}, model.segment_shares.data(), path);
+      const std::vector<hsize_t> kd{static_cast<hsize_t>(k), static_cast<hsize_t>(d)};
+      if (!model.segment_centres_original.empty())
+        io::write_dataset(segments, "centres_original", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, kd,
+                          model.segment_centres_original.data(), path);
+      if (!model.segment_z_scores.empty())
+        io::write_dataset(segments, "z_scores", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, kd,
+                          model.segment_z_scores.data(), path);
+      if (!model.segment_top_features.empty())
+        io::write_dataset(segments, "top_features", H5T_STD_I32LE, H5T_NATIVE_INT32,
+                          {static_cast<hsize_t>(k), static_cast<hsize_t>(model.segment_top_features.cols())},
+                          model.segment_top_features.data(), path);
+      if (!model.segment_descriptions.empty())
+        io::write_strings(segments, "descriptions", model.segment_descriptions, path);
+      if (!model.segment_outreach.empty())
+        io::write_strings(segments, "outreach", model.segment_outreach, path);
     }
     if (!model.counts.empty())
       io::write_dataset(file, "counts", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
@@ -89,6 +148,40 @@ Model read_model(const std::string& path) {
     io::Hid sizes = io::open_dataset(file, path, "/segments/sizes", "store one size per centre");
     model.segment_sizes = io::read_int64s(sizes, path, "/segments/sizes");
     check_length(model.segment_sizes.size(), "/segments/sizes");
+  }
+  if (io::object_exists(file, "/segments/shares")) {
+    io::Hid shares = io::open_dataset(file, path, "/segments/shares", "store one share per centre");
+    model.segment_shares = io::read_doubles(shares, path, "/segments/shares");
+    check_length(model.segment_shares.size(), "/segments/shares");
+  }
+  if (io::object_exists(file, "/segments/centres_original"))
+    model.segment_centres_original = read_matrix_exact<double>(
+        file, path, "/segments/centres_original", m.rows, m.cols, H5T_NATIVE_DOUBLE,
+        "one row of original-unit values per centre");
+  if (io::object_exists(file, "/segments/z_scores"))
+    model.segment_z_scores = read_matrix_exact<double>(file, path, "/segments/z_scores", m.rows, m.cols,
+                                                       H5T_NATIVE_DOUBLE, "one row of z-scores per centre");
+  if (io::object_exists(file, "/segments/top_features")) {
+    io::Hid top = io::open_dataset(file, path, "/segments/top_features", "store feature indices per centre");
+    const std::vector<hsize_t> dims = io::extent(top);
+    const auto cols = dims.size() == 2 ? static_cast<std::int64_t>(dims[1]) : -1;
+    model.segment_top_features = read_matrix_exact<std::int32_t>(
+        file, path, "/segments/top_features", m.rows, cols, H5T_NATIVE_INT32,
+        "[n_clusters x n_top] feature indices");
+    for (std::int32_t j : model.segment_top_features.values())
+      if (j < -1 || j >= m.cols)
+        throw InputError(io::where(path, "/segments/top_features") + ": feature index " + std::to_string(j) +
+                         " outside [0, " + std::to_string(m.cols) + "); refit the model");
+  }
+  if (io::object_exists(file, "/segments/descriptions")) {
+    io::Hid text = io::open_dataset(file, path, "/segments/descriptions", "store one description per centre");
+    model.segment_descriptions = io::read_strings(text, path, "/segments/descriptions");
+    check_length(model.segment_descriptions.size(), "/segments/descriptions");
+  }
+  if (io::object_exists(file, "/segments/outreach")) {
+    io::Hid text = io::open_dataset(file, path, "/segments/outreach", "store one outreach text per centre");
+    model.segment_outreach = io::read_strings(text, path, "/segments/outreach");
+    check_length(model.segment_outreach.size(), "/segments/outreach");
   }
   if (io::object_exists(file, "/counts")) {
     io::Hid counts = io::open_dataset(file, path, "/counts", "store one count per centre");

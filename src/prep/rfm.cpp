@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <numeric>
 
 #include "csv_reader.hpp"
@@ -322,15 +323,26 @@ class GiftsPass {
   Day first_day_ = INT32_MAX;
 };
 
-/// The `max_levels` most frequent of `counts` (ties by name); the rest map to `kept.size()`
-/// ("other") when there are any.
+/// The kept levels map to their own columns (in name order), the rest to one more column,
+/// "other", when there are any.
 struct LevelMap {
-  std::vector<std::int32_t> column;  // level -> output column
+  std::vector<std::int32_t> column;  // level -> output column (-1: no kept donor has it)
   std::vector<std::string> names;    // output columns
   std::int64_t merged = 0;           // levels put in "other"
 };
 
-LevelMap top_levels(const Interner& levels, const std::vector<std::int64_t>& counts, int max_levels) {
+/// The column name a level gets (before NameSet makes clashing names unique).
+std::string level_column(const std::string& prefix, std::string_view level) {
+  const std::string base = snake_name(level);
+  return prefix + (base.empty() ? "blank" : base);
+}
+
+/// Keeps the `max_levels` most frequent levels of `counts` (ties by name) or, preparing like a
+/// training file (`known` not empty), the levels whose column the training has, whatever
+/// their frequency; there, a level no kept donor has stays unmapped rather than making an
+/// "other" column of zeros.
+LevelMap top_levels(const Interner& levels, const std::vector<std::int64_t>& counts, int max_levels,
+                    const std::string& prefix, const std::vector<std::string>& known) {
   std::vector<std::int32_t> order(static_cast<std::size_t>(levels.size()));
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) {
@@ -338,21 +350,31 @@ LevelMap top_levels(const Interner& levels, const std::vector<std::int64_t>& cou
       return counts[static_cast<std::size_t>(a)] > counts[static_cast<std::size_t>(b)];
     return levels.name(a) < levels.name(b);
   });
+  std::vector<std::int32_t> top, rest;
+  if (known.empty()) {
+    const std::size_t kept = std::min(order.size(), static_cast<std::size_t>(std::max(0, max_levels)));
+    top.assign(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(kept));
+    rest.assign(order.begin() + static_cast<std::ptrdiff_t>(kept), order.end());
+  } else {
+    for (std::int32_t l : order) {
+      if (std::find(known.begin(), known.end(), level_column(prefix, levels.name(l))) != known.end())
+        top.push_back(l);
+      else if (counts[static_cast<std::size_t>(l)] > 0)
+        rest.push_back(l);
+    }
+  }
   LevelMap m;
   m.column.assign(order.size(), -1);
-  const std::size_t kept = std::min(order.size(), static_cast<std::size_t>(std::max(0, max_levels)));
   // Name order within the kept levels makes the columns stable across runs on similar data.
-  std::vector<std::int32_t> top(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(kept));
   std::sort(top.begin(), top.end(), [&](std::int32_t a, std::int32_t b) { return levels.name(a) < levels.name(b); });
   for (std::size_t k = 0; k < top.size(); ++k) {
     m.column[static_cast<std::size_t>(top[k])] = static_cast<std::int32_t>(k);
     m.names.push_back(levels.name(top[k]));
   }
-  if (kept < order.size()) {
-    for (std::size_t k = kept; k < order.size(); ++k)
-      m.column[static_cast<std::size_t>(order[k])] = static_cast<std::int32_t>(top.size());
+  if (!rest.empty()) {
+    for (std::int32_t l : rest) m.column[static_cast<std::size_t>(l)] = static_cast<std::int32_t>(top.size());
     m.names.push_back("other");
-    m.merged = static_cast<std::int64_t>(order.size() - kept);
+    m.merged = static_cast<std::int64_t>(rest.size());
   }
   return m;
 }
@@ -378,6 +400,7 @@ struct Column {
   std::string name;
   FeatureKind kind;
   bool may_be_negative = false;
+  std::string group;  // level columns: their group's name prefix
 };
 
 RawFeatures build_features(const RfmParams& params, RfmState& state) {
@@ -425,14 +448,17 @@ RawFeatures build_features(const RfmParams& params, RfmState& state) {
   const std::size_t n_base = cols.size();
   if (state.has_campaign) cols.push_back({"distinct_campaigns", FeatureKind::count});
 
+  std::map<std::string, std::int64_t> levels_in_other;
   LevelMap channels;
   if (state.has_channel) {
     std::vector<std::int64_t> counts(static_cast<std::size_t>(state.channels.size()), 0);
     for (std::int32_t i : kept)
       for (const auto& [c, n] : state.donors[static_cast<std::size_t>(i)].channels) counts[static_cast<std::size_t>(c)] += n;
-    channels = top_levels(state.channels, counts, params.max_levels);
+    const std::string prefix = "channel_share_";
+    channels = top_levels(state.channels, counts, params.max_levels, prefix, params.known_columns);
     for (const auto& level : channels.names)
-      cols.push_back({names.add("channel_share_", level), FeatureKind::fraction});
+      cols.push_back({names.add(prefix, level), FeatureKind::fraction, false, prefix});
+    if (channels.merged > 0) levels_in_other[prefix] = channels.merged;
   }
   const std::size_t events_at = cols.size();
   if (state.has_events) {
@@ -451,12 +477,13 @@ RawFeatures build_features(const RfmParams& params, RfmState& state) {
     for (std::int32_t i : kept)
       if (const std::int32_t l = state.donor_levels[a][static_cast<std::size_t>(i)]; l >= 0)
         ++counts[static_cast<std::size_t>(l)];
-    level_maps.push_back(top_levels(state.levels[a], counts, params.max_levels));
-    s.attribute_levels_merged += level_maps.back().merged;
-    level_at.push_back(cols.size());
     const std::string prefix = snake_name(state.categorical[a]) + "_";
+    level_maps.push_back(top_levels(state.levels[a], counts, params.max_levels, prefix, params.known_columns));
+    s.attribute_levels_merged += level_maps.back().merged;
+    if (level_maps.back().merged > 0) levels_in_other[prefix] += level_maps.back().merged;
+    level_at.push_back(cols.size());
     for (const auto& level : level_maps.back().names)
-      cols.push_back({names.add(prefix, level), FeatureKind::indicator});
+      cols.push_back({names.add(prefix, level), FeatureKind::indicator, false, prefix});
   }
 
   RawFeatures f;
@@ -467,7 +494,9 @@ RawFeatures build_features(const RfmParams& params, RfmState& state) {
     f.names.push_back(c.name);
     f.kinds.push_back(c.kind);
     f.may_be_negative.push_back(c.may_be_negative);
+    f.groups.push_back(c.group);
   }
+  f.levels_in_other = std::move(levels_in_other);
   const double as_of = state.as_of;
   for (std::int64_t r = 0; r < n; ++r) {
     const std::int32_t i = kept[static_cast<std::size_t>(r)];
@@ -526,10 +555,12 @@ RawFeatures build_features(const RfmParams& params, RfmState& state) {
 
 void small_data_warnings(const RfmParams& params, RfmState& state) {
   RfmSummary& s = state.summary;
-  if (s.n_samples < kMinDonors)
+  // New records prepared like a training file are assigned to its segments, not clustered.
+  const bool clustering = params.known_columns.empty();
+  if (clustering && s.n_samples < kMinDonors)
     s.warnings.push_back("only " + std::to_string(s.n_samples) + " donors with gifts (fewer than " +
                          std::to_string(kMinDonors) + "): segments of so few donors are not meaningful");
-  if (s.history_days < kMinHistoryDays)
+  if (clustering && s.history_days < kMinHistoryDays)
     s.warnings.push_back("only " + std::to_string(s.history_days) +
                          " days of history (less than 2 years): recency, tenure and the 12-month "
                          "trend cannot separate donors well");

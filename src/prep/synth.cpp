@@ -1,6 +1,6 @@
-// Synthetic donors (five behavioural segments, streamed to CSV) and Gaussian blobs (HDF5 with
-// the true centres and labels beside them). Every draw comes from segforge::Rng, so a seed
-// gives the same files everywhere.
+// Synthetic donors (five behavioural segments, streamed to CSV) and Gaussian blobs (HDF5, the
+// true centres and labels stored with the features). Every draw comes from segforge::Rng, so a
+// seed gives the same files everywhere.
 
 #include <date/date.h>
 
@@ -282,8 +282,7 @@ SynthDonorsSummary write_synth_donors(const std::string& gifts_path, const std::
   return summary;
 }
 
-void write_synth_blobs(const std::string& path, const std::string& centers_path,
-                       const std::string& labels_path, const SynthBlobsParams& p) {
+void write_synth_blobs(const std::string& path, const SynthBlobsParams& p, const std::string& centers_path) {
   if (p.n_samples < 1 || p.n_features < 1 || p.n_clusters < 1)
     throw InputError("synth blobs: -n, -d and -k must be at least 1");
   if (p.n_clusters > p.n_samples)
@@ -297,7 +296,6 @@ void write_synth_blobs(const std::string& path, const std::string& centers_path,
     centres.data()[i] = static_cast<float>(p.spread * (2.0 * rng.uniform() - 1.0));
   Matrix<float> x(p.n_samples, d);
   std::vector<std::int32_t> labels(static_cast<std::size_t>(p.n_samples));
-  std::vector<float> distances(labels.size());
   std::vector<std::int64_t> sizes(static_cast<std::size_t>(k), 0);
   Ids ids;
   ids.numeric.resize(labels.size());
@@ -306,13 +304,7 @@ void write_synth_blobs(const std::string& path, const std::string& centers_path,
     const auto c = static_cast<std::int32_t>(i < k ? i : rng.below(k));
     labels[static_cast<std::size_t>(i)] = c;
     ++sizes[static_cast<std::size_t>(c)];
-    double sq = 0.0;
-    for (int j = 0; j < d; ++j) {
-      const double noise = p.std_dev * normal(rng);
-      x(i, j) = static_cast<float>(centres(c, j) + noise);
-      sq += noise * noise;
-    }
-    distances[static_cast<std::size_t>(i)] = static_cast<float>(std::sqrt(sq));
+    for (int j = 0; j < d; ++j) x(i, j) = static_cast<float>(centres(c, j) + p.std_dev * normal(rng));
     ids.numeric[static_cast<std::size_t>(i)] = i;
   }
   std::vector<std::string> names;
@@ -321,17 +313,20 @@ void write_synth_blobs(const std::string& path, const std::string& centers_path,
       {"source", "segforge-prep synth blobs"}, {"n_clusters", std::to_string(k)},
       {"seed", std::to_string(p.seed)},         {"spread", std::to_string(p.spread)},
       {"std", std::to_string(p.std_dev)},       {"as_of", "synthetic"}};
-  Model truth;
-  truth.centroids = centres;
-  truth.feature_names = names;
-  truth.segment_sizes = sizes;
-  for (int c = 0; c < k; ++c) truth.segment_names.push_back("blob " + std::to_string(c));
-  truth.attributes = attributes;
-  truth.attributes["algorithm"] = "ground truth";
-  // The truth first: a failure then leaves no features file without its centres.
-  write_model(centers_path, truth);
-  write_labels_h5(labels_path, labels, distances, ids);
-  write_features(path, x.view(), names, ids, {}, attributes);
+  if (!centers_path.empty()) {
+    Model truth;
+    truth.centroids = centres;
+    truth.feature_names = names;
+    truth.segment_sizes = sizes;
+    for (int c = 0; c < k; ++c) truth.segment_names.push_back("blob " + std::to_string(c));
+    truth.attributes = attributes;
+    truth.attributes["algorithm"] = "ground truth";
+    write_model(centers_path, truth);
+  }
+  FeatureExtras truth;
+  truth.matrices.emplace("centers", centres.view());
+  truth.int32s.emplace("labels", labels);
+  write_features(path, x.view(), names, ids, {}, attributes, truth);
 }
 
 }  // namespace segforge::prep

@@ -34,7 +34,15 @@ TableResult read_table(const TableParams& params) {
   std::vector<ColumnScan> scan;
   if (chosen) {
     for (const auto& name : params.columns) {
-      const int c = columns.find(name, {}, "--columns");
+      int c = -1;
+      try {
+        c = columns.find(name, {}, "--columns");
+      } catch (const InputError&) {
+        if (params.columns_from.empty()) throw;
+        throw InputError(params.path + ": no column '" + name + "', which the training file " +
+                         params.columns_from + " has (the header has " + columns.listing() +
+                         "); new records need every training column");
+      }
       if (c < 0 || c == id)
         throw InputError(params.path + ": --columns " + name + ": is the id column; name data columns, or pass --id-col none");
       scan.push_back({c, 0, 0, {}});

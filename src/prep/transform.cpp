@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 
 #include "segforge/error.hpp"
@@ -44,6 +45,26 @@ std::string row_name(const Ids& ids, std::int64_t r) {
   return ids.empty() ? "row " + std::to_string(r + 1) : "id " + ids.str(r);
 }
 
+/// Column j of `f` through transform `t` ("identity", "log1p" or "signed_log1p"); `hint` ends
+/// the message for a value log1p cannot take.
+void forward(const RawFeatures& f, std::int64_t j, const std::string& t, const std::string& hint,
+             std::vector<double>& col) {
+  const auto jj = static_cast<std::size_t>(j);
+  for (std::int64_t r = 0; r < f.values.rows(); ++r) {
+    const double v = f.values(r, j);
+    double y = v;
+    if (t == "log1p") {
+      if (v <= -1.0)
+        throw InputError("feature '" + f.names[jj] + "', " + row_name(f.ids, r) + ": " + std::to_string(v) +
+                         " has no log1p; " + hint);
+      y = std::log1p(v);
+    } else if (t == "signed_log1p") {
+      y = std::copysign(std::log1p(std::abs(v)), v);
+    }
+    col[static_cast<std::size_t>(r)] = y;
+  }
+}
+
 }  // namespace
 
 double inverse_transform(const std::string& transform, double y) {
@@ -70,29 +91,22 @@ Prepared transform(const RawFeatures& f, const TransformParams& p) {
   for (std::int64_t j = 0; j < d; ++j) {
     const auto jj = static_cast<std::size_t>(j);
     const std::string t = transform_of(f, jj, p);
-    for (std::int64_t r = 0; r < n; ++r) {
-      const double v = f.values(r, j);
-      double y = v;
-      if (t == "log1p") {
-        if (v <= -1.0)
-          throw InputError("feature '" + f.names[jj] + "', " + row_name(f.ids, r) + ": " + std::to_string(v) +
-                           " has no log1p; leave the column out of --log-columns");
-        y = std::log1p(v);
-      } else if (t == "signed_log1p") {
-        y = std::copysign(std::log1p(std::abs(v)), v);
-      }
-      col[static_cast<std::size_t>(r)] = y;
-    }
+    forward(f, j, t, "leave the column out of --log-columns", col);
     const bool needs_order = (p.clip_quantile > 0.0 && clipped(f.kinds[jj])) || p.scaling == Scaling::robust;
     if (needs_order) {
       sorted = col;
       std::sort(sorted.begin(), sorted.end());
     }
-    if (p.clip_quantile > 0.0 && clipped(f.kinds[jj])) {
-      const double lo = quantile_sorted(sorted, 1.0 - p.clip_quantile);
-      const double hi = quantile_sorted(sorted, p.clip_quantile);
-      for (double& y : col) y = std::clamp(y, lo, hi);
-      for (double& y : sorted) y = std::clamp(y, lo, hi);
+    if (p.clip_quantile > 0.0) {
+      double lo = -std::numeric_limits<double>::infinity(), hi = std::numeric_limits<double>::infinity();
+      if (clipped(f.kinds[jj])) {
+        lo = quantile_sorted(sorted, 1.0 - p.clip_quantile);
+        hi = quantile_sorted(sorted, p.clip_quantile);
+        for (double& y : col) y = std::clamp(y, lo, hi);
+        for (double& y : sorted) y = std::clamp(y, lo, hi);
+      }
+      out.scaler.clip_low.push_back(lo);
+      out.scaler.clip_high.push_back(hi);
     }
     double centre = 0.0, scale = 1.0;
     if (p.scaling == Scaling::standard) {
@@ -113,6 +127,36 @@ Prepared transform(const RawFeatures& f, const TransformParams& p) {
     out.scaler.mean.push_back(centre);
     out.scaler.scale.push_back(scale);
     out.scaler.transform.push_back(t);
+  }
+  return out;
+}
+
+Prepared apply_scaler(const RawFeatures& f, const Scaler& scaler, const std::string& scaler_path) {
+  const std::int64_t n = f.values.rows(), d = f.values.cols();
+  SEGFORGE_ASSERT(static_cast<std::int64_t>(scaler.mean.size()) == d &&
+                      static_cast<std::int64_t>(scaler.scale.size()) == d &&
+                      static_cast<std::int64_t>(scaler.transform.size()) == d,
+                  "apply_scaler: the scaler must have one entry per feature");
+  const bool clip = !scaler.clip_low.empty();
+  Prepared out;
+  out.x = Matrix<float>(n, d);
+  out.names = f.names;
+  out.ids = f.ids;
+  out.scaler = scaler;
+  std::vector<double> col(static_cast<std::size_t>(n));
+  for (std::int64_t j = 0; j < d; ++j) {
+    const auto jj = static_cast<std::size_t>(j);
+    const std::string& t = scaler.transform[jj];
+    if (t != "identity" && t != "log1p" && t != "signed_log1p")
+      throw InputError(scaler_path + ":/scaler/transform: unknown transform '" + t + "' for feature '" +
+                       f.names[jj] + "'; expected identity, log1p or signed_log1p");
+    forward(f, j, t,
+            "the training file " + scaler_path + " log-transforms this feature; clean the value", col);
+    if (clip)
+      for (double& y : col) y = std::clamp(y, scaler.clip_low[jj], scaler.clip_high[jj]);
+    const double centre = scaler.mean[jj], scale = scaler.scale[jj];
+    for (std::int64_t r = 0; r < n; ++r)
+      out.x(r, j) = static_cast<float>((col[static_cast<std::size_t>(r)] - centre) / scale);
   }
   return out;
 }

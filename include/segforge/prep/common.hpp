@@ -39,6 +39,14 @@ struct RawFeatures {
   std::vector<bool> may_be_negative;  ///< [n_features]: money that netting can make negative
   Matrix<double> values;           ///< [n_samples x n_features]
   Ids ids;                         ///< [n_samples]
+  /// [n_features], or empty when there are no level columns: for a level column (a channel
+  /// share, a one-hot attribute level) the name prefix of its group ("channel_share_",
+  /// "region_"); "" for every other column. --scaler-from uses it to tell a level that is
+  /// absent from new data (a 0 column) from a missing input (an error).
+  std::vector<std::string> groups;
+  /// Per group prefix: how many distinct levels went into <prefix>other (beyond max_levels, or
+  /// not among RfmParams::known_columns).
+  std::map<std::string, std::int64_t> levels_in_other;
 };
 
 /// Cleaning counts for one input file (gifts, events, attributes or a table). Rows are data

@@ -68,6 +68,11 @@ struct RfmParams {
   std::string attribute_id_column;       ///< "" to recognise
   std::vector<std::string> categorical;  ///< attribute columns to one-hot encode
   int max_levels = 10;                   ///< channels and categorical levels kept (rest: other)
+  /// Preparing new records like a training file (--scaler-from): the training's feature names.
+  /// When not empty, a channel or attribute level is kept when its column name is among them,
+  /// whatever its frequency, and every other level goes to <prefix>other (max_levels is not
+  /// used); the small-data warnings, which are about clustering, are not given.
+  std::vector<std::string> known_columns;
   /// strptime-style ("%d/%m/%Y"), for every input file; "" detects per file: ISO
   /// (2011-12-09), or day/month/year versus month/day/year from values above 12.
   std::string date_format;

@@ -51,10 +51,12 @@ struct SynthBlobsParams {
   double std_dev = 1.0;   ///< isotropic noise
 };
 
-/// Writes blobs to `path` (features.h5: /features, /ids = row numbers) and the ground truth:
-/// `centers_path` in model format (/centroids [K x D] = the true centres, segment sizes;
-/// usable as `segforge fit --init`) and `labels_path` (/labels, the true segment of each row).
-void write_synth_blobs(const std::string& path, const std::string& centers_path,
-                       const std::string& labels_path, const SynthBlobsParams& params);
+/// Writes blobs to `path` with their ground truth beside them: /features [N x D], /ids (row
+/// numbers), /centers [K x D] float32 (the true centres) and /labels [N] int32 (the blob each
+/// row was drawn from; `segforge score blobs.h5 --labels blobs.h5` reads it). When
+/// `centers_path` is not empty, the true centres also go there in model format (/centroids,
+/// segment sizes), usable as `segforge fit --init`.
+void write_synth_blobs(const std::string& path, const SynthBlobsParams& params,
+                       const std::string& centers_path = "");
 
 }  // namespace segforge::prep

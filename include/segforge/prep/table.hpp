@@ -19,6 +19,9 @@ struct TableParams {
   /// Columns to use, in this order; empty: every column whose values are all numbers
   /// (the others are listed in the summary).
   std::vector<std::string> columns;
+  /// "" when `columns` come from --columns; else the training file whose feature names they
+  /// are (--scaler-from), named when one is missing.
+  std::string columns_from;
   BadRows on_bad_row = BadRows::error;
   bool drop_duplicates = true;
   char delimiter = 0;  ///< 0: detect from the header

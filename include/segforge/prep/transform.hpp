@@ -11,7 +11,8 @@
 //   others   identity
 // Winsorizing (clip_quantile q) clamps money, count, days and value features to their
 // [1-q, q] quantiles (linear interpolation, as numpy.quantile) after the log transform;
-// the inverse then gives the clamped value.
+// the inverse then gives the clamped value. The bounds go to /scaler/clip_low and clip_high
+// (-inf / +inf for the features not clipped), so apply_scaler can clamp new records alike.
 
 #include <cstdint>
 #include <string>
@@ -45,6 +46,14 @@ struct Prepared {
 /// Throws InputError for a clip quantile outside (0.5, 1), an unknown log column, or a
 /// log1p feature with a value <= -1.
 Prepared transform(const RawFeatures& features, const TransformParams& params);
+
+/// Prepares new records with a stored scaler instead of fitting one (--scaler-from): per
+/// feature the scaler's transform, clip bounds (when it has them), then (y - mean) / scale,
+/// with transform()'s arithmetic, so a training file's own rows give its matrix bit for bit.
+/// `features` must already be in the scaler's columns (align_to_training). `scaler_path`
+/// names the scaler's file in messages. Throws InputError for an unknown transform or a
+/// log1p feature with a value <= -1.
+Prepared apply_scaler(const RawFeatures& features, const Scaler& scaler, const std::string& scaler_path);
 
 /// The inverse of one transform ("identity", "log1p", "signed_log1p"). Throws InputError
 /// for any other name.

@@ -1,0 +1,67 @@
+#pragma once
+// report.html: one self-contained file that opens offline. The views it needs from the data
+// (a PCA projection of a sample, a silhouette sample) are computed through the Backend seam;
+// the page is rendered from plain structs (nothing here reads files or prints). Charts are drawn
+// by plotly.js, whose source the caller passes in to be inlined; without it the report still
+// has every table and a note saying why the charts are missing.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "segforge/backend.hpp"
+#include "segforge/matrix.hpp"
+#include "segforge/segments.hpp"
+#include "segforge/select.hpp"
+
+namespace segforge {
+
+struct ReportViewParams {
+  std::int64_t scatter_rows = 4000;     ///< points in the 2-D and 3-D scatter (a uniform sample)
+  std::int64_t silhouette_rows = 4000;  ///< rows in the silhouette plot (exact when N is at most this)
+  std::uint64_t seed = 0;
+};
+
+/// What the charts show of the data.
+struct ReportViews {
+  Matrix<float> points;                    ///< [m x 3] sample rows on the first three principal axes
+  std::vector<std::int32_t> point_labels;  ///< [m]
+  Matrix<float> centres;                   ///< [K x 3] the centroids on the same axes
+  std::vector<double> explained;           ///< [3] share of the variance along each axis
+  std::vector<double> silhouette_values;   ///< s(i) of the silhouette rows
+  std::vector<std::int32_t> silhouette_labels;
+  double silhouette_score = 0.0;
+  bool silhouette_sampled = false;
+  bool has_silhouette = false;  ///< false when fewer than 2 segments are occupied
+};
+
+/// [in] labels [n_samples] in [0, K); centroids [K x n_features]
+ReportViews report_views(Backend& backend, const Dataset& data, std::span<const std::int32_t> labels,
+                         MatrixView<const float> centroids, const ReportViewParams& params);
+
+struct ReportInput {
+  std::string title = "Segmentation report";
+  std::string model_path;
+  std::string features_path;
+  std::map<std::string, std::string> model_attributes;
+  std::int64_t n_samples = 0;
+  std::vector<std::string> feature_names;
+  std::vector<SegmentProfile> profiles;  ///< [K]
+  std::vector<SegmentEntry> dictionary;  ///< [K] name, description, outreach
+  ReportViews views;
+  std::optional<SweepResult> sweep;
+  std::optional<StabilityResult> stability;
+  std::vector<std::string> notes;  ///< shown at the top (e.g. where plotly.js was not found)
+  std::string plotly_js;           ///< plotly.js source to inline; empty: no charts
+  std::string generated_by;        ///< "segforge 0.1.0"
+};
+
+/// The page. Chart containers carry class "chart" and data-kind ("svg" or "webgl"); when every
+/// chart has drawn, the body gets data-report-ready="1" and data-charts-drawn=<count> (or
+/// data-report-ready="error"), so a headless browser can tell that the charts drew.
+std::string render_report_html(const ReportInput& input);
+
+}  // namespace segforge

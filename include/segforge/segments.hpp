@@ -1,0 +1,141 @@
+#pragma once
+// From clusters to segments people act on: profiles (size, share, centre in original units,
+// z-scores, distinguishing features), automatic names and a segment dictionary, and stability
+// under resampling (adjusted Rand index, Hungarian-matched Jaccard). Written once against the
+// Backend seam; nothing here prints.
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "segforge/backend.hpp"
+#include "segforge/io.hpp"
+#include "segforge/kmeans.hpp"
+#include "segforge/matrix.hpp"
+
+namespace segforge {
+
+// ---- profiles ---------------------------------------------------------------------------------
+
+struct SegmentProfile {
+  int segment = 0;                      ///< 0-based, as in labels and segments.csv
+  std::int64_t size = 0;                ///< rows in the segment
+  double share = 0.0;                   ///< size / n_samples
+  std::vector<double> centre;           ///< [n_features] the centroid, in model (scaled) units
+  std::vector<double> centre_original;  ///< [n_features] the centroid in original units (NaN: unknown transform)
+  std::vector<double> z_scores;         ///< [n_features] (centre − column mean) / column sd of the data
+  std::vector<int> top_features;        ///< up to n_top feature indices, largest |z| first
+};
+
+/// Maps one value from model units back to original units: inverse_transform(v·scale + mean),
+/// with the inverse of `transform` = identity (x), log1p (expm1), log (exp), sqrt (x²).
+/// An unknown transform gives NaN. `scaler` empty: v unchanged.
+double to_original_units(const Scaler& scaler, std::size_t feature, double value);
+
+/// Profiles from the centroids, the segment sizes and the data's column statistics.
+/// [in] centroids [K x D]; sizes [K]; stats of the data the model was fitted on.
+/// Features with zero variance have z = 0. Ties in |z| go to the lower feature index.
+std::vector<SegmentProfile> segment_profiles(MatrixView<const float> centroids,
+                                             std::span<const std::int64_t> sizes,
+                                             const ColumnStats& stats, const Scaler& scaler,
+                                             int n_top = 3);
+
+// ---- names and the segment dictionary ----------------------------------------------------------
+
+/// What a feature measures, from its name (case-insensitive substrings; the first group that
+/// matches wins, in this order):
+///   recency    recen, since_last, last_gift, last_purchase, last_order, lapse
+///   tenure     tenure, first_gift, since_first, first_purchase, age_days, member_since,
+///              customer_since, months_active
+///   recency    days_since (after tenure, so days_since_first_gift is tenure)
+///   frequency  freq, count, n_gifts, num_, number_of, orders, transactions, purchases
+///   monetary   monet, amount, value, spend, revenue, total, sum, gift, largest, avg_, mean,
+///              income, donation
+///   engagement open, click, engag, visit, session, event, email, web, response, attend, volunteer
+/// anything else is `other`.
+enum class FeatureRole { recency, tenure, frequency, monetary, engagement, other };
+FeatureRole feature_role(const std::string& feature_name);
+std::string feature_role_name(FeatureRole role);
+
+/// One entry of the segment dictionary written beside the model.
+struct SegmentEntry {
+  std::string name;
+  std::string description;
+  std::string outreach;  ///< suggested outreach
+};
+
+/// Automatic, deterministic names (documented in README and in names.cpp):
+/// the mean z-score of each role's features decides, with |z| >= 0.5 as "notable":
+///   recency high → "Lapsed", recency low → "Active"; tenure low → "New", high → "Long-standing";
+///   monetary high → "Major" (donors) / "High-Value" (customers), low → "Small";
+///   frequency high → "Loyal", low → "Occasional"; engagement high → "Engaged", low → "Disengaged".
+/// At most three descriptors (the strongest |z|), in the order status (recency, tenure), value,
+/// frequency, engagement, then the noun "Donors" (a feature name mentions gift or donat) or
+/// "Customers"; none notable: "Typical Donors". Without any RFM/engagement feature, the two
+/// features of largest |z| name it: "High income, Low age" ("Average profile" when none is
+/// notable). Duplicates get their strongest feature not yet named appended
+/// ("… (high clicks_12m)"), then a number, so names are unique within a model.
+std::vector<SegmentEntry> name_segments(const std::vector<SegmentProfile>& profiles,
+                                        const std::vector<std::string>& feature_names);
+
+/// Makes names unique in place: the second and later copies of a name get " 2", " 3", ...
+void make_names_unique(std::vector<std::string>& names);
+
+// ---- stability -----------------------------------------------------------------------------------
+
+/// Adjusted Rand index (Hubert & Arabie 1985) of two labelings with labels in [0, ka), [0, kb).
+double adjusted_rand_index(std::span<const std::int32_t> a, int ka, std::span<const std::int32_t> b,
+                           int kb);
+
+/// The Hungarian method (Kuhn 1955, Munkres 1957; the O(n³) shortest-augmenting-path form with
+/// potentials): the assignment of rows to columns of a square `n x n` matrix that maximises
+/// the total weight. [in] weight [n x n] row-major; [out] column of each row.
+std::vector<int> hungarian_maximise(std::span<const double> weight, int n);
+
+struct StabilityParams {
+  int n_clusters = 8;
+  int runs = 10;                 ///< R re-fits, each on a subsample with its own seed
+  double sample_fraction = 0.8;  ///< rows per subsample, drawn without replacement
+  LloydParams lloyd;             ///< the fit (n_clusters set from above); the reference uses lloyd.seed
+  std::uint64_t seed = 0;        ///< subsamples and the runs' seeds
+  std::int64_t max_eval_rows = 1000000;  ///< labelings compared on at most this many rows (a fixed sample)
+  double ari_threshold = 0.8;      ///< stable needs mean ARI between runs >= this
+  double jaccard_threshold = 0.75;  ///< and every segment's mean Jaccard >= this (Hennig 2007)
+};
+
+struct StabilityResult {
+  int n_clusters = 0;
+  int runs = 0;
+  double sample_fraction = 0.0;
+  std::int64_t n_samples = 0;
+  std::int64_t eval_rows = 0;
+  double ari_mean = 0.0;  ///< over the R(R−1)/2 pairs of runs (each run labels the evaluation rows)
+  double ari_min = 0.0;
+  double ari_reference_mean = 0.0;  ///< each run against the full-data fit
+  std::vector<std::int64_t> reference_sizes;  ///< [K] segments of the full-data fit
+  std::vector<double> jaccard_mean;  ///< [K] per reference segment, matched by the Hungarian method
+  std::vector<double> jaccard_min;   ///< [K]
+  std::vector<std::string> segment_verdicts;  ///< [K] "stable", "doubtful", "unstable"
+  double ari_threshold = 0.0;
+  double jaccard_threshold = 0.0;
+  bool stable = false;
+  std::string verdict;  ///< one sentence with the thresholds stated
+  double seconds = 0.0;
+};
+
+/// Re-fits on `runs` subsamples with other seeds and compares the labelings of the whole data
+/// (or an evaluation sample): ARI between runs, and per segment of the full-data fit the
+/// Jaccard index |A ∩ B| / |A ∪ B| with the run's segment matched to it by the Hungarian method.
+/// Verdict: stable when mean ARI >= ari_threshold and every segment's mean Jaccard >=
+/// jaccard_threshold; per segment (Hennig 2007, "Cluster-wise assessment of cluster
+/// stability"): >= jaccard_threshold stable, >= 0.6 doubtful, else unstable.
+StabilityResult stability(Backend& backend, Dataset& data, const StabilityParams& params,
+                          const ProgressFn& progress = {});
+
+/// Checks stability parameters against a data shape; InputError starting with `where`.
+void validate_stability(const StabilityParams& params, std::int64_t n_samples,
+                        std::int64_t n_features, const std::string& where);
+
+}  // namespace segforge

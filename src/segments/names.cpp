@@ -1,0 +1,292 @@
+// Automatic segment names, descriptions and suggested outreach from the profiles' z-scores.
+// The rules are written out in include/segforge/segments.hpp (name_segments) and the README;
+// they depend only on the profiles and the feature names, so a model always gets the same names.
+
+#include <algorithm>
+#include <array>
+#include <optional>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "segforge/segments.hpp"
+
+namespace segforge {
+
+namespace {
+
+/// |z| at or above this is notable (half a standard deviation from the mean customer).
+constexpr double kNotable = 0.5;
+constexpr int kMaxDescriptors = 3;
+
+std::string lower(std::string s) {
+  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+bool contains_any(const std::string& s, std::initializer_list<const char*> words) {
+  return std::any_of(words.begin(), words.end(), [&](const char* w) { return s.find(w) != std::string::npos; });
+}
+
+constexpr int kRoles = 5;  // recency, tenure, frequency, monetary, engagement
+
+struct Descriptor {
+  FeatureRole role;
+  double z;
+  std::string word;
+};
+
+std::string format_value(double v) {
+  char buf[64];
+  if (!std::isfinite(v)) return "?";
+  if (std::abs(v) >= 100 || v == std::round(v))
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  else
+    std::snprintf(buf, sizeof buf, "%.3g", v);
+  return buf;
+}
+
+std::string format_z(double z) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%+.1f", z);
+  return buf;
+}
+
+std::string with_thousands(std::int64_t v) {
+  std::string s = std::to_string(v), out;
+  int count = 0;
+  for (auto it = s.rbegin(); it != s.rend(); ++it) {
+    if (count > 0 && count % 3 == 0 && *it != '-') out.insert(out.begin(), ',');
+    out.insert(out.begin(), *it);
+    ++count;
+  }
+  return out;
+}
+
+/// The descriptor words of one segment, before the noun (at most kMaxDescriptors, strongest
+/// first by |z|, then put in slot order).
+std::vector<Descriptor> descriptors(const std::array<std::optional<double>, kRoles>& z, bool donors) {
+  std::vector<Descriptor> all;
+  auto add = [&](FeatureRole role, const char* high, const char* low) {
+    const auto& v = z[static_cast<int>(role)];
+    if (!v) return;
+    if (*v >= kNotable && high) all.push_back({role, *v, high});
+    if (*v <= -kNotable && low) all.push_back({role, *v, low});
+  };
+  add(FeatureRole::recency, "Lapsed", "Active");
+  add(FeatureRole::tenure, "Long-standing", "New");
+  add(FeatureRole::monetary, donors ? "Major" : "High-Value", donors ? "Small" : "Low-Value");
+  add(FeatureRole::frequency, "Loyal", "Occasional");
+  add(FeatureRole::engagement, "Engaged", "Disengaged");
+  // "New" already says recent: drop "Active" beside it.
+  const bool is_new = std::any_of(all.begin(), all.end(), [](const Descriptor& d) { return d.word == "New"; });
+  if (is_new) std::erase_if(all, [](const Descriptor& d) { return d.word == "Active"; });
+  std::vector<Descriptor> kept = all;
+  std::stable_sort(kept.begin(), kept.end(), [](const Descriptor& a, const Descriptor& b) { return std::abs(a.z) > std::abs(b.z); });
+  if (kept.size() > kMaxDescriptors) kept.resize(kMaxDescriptors);
+  // Word order: status (recency, tenure), value, frequency, engagement.
+  auto slot = [](FeatureRole r) {
+    switch (r) {
+      case FeatureRole::recency: return 0;
+      case FeatureRole::tenure: return 1;
+      case FeatureRole::monetary: return 2;
+      case FeatureRole::frequency: return 3;
+      case FeatureRole::engagement: return 4;
+      case FeatureRole::other: break;
+    }
+    return 5;
+  };
+  std::stable_sort(kept.begin(), kept.end(),
+                   [&](const Descriptor& a, const Descriptor& b) { return slot(a.role) < slot(b.role); });
+  return kept;
+}
+
+bool has_word(const std::vector<Descriptor>& ds, const std::string& word) {
+  return std::any_of(ds.begin(), ds.end(), [&](const Descriptor& d) { return d.word == word; });
+}
+
+std::string phrase(const Descriptor& d, bool donors) {
+  const char* verb = donors ? "give" : "buy";
+  switch (d.role) {
+    case FeatureRole::recency:
+      return d.z > 0 ? std::string("last ") + (donors ? "gave" : "bought") + " long ago"
+                     : std::string(donors ? "gave" : "bought") + " recently";
+    case FeatureRole::tenure:
+      return d.z > 0 ? std::string("have been ") + (donors ? "supporters" : "customers") + " for a long time"
+                     : "joined recently";
+    case FeatureRole::monetary: return std::string(verb) + (d.z > 0 ? " large amounts" : " small amounts");
+    case FeatureRole::frequency: return std::string(verb) + (d.z > 0 ? " often" : " rarely");
+    case FeatureRole::engagement: return d.z > 0 ? "engage a lot (opens, clicks, visits)" : "rarely engage";
+    case FeatureRole::other: break;
+  }
+  return "";
+}
+
+std::string outreach(const std::vector<Descriptor>& ds, bool donors, bool rfm) {
+  if (!rfm) return "Tailor the message to what sets this segment apart (its distinctive features above); test it against a control group.";
+  const bool lapsed = has_word(ds, "Lapsed"), fresh = has_word(ds, "New");
+  const bool major = has_word(ds, "Major") || has_word(ds, "High-Value");
+  const bool small = has_word(ds, "Small") || has_word(ds, "Low-Value");
+  const bool loyal = has_word(ds, "Loyal"), occasional = has_word(ds, "Occasional");
+  const bool engaged = has_word(ds, "Engaged"), disengaged = has_word(ds, "Disengaged");
+  if (donors) {
+    if (lapsed && major) return "Personal win-back: a call or letter from a gift officer that recognises past generosity and asks what changed.";
+    if (lapsed) return "Reactivation appeal with a modest ask and an impact update; suppress after 2-3 unanswered contacts.";
+    if (fresh) return "Welcome journey: a fast thank-you, an impact story and an invitation to a second gift within 90 days.";
+    if (major) return "Stewardship: personal thanks, impact reports and events; consider a major-gift or legacy conversation.";
+    if (loyal) return "Recognise their loyalty; ask for an upgrade or a move to monthly giving.";
+    if (engaged && small) return "Convert engagement: an ask tied to the content they open; test a higher ask.";
+    if (disengaged) return "Lower the contact frequency and try another channel before suppressing.";
+    if (small || occasional) return "Low-cost digital appeals; test mid-level asks.";
+    return "Standard appeal cadence; watch for movement between segments.";
+  }
+  if (lapsed && major) return "Win-back offer from an account manager for past high spenders; ask what changed.";
+  if (lapsed) return "Reactivation campaign with a time-limited incentive; suppress after 2-3 unanswered contacts.";
+  if (fresh) return "Onboarding series: welcome, best-sellers, and an incentive for the second purchase.";
+  if (major) return "VIP treatment: early access, loyalty rewards, personal service.";
+  if (loyal) return "Loyalty programme and cross-sell recommendations.";
+  if (engaged && small) return "Convert engagement: personalised offers based on what they browse and open.";
+  if (disengaged) return "Reduce contact frequency; try another channel or a preference centre.";
+  if (small || occasional) return "Low-cost automated campaigns; test bundles and thresholds for free shipping.";
+  return "Standard campaign cadence; watch for movement between segments.";
+}
+
+}  // namespace
+
+FeatureRole feature_role(const std::string& feature_name) {
+  const std::string s = lower(feature_name);
+  if (contains_any(s, {"recen", "since_last", "last_gift", "last_purchase", "last_order", "lapse"}))
+    return FeatureRole::recency;
+  if (contains_any(s, {"tenure", "first_gift", "since_first", "first_purchase", "age_days", "member_since",
+                       "customer_since", "months_active"}))
+    return FeatureRole::tenure;
+  if (contains_any(s, {"days_since"})) return FeatureRole::recency;
+  if (contains_any(s, {"freq", "count", "n_gifts", "num_", "number_of", "orders", "transactions", "purchases"}))
+    return FeatureRole::frequency;
+  if (contains_any(s, {"monet", "amount", "value", "spend", "revenue", "total", "sum", "gift", "largest", "avg_",
+                       "mean", "income", "donation"}))
+    return FeatureRole::monetary;
+  if (contains_any(s, {"open", "click", "engag", "visit", "session", "event", "email", "web", "response",
+                       "attend", "volunteer"}))
+    return FeatureRole::engagement;
+  return FeatureRole::other;
+}
+
+std::string feature_role_name(FeatureRole role) {
+  switch (role) {
+    case FeatureRole::recency: return "recency";
+    case FeatureRole::tenure: return "tenure";
+    case FeatureRole::frequency: return "frequency";
+    case FeatureRole::monetary: return "monetary";
+    case FeatureRole::engagement: return "engagement";
+    case FeatureRole::other: return "other";
+  }
+  return "other";
+}
+
+void make_names_unique(std::vector<std::string>& names) {
+  std::map<std::string, int> seen;
+  std::set<std::string> taken(names.begin(), names.end());
+  for (auto& name : names) {
+    const int n = ++seen[name];
+    if (n == 1) continue;
+    int suffix = n;
+    std::string candidate = name + " " + std::to_string(suffix);
+    while (taken.count(candidate)) candidate = name + " " + std::to_string(++suffix);
+    taken.insert(candidate);
+    name = candidate;
+  }
+}
+
+std::vector<SegmentEntry> name_segments(const std::vector<SegmentProfile>& profiles,
+                                        const std::vector<std::string>& feature_names) {
+  const auto d = feature_names.size();
+  std::vector<FeatureRole> roles;
+  bool donors = false, rfm = false;
+  for (const auto& f : feature_names) {
+    roles.push_back(feature_role(f));
+    rfm = rfm || roles.back() != FeatureRole::other;
+    donors = donors || contains_any(lower(f), {"gift", "donat"});
+  }
+  const std::string noun = donors ? "Donors" : "Customers";
+
+  std::vector<SegmentEntry> out;
+  std::vector<std::vector<Descriptor>> used(profiles.size());
+  for (std::size_t s = 0; s < profiles.size(); ++s) {
+    const SegmentProfile& p = profiles[s];
+    SegmentEntry e;
+    std::string detail;
+    // The most distinctive features, in original units, for the description.
+    for (int j : p.top_features) {
+      if (!detail.empty()) detail += ", ";
+      detail += feature_names[j] + " " + format_value(p.centre_original[j]) + " (z " + format_z(p.z_scores[j]) + ")";
+    }
+    const std::string head = with_thousands(p.size) + " " + lower(noun) + " (" +
+                             format_value(std::round(p.share * 1000.0) / 10.0) + "%)";
+    if (rfm) {
+      std::array<std::optional<double>, kRoles> z;
+      std::array<int, kRoles> count{};
+      for (std::size_t j = 0; j < d; ++j) {
+        const int r = static_cast<int>(roles[j]);
+        if (r >= kRoles) continue;
+        z[r] = z[r].value_or(0.0) + p.z_scores[j];
+        ++count[r];
+      }
+      for (int r = 0; r < kRoles; ++r)
+        if (z[r]) *z[r] /= count[r];
+      used[s] = descriptors(z, donors);
+      std::string words;
+      std::vector<std::string> phrases;
+      for (const auto& ds : used[s]) {
+        words += ds.word + " ";
+        phrases.push_back(phrase(ds, donors));
+      }
+      e.name = used[s].empty() ? "Typical " + noun : words + noun;
+      std::string said;
+      for (std::size_t i = 0; i < phrases.size(); ++i)
+        said += (i == 0 ? "" : (i + 1 == phrases.size() ? " and " : ", ")) + phrases[i];
+      e.description = head + (said.empty() ? ", close to the average on recency, frequency and value" : " who " + said) +
+                      ". Most distinctive: " + detail + ".";
+    } else {
+      std::string words;
+      int named = 0;
+      for (int j : p.top_features) {
+        if (named == 2 || std::abs(p.z_scores[j]) < kNotable) break;
+        words += std::string(named ? ", " : "") + (p.z_scores[j] > 0 ? "High " : "Low ") + feature_names[j];
+        ++named;
+      }
+      e.name = named ? words : "Average profile";
+      e.description = head + ". Most distinctive: " + detail + ".";
+    }
+    e.outreach = outreach(used[s], donors, rfm);
+    out.push_back(std::move(e));
+  }
+
+  // Uniqueness: segments that share a name get their strongest feature not yet named.
+  std::map<std::string, int> count;
+  for (const auto& e : out) ++count[e.name];
+  for (std::size_t s = 0; s < out.size(); ++s) {
+    if (count[out[s].name] < 2) continue;
+    const SegmentProfile& p = profiles[s];
+    std::vector<int> order(d);
+    for (std::size_t j = 0; j < d; ++j) order[j] = static_cast<int>(j);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int a, int b) { return std::abs(p.z_scores[a]) > std::abs(p.z_scores[b]); });
+    for (int j : order) {
+      const bool role_named = std::any_of(used[s].begin(), used[s].end(), [&](const Descriptor& x) { return x.role == roles[j]; });
+      const bool feature_named = !rfm && out[s].name.find(feature_names[j]) != std::string::npos;
+      if (role_named || feature_named || p.z_scores[j] == 0.0) continue;
+      out[s].name += std::string(" (") + (p.z_scores[j] > 0 ? "high " : "low ") + feature_names[j] + ")";
+      break;
+    }
+  }
+  std::vector<std::string> names;
+  for (const auto& e : out) names.push_back(e.name);
+  make_names_unique(names);
+  for (std::size_t s = 0; s < out.size(); ++s) out[s].name = names[s];
+  return out;
+}
+
+}  // namespace segforge

@@ -1,0 +1,520 @@
+// report.html: the data views (through the Backend) and the page itself.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+
+#include "segforge/error.hpp"
+#include "segforge/metrics.hpp"
+#include "segforge/report.hpp"
+#include "segforge/rng.hpp"
+
+namespace segforge {
+
+namespace {
+
+// ---- JSON and HTML text (writers only; the page's data is numbers and strings) ----------------
+
+/// A JSON string literal that is also safe inside <script> (no "</", no U+2028/9 surprises).
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '<': out += "\\u003c"; break;
+      case '>': out += "\\u003e"; break;
+      case '&': out += "\\u0026"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else if (c == 0xE2 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
+                   (static_cast<unsigned char>(s[i + 2]) == 0xA8 || static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
+          out += static_cast<unsigned char>(s[i + 2]) == 0xA8 ? "\\u2028" : "\\u2029";
+          i += 2;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+std::string json_optional(const std::optional<double>& v) { return v ? json_number(*v) : "null"; }
+
+template <class T, class F>
+std::string json_array(const std::vector<T>& values, F each) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ",";
+    out += each(values[i]);
+  }
+  return out + "]";
+}
+
+std::string json_numbers(const std::vector<double>& v) { return json_array(v, json_number); }
+
+std::string html(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string fmt(const char* format, double v) {
+  if (!std::isfinite(v)) return "–";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+std::string thousands(std::int64_t v) {
+  std::string s = std::to_string(v), out;
+  const std::size_t start = (s[0] == '-') ? 1 : 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i > start && (s.size() - i) % 3 == 0) out += ',';
+    out += s[i];
+  }
+  return out;
+}
+
+// ---- the page ---------------------------------------------------------------------------------
+
+constexpr const char* kStyle = R"CSS(
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d2430; background: #f6f7f9; }
+header { background: #1d3557; color: #fff; padding: 20px 32px; }
+header h1 { margin: 0 0 6px; font-size: 24px; }
+header p { margin: 2px 0; opacity: 0.85; font-size: 14px; }
+main { padding: 8px 32px 32px; max-width: 1400px; }
+section { background: #fff; border-radius: 8px; box-shadow: 0 1px 3px rgba(0,0,0,0.08); padding: 16px 20px; margin: 18px 0; }
+h2 { margin: 4px 0 12px; font-size: 19px; color: #1d3557; }
+.recommend { font-size: 18px; padding: 12px 16px; background: #e8f1fb; border-left: 5px solid #1d70b8; border-radius: 4px; }
+.recommend b { font-size: 22px; }
+.note { background: #fff6db; border-left: 5px solid #e0a800; padding: 8px 12px; border-radius: 4px; margin: 8px 0; }
+.warn { background: #fde8e8; border-left: 5px solid #c0392b; padding: 8px 12px; border-radius: 4px; margin: 8px 0; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 12px; }
+.chart { min-height: 360px; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { border-bottom: 1px solid #e3e6ea; padding: 6px 8px; text-align: left; vertical-align: top; }
+th { background: #f0f2f5; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.pos { color: #b03a2e; } .neg { color: #1f618d; }
+.swatch { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
+footer { color: #66707a; font-size: 12px; padding: 0 32px 24px; }
+)CSS";
+
+/// The palette the charts use (Plotly's default), so table swatches match the scatter colours.
+constexpr const char* kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+std::string colour(std::size_t c) { return kPalette[c % 10]; }
+
+/// Installed first, so that any error in a later script is counted on the page itself.
+constexpr const char* kErrorHook = R"JS(
+window.segforgeErrors = [];
+window.addEventListener('error', function (e) { window.segforgeErrors.push(String(e.message)); document.documentElement.setAttribute('data-errors', window.segforgeErrors.length); });
+)JS";
+
+constexpr const char* kDraw = R"JS(
+(function () {
+  var data = JSON.parse(document.getElementById('segforge-data').textContent);
+  var palette = data.palette;
+  var config = { displaylogo: false, responsive: true };
+  var pending = [];
+  function draw(id, traces, layout) {
+    var el = document.getElementById(id);
+    if (!el) return;
+    var base = { margin: { t: 48, r: 24, b: 56, l: 72 }, height: 380, font: { size: 12 },
+                 legend: { orientation: 'h', y: -0.2 } };
+    for (var key in layout) base[key] = layout[key];
+    pending.push(Plotly.newPlot(el, traces, base, config));
+  }
+  function vline(k) {
+    return [{ type: 'line', x0: k, x1: k, yref: 'paper', y0: 0, y1: 1, line: { dash: 'dot', color: '#c0392b', width: 2 } }];
+  }
+  var sweep = data.sweep;
+  if (sweep) {
+    var ks = sweep.records.map(function (r) { return r.k; });
+    function column(name) { return sweep.records.map(function (r) { return r[name]; }); }
+    var rec = sweep.recommended_k > 0 ? vline(sweep.recommended_k) : [];
+    var elbow = [{ x: ks, y: column('inertia'), mode: 'lines+markers', name: 'inertia (within sum of squares)' }];
+    if (sweep.choices.elbow) {
+      var i = ks.indexOf(sweep.choices.elbow);
+      elbow.push({ x: [sweep.choices.elbow], y: [sweep.records[i].inertia], mode: 'markers', name: 'Kneedle knee',
+                   marker: { size: 16, symbol: 'star', color: '#c0392b' } });
+    }
+    draw('chart-elbow', elbow, { title: { text: 'Elbow: inertia by K' }, xaxis: { title: { text: 'K' }, dtick: 1 },
+                                 yaxis: { title: { text: 'inertia' } }, shapes: rec });
+    draw('chart-silhouette-k', [{ x: ks, y: column('silhouette'), mode: 'lines+markers', name: 'mean silhouette',
+                                  error_y: { type: 'data', array: column('silhouette_se'), visible: true } }],
+         { title: { text: 'Silhouette by K (higher is better)' }, xaxis: { title: { text: 'K' }, dtick: 1 },
+           yaxis: { title: { text: 'mean silhouette' } }, shapes: rec });
+    draw('chart-gap', [{ x: ks, y: column('gap'), mode: 'lines+markers', name: 'Gap(K) ± s(K)',
+                         error_y: { type: 'data', array: column('gap_s'), visible: true } }],
+         { title: { text: 'Gap statistic (smallest K with Gap(K) ≥ Gap(K+1) − s(K+1))' },
+           xaxis: { title: { text: 'K' }, dtick: 1 }, yaxis: { title: { text: 'Gap' } }, shapes: rec });
+    draw('chart-indices', [
+        { x: ks, y: column('davies_bouldin'), mode: 'lines+markers', name: 'Davies–Bouldin (lower is better)' },
+        { x: ks, y: column('calinski_harabasz'), mode: 'lines+markers', name: 'Calinski–Harabasz (higher is better)', yaxis: 'y2' }],
+         { title: { text: 'Davies–Bouldin and Calinski–Harabasz by K' }, xaxis: { title: { text: 'K' }, dtick: 1 },
+           yaxis: { title: { text: 'Davies–Bouldin' } },
+           yaxis2: { title: { text: 'Calinski–Harabasz' }, overlaying: 'y', side: 'right' }, shapes: rec });
+  }
+  var names = data.segments.map(function (s) { return s.name; });
+  if (data.silhouette) {
+    var traces = [], offset = 0, ticks = [], labels = [];
+    data.silhouette.by_segment.forEach(function (values, c) {
+      var ys = values.map(function (_, i) { return offset + i; });
+      traces.push({ type: 'bar', orientation: 'h', x: values, y: ys, name: names[c], width: 1,
+                    marker: { color: palette[c % palette.length], line: { width: 0 } } });
+      ticks.push(offset + values.length / 2); labels.push(names[c]);
+      offset += values.length + Math.max(8, Math.round(data.silhouette.n / 60));
+    });
+    draw('chart-silhouette', traces, {
+      title: { text: 'Silhouette per segment (' + data.silhouette.method + ', mean ' + data.silhouette.score.toFixed(3) + ')' },
+      bargap: 0, height: 520, showlegend: false,
+      xaxis: { title: { text: 's(i)' }, range: [-1, 1] },
+      yaxis: { tickvals: ticks, ticktext: labels, automargin: true },
+      shapes: [{ type: 'line', x0: data.silhouette.score, x1: data.silhouette.score, yref: 'paper', y0: 0, y1: 1,
+                 line: { dash: 'dot', color: '#c0392b' } }] });
+  }
+  var pca = data.pca;
+  var axis = function (i) { return 'PC' + (i + 1) + ' (' + (100 * pca.explained[i]).toFixed(1) + '% of variance)'; };
+  var flat = [], solid = [];
+  pca.segments.forEach(function (s, c) {
+    flat.push({ type: 'scatter', mode: 'markers', x: s.x, y: s.y, name: names[c],
+                marker: { size: 4, opacity: 0.6, color: palette[c % palette.length] } });
+    solid.push({ type: 'scatter3d', mode: 'markers', x: s.x, y: s.y, z: s.z, name: names[c],
+                 marker: { size: 2, opacity: 0.7, color: palette[c % palette.length] } });
+  });
+  flat.push({ type: 'scatter', mode: 'markers+text', x: pca.centres.x, y: pca.centres.y, name: 'centres',
+              text: names, textposition: 'top center',
+              marker: { size: 14, symbol: 'x', color: '#111', line: { width: 2 } } });
+  solid.push({ type: 'scatter3d', mode: 'markers', x: pca.centres.x, y: pca.centres.y, z: pca.centres.z,
+               name: 'centres', text: names, marker: { size: 7, symbol: 'diamond', color: '#111' } });
+  draw('chart-pca-2d', flat, { title: { text: 'Segments on the first two principal axes (sample of ' + pca.n + ')' },
+                               xaxis: { title: { text: axis(0) } }, yaxis: { title: { text: axis(1) } }, height: 520 });
+  draw('chart-pca-3d', solid, { title: { text: 'Interactive 3-D view (drag to rotate)' }, height: 560,
+                                scene: { xaxis: { title: { text: 'PC1' } }, yaxis: { title: { text: 'PC2' } }, zaxis: { title: { text: 'PC3' } } } });
+  draw('chart-heatmap', [{ type: 'heatmap', z: data.z_scores, x: data.features, y: names, zmid: 0,
+                           colorscale: 'RdBu', reversescale: true, colorbar: { title: { text: 'z' } },
+                           hovertemplate: '%{y}<br>%{x}: z = %{z:.2f}<extra></extra>' }],
+       { title: { text: 'Segment centres: z-scores against all customers' },
+         height: Math.max(320, 60 + 40 * names.length), yaxis: { automargin: true, autorange: 'reversed' },
+         xaxis: { automargin: true } });
+  if (data.stability) {
+    draw('chart-stability', [
+        { type: 'bar', x: names, y: data.stability.jaccard_mean, name: 'mean Jaccard',
+          marker: { color: names.map(function (_, c) { return palette[c % palette.length]; }) } },
+        { type: 'scatter', mode: 'markers', x: names, y: data.stability.jaccard_min, name: 'lowest run',
+          marker: { symbol: 'line-ew-open', size: 20, color: '#111' } }],
+         { title: { text: 'Per-segment Jaccard agreement across re-fits' }, yaxis: { range: [0, 1.05], title: { text: 'Jaccard' } },
+           shapes: [{ type: 'line', xref: 'paper', x0: 0, x1: 1, y0: data.stability.threshold, y1: data.stability.threshold,
+                      line: { dash: 'dot', color: '#c0392b' } }] });
+  }
+  Promise.all(pending).then(function () {
+    document.body.setAttribute('data-charts-drawn', String(pending.length));
+    document.body.setAttribute('data-report-ready', '1');
+  }, function (e) {
+    console.error('segforge report: a chart failed: ' + e);
+    document.body.setAttribute('data-report-ready', 'error');
+  });
+})();
+)JS";
+
+std::string chart_div(const std::string& id, const char* kind = "svg") {
+  return "<div class=\"chart\" id=\"" + id + "\" data-kind=\"" + kind + "\"></div>\n";
+}
+
+std::string data_json(const ReportInput& in) {
+  const std::size_t k = in.profiles.size();
+  std::string j = "{";
+  j += "\"palette\":" + json_array(std::vector<std::string>(std::begin(kPalette), std::end(kPalette)), json_string);
+  j += ",\"features\":" + json_array(in.feature_names, json_string);
+  j += ",\"segments\":[";
+  for (std::size_t c = 0; c < k; ++c) {
+    if (c) j += ",";
+    j += "{\"name\":" + json_string(in.dictionary[c].name) + ",\"size\":" + std::to_string(in.profiles[c].size) +
+         ",\"share\":" + json_number(in.profiles[c].share) + "}";
+  }
+  j += "],\"z_scores\":[";
+  for (std::size_t c = 0; c < k; ++c) j += (c ? "," : "") + json_numbers(in.profiles[c].z_scores);
+  j += "]";
+  if (in.sweep) {
+    const SweepResult& s = *in.sweep;
+    j += ",\"sweep\":{\"recommended_k\":" + std::to_string(s.recommended_k) + ",\"choices\":{";
+    bool first = true;
+    for (const auto& c : s.choices) {
+      j += std::string(first ? "" : ",") + json_string(criterion_name(c.criterion)) + ":" +
+           (c.k ? std::to_string(*c.k) : "null");
+      first = false;
+    }
+    j += "},\"records\":" + json_array(s.records, [](const SweepRecord& r) {
+      return "{\"k\":" + std::to_string(r.k) + ",\"inertia\":" + json_number(r.inertia) +
+             ",\"silhouette\":" + json_optional(r.silhouette) +
+             ",\"silhouette_se\":" + json_optional(r.silhouette_standard_error) +
+             ",\"davies_bouldin\":" + json_optional(r.davies_bouldin) +
+             ",\"calinski_harabasz\":" + json_optional(r.calinski_harabasz) + ",\"gap\":" + json_optional(r.gap) +
+             ",\"gap_s\":" + json_optional(r.gap_s) + "}";
+    });
+    j += "}";
+  }
+  const ReportViews& v = in.views;
+  if (v.has_silhouette) {
+    std::vector<std::vector<double>> by(k);
+    for (std::size_t i = 0; i < v.silhouette_values.size(); ++i)
+      by[static_cast<std::size_t>(v.silhouette_labels[i])].push_back(v.silhouette_values[i]);
+    for (auto& b : by) std::sort(b.begin(), b.end(), std::greater<>());
+    j += ",\"silhouette\":{\"score\":" + json_number(v.silhouette_score) + ",\"method\":" +
+         json_string(v.silhouette_sampled ? "sample of " + std::to_string(v.silhouette_values.size()) + " rows" : "exact") +
+         ",\"n\":" + std::to_string(v.silhouette_values.size()) + ",\"by_segment\":" + json_array(by, json_numbers) + "}";
+  }
+  {
+    std::vector<std::vector<double>> xs(k), ys(k), zs(k);
+    for (std::int64_t i = 0; i < v.points.rows(); ++i) {
+      const auto c = static_cast<std::size_t>(v.point_labels[i]);
+      xs[c].push_back(v.points(i, 0));
+      ys[c].push_back(v.points(i, 1));
+      zs[c].push_back(v.points(i, 2));
+    }
+    j += ",\"pca\":{\"n\":" + std::to_string(v.points.rows()) + ",\"explained\":" + json_numbers(v.explained) +
+         ",\"segments\":[";
+    for (std::size_t c = 0; c < k; ++c)
+      j += std::string(c ? "," : "") + "{\"x\":" + json_numbers(xs[c]) + ",\"y\":" + json_numbers(ys[c]) +
+           ",\"z\":" + json_numbers(zs[c]) + "}";
+    std::vector<double> cx, cy, cz;
+    for (std::int64_t c = 0; c < v.centres.rows(); ++c) {
+      cx.push_back(v.centres(c, 0));
+      cy.push_back(v.centres(c, 1));
+      cz.push_back(v.centres(c, 2));
+    }
+    j += "],\"centres\":{\"x\":" + json_numbers(cx) + ",\"y\":" + json_numbers(cy) + ",\"z\":" + json_numbers(cz) + "}}";
+  }
+  if (in.stability) {
+    j += ",\"stability\":{\"jaccard_mean\":" + json_numbers(in.stability->jaccard_mean) +
+         ",\"jaccard_min\":" + json_numbers(in.stability->jaccard_min) +
+         ",\"threshold\":" + json_number(in.stability->jaccard_threshold) + "}";
+  }
+  return j + "}";
+}
+
+std::string profile_table(const ReportInput& in) {
+  std::string t = "<table><thead><tr><th>#</th><th>segment</th><th>rows</th><th>share</th><th>most distinctive</th>";
+  for (const auto& f : in.feature_names) t += "<th>" + html(f) + "</th>";
+  t += "</tr></thead><tbody>\n";
+  for (std::size_t c = 0; c < in.profiles.size(); ++c) {
+    const SegmentProfile& p = in.profiles[c];
+    t += "<tr><td>" + std::to_string(p.segment) + "</td><td><span class=\"swatch\" style=\"background:" + colour(c) +
+         "\"></span>" + html(in.dictionary[c].name) + "</td><td class=\"num\">" + thousands(p.size) +
+         "</td><td class=\"num\">" + fmt("%.1f%%", 100.0 * p.share) + "</td><td>";
+    for (std::size_t i = 0; i < p.top_features.size(); ++i) {
+      const int j = p.top_features[i];
+      t += std::string(i ? "<br>" : "") + html(in.feature_names[j]) + " " +
+           (p.z_scores[j] >= 0 ? "<span class=\"pos\">z " : "<span class=\"neg\">z ") + fmt("%+.2f", p.z_scores[j]) +
+           "</span>";
+    }
+    t += "</td>";
+    for (std::size_t j = 0; j < in.feature_names.size(); ++j)
+      t += "<td class=\"num\" title=\"z = " + fmt("%+.2f", p.z_scores[j]) + "\">" + fmt("%.4g", p.centre_original[j]) +
+           "</td>";
+    t += "</tr>\n";
+  }
+  return t + "</tbody></table>\n";
+}
+
+std::string dictionary_table(const ReportInput& in) {
+  std::string t = "<table><thead><tr><th>#</th><th>name</th><th>description</th><th>suggested outreach</th></tr></thead><tbody>\n";
+  for (std::size_t c = 0; c < in.dictionary.size(); ++c)
+    t += "<tr><td>" + std::to_string(c) + "</td><td><span class=\"swatch\" style=\"background:" + colour(c) +
+         "\"></span><b>" + html(in.dictionary[c].name) + "</b></td><td>" + html(in.dictionary[c].description) +
+         "</td><td>" + html(in.dictionary[c].outreach) + "</td></tr>\n";
+  return t + "</tbody></table>\n";
+}
+
+std::string sweep_table(const SweepResult& s) {
+  std::string t = "<table><thead><tr><th>K</th><th>inertia</th><th>silhouette</th><th>Davies–Bouldin</th>"
+                  "<th>Calinski–Harabasz</th><th>Gap</th><th>s</th><th>smallest segment</th></tr></thead><tbody>\n";
+  auto cell = [](const std::optional<double>& v, const char* f) { return v ? fmt(f, *v) : std::string("–"); };
+  for (const auto& r : s.records) {
+    const bool chosen = r.k == s.recommended_k;
+    t += std::string(chosen ? "<tr style=\"background:#e8f1fb;font-weight:600\">" : "<tr>") + "<td>" +
+         std::to_string(r.k) + "</td><td class=\"num\">" + fmt("%.6g", r.inertia) + "</td><td class=\"num\">" +
+         cell(r.silhouette, "%.4f") + "</td><td class=\"num\">" + cell(r.davies_bouldin, "%.4f") +
+         "</td><td class=\"num\">" + cell(r.calinski_harabasz, "%.5g") + "</td><td class=\"num\">" +
+         cell(r.gap, "%.4f") + "</td><td class=\"num\">" + cell(r.gap_s, "%.4f") + "</td><td class=\"num\">" +
+         thousands(r.smallest_segment) + (r.over_segmented ? " (over-segmented)" : "") + "</td></tr>\n";
+  }
+  t += "</tbody></table>\n<p>";
+  for (const auto& c : s.choices)
+    t += "<b>" + html(criterion_name(c.criterion)) + "</b>: " + (c.k ? "K=" + std::to_string(*c.k) : "–") + " (" +
+         html(c.note) + ")<br>";
+  return t + "</p>\n";
+}
+
+}  // namespace
+
+ReportViews report_views(Backend& backend, const Dataset& data, std::span<const std::int32_t> labels,
+                         MatrixView<const float> centroids, const ReportViewParams& params) {
+  const std::int64_t n = data.n_samples(), d = data.n_features();
+  const int k = static_cast<int>(centroids.rows);
+  ReportViews v;
+  Rng rng(params.seed);
+
+  // PCA projection of a uniform sample and of the centres (first three axes, zero-padded).
+  const PcaBox box = pca_box(backend, data);
+  const double total = std::accumulate(box.variance.begin(), box.variance.end(), 0.0);
+  for (int j = 0; j < 3; ++j)
+    v.explained.push_back(j < d && total > 0 ? std::max(0.0, box.variance[j]) / total : 0.0);
+  std::vector<std::int64_t> rows = rng.choose(n, std::min(n, params.scatter_rows));
+  std::sort(rows.begin(), rows.end());
+  auto pad3 = [](const Matrix<float>& m) {
+    Matrix<float> out(m.rows(), 3, 0.0f);
+    for (std::int64_t i = 0; i < m.rows(); ++i)
+      for (std::int64_t j = 0; j < std::min<std::int64_t>(3, m.cols()); ++j) out(i, j) = m(i, j);
+    return out;
+  };
+  v.points = pad3(pca_project(box, backend.gather(data, rows).view(), 3));
+  for (std::int64_t i : rows) v.point_labels.push_back(labels[i]);
+  v.centres = pad3(pca_project(box, centroids, 3));
+
+  // The silhouette of a stratified sample (exact when the data are small).
+  std::vector<std::int64_t> sizes(static_cast<std::size_t>(k), 0);
+  for (auto l : labels) ++sizes[l];
+  const auto occupied = std::count_if(sizes.begin(), sizes.end(), [](auto s) { return s > 0; });
+  if (occupied >= 2 && occupied <= n - 1) {
+    const SilhouetteResult s =
+        n <= params.silhouette_rows
+            ? silhouette_exact(backend, data, labels, k)
+            : silhouette_sampled(backend, data, labels, k, params.silhouette_rows, mix64(params.seed + 1), 50);
+    v.has_silhouette = true;
+    v.silhouette_score = s.score;
+    v.silhouette_sampled = s.sampled;
+    v.silhouette_values = s.values;
+    if (s.sampled)
+      for (std::int64_t i : s.rows) v.silhouette_labels.push_back(labels[i]);
+    else
+      v.silhouette_labels.assign(labels.begin(), labels.end());
+  }
+  return v;
+}
+
+std::string render_report_html(const ReportInput& in) {
+  SEGFORGE_ASSERT(in.profiles.size() == in.dictionary.size(), "report: one dictionary entry per profile");
+  const bool charts = !in.plotly_js.empty();
+  const std::size_t k = in.profiles.size();
+  std::string h;
+  h.reserve(in.plotly_js.size() + (std::size_t{1} << 20));
+  h += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>" +
+       html(in.title) + "</title>\n<style>" + kStyle + "</style>\n<script>" + kErrorHook + "</script>\n";
+  if (charts) {
+    // Inlined as is; a literal "</script" inside would end the element early, so it is escaped.
+    std::string js = in.plotly_js;
+    for (std::size_t at = js.find("</script"); at != std::string::npos; at = js.find("</script", at + 2))
+      js.replace(at, 2, "<\\/");
+    h += "<script>\n" + js + "\n</script>\n";
+  }
+  h += "</head>\n<body>\n<header><h1>" + html(in.title) + "</h1>\n";
+  h += "<p>model " + html(in.model_path) + " · features " + html(in.features_path) + " · " + thousands(in.n_samples) +
+       " rows × " + std::to_string(in.feature_names.size()) + " features · K = " + std::to_string(k) + "</p>\n";
+  auto attr = [&](const char* key) {
+    const auto it = in.model_attributes.find(key);
+    return it == in.model_attributes.end() ? std::string() : it->second;
+  };
+  if (!attr("algorithm").empty())
+    h += "<p>" + html(attr("algorithm")) + ", init " + html(attr("init")) + ", seed " + html(attr("seed")) +
+         ", n_init " + html(attr("n_init")) + ", inertia " + html(attr("inertia")) + " · " + html(attr("backend")) +
+         " (" + html(attr("device")) + ")</p>\n";
+  h += "</header>\n<main>\n";
+  for (const auto& note : in.notes) h += "<div class=\"note\">" + html(note) + "</div>\n";
+
+  // Summary: how many segments, and why.
+  h += "<section id=\"summary\"><h2>Summary</h2>\n";
+  if (in.sweep && in.sweep->recommended_k > 0) {
+    h += "<div class=\"recommend\">Recommended number of segments: <b>K = " + std::to_string(in.sweep->recommended_k) +
+         "</b><br>" + html(in.sweep->reason) + "</div>\n";
+    if (in.sweep->recommended_k != static_cast<int>(k))
+      h += "<div class=\"warn\">This model has K = " + std::to_string(k) + ", not the recommended " +
+           std::to_string(in.sweep->recommended_k) + ".</div>\n";
+    for (const auto& w : in.sweep->warnings) h += "<div class=\"warn\">" + html(w) + "</div>\n";
+  } else if (in.sweep) {
+    h += "<div class=\"warn\">The sweep gave no recommendation: " + html(in.sweep->reason) + "</div>\n";
+  } else {
+    h += "<p>No sweep given (segforge sweep … -o sweep.json, then --sweep sweep.json) — the choice of K is not shown.</p>\n";
+  }
+  h += "<p>" + std::to_string(k) + " segments: ";
+  for (std::size_t c = 0; c < k; ++c)
+    h += std::string(c ? ", " : "") + "<span class=\"swatch\" style=\"background:" + colour(c) + "\"></span><b>" +
+         html(in.dictionary[c].name) + "</b> (" + fmt("%.1f%%", 100.0 * in.profiles[c].share) + ")";
+  h += ".</p>\n";
+  if (in.stability)
+    h += std::string("<div class=\"") + (in.stability->stable ? "recommend" : "warn") + "\">Stability: " +
+         html(in.stability->verdict) + "</div>\n";
+  h += "</section>\n";
+
+  if (in.sweep) {
+    h += "<section id=\"choosing-k\"><h2>Choosing K</h2>\n";
+    if (charts)
+      h += "<div class=\"grid\">" + chart_div("chart-elbow") + chart_div("chart-silhouette-k") + chart_div("chart-gap") +
+           chart_div("chart-indices") + "</div>\n";
+    h += sweep_table(*in.sweep) + "</section>\n";
+  }
+
+  h += "<section id=\"profiles\"><h2>Segment profiles</h2>\n<p>Centres in original units (through the stored "
+       "scaler's inverse; for log-transformed features this is the typical member, not the arithmetic mean). "
+       "Hover a value for its z-score against all rows.</p>\n" +
+       profile_table(in) + "</section>\n";
+  h += "<section id=\"dictionary\"><h2>Segment dictionary</h2>\n" + dictionary_table(in) + "</section>\n";
+
+  if (charts) {
+    h += "<section id=\"shape\"><h2>How the segments sit in the data</h2>\n<div class=\"grid\">";
+    if (in.views.has_silhouette) h += chart_div("chart-silhouette");
+    h += chart_div("chart-heatmap") + "</div>\n<div class=\"grid\">" + chart_div("chart-pca-2d") +
+         chart_div("chart-pca-3d", "webgl") + "</div>\n</section>\n";
+  }
+  if (in.stability) {
+    const StabilityResult& s = *in.stability;
+    h += "<section id=\"stability\"><h2>Stability</h2>\n<p>" + std::to_string(s.runs) + " re-fits on " +
+         fmt("%.0f%%", 100.0 * s.sample_fraction) + " subsamples with other seeds: adjusted Rand index between runs mean " +
+         fmt("%.3f", s.ari_mean) + ", min " + fmt("%.3f", s.ari_min) + ". " + html(s.verdict) + "</p>\n";
+    if (charts) h += chart_div("chart-stability");
+    h += "<table><thead><tr><th>#</th><th>segment</th><th>mean Jaccard</th><th>lowest</th><th>verdict</th></tr></thead><tbody>";
+    for (std::size_t c = 0; c < s.jaccard_mean.size(); ++c)
+      h += "<tr><td>" + std::to_string(c) + "</td><td>" + html(c < k ? in.dictionary[c].name : "") +
+           "</td><td class=\"num\">" + fmt("%.3f", s.jaccard_mean[c]) + "</td><td class=\"num\">" +
+           fmt("%.3f", s.jaccard_min[c]) + "</td><td>" + html(s.segment_verdicts[c]) + "</td></tr>";
+    h += "</tbody></table>\n</section>\n";
+  }
+  h += "</main>\n<footer>Made by " + html(in.generated_by) +
+       ". This file is self-contained: it opens without a network connection.</footer>\n";
+  h += "<script type=\"application/json\" id=\"segforge-data\">" + data_json(in) + "</script>\n";
+  if (charts)
+    h += std::string("<script>") + kDraw + "</script>\n";
+  else
+    h += "<script>document.body.setAttribute('data-charts-drawn', '0'); document.body.setAttribute('data-report-ready', '1');</script>\n";
+  h += "</body>\n</html>\n";
+  return h;
+}
+
+}  // namespace segforge

@@ -1,0 +1,288 @@
+// The K sweep: one upload of the data, one fit per K, the scores each criterion needs, and a
+// vote for the recommended K.
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <sstream>
+
+#include "internal.hpp"
+#include "segforge/error.hpp"
+#include "segforge/metrics.hpp"
+#include "segforge/rng.hpp"
+#include "segforge/select.hpp"
+#include "segforge/validate.hpp"
+
+namespace segforge {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+bool wants(const SweepParams& p, Criterion c) {
+  return std::find(p.criteria.begin(), p.criteria.end(), c) != p.criteria.end();
+}
+
+std::string join(const std::vector<std::string>& parts, const std::string& last_sep) {
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out += (i + 1 == parts.size()) ? last_sep : ", ";
+    out += parts[i];
+  }
+  return out;
+}
+
+/// The K of the best value among the records that have one; ties go to the smaller K.
+template <class Get>
+std::optional<int> best_k(const std::vector<SweepRecord>& records, Get get, bool larger_is_better) {
+  std::optional<int> k;
+  double best = 0.0;
+  for (const auto& r : records) {
+    const std::optional<double> v = get(r);
+    if (!v || !std::isfinite(*v)) continue;
+    if (!k || (larger_is_better ? *v > best : *v < best)) {
+      k = r.k;
+      best = *v;
+    }
+  }
+  return k;
+}
+
+}  // namespace
+
+std::string criterion_name(Criterion c) {
+  switch (c) {
+    case Criterion::elbow: return "elbow";
+    case Criterion::silhouette: return "silhouette";
+    case Criterion::gap: return "gap";
+    case Criterion::davies_bouldin: return "davies_bouldin";
+    case Criterion::calinski_harabasz: return "calinski_harabasz";
+  }
+  return "?";
+}
+
+std::int64_t default_min_segment_size(std::int64_t n_samples) {
+  return std::max<std::int64_t>(1000, (n_samples + 99) / 100);
+}
+
+void validate_sweep(const SweepParams& p, std::int64_t n_samples, std::int64_t n_features,
+                    const std::string& where) {
+  auto expect = [&](bool ok, const std::string& what) {
+    if (!ok) throw InputError(where + ": " + what);
+  };
+  expect(p.k_min >= 1, "--k " + std::to_string(p.k_min) + ":" + std::to_string(p.k_max) +
+                           ": the smallest K should be >= 1");
+  expect(p.k_max >= p.k_min, "--k " + std::to_string(p.k_min) + ":" + std::to_string(p.k_max) +
+                                 ": the range is empty; write it as LOW:HIGH with LOW <= HIGH");
+  expect(!p.criteria.empty(), "no criteria; pass --criteria elbow,silhouette,gap,db,ch");
+  expect(!wants(p, Criterion::gap) || p.gap_references >= 1,
+         "gap_references=" + std::to_string(p.gap_references) + " should be >= 1");
+  expect(p.gap_reference_rows >= 0, "gap reference rows should be >= 0");
+  expect(p.silhouette_sample == 0 || p.silhouette_sample >= 2,
+         "silhouette sample size " + std::to_string(p.silhouette_sample) + " should be >= 2");
+  expect(p.kneedle_sensitivity >= 0 && std::isfinite(p.kneedle_sensitivity),
+         "Kneedle sensitivity should be a finite number >= 0");
+  expect(p.min_segment_size >= 0, "minimum segment size should be >= 0");
+  LloydParams lloyd = p.lloyd;
+  lloyd.n_clusters = p.k_max;
+  validate(lloyd, n_samples, n_features, where);  // K_max <= N, n_init, tol, ...
+}
+
+SweepResult sweep(Backend& backend, Dataset& data, const SweepParams& params,
+                  const ProgressFn& progress) {
+  const auto t_start = Clock::now();
+  const std::int64_t n = data.n_samples();
+  SweepResult result;
+  result.n_samples = n;
+  result.n_features = data.n_features();
+  result.min_segment_size =
+      params.min_segment_size > 0 ? params.min_segment_size : default_min_segment_size(n);
+  const bool sampled_silhouette = params.silhouette_sample > 0 && params.silhouette_sample < n;
+  result.silhouette_method = sampled_silhouette ? "sample" : "exact";
+
+  std::vector<int> ks;
+  for (int k = params.k_min; k <= params.k_max; ++k) ks.push_back(k);
+  const auto nk = ks.size();
+
+  // The gap statistic's reference sets: drawn once, uploaded once, reused for every K.
+  Rng rng(params.seed);
+  std::vector<std::unique_ptr<Dataset>> refs;
+  const bool gap = wants(params, Criterion::gap);
+  LloydParams reference_lloyd = params.gap_lloyd.value_or(params.lloyd);
+  if (!params.gap_lloyd) reference_lloyd.refine = Refine::none;
+  if (gap) {
+    const std::int64_t rows = params.gap_reference_rows > 0
+                                  ? std::min(params.gap_reference_rows, n)
+                                  : std::min<std::int64_t>(n, 10000);
+    const PcaBox box = pca_box(backend, data);
+    const std::int64_t d = data.n_features();
+    Matrix<double> uniform(rows, d);
+    for (int b = 0; b < params.gap_references; ++b) {
+      for (auto& u : uniform.values()) u = rng.uniform();
+      refs.push_back(backend.upload(gap_reference_set(box, uniform.view()).view()));
+    }
+    result.gap_references = params.gap_references;
+    result.gap_reference_rows = rows;
+  }
+  std::vector<double> log_w(nk, 0.0), log_w_ref(nk * refs.size(), 0.0);
+
+  for (std::size_t i = 0; i < nk; ++i) {
+    const auto t0 = Clock::now();
+    const int k = ks[i];
+    LloydParams p = params.lloyd;
+    p.n_clusters = k;
+    const KMeansResult fit = fit_lloyd(backend, data, p);
+    const Assignment assignment = predict(backend, data, fit.centroids.view());
+
+    SweepRecord r;
+    r.k = k;
+    r.inertia = fit.inertia;
+    r.n_iter = fit.n_iter;
+    r.converged = fit.converged;
+    r.sizes.assign(static_cast<std::size_t>(k), 0);
+    for (auto l : assignment.labels) ++r.sizes[static_cast<std::size_t>(l)];
+    r.smallest_segment = *std::min_element(r.sizes.begin(), r.sizes.end());
+    r.over_segmented = k > 1 && r.smallest_segment < result.min_segment_size;
+
+    const auto distinct = std::count_if(r.sizes.begin(), r.sizes.end(), [](auto s) { return s > 0; });
+    if (distinct >= 2 && distinct <= n - 1) {
+      if (wants(params, Criterion::silhouette)) {
+        const std::uint64_t seed = mix64(params.seed ^ static_cast<std::uint64_t>(k));
+        const SilhouetteResult s =
+            sampled_silhouette
+                ? silhouette_sampled(backend, data, assignment.labels, k, params.silhouette_sample, seed)
+                : silhouette_exact(backend, data, assignment.labels, k);
+        r.silhouette = s.score;
+        r.silhouette_standard_error = s.standard_error;
+      }
+      if (wants(params, Criterion::davies_bouldin))
+        r.davies_bouldin = davies_bouldin(backend, data, assignment.labels, k);
+      if (wants(params, Criterion::calinski_harabasz))
+        r.calinski_harabasz = calinski_harabasz(backend, data, assignment.labels, k);
+    }
+    r.seconds = seconds_since(t0);
+    if (gap) {
+      log_w[i] = select_detail::log_w(fit.inertia);
+      const std::vector<double> ref = select_detail::reference_log_w(backend, refs, k, reference_lloyd, n);
+      for (std::size_t b = 0; b < refs.size(); ++b) log_w_ref[b * nk + i] = ref[b];
+    }
+    result.records.push_back(std::move(r));
+    if (progress) progress({"sweep", 0, static_cast<std::int64_t>(i + 1), static_cast<std::int64_t>(nk), fit.inertia});
+  }
+
+  if (gap) {
+    const GapResult g = gap_from_log_w(ks, log_w, log_w_ref, static_cast<int>(refs.size()));
+    for (std::size_t i = 0; i < nk; ++i) {
+      result.records[i].gap = g.gap[i];
+      result.records[i].gap_s = g.s[i];
+      result.records[i].log_w = g.log_w[i];
+      result.records[i].log_w_ref_mean = g.log_w_ref_mean[i];
+    }
+  }
+  recommend(result, params);
+  result.seconds = seconds_since(t_start);
+  return result;
+}
+
+void recommend(SweepResult& result, const SweepParams& params) {
+  auto& records = result.records;
+  result.choices.clear();
+  result.warnings.clear();
+  for (Criterion c : kAllCriteria) {
+    if (!wants(params, c)) continue;
+    CriterionChoice choice{c, std::nullopt, ""};
+    switch (c) {
+      case Criterion::elbow: {
+        std::vector<double> x, y;
+        for (const auto& r : records) {
+          x.push_back(r.k);
+          y.push_back(r.inertia);
+        }
+        const KneedleResult kn = kneedle(x, y, params.kneedle_sensitivity);
+        for (std::size_t i = 0; i < kn.difference.size(); ++i) records[i].kneedle_difference = kn.difference[i];
+        if (kn.knee_index) {
+          choice.k = records[*kn.knee_index].k;
+          choice.note = "Kneedle knee of the inertia curve";
+        } else {
+          choice.note = records.size() < 3 ? "needs at least 3 values of K"
+                                           : "no knee in the inertia curve over this range";
+        }
+        break;
+      }
+      case Criterion::silhouette:
+        choice.k = best_k(records, [](const SweepRecord& r) { return r.silhouette; }, true);
+        choice.note = choice.k ? "highest mean silhouette" : "needs K >= 2";
+        break;
+      case Criterion::davies_bouldin:
+        choice.k = best_k(records, [](const SweepRecord& r) { return r.davies_bouldin; }, false);
+        choice.note = choice.k ? "lowest Davies-Bouldin index" : "needs K >= 2";
+        break;
+      case Criterion::calinski_harabasz:
+        choice.k = best_k(records, [](const SweepRecord& r) { return r.calinski_harabasz; }, true);
+        choice.note = choice.k ? "highest Calinski-Harabasz index" : "needs K >= 2";
+        break;
+      case Criterion::gap: {
+        // Tibshirani et al. §4: the smallest K with Gap(K) >= Gap(K+1) - s_{K+1}.
+        for (std::size_t i = 0; i + 1 < records.size(); ++i) {
+          const auto &a = records[i], &b = records[i + 1];
+          if (a.gap && b.gap && b.gap_s && *a.gap >= *b.gap - *b.gap_s) {
+            choice.k = a.k;
+            break;
+          }
+        }
+        choice.note = choice.k ? "smallest K with Gap(K) >= Gap(K+1) - s(K+1)"
+                               : "Gap(K) < Gap(K+1) - s(K+1) everywhere in range; try a larger K";
+        break;
+      }
+    }
+    result.choices.push_back(std::move(choice));
+  }
+
+  // The vote: the K most criteria chose; ties go to the K of the criterion listed first in
+  // kAllCriteria (the choices are in that order).
+  std::map<int, std::vector<std::string>> votes;
+  std::map<int, std::size_t> first_vote;
+  for (std::size_t i = 0; i < result.choices.size(); ++i) {
+    const auto& c = result.choices[i];
+    if (!c.k) continue;
+    votes[*c.k].push_back(criterion_name(c.criterion));
+    first_vote.emplace(*c.k, i);
+  }
+  result.recommended_k = 0;
+  for (const auto& [k, who] : votes) {
+    if (result.recommended_k == 0 || who.size() > votes[result.recommended_k].size() ||
+        (who.size() == votes[result.recommended_k].size() && first_vote[k] < first_vote[result.recommended_k]))
+      result.recommended_k = k;
+  }
+  if (result.recommended_k == 0) {
+    result.reason = "no criterion gave an answer in K = " + std::to_string(params.k_min) + ".." +
+                    std::to_string(params.k_max) + "; widen the range";
+  } else {
+    const auto& who = votes[result.recommended_k];
+    std::ostringstream s;
+    s << "K=" << result.recommended_k << ": chosen by " << join(who, " and ") << " (" << who.size()
+      << " of " << result.choices.size() << " criteria)";
+    std::vector<std::string> others;
+    for (const auto& c : result.choices) {
+      if (c.k && *c.k == result.recommended_k) continue;
+      others.push_back(criterion_name(c.criterion) + (c.k ? " says " + std::to_string(*c.k) : " gave no answer (" + c.note + ")"));
+    }
+    if (!others.empty()) s << "; " << join(others, "; ");
+    result.reason = s.str();
+  }
+
+  if (result.n_samples < 500)
+    result.warnings.push_back("only " + std::to_string(result.n_samples) +
+                              " rows (< 500): segment estimates are noisy; collect more data before acting on them");
+  for (const auto& r : records)
+    if (r.k == result.recommended_k && r.over_segmented)
+      result.warnings.push_back("K=" + std::to_string(r.k) + " is over-segmented: its smallest segment has " +
+                                std::to_string(r.smallest_segment) + " rows, below the minimum segment size " +
+                                std::to_string(result.min_segment_size) + " (--min-segment-size)");
+}
+
+}  // namespace segforge

@@ -1,0 +1,307 @@
+// report.html: the page renders every table with or without plotly.js, escapes what it embeds,
+// references nothing outside itself; the report command; and the page opened in headless
+// Chromium (Debian's chromium, driven by playwright-core from npm when installed, else
+// --dump-dom): no console errors, every chart drew its SVG (and the 3-D one its WebGL canvas),
+// and a screenshot is kept as a test artifact under the build folder (test-artifacts/).
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <regex>
+#include <sstream>
+
+#include "segforge/backend.hpp"
+#include "segforge/io.hpp"
+#include "segforge/report.hpp"
+#include "test_support.hpp"
+
+namespace fs = std::filesystem;
+
+namespace segforge {
+namespace {
+
+fs::path repo_root() { return fs::path(SEGFORGE_FIXTURES).parent_path().parent_path(); }
+fs::path artifacts_dir() { return fs::path(SEGFORGE_BINARY).parent_path().parent_path() / "test-artifacts"; }
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+int count(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+/// An executable on PATH (or an absolute path), else "".
+std::string which(const std::string& name) {
+  if (name.front() == '/') return fs::exists(name) ? name : "";
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "");
+  std::string dir;
+  while (std::getline(dirs, dir, ':'))
+    if (!dir.empty() && ::access((fs::path(dir) / name).c_str(), X_OK) == 0) return (fs::path(dir) / name).string();
+  return "";
+}
+
+std::string chromium_binary() {
+  for (const char* c : {"/usr/bin/chromium", "chromium", "chromium-browser"})
+    if (auto p = which(c); !p.empty()) return p;
+  return "";
+}
+
+// ---- the page -----------------------------------------------------------------------------------
+
+ReportInput small_input() {
+  ReportInput in;
+  in.title = "Test report";
+  in.feature_names = {"recency_days", "monetary_total"};
+  in.n_samples = 3;
+  SegmentProfile a, b;
+  a.segment = 0;
+  a.size = 2;
+  a.share = 2.0 / 3;
+  a.centre = a.centre_original = {1.0, 2.0};
+  a.z_scores = {0.7, -0.2};
+  a.top_features = {0, 1};
+  b = a;
+  b.segment = 1;
+  b.size = 1;
+  b.share = 1.0 / 3;
+  b.z_scores = {-1.4, 0.4};
+  in.profiles = {a, b};
+  in.dictionary = {{"Lapsed </script><b>Donors", "desc & more", "call"}, {"Active Donors", "d", "mail"}};
+  in.views.points = Matrix<float>(3, 3, 0.5f);
+  in.views.point_labels = {0, 0, 1};
+  in.views.centres = Matrix<float>(2, 3, 0.0f);
+  in.views.explained = {0.7, 0.3, 0.0};
+  return in;
+}
+
+TEST(ReportPage, TablesWithoutChartsAndEscaping) {
+  const std::string page = render_report_html(small_input());
+  EXPECT_NE(page.find("Segment profiles"), std::string::npos);
+  EXPECT_NE(page.find("Segment dictionary"), std::string::npos);
+  EXPECT_NE(page.find("Lapsed &lt;/script&gt;&lt;b&gt;Donors"), std::string::npos);  // HTML-escaped in tables
+  EXPECT_NE(page.find("Lapsed \\u003c/script\\u003e"), std::string::npos);           // and in the embedded JSON
+  EXPECT_EQ(count(page, "</script>"), count(page, "<script"));  // no early end of a script element
+  EXPECT_EQ(page.find("class=\"chart\""), std::string::npos);   // no plotly: no chart containers
+  EXPECT_EQ(page.find("Choosing K</h2>"), std::string::npos);   // no sweep given
+  // Self-contained: nothing loaded from elsewhere.
+  EXPECT_FALSE(std::regex_search(page, std::regex(R"((src|href)\s*=\s*["']?(https?:)?//)")));
+}
+
+TEST(ReportPage, WithSweepStabilityAndCharts) {
+  ReportInput in = small_input();
+  in.plotly_js = "/* plotly stand-in: '</script>' inside a string */ var Plotly = {};";
+  SweepResult s;
+  s.recommended_k = 2;
+  s.reason = "K=2: chosen by silhouette";
+  SweepRecord r;
+  r.k = 2;
+  r.inertia = 10;
+  s.records = {r};
+  in.sweep = s;
+  StabilityResult st;
+  st.runs = 3;
+  st.jaccard_mean = {0.9, 0.5};
+  st.jaccard_min = {0.8, 0.4};
+  st.segment_verdicts = {"stable", "unstable"};
+  st.verdict = "unstable: ...";
+  in.stability = st;
+  const std::string page = render_report_html(in);
+  EXPECT_NE(page.find("Recommended number of segments: <b>K = 2</b>"), std::string::npos);
+  for (const char* id : {"chart-elbow", "chart-silhouette-k", "chart-gap", "chart-indices", "chart-heatmap",
+                         "chart-pca-2d", "chart-pca-3d", "chart-stability"})
+    EXPECT_NE(page.find(std::string("id=\"") + id + "\""), std::string::npos) << id;
+  EXPECT_NE(page.find("'<\\/script>'"), std::string::npos);  // the library's "</script" escaped
+  EXPECT_EQ(count(page, "</script>"), count(page, "<script"));
+}
+
+// ---- the command and the browser ------------------------------------------------------------------
+
+class ReportCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("segforge_report_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    // Donors in four groups, with a log1p scaler as segforge-prep writes.
+    std::mt19937 gen(41);
+    std::normal_distribution<float> noise(0.0f, 0.25f);
+    const float centres[4][4] = {{2, -0.5f, 2, 0.5f}, {-1, -1, -1, -2}, {-1, 1.5f, 0, 1}, {0.5f, 0, -1.5f, 1}};
+    Matrix<float> x(2400, 4);
+    for (std::int64_t i = 0; i < x.rows(); ++i)
+      for (int j = 0; j < 4; ++j) x(i, j) = centres[i % 4][j] + noise(gen);
+    Scaler s;
+    s.mean = {4.0, 1.0, 3.0, 6.0};
+    s.scale = {1.0, 0.5, 1.0, 0.5};
+    s.transform = {"log1p", "log1p", "log1p", "log1p"};
+    write_features(path("donors.h5"), x.view(), {"recency_days", "frequency_gifts", "monetary_total", "tenure_days"},
+                   {}, s);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  int run(const std::string& command, std::string* output = nullptr) const {
+    const std::string log = path("log.txt");
+    const int raw = std::system((command + " > " + log + " 2>&1").c_str());
+    std::ifstream in(log);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (output) *output = ss.str();
+    return WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  }
+  int segforge(const std::string& args, std::string* output = nullptr) const {
+    return run(std::string(SEGFORGE_BINARY) + " " + args, output);
+  }
+  /// fit, sweep, stability, report: the demo's steps on small data.
+  void make_report(const std::string& extra = "") {
+    std::string out;
+    ASSERT_EQ(segforge("fit " + path("donors.h5") + " -k 4 --seed 3 --device cpu -o " + path("model.h5") +
+                           " --labels " + path("segments.csv"),
+                       &out),
+              0)
+        << out;
+    ASSERT_EQ(segforge("sweep " + path("donors.h5") + " --k 2:7 --gap-refs 4 --device cpu -o " + path("sweep.json"), &out), 0)
+        << out;
+    ASSERT_EQ(segforge("stability " + path("donors.h5") + " -k 4 --runs 3 --device cpu -o " + path("stability.json"), &out), 0)
+        << out;
+    ASSERT_EQ(segforge("report " + path("model.h5") + " --features " + path("donors.h5") + " --labels " +
+                           path("segments.csv") + " --sweep " + path("sweep.json") + " --stability " +
+                           path("stability.json") + " --device cpu -o " + path("report.html") + extra,
+                       &out),
+              0)
+        << out;
+  }
+  fs::path dir_;
+};
+
+TEST_F(ReportCli, WithoutPlotlyTheReportStillComes) {
+  make_report();
+  std::string out;
+  // SEGFORGE_PLOTLY_JS naming a missing file: a report without charts, with a note.
+  ASSERT_EQ(run("SEGFORGE_PLOTLY_JS=" + path("missing.js") + " " + SEGFORGE_BINARY + " report " + path("model.h5") +
+                    " --features " + path("donors.h5") + " --sweep " + path("sweep.json") + " -o " + path("plain.html"),
+                &out),
+            0)
+      << out;
+  const std::string page = read_file(path("plain.html"));
+  EXPECT_NE(page.find("No charts:"), std::string::npos);
+  EXPECT_NE(page.find("Recommended number of segments: <b>K = 4</b>"), std::string::npos);
+  EXPECT_NE(page.find("Segment dictionary"), std::string::npos);
+  EXPECT_EQ(page.find("class=\"chart\""), std::string::npos);
+  // Bad input: a missing --plotly file, a sweep file that is not one, features of another shape.
+  EXPECT_EQ(segforge("report " + path("model.h5") + " --features " + path("donors.h5") + " --plotly " +
+                         path("nope.js") + " -o " + path("bad.html"),
+                     &out),
+            2)
+      << out;
+  std::ofstream(path("notsweep.json")) << "{\"format\": \"other\"}";
+  EXPECT_EQ(segforge("report " + path("model.h5") + " --features " + path("donors.h5") + " --sweep " +
+                         path("notsweep.json") + " -o " + path("bad.html"),
+                     &out),
+            2)
+      << out;
+  Matrix<float> other(10, 3, 1.0f);
+  write_features(path("other.h5"), other.view(), {"a", "b", "c"});
+  EXPECT_EQ(segforge("report " + path("model.h5") + " --features " + path("other.h5") + " -o " + path("bad.html"), &out), 2)
+      << out;
+  EXPECT_FALSE(fs::exists(path("bad.html")));
+}
+
+constexpr const char* kPlaywrightCheck = R"JS(
+const { chromium } = require(process.argv[2]);
+(async () => {
+  const browser = await chromium.launch({ executablePath: process.argv[3], args: ['--no-sandbox', '--disable-gpu',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+      '--enable-unsafe-swiftshader'] });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const errors = [];
+  page.on('console', m => { if (m.type() === 'error') errors.push('console: ' + m.text()); });
+  page.on('pageerror', e => errors.push('pageerror: ' + e.message));
+  page.on('requestfailed', r => errors.push('request failed: ' + r.url()));
+  await page.goto('file://' + process.argv[4]);
+  await page.waitForSelector('body[data-report-ready]', { timeout: 90000 });
+  const result = await page.evaluate(() => ({
+    ready: document.body.getAttribute('data-report-ready'),
+    drawn: Number(document.body.getAttribute('data-charts-drawn')),
+    charts: Array.from(document.querySelectorAll('.chart')).map(c => ({
+      id: c.id, kind: c.getAttribute('data-kind'),
+      svg: c.querySelectorAll('svg.main-svg').length, marks: c.querySelectorAll('path, rect').length,
+      canvas: c.querySelectorAll('canvas').length })) }));
+  await page.screenshot({ path: process.argv[5], fullPage: true });
+  await browser.close();
+  result.errors = errors;
+  console.log('RESULT ' + JSON.stringify(result));
+})().catch(e => { console.log('FAILED ' + e); process.exit(1); });
+)JS";
+
+TEST_F(ReportCli, OpensInHeadlessChromiumWithEveryChartDrawn) {
+  const std::string chromium = chromium_binary();
+  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs Debian's chromium)";
+  const fs::path plotly = repo_root() / "node_modules/plotly.js-dist-min/plotly.min.js";
+  if (!fs::exists(plotly)) GTEST_SKIP() << "plotly.js is not installed: run `npm ci` in " << repo_root();
+  make_report();
+  const std::string page = read_file(path("report.html"));
+  ASSERT_NE(page.find("id=\"chart-pca-3d\""), std::string::npos);
+  const int charts = count(page, "class=\"chart\"");
+  EXPECT_EQ(charts, 9);  // 4 sweep curves, silhouette plot, heat map, 2-D, 3-D, stability
+  fs::create_directories(artifacts_dir());
+  const std::string screenshot = (artifacts_dir() / "report.png").string();
+  fs::remove(screenshot);
+  // The page's own bookkeeping (data-report-ready, data-errors) serves both ways of looking.
+  const fs::path playwright = repo_root() / "node_modules/playwright-core";
+  const std::string node = which("node");
+  std::string out;
+  if (!node.empty() && fs::exists(playwright)) {
+    std::ofstream(path("check.js")) << kPlaywrightCheck;
+    ASSERT_EQ(run("timeout 240 " + node + " " + path("check.js") + " " + playwright.string() + " " + chromium + " " +
+                      path("report.html") + " " + screenshot,
+                  &out),
+              0)
+        << out;
+    const auto at = out.find("RESULT ");
+    ASSERT_NE(at, std::string::npos) << out;
+    const std::string result = out.substr(at);
+    std::cout << "  [measured] " << result.substr(0, 400) << "\n";
+    EXPECT_NE(result.find("\"ready\":\"1\""), std::string::npos) << result;
+    EXPECT_NE(result.find("\"drawn\":" + std::to_string(charts)), std::string::npos) << result;
+    EXPECT_NE(result.find("\"errors\":[]"), std::string::npos) << result;
+    EXPECT_EQ(count(result, "\"svg\":0"), 0) << "a chart without its SVG: " << result;
+    EXPECT_EQ(count(result, "\"kind\":\"webgl\""), 1) << result;
+    EXPECT_EQ(std::regex_search(result, std::regex("\"kind\":\"webgl\"[^}]*\"canvas\":0")), false)
+        << "the 3-D chart drew no WebGL canvas: " << result;
+  } else {
+    // Without playwright-core: chromium --dump-dom after the charts drew, and --screenshot.
+    const std::string flags = " --headless --no-sandbox --disable-gpu --disable-background-networking "
+                              "--disable-component-update --disable-sync --no-first-run --enable-unsafe-swiftshader "
+                              "--virtual-time-budget=20000 --user-data-dir=" + path("profile");
+    ASSERT_EQ(run("timeout 240 " + chromium + flags + " --dump-dom file://" + path("report.html") + " > " +
+                  path("dom.html") + " 2>/dev/null"),
+              0);
+    const std::string dom = read_file(path("dom.html"));
+    EXPECT_NE(dom.find("data-report-ready=\"1\""), std::string::npos);
+    EXPECT_NE(dom.find("data-charts-drawn=\"" + std::to_string(charts) + "\""), std::string::npos);
+    EXPECT_EQ(dom.find("data-errors="), std::string::npos);
+    EXPECT_GE(count(dom, "class=\"main-svg\""), charts);
+    EXPECT_GE(count(dom, "<canvas"), 1);
+    run("timeout 240 " + chromium + flags + " --window-size=1400,5000 --screenshot=" + screenshot + " file://" +
+        path("report.html"));
+  }
+  EXPECT_TRUE(fs::exists(screenshot)) << screenshot;
+  if (fs::exists(screenshot)) EXPECT_GT(fs::file_size(screenshot), 50000u);
+  std::cout << "  [artifact] " << screenshot << "\n";
+}
+
+}  // namespace
+}  // namespace segforge

@@ -1,0 +1,433 @@
+// Segments people act on: profiles (hand-computed), automatic names (rules, determinism,
+// uniqueness, overrides), the model's profile fields, the Hungarian method (against brute
+// force), the adjusted Rand index (against the independent one in test_support.hpp), stability
+// verdicts, and the fit/stability commands.
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+#include "segforge/backend.hpp"
+#include "segforge/error.hpp"
+#include "segforge/io.hpp"
+#include "segforge/segments.hpp"
+#include "test_support.hpp"
+
+namespace fs = std::filesystem;
+
+namespace segforge {
+namespace {
+
+// ---- profiles --------------------------------------------------------------------------------
+
+TEST(Profiles, OriginalUnitsThroughTheScalerInverse) {
+  Scaler s;
+  s.mean = {10.0, 2.0, 1.0, 0.0};
+  s.scale = {2.0, 0.5, 1.0, 1.0};
+  s.transform = {"identity", "log1p", "sqrt", "boxcox"};
+  EXPECT_DOUBLE_EQ(to_original_units(s, 0, 1.5), 13.0);                      // 1.5·2 + 10
+  EXPECT_NEAR(to_original_units(s, 1, 2.0), std::expm1(3.0), 1e-12);         // expm1(2·0.5 + 2)
+  EXPECT_DOUBLE_EQ(to_original_units(s, 2, 2.0), 9.0);                       // (2 + 1)²
+  EXPECT_TRUE(std::isnan(to_original_units(s, 3, 1.0)));                     // unknown transform
+  EXPECT_DOUBLE_EQ(to_original_units(Scaler{}, 0, 4.25), 4.25);              // no scaler
+  Scaler signed_log;  // segforge-prep's sign(x)·log1p(|x|) for money refunds can make negative
+  signed_log.mean = {0.0};
+  signed_log.scale = {1.0};
+  signed_log.transform = {"signed_log1p"};
+  EXPECT_NEAR(to_original_units(signed_log, 0, std::log1p(250.0)), 250.0, 1e-9);
+  EXPECT_NEAR(to_original_units(signed_log, 0, -std::log1p(40.0)), -40.0, 1e-9);
+}
+
+TEST(Profiles, HandComputed) {
+  const Matrix<float> centroids(2, 3, std::vector<float>{1, 0, 5, -1, 2, 5});
+  const std::vector<std::int64_t> sizes{30, 10};
+  ColumnStats stats;
+  stats.mean = {0.0, 1.0, 5.0};
+  stats.variance = {4.0, 1.0, 0.0};
+  Scaler scaler;
+  scaler.mean = {100, 0, 0};
+  scaler.scale = {10, 1, 1};
+  scaler.transform = {"identity", "identity", "identity"};
+  const auto p = segment_profiles(centroids.view(), sizes, stats, scaler, 2);
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_DOUBLE_EQ(p[0].share, 0.75);
+  EXPECT_DOUBLE_EQ(p[1].share, 0.25);
+  EXPECT_DOUBLE_EQ(p[0].z_scores[0], 0.5);   // (1 − 0) / 2
+  EXPECT_DOUBLE_EQ(p[0].z_scores[1], -1.0);  // (0 − 1) / 1
+  EXPECT_DOUBLE_EQ(p[0].z_scores[2], 0.0);   // zero variance
+  EXPECT_DOUBLE_EQ(p[0].centre_original[0], 110.0);
+  EXPECT_EQ(p[0].top_features, (std::vector<int>{1, 0}));
+  EXPECT_DOUBLE_EQ(p[1].z_scores[0], -0.5);
+  EXPECT_DOUBLE_EQ(p[1].z_scores[1], 1.0);
+  EXPECT_EQ(p[1].top_features, (std::vector<int>{1, 0}));
+}
+
+// ---- names -------------------------------------------------------------------------------------
+
+TEST(Names, FeatureRolesFromNames) {
+  const std::vector<std::pair<std::string, FeatureRole>> table{
+      {"recency_days", FeatureRole::recency},        {"days_since_last_gift", FeatureRole::recency},
+      {"days_since_first_gift", FeatureRole::tenure}, {"tenure_days", FeatureRole::tenure},
+      {"frequency_gifts", FeatureRole::frequency},   {"n_gifts", FeatureRole::frequency},
+      {"monetary_total", FeatureRole::monetary},     {"largest_gift", FeatureRole::monetary},
+      {"Annual Income (k$)", FeatureRole::monetary}, {"opens_12m", FeatureRole::engagement},
+      {"clicks_12m", FeatureRole::engagement},       {"Age", FeatureRole::other}};
+  for (const auto& [name, role] : table) EXPECT_EQ(feature_role(name), role) << name;
+}
+
+SegmentProfile profile(int segment, std::vector<double> z, std::int64_t size = 100) {
+  SegmentProfile p;
+  p.segment = segment;
+  p.size = size;
+  p.share = 0.2;
+  p.z_scores = z;
+  p.centre = z;
+  p.centre_original = z;
+  std::vector<int> order(z.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return std::abs(z[a]) > std::abs(z[b]); });
+  order.resize(std::min<std::size_t>(3, z.size()));
+  p.top_features = order;
+  return p;
+}
+
+const std::vector<std::string> kRfm{"recency_days", "frequency_gifts", "monetary_total", "tenure_days", "opens_12m"};
+
+TEST(Names, RfmRules) {
+  const std::vector<SegmentProfile> ps{
+      profile(0, {1.5, 0.0, 1.0, 0.2, -0.1}),   // lapsed, high value
+      profile(1, {-0.9, 0.0, -0.8, -1.2, 0.0}),  // new (so not "Active"), small
+      profile(2, {0.1, -0.2, 0.3, 0.0, 0.4}),    // nothing notable
+      profile(3, {-0.7, 2.0, 1.5, 0.5, 0.6}),    // five notable: the three strongest, in word order
+  };
+  const auto e = name_segments(ps, kRfm);
+  ASSERT_EQ(e.size(), 4u);
+  EXPECT_EQ(e[0].name, "Lapsed Major Donors");
+  EXPECT_EQ(e[1].name, "New Small Donors");
+  EXPECT_EQ(e[2].name, "Typical Donors");
+  EXPECT_EQ(e[3].name, "Active Major Loyal Donors");
+  EXPECT_NE(e[0].outreach.find("win-back"), std::string::npos) << e[0].outreach;
+  EXPECT_NE(e[1].outreach.find("Welcome"), std::string::npos) << e[1].outreach;
+  EXPECT_NE(e[0].description.find("last gave long ago"), std::string::npos) << e[0].description;
+  for (const auto& x : e) {
+    EXPECT_FALSE(x.description.empty());
+    EXPECT_FALSE(x.outreach.empty());
+  }
+  // Customers when no feature mentions gifts or donations; "High-Value" then.
+  const auto c = name_segments({profile(0, {-1.0, 1.0, 1.0})}, {"recency", "orders", "spend"});
+  EXPECT_EQ(c[0].name, "Active High-Value Loyal Customers");
+}
+
+TEST(Names, DeterministicAndUnique) {
+  const std::vector<SegmentProfile> ps{profile(0, {1.5, 0.0, 1.0, 0.2, -0.1}), profile(1, {1.4, 0.0, 1.1, -0.3, 0.0}),
+                                       profile(2, {1.5, 0.0, 1.0, 0.2, -0.1}), profile(3, {0.0, 0.0, 0.0, 0.0, 0.0})};
+  const auto a = name_segments(ps, kRfm);
+  const auto b = name_segments(ps, kRfm);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].name, b[i].name);
+    EXPECT_EQ(a[i].description, b[i].description);
+  }
+  std::vector<std::string> names;
+  for (const auto& x : a) names.push_back(x.name);
+  std::vector<std::string> sorted = names;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(std::unique(sorted.begin(), sorted.end()), sorted.end()) << ::testing::PrintToString(names);
+  // The strongest feature not yet named tells the first two apart.
+  EXPECT_EQ(names[0], "Lapsed Major Donors (high tenure_days)");
+  EXPECT_EQ(names[1], "Lapsed Major Donors (low tenure_days)");
+  EXPECT_EQ(names[2], "Lapsed Major Donors (high tenure_days) 2");
+}
+
+TEST(Names, GenericFallbackForNonRfmData) {
+  const auto e = name_segments({profile(0, {1.2, -0.9, 0.1}), profile(1, {0.1, 0.2, -0.3})}, {"Age", "Height", "Shoe"});
+  EXPECT_EQ(e[0].name, "High Age, Low Height");
+  EXPECT_EQ(e[1].name, "Average profile");
+}
+
+TEST(Names, MakeUnique) {
+  std::vector<std::string> n{"A", "B", "A", "A 2", "A"};
+  make_names_unique(n);
+  EXPECT_EQ(n, (std::vector<std::string>{"A", "B", "A 3", "A 2", "A 4"}));
+}
+
+// ---- model profile fields ------------------------------------------------------------------------
+
+TEST(ModelProfiles, RoundTrip) {
+  const std::string path = (fs::temp_directory_path() / ("segforge_profiles_" + std::to_string(::getpid()) + ".h5")).string();
+  Model m;
+  m.centroids = Matrix<float>(2, 3, std::vector<float>{1, 2, 3, 4, 5, 6});
+  m.feature_names = {"a", "b", "c"};
+  m.segment_names = {"One", "Two"};
+  m.segment_sizes = {7, 3};
+  m.segment_shares = {0.7, 0.3};
+  m.segment_centres_original = Matrix<double>(2, 3, std::vector<double>{1.5, 2, 3, 4, 5, 6e9});
+  m.segment_z_scores = Matrix<double>(2, 3, std::vector<double>{0.1, -0.2, 0.3, -0.4, 0.5, -0.6});
+  m.segment_top_features = Matrix<std::int32_t>(2, 2, std::vector<std::int32_t>{2, 1, 0, -1});
+  m.segment_descriptions = {"first", "second"};
+  m.segment_outreach = {"call", "mail"};
+  write_model(path, m);
+  const Model r = read_model(path);
+  fs::remove(path);
+  EXPECT_EQ(r.segment_shares, m.segment_shares);
+  EXPECT_EQ(r.segment_centres_original.values(), m.segment_centres_original.values());
+  EXPECT_EQ(r.segment_z_scores.values(), m.segment_z_scores.values());
+  EXPECT_EQ(r.segment_top_features.values(), m.segment_top_features.values());
+  EXPECT_EQ(r.segment_top_features.cols(), 2);
+  EXPECT_EQ(r.segment_descriptions, m.segment_descriptions);
+  EXPECT_EQ(r.segment_outreach, m.segment_outreach);
+  EXPECT_EQ(r.segment_names, m.segment_names);
+}
+
+// ---- Hungarian, ARI --------------------------------------------------------------------------------
+
+TEST(Hungarian, MatchesBruteForce) {
+  std::mt19937 gen(17);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (int n : {1, 2, 3, 5, 7}) {
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<double> w(n * n);
+      for (auto& v : w) v = trial % 3 == 0 ? std::floor(u(gen) * 3) : u(gen);  // ties too
+      const std::vector<int> got = hungarian_maximise(w, n);
+      std::vector<int> perm(n), seen(n, 0);
+      for (int i = 0; i < n; ++i) {
+        ASSERT_GE(got[i], 0);
+        ASSERT_LT(got[i], n);
+        seen[got[i]]++;
+      }
+      EXPECT_EQ(*std::max_element(seen.begin(), seen.end()), 1);  // a permutation
+      std::iota(perm.begin(), perm.end(), 0);
+      double best = -1e300;
+      do {
+        double s = 0;
+        for (int i = 0; i < n; ++i) s += w[i * n + perm[i]];
+        best = std::max(best, s);
+      } while (std::next_permutation(perm.begin(), perm.end()));
+      double total = 0;
+      for (int i = 0; i < n; ++i) total += w[i * n + got[i]];
+      EXPECT_NEAR(total, best, 1e-12) << "n=" << n << " trial " << trial;
+    }
+  }
+}
+
+TEST(AdjustedRand, AgreesWithTheIndependentImplementation) {
+  std::mt19937 gen(23);
+  std::uniform_int_distribution<int> a4(0, 3), a6(0, 5);
+  for (int trial = 0; trial < 10; ++trial) {
+    std::vector<std::int32_t> a(500), b(500);
+    for (int i = 0; i < 500; ++i) {
+      a[i] = a4(gen);
+      b[i] = trial % 2 ? a6(gen) : (a[i] + (a6(gen) == 0)) % 4;
+    }
+    EXPECT_NEAR(adjusted_rand_index(a, 4, b, 6), test::adjusted_rand_index(a, b), 1e-12);
+  }
+  const std::vector<std::int32_t> x{0, 0, 1, 1, 2, 2}, y{2, 2, 0, 0, 1, 1};
+  EXPECT_DOUBLE_EQ(adjusted_rand_index(x, 3, y, 3), 1.0);  // a renaming
+}
+
+// ---- stability ---------------------------------------------------------------------------------
+
+TEST(Stability, SeparatedBlobsAreStableAndADiscIsNot) {
+  auto backend = make_cpu_backend();
+  std::mt19937 gen(29);
+  const Matrix<float> blobs = test::random_blobs(gen, 2000, 2, 4, 12.0);
+  auto data = backend->upload(blobs.view());
+  StabilityParams p;
+  p.n_clusters = 4;
+  p.runs = 5;
+  const StabilityResult good = stability(*backend, *data, p);
+  EXPECT_TRUE(good.stable) << good.verdict;
+  EXPECT_GT(good.ari_mean, 0.95);
+  EXPECT_LE(good.ari_min, good.ari_mean);
+  for (double j : good.jaccard_mean) EXPECT_GT(j, 0.9);
+  EXPECT_NE(good.verdict.find(">= 0.80"), std::string::npos) << good.verdict;
+
+  // Uniform in a disc: K-Means cuts it at an arbitrary angle each time.
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  Matrix<float> disc(2000, 2);
+  for (std::int64_t i = 0; i < disc.rows();) {
+    const float x = u(gen), y = u(gen);
+    if (x * x + y * y > 1.0f) continue;
+    disc(i, 0) = x;
+    disc(i, 1) = y;
+    ++i;
+  }
+  auto disc_data = backend->upload(disc.view());
+  p.n_clusters = 3;
+  p.lloyd.refine = Refine::none;
+  p.lloyd.n_init = 1;
+  const StabilityResult bad = stability(*backend, *disc_data, p);
+  EXPECT_FALSE(bad.stable) << bad.verdict;
+  EXPECT_NE(bad.verdict.find("unstable"), std::string::npos) << bad.verdict;
+}
+
+TEST(Stability, Validation) {
+  StabilityParams p;
+  p.n_clusters = 3;
+  p.runs = 1;
+  EXPECT_THROW(validate_stability(p, 100, 2, "f.h5"), InputError);
+  p.runs = 3;
+  p.sample_fraction = 0.0;
+  EXPECT_THROW(validate_stability(p, 100, 2, "f.h5"), InputError);
+  p.sample_fraction = 0.02;  // 2 rows < K
+  EXPECT_THROW(validate_stability(p, 100, 2, "f.h5"), InputError);
+  p.sample_fraction = 0.5;
+  EXPECT_NO_THROW(validate_stability(p, 100, 2, "f.h5"));
+}
+
+// ---- the commands --------------------------------------------------------------------------------
+
+class SegmentsCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("segforge_segments_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    // Donors in three groups: lapsed big givers, new small givers, loyal frequent givers.
+    std::mt19937 gen(31);
+    std::normal_distribution<float> noise(0.0f, 0.2f);
+    const float centres[3][4] = {{2, -0.5f, 2, 0.5f}, {-1, -1, -1, -2}, {-1, 1.5f, 0, 1}};
+    Matrix<float> x(1500, 4);
+    for (std::int64_t i = 0; i < x.rows(); ++i)
+      for (int j = 0; j < 4; ++j) x(i, j) = centres[i % 3][j] + noise(gen);
+    Scaler s;
+    s.mean = {5.0, 1.0, 3.0, 6.0};
+    s.scale = {1.0, 0.5, 1.0, 0.5};
+    s.transform = {"log1p", "log1p", "log1p", "log1p"};
+    write_features(path("donors.h5"), x.view(), {"recency_days", "frequency_gifts", "monetary_total", "tenure_days"},
+                   {}, s);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  int run(const std::string& args, std::string* output = nullptr) const {
+    const std::string log = path("log.txt");
+    const int raw = std::system((std::string(SEGFORGE_BINARY) + " " + args + " > " + log + " 2>&1").c_str());
+    std::ifstream in(log);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (output) *output = ss.str();
+    return WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  }
+  nlohmann::json json_file(const std::string& name) const {
+    std::ifstream in(path(name));
+    return nlohmann::json::parse(in);
+  }
+  fs::path dir_;
+};
+
+TEST_F(SegmentsCli, FitWritesProfilesNamesAndTheDictionary) {
+  std::string out;
+  ASSERT_EQ(run("fit " + path("donors.h5") + " -k 3 --seed 1 --device cpu -o " + path("model.h5") + " --labels " +
+                    path("segments.csv") + " --metrics " + path("metrics.json"),
+                &out),
+            0)
+      << out;
+  const Model m = read_model(path("model.h5"));
+  ASSERT_EQ(m.segment_names.size(), 3u);
+  std::vector<std::string> names = m.segment_names;
+  std::sort(names.begin(), names.end());
+  // z-scores of the three centres (recency, frequency, monetary, tenure), by the rules:
+  // (+1.4, −0.5, +1.3, +0.5), (−0.7, −1.0, −1.1, −1.6), (−0.7, +1.5, −0.3, +0.9).
+  EXPECT_EQ(names, (std::vector<std::string>{"Active Long-standing Loyal Donors", "Lapsed Long-standing Major Donors",
+                                             "New Small Occasional Donors"}))
+      << out;
+  EXPECT_EQ(m.segment_z_scores.rows(), 3);
+  EXPECT_EQ(m.segment_descriptions.size(), 3u);
+  // Centres in original units: expm1(centre·scale + mean) of the log1p features.
+  for (int c = 0; c < 3; ++c)
+    EXPECT_NEAR(m.segment_centres_original(c, 0), std::expm1(m.centroids(c, 0) * 1.0 + 5.0),
+                1e-9 * m.segment_centres_original(c, 0));
+  for (const auto& n : m.segment_names) EXPECT_NE(out.find(n), std::string::npos) << out;  // printed
+  const auto dict = json_file("model.segments.json");
+  ASSERT_EQ(dict["segments"].size(), 3u);
+  EXPECT_TRUE(dict["segments"][0]["outreach"].is_string());
+  const auto metrics = json_file("metrics.json");
+  ASSERT_EQ(metrics["profiles"].size(), 3u);
+  EXPECT_EQ(metrics["profiles"][0]["name"], m.segment_names[0]);
+  EXPECT_NEAR(metrics["profiles"][0]["share"].get<double>() + metrics["profiles"][1]["share"].get<double>() +
+                  metrics["profiles"][2]["share"].get<double>(),
+              1.0, 1e-12);
+  std::ifstream csv(path("segments.csv"));
+  std::string header, first;
+  std::getline(csv, header);
+  std::getline(csv, first);
+  EXPECT_EQ(header, "id,segment,segment_name,distance");
+  const int seg = std::stoi(first.substr(first.find(',') + 1));
+  EXPECT_NE(first.find(m.segment_names[seg]), std::string::npos) << first;
+  // Small data warns (N < 500 is not the case; 500-row segments are under the default 1000).
+  EXPECT_NE(out.find("below the minimum segment size 1000"), std::string::npos) << out;
+}
+
+TEST_F(SegmentsCli, NamesOverrides) {
+  std::string out;
+  ASSERT_EQ(run("fit " + path("donors.h5") + " -k 3 --seed 1 --device cpu -o " + path("auto.h5"), &out), 0) << out;
+  const Model automatic = read_model(path("auto.h5"));
+  {
+    std::ofstream f(path("names.json"));
+    f << R"({"0": "Alpha", ")" << automatic.segment_names[2]
+      << R"(": {"name": "Gamma", "outreach": "Call them"}})";
+  }
+  ASSERT_EQ(run("fit " + path("donors.h5") + " -k 3 --seed 1 --device cpu -o " + path("named.h5") + " --names " +
+                    path("names.json"),
+                &out),
+            0)
+      << out;
+  const Model named = read_model(path("named.h5"));
+  EXPECT_EQ(named.segment_names[0], "Alpha");
+  EXPECT_EQ(named.segment_names[1], automatic.segment_names[1]);
+  EXPECT_EQ(named.segment_names[2], "Gamma");
+  EXPECT_EQ(named.segment_outreach[2], "Call them");
+  EXPECT_EQ(named.segment_descriptions[2], automatic.segment_descriptions[2]);
+  // An array, one per segment.
+  {
+    std::ofstream f(path("list.json"));
+    f << R"(["A", "B", "C"])";
+  }
+  ASSERT_EQ(run("fit " + path("donors.h5") + " -k 3 --seed 1 --device cpu -o " + path("list.h5") + " --names " +
+                    path("list.json"),
+                &out),
+            0)
+      << out;
+  EXPECT_EQ(read_model(path("list.h5")).segment_names, (std::vector<std::string>{"A", "B", "C"}));
+  // Duplicates, unknown segments, wrong counts: exit 2, nothing written.
+  for (const std::string bad : {R"(["A", "A", "C"])", R"({"7": "X"})", R"(["A"])", R"({"0": 5})", "not json"}) {
+    SCOPED_TRACE(bad);
+    std::ofstream(path("bad.json")) << bad;
+    EXPECT_EQ(run("fit " + path("donors.h5") + " -k 3 --device cpu -o " + path("bad.h5") + " --names " +
+                      path("bad.json"),
+                  &out),
+              2)
+        << out;
+    EXPECT_FALSE(fs::exists(path("bad.h5")));
+  }
+}
+
+TEST_F(SegmentsCli, StabilityCommand) {
+  std::string out;
+  ASSERT_EQ(run("stability " + path("donors.h5") + " -k 3 --runs 4 --sample-fraction 0.5 --device cpu -o " +
+                    path("stability.json"),
+                &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("stable: mean ARI"), std::string::npos) << out;
+  const auto j = json_file("stability.json");
+  EXPECT_EQ(j["k"], 3);
+  EXPECT_TRUE(j["stable"].get<bool>());
+  EXPECT_EQ(j["jaccard_mean"].size(), 3u);
+  EXPECT_EQ(j["thresholds"]["ari_mean"], 0.8);
+  EXPECT_EQ(run("stability " + path("donors.h5") + " -k 3 --runs 1 -o " + path("s2.json"), &out), 2) << out;
+  EXPECT_FALSE(fs::exists(path("s2.json")));
+}
+
+}  // namespace
+}  // namespace segforge

@@ -1,0 +1,168 @@
+// segforge report: one self-contained report.html (charts by plotly.js, inlined) for a model.
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli_common.hpp"
+#include "segforge/error.hpp"
+#include "segforge/io.hpp"
+#include "segforge/report.hpp"
+#include "segforge/segments.hpp"
+#include "segforge/validate.hpp"
+
+#ifndef SEGFORGE_VERSION
+#define SEGFORGE_VERSION "0.1.0"
+#endif
+
+namespace segforge::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kPlotlyRelative = "node_modules/plotly.js-dist-min/plotly.min.js";
+
+struct ReportOptions {
+  Common common;
+  std::string model, features, labels, sweep, stability, output, plotly, title = "Segmentation report";
+  std::int64_t scatter_rows = 4000, silhouette_rows = 4000;
+  std::uint64_t seed = 0;
+};
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+/// plotly.min.js: --plotly, else $SEGFORGE_PLOTLY_JS, else node_modules/ in a folder above the
+/// executable (the repository a build folder sits in) or above the working directory.
+/// Returns an empty path with `why` set when none is found.
+fs::path find_plotly(const std::string& option, std::string& why) {
+  if (!option.empty()) {
+    if (!fs::is_regular_file(option))
+      throw InputError("--plotly " + option + ": no such file; point it at plotly.min.js (npm ci installs it in node_modules/)");
+    return option;
+  }
+  if (const char* env = std::getenv("SEGFORGE_PLOTLY_JS"); env != nullptr && *env != '\0') {
+    if (fs::is_regular_file(env)) return env;
+    why = std::string("SEGFORGE_PLOTLY_JS=") + env + " is not a file";
+    return {};
+  }
+  std::vector<fs::path> starts;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) starts.push_back(exe.parent_path());
+  starts.push_back(fs::current_path(ec));
+  for (fs::path dir : starts) {
+    for (int up = 0; up < 6 && !dir.empty(); ++up, dir = dir.parent_path()) {
+      const fs::path candidate = dir / kPlotlyRelative;
+      if (fs::is_regular_file(candidate, ec)) return candidate;
+      if (dir == dir.parent_path()) break;
+    }
+  }
+  why = std::string("plotly.js was not found (") + kPlotlyRelative +
+        " above the segforge executable or the working directory); run `npm ci` in the repository, or pass --plotly PATH or set SEGFORGE_PLOTLY_JS";
+  return {};
+}
+
+int run_report(const ReportOptions& o) {
+  check_output(o.output, "-o", {".html", ".htm"});
+  const Model model = read_model(o.model);
+  const Features f = load(o.features, o.common);
+  const std::int64_t n = f.x.rows(), d = f.x.cols();
+  const int k = static_cast<int>(model.centroids.rows());
+  if (model.centroids.cols() != d)
+    throw InputError(o.features + ": " + std::to_string(d) + " features, but the model " + o.model + " has " +
+                     std::to_string(model.centroids.cols()) + "; pass the features the model was fitted on");
+  if (!model.feature_names.empty() && model.feature_names != f.feature_names)
+    throw InputError(o.features + ": its feature names differ from the model's (" + o.model +
+                     "); pass the features the model was fitted on");
+  std::optional<SweepResult> sweep;
+  if (!o.sweep.empty()) sweep = sweep_from_json(read_json_file(o.sweep, "--sweep"), o.sweep);
+  std::optional<StabilityResult> stability;
+  if (!o.stability.empty()) stability = stability_from_json(read_json_file(o.stability, "--stability"), o.stability);
+
+  auto backend = open_backend(o.common);
+  auto data = backend->upload(f.x.view());
+  std::vector<std::int32_t> labels;
+  if (!o.labels.empty()) {
+    labels = read_labels(o.labels);
+    const int max_k = validate_labels(labels, n, o.labels + " against " + where(f));
+    if (max_k > k)
+      throw InputError(o.labels + ": segment " + std::to_string(max_k - 1) + " but the model has K=" +
+                       std::to_string(k) + "; pass the labels of this model");
+  } else {
+    labels = predict(*backend, *data, model.centroids.view()).labels;
+  }
+  if (stability && stability->n_clusters != k)
+    throw InputError("--stability " + o.stability + ": made for K=" + std::to_string(stability->n_clusters) +
+                     ", the model has K=" + std::to_string(k) + "; run segforge stability with -k " + std::to_string(k));
+
+  ReportInput in;
+  in.title = o.title;
+  in.model_path = o.model;
+  in.features_path = o.features;
+  in.model_attributes = model.attributes;
+  in.n_samples = n;
+  in.feature_names = f.feature_names;
+  in.profiles = segment_profiles(model.centroids.view(), sizes_of(labels, k), backend->column_stats(*data),
+                                 model.scaler.empty() ? f.scaler : model.scaler);
+  // The model's names and dictionary; the automatic ones where the model has none.
+  in.dictionary = name_segments(in.profiles, f.feature_names);
+  for (int c = 0; c < k; ++c) {
+    if (static_cast<int>(model.segment_names.size()) == k) in.dictionary[c].name = model.segment_names[c];
+    if (static_cast<int>(model.segment_descriptions.size()) == k) in.dictionary[c].description = model.segment_descriptions[c];
+    if (static_cast<int>(model.segment_outreach.size()) == k) in.dictionary[c].outreach = model.segment_outreach[c];
+  }
+  ReportViewParams vp;
+  vp.scatter_rows = o.scatter_rows;
+  vp.silhouette_rows = o.silhouette_rows;
+  vp.seed = o.seed;
+  in.views = report_views(*backend, *data, labels, model.centroids.view(), vp);
+  in.sweep = std::move(sweep);
+  in.stability = std::move(stability);
+  in.generated_by = std::string("segforge ") + SEGFORGE_VERSION;
+
+  std::string why;
+  const fs::path plotly = find_plotly(o.plotly, why);
+  if (plotly.empty()) {
+    in.notes.push_back("No charts: " + why + ". The tables below are complete.");
+    std::cerr << "segforge: note: " << why << "; writing the report without charts\n";
+  } else {
+    in.plotly_js = read_text(plotly);
+  }
+  write_text_atomic(o.output, render_report_html(in));
+  std::fprintf(stderr, "wrote %s (%s)\n", o.output.c_str(),
+               plotly.empty() ? "no charts" : ("charts by " + plotly.string()).c_str());
+  return 0;
+}
+
+}  // namespace
+
+Command add_report_command(CLI::App& parent) {
+  auto options = std::make_shared<ReportOptions>();
+  ReportOptions& o = *options;
+  auto* cmd = parent.add_subcommand("report", "Write a self-contained report.html: choice of K, profiles, names, charts");
+  cmd->add_option("model", o.model, "model.h5 (from segforge fit)")->required();
+  cmd->add_option("--features", o.features, "the features.h5 the model was fitted on")->required();
+  cmd->add_option("-o,--output", o.output, "report.html to write")->required();
+  cmd->add_option("--labels", o.labels, "labels.h5 or segments.csv (default: assign with the model)");
+  cmd->add_option("--sweep", o.sweep, "sweep.json from segforge sweep");
+  cmd->add_option("--stability", o.stability, "stability.json from segforge stability");
+  cmd->add_option("--plotly", o.plotly, "plotly.min.js to inline (default: node_modules/plotly.js-dist-min, or $SEGFORGE_PLOTLY_JS)");
+  cmd->add_option("--title", o.title, "report title")->capture_default_str();
+  cmd->add_option("--scatter-rows", o.scatter_rows, "points in the scatter plots")->capture_default_str();
+  cmd->add_option("--silhouette-rows", o.silhouette_rows, "rows in the silhouette plot")->capture_default_str();
+  cmd->add_option("--seed", o.seed, "seed of the samples")->capture_default_str();
+  add_common(cmd, o.common);
+  return {cmd, [options] { return run_report(*options); }};
+}
+
+}  // namespace segforge::cli
