@@ -359,8 +359,10 @@ TEST_P(SweepBenchmark, TrueKByAtLeastTwoCriteria) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Sets, SweepBenchmark,
-                         ::testing::Values(BenchmarkCase{"s1", 10, 20, 15}, BenchmarkCase{"s3", 10, 20, 15},
-                                           BenchmarkCase{"a1", 15, 25, 20}),
+                         ::testing::Values(BenchmarkCase{"s1", 10, 20, 15}, BenchmarkCase{"s2", 10, 20, 15},
+                                           BenchmarkCase{"s3", 10, 20, 15}, BenchmarkCase{"s4", 10, 20, 15},
+                                           BenchmarkCase{"a1", 15, 25, 20}, BenchmarkCase{"a2", 31, 39, 35},
+                                           BenchmarkCase{"a3", 46, 54, 50}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Sweep, GapSaysOneClusterOnUniformNoise) {
