@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <unistd.h>
 
@@ -86,26 +85,6 @@ SilhouetteSpec resolve_silhouette(SilhouetteSpec spec, std::int64_t n_samples) {
   if (spec.mode != Mode::auto_select) return spec;
   if (n_samples <= kAutoLimit) return {Mode::exact, 0};
   return {Mode::sample, kAutoLimit};
-}
-
-void check_output(const std::string& path, const std::string& option,
-                  const std::vector<std::string>& extensions) {
-  namespace fs = std::filesystem;
-  if (!extensions.empty()) {
-    bool ok = false;
-    std::string list;
-    for (const auto& e : extensions) {
-      ok = ok || path.ends_with(e);
-      list += (list.empty() ? "" : " or ") + e;
-    }
-    if (!ok) throw InputError(option + " " + path + ": unknown file type; use a name ending in " + list);
-  }
-  const fs::path parent = fs::path(path).parent_path();
-  if (!parent.empty() && !fs::is_directory(parent))
-    throw InputError(option + " " + path + ": folder '" + parent.string() +
-                     "' does not exist; create it first");
-  if (fs::is_directory(path))
-    throw InputError(option + " " + path + ": is a folder; give a file name");
 }
 
 ProgressLine::ProgressLine()

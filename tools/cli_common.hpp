@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "output_check.hpp"
 #include "segforge/backend.hpp"
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
@@ -36,10 +37,6 @@ struct SilhouetteSpec {
 SilhouetteSpec parse_silhouette(const std::string& text);
 /// auto: exact up to 20 000 rows, else a 20 000-row stratified sample.
 SilhouetteSpec resolve_silhouette(SilhouetteSpec spec, std::int64_t n_samples);
-
-/// Output checks before any work: the folder exists; `extensions` (e.g. {".h5", ".csv"}) if given.
-void check_output(const std::string& path, const std::string& option,
-                  const std::vector<std::string>& extensions = {});
 
 /// A progress line on stderr for anything that takes over a second (throttled, one line).
 class ProgressLine {

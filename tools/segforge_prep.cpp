@@ -9,6 +9,7 @@
 #include <iostream>
 #include <optional>
 
+#include "output_check.hpp"
 #include "segforge/error.hpp"
 #include "segforge/prep.hpp"
 
@@ -18,6 +19,8 @@
 
 namespace segforge::prep::cli {
 namespace {
+
+using segforge::cli::check_output;
 
 // ---- option text to library types ----------------------------------------------------------
 
@@ -47,22 +50,6 @@ char parse_delimiter(const std::string& text) {
   throw InputError("--delimiter " + text + ": use one character, tab or auto");
 }
 
-/// Fails before any work when the output cannot be written: wrong extension, missing folder.
-void check_output(const std::string& path, const std::string& option,
-                  const std::vector<std::string>& extensions) {
-  namespace fs = std::filesystem;
-  bool ok = false;
-  std::string list;
-  for (const auto& e : extensions) {
-    ok = ok || path.ends_with(e);
-    list += (list.empty() ? "" : " or ") + e;
-  }
-  if (!ok) throw InputError(option + " " + path + ": unknown file type; use a name ending in " + list);
-  const fs::path parent = fs::path(path).parent_path();
-  if (!parent.empty() && !fs::is_directory(parent))
-    throw InputError(option + " " + path + ": folder '" + parent.string() + "' does not exist; create it first");
-  if (fs::is_directory(path)) throw InputError(option + " " + path + ": is a folder; give a file name");
-}
 
 const std::vector<std::string> kH5 = {".h5", ".hdf5"};
 
