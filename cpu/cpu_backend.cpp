@@ -423,15 +423,16 @@ class CpuBackend final : public Backend {
     return out;
   }
 
-  std::vector<std::int64_t> oversample(const Dataset& data, double factor,
-                                       std::uint64_t seed) override {
+  std::vector<std::int64_t> oversample(const Dataset& data, double factor, std::uint64_t seed,
+                                       std::int64_t first_row) override {
     const auto& ds = cpu_data(data);
     std::vector<std::vector<std::int64_t>> picked(static_cast<std::size_t>(cpu::chunk_count(ds.n)));
     cpu::for_chunks(team(), ds.n, cpu::no_scratch, [&](cpu::NoScratch&, i64 c, i64 begin, i64 end) {
       for (i64 i = begin; i < end; ++i) {
         // k-means|| (Bahmani et al. 2012, Alg. 2 step 4): keep x with p = ℓ·w·d²(x,C)/φ_X(C).
         const double p = factor * static_cast<double>(ds.weight(i)) * ds.min_dist[i];
-        if (counter_uniform(seed, static_cast<std::uint64_t>(i)) < p) picked[c].push_back(i);
+        if (counter_uniform(seed, static_cast<std::uint64_t>(first_row + i)) < p)
+          picked[c].push_back(i);
       }
     });
     std::vector<std::int64_t> out;

@@ -351,13 +351,13 @@ class CudaBackend final : public Backend {
     return out;
   }
 
-  std::vector<std::int64_t> oversample(const Dataset& data, double factor,
-                                       std::uint64_t seed) override {
+  std::vector<std::int64_t> oversample(const Dataset& data, double factor, std::uint64_t seed,
+                                       std::int64_t first_row) override {
     const auto& ds = cuda_data(data);
     std::vector<std::int64_t> out;
     if (ds.n == 0) return out;
     // Stream compaction keeps the counting order: the picked rows come out ascending.
-    const gpu::OversamplePick pick{ds.weights.data(), ds.min_dist.data(), factor, seed};
+    const gpu::OversamplePick pick{ds.weights.data(), ds.min_dist.data(), factor, seed, first_row};
     const thrust::counting_iterator<i64> first(0), last(ds.n);
     const i64 count = thrust_call("oversample", [&] {
       return static_cast<i64>(thrust::count_if(thrust::device, first, last, pick));

@@ -463,9 +463,10 @@ struct OversamplePick {
   const float* min_dist;
   double factor;
   std::uint64_t seed;
+  i64 first_row;  ///< global index of row 0 (an MPI rank's part)
   __host__ __device__ bool operator()(i64 i) const {
     const double p = factor * static_cast<double>(w[i]) * static_cast<double>(min_dist[i]);
-    return counter_uniform(seed, static_cast<std::uint64_t>(i)) < p;
+    return counter_uniform(seed, static_cast<std::uint64_t>(first_row + i)) < p;
   }
 };
 

@@ -6,7 +6,9 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libhdf5-dev hdf5-tools libeigen3-dev libopenblas-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-numpy python3-sklearn python3-h5py python3-pandas
+  python3 python3-numpy python3-sklearn python3-h5py python3-pandas python3-faiss
+  libopenblas0-pthread
+  libopenmpi-dev openmpi-bin
   libcsv-dev libhowardhinnant-date-dev
   nodejs chromium
 )

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <limits>
 #include <numeric>
 
+#include "checkpoint_step.hpp"
 #include "segforge/error.hpp"
 #include "segforge/kmeans.hpp"
 #include "segforge/rng.hpp"
@@ -74,15 +76,34 @@ double squared_shift(MatrixView<const float> a, MatrixView<const float> b) {
   return shift;
 }
 
-/// Lloyd iterations from `centres` with scikit-learn's stopping rules: strict convergence when no
+/// Where a Lloyd loop starts: the centres of iteration `it`, and (for it > 0) the centres the
+/// rows were last labelled with, which a resumed loop labels the rows with again.
+struct Cursor {
+  Matrix<float> centres;
+  Matrix<float> previous;
+  int it = 0;
+  int n_empty = 0;
+};
+
+/// Called before each iteration: (iteration, centres, previous, n_empty so far).
+using Boundary = std::function<void(int, const Matrix<float>&, const Matrix<float>&, int)>;
+
+/// Lloyd iterations from `start` with scikit-learn's stopping rules: strict convergence when no
 /// label changes, else when Σ||c_new − c_old||² <= tol_abs. The final inertia and counts belong
 /// to the returned centres (one more assignment pass unless the labels stopped changing).
-Run lloyd_from(Backend& backend, Dataset& data, Matrix<float> centres, int max_iter, double tol_abs,
-               const ProgressFn& progress, int run_index) {
+Run lloyd_from(Backend& backend, Dataset& data, Cursor start, int max_iter, double tol_abs,
+               const ProgressFn& progress, int run_index, const Boundary& boundary = {}) {
   Run run;
+  run.n_empty = start.n_empty;
+  Matrix<float> centres = std::move(start.centres);
+  Matrix<float> previous = std::move(start.previous);
+  // Resuming mid-run: the dataset's labels are those of the last pass, so that the next pass
+  // counts changed labels exactly as the uninterrupted run did.
+  if (start.it > 0) backend.assign_accumulate(data, previous.view());
   bool strict = false;
   AccumulateResult acc;
-  for (int it = 0; it < max_iter; ++it) {
+  for (int it = start.it; it < max_iter; ++it) {
+    if (boundary) boundary(it, centres, previous, run.n_empty);
     acc = backend.assign_accumulate(data, centres.view());
     run.n_iter = it + 1;
     if (progress) progress({"lloyd", run_index, it + 1, max_iter, acc.inertia});
@@ -94,6 +115,7 @@ Run lloyd_from(Backend& backend, Dataset& data, Matrix<float> centres, int max_i
     }
     Matrix<float> next = update_centres(backend, data, acc, centres.view(), run.n_empty);
     const double shift = squared_shift(next.view(), centres.view());
+    previous = std::move(centres);
     centres = std::move(next);
     if (shift <= tol_abs) {
       run.converged = true;
@@ -121,23 +143,26 @@ bool swap_pays(std::int64_t n_samples, std::int64_t n_features, int n_clusters, 
   return n_clusters >= 2 && per_trial * trials <= kBudget;
 }
 
-/// Random swap (Fränti 2018, "Efficiency of random swap clustering", J. Big Data 5:13):
-/// Step 1: move a random centre to a row drawn by D² sampling (rather than uniformly: it finds
-/// the under-served regions faster). Step 2: two Lloyd iterations. Step 3: keep the swap if the
-/// inertia fell. Then Lloyd to convergence.
-Run random_swap(Backend& backend, Dataset& data, Run best, int trials, int max_iter,
-                double tol_abs, Rng& rng, const ProgressFn& progress, int& accepted) {
+/// Random swap trials (Fränti 2018, "Efficiency of random swap clustering", J. Big Data 5:13),
+/// from trial `first` on. Step 1: move a random centre to a row drawn by D² sampling (rather
+/// than uniformly: it finds the under-served regions faster). Step 2: two Lloyd iterations.
+/// Step 3: keep the swap if the inertia fell. The caller runs Lloyd to convergence after.
+/// `boundary(t, best)` is called before each trial.
+Run random_swap(Backend& backend, Dataset& data, Run best, int first, int trials, Rng& rng,
+                const ProgressFn& progress, int& accepted,
+                const std::function<void(int, const Run&)>& boundary) {
   const int k = static_cast<int>(best.centroids.rows());
   const std::int64_t d = best.centroids.cols();
   double potential = backend.reset_min_distances(data, best.centroids.view());
-  for (int t = 0; t < trials && potential > 0; ++t) {
+  for (int t = first; t < trials && potential > 0; ++t) {
+    boundary(t, best);
     const std::int64_t victim = rng.below(k);
     const double target = rng.uniform() * potential;
     const std::int64_t row = backend.sample_by_min_distance(data, std::span(&target, 1)).front();
     const Matrix<float> point = backend.gather(data, std::span(&row, 1));
     Matrix<float> trial = best.centroids;
     std::copy(point.data(), point.data() + d, trial.row(victim));
-    Run candidate = lloyd_from(backend, data, std::move(trial), 2, 0.0, {}, 0);
+    Run candidate = lloyd_from(backend, data, Cursor{std::move(trial)}, 2, 0.0, {}, 0);
     if (progress) progress({"swap", 0, t + 1, trials, best.inertia});
     if (candidate.inertia < best.inertia) {
       candidate.n_empty += best.n_empty;
@@ -147,16 +172,13 @@ Run random_swap(Backend& backend, Dataset& data, Run best, int trials, int max_i
       potential = backend.reset_min_distances(data, best.centroids.view());
     }
   }
-  Run final = lloyd_from(backend, data, best.centroids, max_iter, tol_abs, progress, 0);
-  final.n_empty += best.n_empty;
-  final.n_iter += best.n_iter;  // the kept solution's Lloyd steps: before, in swaps, and after
-  return final;
+  return best;
 }
 
 }  // namespace
 
 KMeansResult fit_lloyd(Backend& backend, Dataset& data, const LloydParams& params,
-                       const ProgressFn& progress) {
+                       const ProgressFn& progress, const Checkpointing* checkpointing) {
   const ColumnStats stats = backend.column_stats(data);
   const double mean_variance =
       std::accumulate(stats.variance.begin(), stats.variance.end(), 0.0) /
@@ -168,19 +190,81 @@ KMeansResult fit_lloyd(Backend& backend, Dataset& data, const LloydParams& param
   KMeansResult result;
   Run best;
   best.inertia = std::numeric_limits<double>::infinity();
-  for (int r = 0; r < n_init; ++r) {
-    const std::uint64_t run_seed = rng.split();
-    const auto t0 = Clock::now();
-    if (progress) progress({"init", r, 0, 0, 0.0});
-    Matrix<float> start = init_centroids(backend, data, params.n_clusters, params.init, run_seed);
-    result.init_seconds += seconds_since(t0);
-    const auto t1 = Clock::now();
-    Run run = lloyd_from(backend, data, std::move(start), params.max_iter, tol_abs, progress, r);
-    result.iter_seconds += seconds_since(t1);
-    result.run_inertia.push_back(run.inertia);
-    if (run.inertia < best.inertia) {
-      best = std::move(run);
-      result.best_run = r;
+
+  const FitState* from = checkpointing ? checkpointing->resume : nullptr;
+  std::string phase = "runs";
+  if (from) {
+    SEGFORGE_ASSERT(from->algorithm == "lloyd", "resuming a Lloyd fit from a mini-batch state");
+    phase = from->phase;
+    rng.set_state(from->rng);
+    best.centroids = from->best_centroids;
+    best.counts = from->best_counts;
+    best.inertia = from->best_inertia;
+    best.n_iter = from->best_n_iter;
+    best.converged = from->best_converged;
+    best.n_empty = from->best_n_empty;
+    result.best_run = from->best_run;
+    result.run_inertia = from->run_inertia;
+    result.n_swaps_accepted = from->swaps_accepted;
+  }
+  // The state at a step boundary: the outer loops' (best run, scores, generator) plus the
+  // step's own.
+  auto state_at = [&](const std::string& at_phase, int run, std::int64_t step) {
+    FitState s;
+    s.algorithm = "lloyd";
+    s.phase = at_phase;
+    s.rng = rng.state();
+    s.run = run;
+    s.step = step;
+    s.best_centroids = best.centroids;
+    s.best_counts = best.counts;
+    s.best_inertia = best.inertia;
+    s.best_n_iter = best.n_iter;
+    s.best_converged = best.converged;
+    s.best_n_empty = best.n_empty;
+    s.best_run = result.best_run;
+    s.run_inertia = result.run_inertia;
+    s.swaps_accepted = result.n_swaps_accepted;
+    return s;
+  };
+  auto lloyd_boundary = [&](const std::string& at_phase, int run) -> Boundary {
+    if (!checkpointing) return {};
+    return [&, at_phase, run](int it, const Matrix<float>& centres, const Matrix<float>& previous,
+                              int n_empty) {
+      detail::checkpoint_boundary(checkpointing, it, [&] {
+        FitState s = state_at(at_phase, run, it);
+        s.centres = centres;
+        s.previous = previous;
+        s.n_empty = n_empty;
+        return s;
+      });
+    };
+  };
+  auto resume_cursor = [&]() {
+    return Cursor{from->centres, from->previous, static_cast<int>(from->step), from->n_empty};
+  };
+
+  if (phase == "runs") {
+    for (int r = from ? from->run : 0; r < n_init; ++r) {
+      Cursor start;
+      if (from && r == from->run) {
+        start = resume_cursor();  // the generator is already past this run's seed
+      } else {
+        const std::uint64_t run_seed = rng.split();
+        const auto t0 = Clock::now();
+        if (progress) progress({"init", r, 0, 0, 0.0});
+        start.centres = init_centroids(backend, data, params.n_clusters, params.init, run_seed);
+        result.init_seconds += seconds_since(t0);
+      }
+      const auto t1 = Clock::now();
+      Run run = lloyd_from(backend, data, std::move(start), params.max_iter, tol_abs, progress, r,
+                           lloyd_boundary("runs", r));
+      result.iter_seconds += seconds_since(t1);
+      result.run_inertia.push_back(run.inertia);
+      if (run.inertia < best.inertia) {
+        best = std::move(run);
+        result.best_run = r;
+      }
     }
   }
 
@@ -191,8 +275,23 @@ KMeansResult fit_lloyd(Backend& backend, Dataset& data, const LloydParams& param
                        swap_pays(data.n_samples(), data.n_features(), params.n_clusters, trials));
   if (refine) {
     const auto t0 = Clock::now();
-    best = random_swap(backend, data, std::move(best), trials, params.max_iter, tol_abs, rng,
-                       progress, result.n_swaps_accepted);
+    if (phase == "runs" || phase == "swap") {
+      const int first = phase == "swap" ? static_cast<int>(from->step) : 0;
+      best = random_swap(backend, data, std::move(best), first, trials, rng, progress,
+                         result.n_swaps_accepted, [&](int t, const Run& kept) {
+                           detail::checkpoint_boundary(checkpointing, t, [&] {
+                             best = kept;  // state_at reads `best`
+                             return state_at("swap", 0, t);
+                           });
+                         });
+    }
+    // Lloyd to convergence from the kept solution.
+    Cursor start = phase == "final" ? resume_cursor() : Cursor{best.centroids};
+    Run final = lloyd_from(backend, data, std::move(start), params.max_iter, tol_abs, progress, 0,
+                           lloyd_boundary("final", 0));
+    final.n_empty += best.n_empty;
+    final.n_iter += best.n_iter;  // the kept solution's Lloyd steps: before, in swaps, and after
+    best = std::move(final);
     result.iter_seconds += seconds_since(t0);
   }
 

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <optional>
 
+#include "checkpoint_step.hpp"
 #include "segforge/error.hpp"
 #include "segforge/kmeans.hpp"
 #include "segforge/rng.hpp"
@@ -42,6 +43,19 @@ class EarlyStop {
       ++no_improvement_;
     }
     return max_no_improvement_ > 0 && no_improvement_ >= max_no_improvement_;
+  }
+
+  void save(FitState& s) const {
+    s.has_ewa = ewa_.has_value();
+    s.ewa = ewa_.value_or(0.0);
+    s.has_ewa_min = ewa_min_.has_value();
+    s.ewa_min = ewa_min_.value_or(0.0);
+    s.no_improvement = no_improvement_;
+  }
+  void restore(const FitState& s) {
+    ewa_ = s.has_ewa ? std::optional<double>(s.ewa) : std::nullopt;
+    ewa_min_ = s.has_ewa_min ? std::optional<double>(s.ewa_min) : std::nullopt;
+    no_improvement_ = s.no_improvement;
   }
 
  private:
@@ -91,7 +105,7 @@ void reassign_starved(Backend& backend, const Dataset& data,
 }  // namespace
 
 KMeansResult fit_minibatch(Backend& backend, Dataset& data, const MiniBatchParams& params,
-                           const ProgressFn& progress) {
+                           const ProgressFn& progress, const Checkpointing* checkpointing) {
   const std::int64_t n = data.n_samples();
   const int k = params.n_clusters;
   const ColumnStats stats = backend.column_stats(data);
@@ -108,8 +122,16 @@ KMeansResult fit_minibatch(Backend& backend, Dataset& data, const MiniBatchParam
   init_size = std::min(init_size, n);
   Matrix<float> centres;
   std::vector<double> counts(static_cast<std::size_t>(k), 0.0);
-  const bool resume = !params.counts.empty() || params.init.init == Init::given;
-  if (resume) {
+  const FitState* from = checkpointing ? checkpointing->resume : nullptr;
+  const bool continuing = !params.counts.empty() || params.init.init == Init::given;
+  if (from) {
+    SEGFORGE_ASSERT(from->algorithm == "minibatch", "resuming a mini-batch fit from a Lloyd state");
+    rng.set_state(from->rng);
+    centres = from->centres;
+    counts = from->counts;
+    result.run_inertia = from->run_inertia;
+    result.best_run = from->best_run;
+  } else if (continuing) {
     centres = params.init.centroids;
     if (!params.counts.empty()) counts = params.counts;
   } else {
@@ -140,7 +162,26 @@ KMeansResult fit_minibatch(Backend& backend, Dataset& data, const MiniBatchParam
   std::vector<std::int64_t> batch(static_cast<std::size_t>(params.batch_size));
   std::int64_t since_reassign = 0;
   std::int64_t step = 0;
+  if (from) {
+    step = from->step;
+    since_reassign = from->since_reassign;
+    early.restore(*from);
+  }
   for (; step < n_steps; ++step) {
+    detail::checkpoint_boundary(checkpointing, step, [&] {
+      FitState s;
+      s.algorithm = "minibatch";
+      s.phase = "steps";
+      s.rng = rng.state();
+      s.step = step;
+      s.centres = centres;
+      s.counts = counts;
+      s.run_inertia = result.run_inertia;
+      s.best_run = result.best_run;
+      s.since_reassign = since_reassign;
+      early.save(s);
+      return s;
+    });
     for (auto& i : batch) i = rng.below(n);
     const Matrix<float> before = tol_abs > 0 ? centres : Matrix<float>{};
     const double batch_inertia = backend.minibatch_step(data, batch, centres.view(), counts);

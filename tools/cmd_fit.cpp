@@ -6,6 +6,7 @@
 #include <iostream>
 #include <limits>
 
+#include "checkpoint_options.hpp"
 #include "cli_common.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
@@ -45,7 +46,30 @@ struct FitOptions {
   std::string names;       // names.json overrides
   std::string dictionary;  // segment dictionary (default: beside the model, <model>.segments.json)
   std::int64_t min_segment_size = 0;
+  CheckpointOptions checkpoint;
 };
+
+/// What a fit's result depends on, as "key=value" words: a checkpoint records it and a resume
+/// must match it. Doubles in hex-float text, so they compare exactly.
+std::string fit_settings(const FitOptions& o, const Features& f, int max_iter, double tol) {
+  auto exact = [](double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%a", v);
+    return std::string(buf);
+  };
+  std::string s = "algorithm=" + o.algorithm + " k=" + std::to_string(o.k) + " init=" + o.init +
+                  " n_init=" + std::to_string(o.n_init) + " max_iter=" + std::to_string(max_iter) +
+                  " tol=" + exact(tol) + " seed=" + std::to_string(o.seed) +
+                  " oversampling_factor=" + exact(o.oversampling_factor);
+  if (o.algorithm == "lloyd")
+    s += " refine=" + o.refine + " swap_trials=" + std::to_string(o.swap_trials);
+  else
+    s += " batch_size=" + std::to_string(o.batch_size) + " max_no_improvement=" +
+         std::to_string(o.max_no_improvement) + " reassignment_ratio=" + exact(o.reassignment_ratio) +
+         " continue_from=" + (o.continue_from.empty() ? "-" : o.continue_from);
+  s += " data=" + f.checksum + " n_samples=" + std::to_string(f.x.rows());
+  return s;
+}
 
 /// model.h5 → model.segments.json
 std::string dictionary_path(const std::string& model) {
@@ -153,14 +177,18 @@ int run_fit(const FitOptions& o) {
     if (counts.empty()) counts.assign(static_cast<std::size_t>(ip.centroids.rows()), 0.0);
   }
 
+  const int max_iter = o.max_iter != kUnset ? o.max_iter : (algorithm == Algorithm::lloyd ? 300 : 100);
+  const double tol = !std::isnan(o.tol) ? o.tol : (algorithm == Algorithm::lloyd ? 1e-4 : 0.0);
+  CheckpointSession checkpoint(o.checkpoint, fit_settings(o, f, max_iter, tol));
+
   ProgressLine line;
   KMeansResult result;
   std::unique_ptr<Dataset> data;
   if (algorithm == Algorithm::lloyd) {
     LloydParams p;
     p.n_clusters = o.k;
-    p.max_iter = o.max_iter != kUnset ? o.max_iter : 300;
-    p.tol = std::isnan(o.tol) ? 1e-4 : o.tol;
+    p.max_iter = max_iter;
+    p.tol = tol;
     p.n_init = o.n_init;
     p.seed = o.seed;
     p.init = std::move(ip);
@@ -168,13 +196,13 @@ int run_fit(const FitOptions& o) {
     p.swap_trials = o.swap_trials;
     validate(p, n, d, where(f));
     data = backend->upload(f.x.view());
-    result = fit_lloyd(*backend, *data, p, line.callback());
+    result = fit_lloyd(*backend, *data, p, line.callback(), checkpoint.get());
   } else {
     MiniBatchParams p;
     p.n_clusters = o.k;
     p.batch_size = o.batch_size;
-    p.max_iter = o.max_iter != kUnset ? o.max_iter : 100;
-    p.tol = std::isnan(o.tol) ? 0.0 : o.tol;
+    p.max_iter = max_iter;
+    p.tol = tol;
     p.n_init = o.n_init;
     p.seed = o.seed;
     p.init = std::move(ip);
@@ -183,7 +211,7 @@ int run_fit(const FitOptions& o) {
     p.counts = std::move(counts);
     validate(p, n, d, where(f));
     data = backend->upload(f.x.view());
-    result = fit_minibatch(*backend, *data, p, line.callback());
+    result = fit_minibatch(*backend, *data, p, line.callback(), checkpoint.get());
   }
   line.finish();
 
@@ -310,6 +338,7 @@ int run_fit(const FitOptions& o) {
     write_text_atomic(o.metrics, m.dump(2) + "\n");
     print_scores(s);
   }
+  checkpoint.finished();
   return 0;
 }
 
@@ -372,6 +401,7 @@ Command add_fit_command(CLI::App& parent) {
   cmd->add_option("--names", o.names, "names.json: segment names (and description, outreach) overriding the automatic ones");
   cmd->add_option("--dictionary", o.dictionary, "segment dictionary to write (default: <model>.segments.json)");
   cmd->add_option("--min-segment-size", o.min_segment_size, "warn below this many rows (0: max(1000, 1% of N))")->capture_default_str();
+  add_checkpoint_options(cmd, o.checkpoint);
   add_common(cmd, o.common);
   return {cmd, [options] { return run_fit(*options); }};
 }

@@ -105,10 +105,12 @@ class Backend {
   /// with Σ_{j<=i} w_j·d(x_j) > t, clipped to the last row with w·d > 0 (the last row when φ = 0).
   virtual std::vector<std::int64_t> sample_by_min_distance(const Dataset& data,
                                                            std::span<const double> targets) = 0;
-  /// k-means|| oversampling: the rows i with counter_uniform(seed, i) < factor·w_i·d(x_i),
-  /// ascending. `factor` is ℓ/φ.
+  /// k-means|| oversampling: the rows i with counter_uniform(seed, first_row + i) <
+  /// factor·w_i·d(x_i), ascending. `factor` is ℓ/φ. `first_row` is the global index of row 0
+  /// when the dataset is one part of a larger one (an MPI rank's rows), so that every part
+  /// draws the numbers the whole would.
   virtual std::vector<std::int64_t> oversample(const Dataset& data, double factor,
-                                               std::uint64_t seed) = 0;
+                                               std::uint64_t seed, std::int64_t first_row = 0) = 0;
 
   // ---- mini-batch -------------------------------------------------------------------------
 

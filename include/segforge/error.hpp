@@ -29,6 +29,15 @@ class RuntimeFailure : public Error {
   explicit RuntimeFailure(const std::string& message) : Error(message, 1) {}
 };
 
+/// A run stopped on request (SIGTERM or SIGUSR1, as Slurm sends before the time limit) after
+/// writing a checkpoint to resume from. Exit 75 (EX_TEMPFAIL: try again), which a batch script
+/// can requeue on.
+class Interrupted : public Error {
+ public:
+  static constexpr int kExitCode = 75;
+  explicit Interrupted(const std::string& message) : Error(message, kExitCode) {}
+};
+
 /// A broken internal invariant: a bug in segforge. Exit 3.
 class InternalError : public Error {
  public:

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "segforge/backend.hpp"
+#include "segforge/checkpoint.hpp"
 #include "segforge/matrix.hpp"
 
 namespace segforge {
@@ -88,12 +89,15 @@ Matrix<float> init_centroids(Backend& backend, Dataset& data, int n_clusters,
                              const InitParams& params, std::uint64_t seed);
 
 /// Full-batch K-Means (Lloyd) with n_init restarts. Prior validation of the data is assumed.
+/// With `checkpointing`, the fit saves its state at step boundaries and can resume from one;
+/// a resumed fit returns what the uninterrupted one would have (timings aside).
 KMeansResult fit_lloyd(Backend& backend, Dataset& data, const LloydParams& params,
-                       const ProgressFn& progress = {});
+                       const ProgressFn& progress = {}, const Checkpointing* checkpointing = nullptr);
 
 /// Mini-batch K-Means (Sculley 2010, per-centre counts as scikit-learn).
 KMeansResult fit_minibatch(Backend& backend, Dataset& data, const MiniBatchParams& params,
-                           const ProgressFn& progress = {});
+                           const ProgressFn& progress = {},
+                           const Checkpointing* checkpointing = nullptr);
 
 /// Labels and squared distances of every row to its nearest centre.
 struct Assignment {

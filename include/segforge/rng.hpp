@@ -2,6 +2,7 @@
 // Seeded random numbers that give the same stream on every platform and backend.
 // std::uniform_real_distribution is implementation-defined, so conversions are written here.
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -41,6 +42,13 @@ class Rng {
   std::uint64_t split() { return next(); }
   /// k distinct indices from [0, n), in draw order (rejection for k << n, else partial shuffle).
   std::vector<std::int64_t> choose(std::int64_t n, std::int64_t k);
+
+  /// The whole generator state, for checkpoints: a generator given back its state() draws
+  /// exactly what the original would have drawn next.
+  std::array<std::uint64_t, 4> state() const { return {s_[0], s_[1], s_[2], s_[3]}; }
+  void set_state(const std::array<std::uint64_t, 4>& s) {
+    for (int i = 0; i < 4; ++i) s_[i] = s[i];
+  }
 
  private:
   std::uint64_t s_[4];

@@ -3,6 +3,7 @@
 
 #include "atomic_file.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -53,13 +54,27 @@ TempOutput::~TempOutput() {
   }
 }
 
-void TempOutput::commit() {
+void TempOutput::commit(bool durable) {
+  auto sync = [&](const std::string& name, int flags) {
+    const int fd = ::open(name.c_str(), flags);
+    if (fd < 0 || ::fsync(fd) != 0) {
+      const std::string why = std::strerror(errno);
+      if (fd >= 0) ::close(fd);
+      throw RuntimeFailure(path_ + ": cannot flush " + name + " to disk (" + why + ")");
+    }
+    ::close(fd);
+  };
+  if (durable) sync(temp_path_, O_RDONLY);
   std::error_code ec;
   fs::rename(temp_path_, path_, ec);
   if (ec)
     throw RuntimeFailure(path_ + ": cannot move the finished file into place (" + ec.message() +
                          "); check permissions on the folder");
   committed_ = true;
+  if (durable) {
+    const fs::path folder = fs::path(path_).parent_path();
+    sync(folder.empty() ? std::string(".") : folder.string(), O_RDONLY | O_DIRECTORY);
+  }
 }
 
 }  // namespace io

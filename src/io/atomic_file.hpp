@@ -19,7 +19,9 @@ class TempOutput {
   const std::string& path() const { return path_; }
   const std::string& temp_path() const { return temp_path_; }
   /// Renames the (closed) temporary file onto `path`; RuntimeFailure when that fails.
-  void commit();
+  /// `durable`: fsync the file first and the folder after, so that even a power cut leaves the
+  /// old file or the new one (checkpoints).
+  void commit(bool durable = false);
 
  private:
   std::string path_;
