@@ -31,23 +31,29 @@ inline int resolve_team(int threads) {
 /// Runs body(scratch, begin, end, partial) over the chunks [begin, end) of [0, n) on `team`
 /// threads; each chunk's partial [total.size()] starts at zero. Partials are added into `total`
 /// one chunk at a time in chunk order. make_scratch() builds one scratch per thread.
+///
+/// Rows [lo, hi) with lo a multiple of kChunkRows: the chunks of one window of a streamed
+/// dataset. Folding window after window into the same `total` gives the bits of one call over
+/// all rows, since chunk c of the window is chunk c of the whole.
 template <class MakeScratch, class Body>
-void reduce_chunks(int team, std::int64_t n, std::span<double> total, MakeScratch make_scratch,
-                   Body body) {
+void reduce_chunks(int team, std::int64_t lo, std::int64_t hi, std::span<double> total,
+                   MakeScratch make_scratch, Body body) {
   const std::int64_t width = static_cast<std::int64_t>(total.size());
-  const std::int64_t n_chunks = chunk_count(n);
-  if (n_chunks == 0) return;
+  const std::int64_t first_chunk = lo / kChunkRows;
+  const std::int64_t n = hi;
+  const std::int64_t n_chunks = chunk_count(hi);
+  if (n_chunks <= first_chunk) return;
   // Chunks per round: as many as fit the budget (each round ends in two barriers), at least a
   // few per thread, and never a buffer so large that its page faults cost more than the folding.
   // The round size does not change the result: partials are folded one chunk at a time.
   const std::int64_t budget = kPartialBudgetBytes / (std::max<std::int64_t>(width, 1) * 8);
-  const std::int64_t group =
-      std::min(n_chunks, std::max<std::int64_t>(budget, 4 * static_cast<std::int64_t>(team)));
+  const std::int64_t group = std::min(n_chunks - first_chunk,
+                                      std::max<std::int64_t>(budget, 4 * static_cast<std::int64_t>(team)));
   std::vector<double> slots(static_cast<std::size_t>(group * width));
 #pragma omp parallel num_threads(team)
   {
     auto scratch = make_scratch();
-    for (std::int64_t g0 = 0; g0 < n_chunks; g0 += group) {
+    for (std::int64_t g0 = first_chunk; g0 < n_chunks; g0 += group) {
       const std::int64_t g1 = std::min(n_chunks, g0 + group);
 #pragma omp for schedule(dynamic, 1)
       for (std::int64_t c = g0; c < g1; ++c) {
@@ -65,18 +71,32 @@ void reduce_chunks(int team, std::int64_t n, std::span<double> total, MakeScratc
   }
 }
 
-/// body(scratch, chunk, begin, end) over the chunks of [0, n) on `team` threads, no reduction.
 template <class MakeScratch, class Body>
-void for_chunks(int team, std::int64_t n, MakeScratch make_scratch, Body body) {
-  const std::int64_t n_chunks = chunk_count(n);
-  if (n_chunks == 0) return;
+void reduce_chunks(int team, std::int64_t n, std::span<double> total, MakeScratch make_scratch,
+                   Body body) {
+  reduce_chunks(team, 0, n, total, make_scratch, body);
+}
+
+/// body(scratch, chunk, begin, end) over the chunks of rows [lo, hi) (lo a multiple of
+/// kChunkRows) on `team` threads, no reduction.
+template <class MakeScratch, class Body>
+void for_chunks(int team, std::int64_t lo, std::int64_t hi, MakeScratch make_scratch, Body body) {
+  const std::int64_t n = hi;
+  const std::int64_t n_chunks = chunk_count(hi);
+  if (n_chunks <= lo / kChunkRows) return;
 #pragma omp parallel num_threads(team)
   {
     auto scratch = make_scratch();
 #pragma omp for schedule(dynamic, 1)
-    for (std::int64_t c = 0; c < n_chunks; ++c)
+    for (std::int64_t c = lo / kChunkRows; c < n_chunks; ++c)
       body(scratch, c, c * kChunkRows, std::min(n, (c + 1) * kChunkRows));
   }
+}
+
+/// body(scratch, chunk, begin, end) over the chunks of [0, n) on `team` threads, no reduction.
+template <class MakeScratch, class Body>
+void for_chunks(int team, std::int64_t n, MakeScratch make_scratch, Body body) {
+  for_chunks(team, 0, n, make_scratch, body);
 }
 
 struct NoScratch {};

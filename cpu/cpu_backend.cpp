@@ -13,8 +13,10 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <limits>
 #include <memory>
+#include <numeric>
 #include <span>
 #include <string>
 #include <utility>
@@ -26,6 +28,7 @@
 #include "segforge/error.hpp"
 #include "segforge/matrix.hpp"
 #include "segforge/rng.hpp"
+#include "segforge/row_source.hpp"
 #include "simd.hpp"
 
 namespace segforge {
@@ -35,34 +38,111 @@ using cpu::i64;
 
 // ---- the dataset ---------------------------------------------------------------------------
 
+/// Resident (upload: every row in memory) or streamed (stream: rows read window by window from
+/// a RowSource). Either way the per-row state is resident, and the ops see rows through
+/// for_windows(): row(i) and norm(i) are valid for the rows of the window being processed.
 class CpuDataset final : public Dataset {
  public:
   CpuDataset(MatrixView<const float> x, std::span<const float> w, int team)
-      : n(x.rows), d(x.cols), rows(static_cast<std::size_t>(x.rows * x.cols)),
-        weights(w.begin(), w.end()), norms(static_cast<std::size_t>(x.rows)),
+      : n(x.rows), d(x.cols), weights(w.begin(), w.end()),
         labels(static_cast<std::size_t>(x.rows), -1),
-        min_dist(static_cast<std::size_t>(x.rows), std::numeric_limits<float>::infinity()) {
+        min_dist(static_cast<std::size_t>(x.rows), std::numeric_limits<float>::infinity()),
+        window_rows_(n) {
+    windows_[0].rows.resize(static_cast<std::size_t>(n * d));
+    windows_[0].norms.resize(static_cast<std::size_t>(n));
+    Window& all = windows_[0];
     cpu::for_chunks(team, n, cpu::no_scratch, [&](cpu::NoScratch&, i64, i64 begin, i64 end) {
-      std::memcpy(rows.data() + begin * d, x.data + begin * d,
+      std::memcpy(all.rows.data() + begin * d, x.data + begin * d,
                   static_cast<std::size_t>((end - begin) * d) * sizeof(float));
-      for (i64 i = begin; i < end; ++i) norms[i] = cpu::sq_norm(rows.data() + i * d, d);
+      for (i64 i = begin; i < end; ++i) all.norms[i] = cpu::sq_norm(all.rows.data() + i * d, d);
     });
+    all.index = 0;
+    show(0);
+  }
+
+  CpuDataset(std::shared_ptr<RowSource> source, i64 window_rows)
+      : n(source->n_rows()), d(source->n_cols()), labels(static_cast<std::size_t>(n), -1),
+        min_dist(static_cast<std::size_t>(n), std::numeric_limits<float>::infinity()),
+        source_(std::move(source)),
+        window_rows_(std::min(std::max(window_rows, cpu::kChunkRows) / cpu::kChunkRows * cpu::kChunkRows,
+                              std::max<i64>(cpu::round_up(n, cpu::kChunkRows), cpu::kChunkRows))) {
+    for (Window& w : windows_) {
+      w.rows.resize(static_cast<std::size_t>(window_rows_ * d));
+      w.norms.resize(static_cast<std::size_t>(window_rows_));
+    }
   }
 
   std::int64_t n_samples() const override { return n; }
   std::int64_t n_features() const override { return d; }
   bool weighted() const override { return !weights.empty(); }
+  bool streamed() const { return source_ != nullptr; }
+  RowSource& source() const { return *source_; }
 
-  const float* row(i64 i) const { return rows.data() + i * d; }
+  /// Row i and its ||x||², for i in the window being processed (every row when resident).
+  const float* row(i64 i) const { return rows_ + (i - lo_) * d; }
+  const float* norm(i64 i) const { return norms_ + (i - lo_); }
   float weight(i64 i) const { return weights.empty() ? 1.0f : weights[i]; }
+
+  /// fn(lo, hi) for consecutive windows [lo, hi) covering [0, n), in order; lo is a multiple of
+  /// kChunkRows. Streamed: window k + 1 is read (and its norms computed) on another thread
+  /// while fn runs on window k.
+  template <class Fn>
+  void for_windows(Fn&& fn) const {
+    if (!streamed()) {
+      fn(i64{0}, n);
+      return;
+    }
+    const i64 n_windows = (n + window_rows_ - 1) / window_rows_;
+    std::future<void> next;
+    for (i64 k = 0; k < n_windows; ++k) {
+      Window& w = windows_[k % 2];
+      if (k == 0 && w.index != 0) load(w, 0);
+      if (next.valid()) next.get();  // window k, read while window k − 1 was processed
+      if (k + 1 < n_windows && windows_[(k + 1) % 2].index != k + 1)
+        next = std::async(std::launch::async, [this, k] { load(windows_[(k + 1) % 2], k + 1); });
+      show(k % 2);
+      try {
+        fn(k * window_rows_, std::min(n, (k + 1) * window_rows_));
+      } catch (...) {
+        if (next.valid()) next.wait();
+        throw;
+      }
+    }
+  }
 
   const i64 n;
   const i64 d;
-  cpu::AlignedVector<float> rows;    ///< [n x d] row-major copy
   std::vector<float> weights;        ///< [n], or empty: all 1
-  std::vector<float> norms;          ///< [n] ||x||²
   std::vector<std::int32_t> labels;  ///< [n] from the last assign_accumulate; -1 before the first
   std::vector<float> min_dist;       ///< [n] k-means++ d(x); +inf before the first reset
+
+ private:
+  struct Window {
+    cpu::AlignedVector<float> rows;   ///< [window_rows x d]
+    cpu::AlignedVector<float> norms;  ///< [window_rows]
+    i64 index = -1;                   ///< which window it holds; -1: none
+  };
+
+  void load(Window& w, i64 k) const {
+    w.index = -1;
+    const i64 lo = k * window_rows_, count = std::min(n, lo + window_rows_) - lo;
+    source_->read(lo, count, w.rows.data());
+    for (i64 i = 0; i < count; ++i) w.norms[i] = cpu::sq_norm(w.rows.data() + i * d, d);
+    w.index = k;
+  }
+
+  void show(int slot) const {
+    rows_ = windows_[slot].rows.data();
+    norms_ = windows_[slot].norms.data();
+    lo_ = windows_[slot].index * window_rows_;
+  }
+
+  std::shared_ptr<RowSource> source_;
+  i64 window_rows_;
+  mutable Window windows_[2];
+  mutable const float* rows_ = nullptr;
+  mutable const float* norms_ = nullptr;
+  mutable i64 lo_ = 0;
 };
 
 const CpuDataset& cpu_data(const Dataset& data) {
@@ -230,9 +310,19 @@ class CpuBackend final : public Backend {
     return std::make_unique<CpuDataset>(x, weights, team());
   }
 
+  std::unique_ptr<Dataset> stream(std::shared_ptr<RowSource> source, std::int64_t window_rows) override {
+    SEGFORGE_ASSERT(source != nullptr, "stream needs a row source");
+    return std::make_unique<CpuDataset>(std::move(source), window_rows);
+  }
+
   Matrix<float> gather(const Dataset& data, std::span<const std::int64_t> rows) override {
     const auto& ds = cpu_data(data);
     Matrix<float> out(static_cast<i64>(rows.size()), ds.d);
+    for (const auto r : rows) SEGFORGE_ASSERT(r >= 0 && r < ds.n, "gather row out of range");
+    if (ds.streamed()) {
+      ds.source().read_rows(rows, out.data());
+      return out;
+    }
     for (std::size_t r = 0; r < rows.size(); ++r) {
       SEGFORGE_ASSERT(rows[r] >= 0 && rows[r] < ds.n, "gather row out of range");
       std::copy(ds.row(rows[r]), ds.row(rows[r]) + ds.d, out.row(static_cast<i64>(r)));
@@ -248,16 +338,18 @@ class CpuBackend final : public Backend {
     out.variance.assign(static_cast<std::size_t>(d), 0.0);
     // Two passes, as numpy's var: the mean of (x − mean)².
     const std::vector<double>& mean = out.mean;
-    cpu::reduce_chunks(team(), ds.n, std::span<double>(out.variance), cpu::no_scratch,
-                       [&](cpu::NoScratch&, i64 begin, i64 end, double* partial) {
-                         for (i64 i = begin; i < end; ++i) {
-                           const float* x = ds.row(i);
-                           for (i64 j = 0; j < d; ++j) {
-                             const double v = x[j] - mean[j];
-                             partial[j] += v * v;
+    ds.for_windows([&](i64 lo, i64 hi) {
+      cpu::reduce_chunks(team(), lo, hi, std::span<double>(out.variance), cpu::no_scratch,
+                         [&](cpu::NoScratch&, i64 begin, i64 end, double* partial) {
+                           for (i64 i = begin; i < end; ++i) {
+                             const float* x = ds.row(i);
+                             for (i64 j = 0; j < d; ++j) {
+                               const double v = x[j] - mean[j];
+                               partial[j] += v * v;
+                             }
                            }
-                         }
-                       });
+                         });
+    });
     if (ds.n > 0)
       for (auto& v : out.variance) v /= static_cast<double>(ds.n);
     return out;
@@ -272,8 +364,9 @@ class CpuBackend final : public Backend {
     const i64 k = c.k, d = ds.d;
     // The chunk partial: [k x d] Σ w·x, [k] Σ w, inertia, n_changed.
     std::vector<double> total(static_cast<std::size_t>(k * d + k + 2), 0.0);
+    ds.for_windows([&](i64 lo, i64 hi) {
     cpu::reduce_chunks(
-        team(), ds.n, std::span<double>(total), [k, d] { return LloydScratch(k, d); },
+        team(), lo, hi, std::span<double>(total), [k, d] { return LloydScratch(k, d); },
         [&](LloydScratch& s, i64 begin, i64 end, double* partial) {
           s.sums.clear();
           cpu::vd8 inertia{};
@@ -282,7 +375,7 @@ class CpuBackend final : public Backend {
           for (i64 b = begin; b < end; b += cpu::kBlockRows) {
             const i64 nb = std::min(cpu::kBlockRows, end - b);
             const float* x = ds.row(b);
-            cpu::nearest_block(x, ds.norms.data() + b, nb, c, s.block);
+            cpu::nearest_block(x, ds.norm(b), nb, c, s.block);
             const std::int32_t* label = s.block.best_k.data();
             std::int32_t* old = ds.labels.data() + b;
             for (i64 i = 0; i < nb; ++i) {
@@ -300,6 +393,7 @@ class CpuBackend final : public Backend {
           partial[k * d + k] = cpu::hsum(inertia);
           partial[k * d + k + 1] = static_cast<double>(changed);
         });
+    });
     AccumulateResult out;
     out.sums.assign(total.begin(), total.begin() + k * d);
     out.counts.assign(total.begin() + k * d, total.begin() + k * d + k);
@@ -317,16 +411,18 @@ class CpuBackend final : public Backend {
                     "sq_distances must be empty or have n_samples entries");
     const cpu::Centres c = centres(centroids);
     const i64 d = ds.d;
-    cpu::for_chunks(team(), ds.n, [d] { return cpu::BlockScratch(d); },
-                    [&](cpu::BlockScratch& s, i64, i64 begin, i64 end) {
-                      for (i64 b = begin; b < end; b += cpu::kBlockRows) {
-                        const i64 nb = std::min(cpu::kBlockRows, end - b);
-                        cpu::nearest_block(ds.row(b), ds.norms.data() + b, nb, c, s);
-                        std::copy_n(s.best_k.begin(), nb, labels.begin() + b);
-                        if (!sq_distances.empty())
-                          std::copy_n(s.best_d.begin(), nb, sq_distances.begin() + b);
-                      }
-                    });
+    ds.for_windows([&](i64 lo, i64 hi) {
+      cpu::for_chunks(team(), lo, hi, [d] { return cpu::BlockScratch(d); },
+                      [&](cpu::BlockScratch& s, i64, i64 begin, i64 end) {
+                        for (i64 b = begin; b < end; b += cpu::kBlockRows) {
+                          const i64 nb = std::min(cpu::kBlockRows, end - b);
+                          cpu::nearest_block(ds.row(b), ds.norm(b), nb, c, s);
+                          std::copy_n(s.best_k.begin(), nb, labels.begin() + b);
+                          if (!sq_distances.empty())
+                            std::copy_n(s.best_d.begin(), nb, sq_distances.begin() + b);
+                        }
+                      });
+    });
   }
 
   // ---- k-means++ and k-means|| --------------------------------------------------------------
@@ -352,7 +448,8 @@ class CpuBackend final : public Backend {
       cpu::BlockScratch block;
       RowBlock rows;
     };
-    cpu::reduce_chunks(team(), ds.n, std::span<double>(total), [d] { return Scratch(d); },
+    ds.for_windows([&](i64 lo, i64 hi) {
+    cpu::reduce_chunks(team(), lo, hi, std::span<double>(total), [d] { return Scratch(d); },
                        [&](Scratch& s, i64 begin, i64 end, double* partial) {
                          for (i64 b = begin; b < end; b += cpu::kBlockRows) {
                            const i64 nb = std::min(cpu::kBlockRows, end - b);
@@ -363,10 +460,11 @@ class CpuBackend final : public Backend {
                            std::fill(w + nb, w + cpu::kBlockRows, 0.0f);
                            std::fill(dm + nb, dm + cpu::kBlockRows, 0.0f);
                            PotentialEpilogue epi{dm, w, partial};
-                           cpu::block_distances(ds.row(b), ds.norms.data() + b, nb, c, s.block,
+                           cpu::block_distances(ds.row(b), ds.norm(b), nb, c, s.block,
                                                 epi);
                          }
                        });
+    });
     return total;
   }
 
@@ -449,6 +547,15 @@ class CpuBackend final : public Backend {
     SEGFORGE_ASSERT(static_cast<i64>(counts.size()) == centroids.rows,
                     "counts must have n_clusters entries");
     for (const auto r : batch) SEGFORGE_ASSERT(r >= 0 && r < ds.n, "batch row out of range");
+    if (ds.streamed()) {
+      // The batch's rows, read from the source, as a small resident dataset: each batch
+      // position then sees the same row, norm and weight as in memory, so the same arithmetic.
+      const Matrix<float> rows = gather(data, batch);
+      CpuDataset resident(rows.view(), {}, team());
+      std::vector<std::int64_t> positions(batch.size());
+      std::iota(positions.begin(), positions.end(), std::int64_t{0});
+      return minibatch_step(resident, positions, centroids, counts);
+    }
     const cpu::Centres c = centres(centroids);
     const i64 k = c.k, d = ds.d;
     // The chunk partial: [k x d] Σ w·x, [k] b_k = Σ w, inertia.
@@ -466,7 +573,7 @@ class CpuBackend final : public Backend {
             for (i64 i = 0; i < nb; ++i) {
               const i64 r = batch[b + i];
               std::copy_n(ds.row(r), d, rows + i * d);
-              s.gathered.norms[i] = ds.norms[r];
+              s.gathered.norms[i] = *ds.norm(r);
               w[i] = ds.weight(r);
             }
             std::fill(w + nb, w + cpu::round_up(nb, 8), 0.0f);
@@ -507,8 +614,9 @@ class CpuBackend final : public Backend {
     check_labels(labels, n_clusters);
     // The chunk partial: [k x d] Σ w·x, [k] Σ w, [k] Σ w·||x − c||, [k] Σ w·||x − c||².
     std::vector<double> total(static_cast<std::size_t>(k * d + 3 * k), 0.0);
+    ds.for_windows([&](i64 lo, i64 hi) {
     cpu::reduce_chunks(
-        team(), ds.n, std::span<double>(total), cpu::no_scratch,
+        team(), lo, hi, std::span<double>(total), cpu::no_scratch,
         [&](cpu::NoScratch&, i64 begin, i64 end, double* partial) {
           double* count = partial + k * d;
           double* dist = count + k;
@@ -533,6 +641,7 @@ class CpuBackend final : public Backend {
             }
           }
         });
+    });
     LabelStats out;
     out.sums.assign(total.begin(), total.begin() + k * d);
     out.counts.assign(total.begin() + k * d, total.begin() + k * d + k);
@@ -550,6 +659,8 @@ class CpuBackend final : public Backend {
                               bool squared) override {
     const auto& da = cpu_data(a);
     const auto& db = cpu_data(b);
+    if (da.streamed() || db.streamed())
+      throw InputError("a distance matrix needs its rows in memory; raise --memory-budget or pass fewer rows");
     SEGFORGE_ASSERT(da.d == db.d, "datasets differ in n_features");
     SEGFORGE_ASSERT(a_begin >= 0 && a_count >= 0 && a_begin + a_count <= da.n,
                     "a row range out of bounds");
@@ -560,7 +671,7 @@ class CpuBackend final : public Backend {
     if (a_count == 0 || b_count == 0) return out;
     const i64 n_tiles = (a_count + cpu::kBlockRows - 1) / cpu::kBlockRows;
     const cpu::ConstMapF bm(db.row(b_begin), b_count, d);
-    const float* bn = db.norms.data() + b_begin;
+    const float* bn = db.norm(b_begin);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(team())
     for (i64 t = 0; t < n_tiles; ++t) {
       const i64 r0 = t * cpu::kBlockRows;
@@ -569,7 +680,7 @@ class CpuBackend final : public Backend {
       om.noalias() = cpu::ConstMapF(da.row(a_begin + r0), nr, d) * bm.transpose();
       for (i64 r = 0; r < nr; ++r) {
         float* o = out.row(r0 + r);
-        const float an = da.norms[a_begin + r0 + r];
+        const float an = *da.norm(a_begin + r0 + r);
         for (i64 p = 0; p < b_count; ++p) o[p] = std::max(0.0f, (an - 2.0f * o[p]) + bn[p]);
         if (!squared)
           for (i64 p = 0; p < b_count; ++p) o[p] = std::sqrt(o[p]);
@@ -598,13 +709,15 @@ class CpuBackend final : public Backend {
   std::vector<double> column_means(const CpuDataset& ds) const {
     const i64 d = ds.d;
     std::vector<double> mean(static_cast<std::size_t>(d), 0.0);
-    cpu::reduce_chunks(team(), ds.n, std::span<double>(mean), cpu::no_scratch,
-                       [&](cpu::NoScratch&, i64 begin, i64 end, double* partial) {
-                         for (i64 i = begin; i < end; ++i) {
-                           const float* x = ds.row(i);
-                           for (i64 j = 0; j < d; ++j) partial[j] += x[j];
-                         }
-                       });
+    ds.for_windows([&](i64 lo, i64 hi) {
+      cpu::reduce_chunks(team(), lo, hi, std::span<double>(mean), cpu::no_scratch,
+                         [&](cpu::NoScratch&, i64 begin, i64 end, double* partial) {
+                           for (i64 i = begin; i < end; ++i) {
+                             const float* x = ds.row(i);
+                             for (i64 j = 0; j < d; ++j) partial[j] += x[j];
+                           }
+                         });
+    });
     if (ds.n > 0)
       for (auto& m : mean) m /= static_cast<double>(ds.n);
     return mean;
@@ -616,7 +729,8 @@ class CpuBackend final : public Backend {
     const cpu::Centres c = centres(centres_view);
     const i64 d = ds.d;
     double phi = 0.0;
-    cpu::reduce_chunks(team(), ds.n, std::span<double>(&phi, 1),
+    ds.for_windows([&](i64 lo, i64 hi) {
+    cpu::reduce_chunks(team(), lo, hi, std::span<double>(&phi, 1),
                        [d] { return cpu::BlockScratch(d); },
                        [&](cpu::BlockScratch& s, i64 begin, i64 end, double* partial) {
                          LaneSum sum;
@@ -624,7 +738,7 @@ class CpuBackend final : public Backend {
                            const i64 nb = std::min(cpu::kBlockRows, end - b);
                            float* dm = ds.min_dist.data() + b;
                            if (c.k > 0) {
-                             cpu::nearest_block(ds.row(b), ds.norms.data() + b, nb, c, s);
+                             cpu::nearest_block(ds.row(b), ds.norm(b), nb, c, s);
                              for (i64 i = 0; i < nb; ++i)
                                dm[i] = reset ? s.best_d[i] : std::min(dm[i], s.best_d[i]);
                            } else if (reset) {
@@ -635,6 +749,7 @@ class CpuBackend final : public Backend {
                          }
                          partial[0] = sum.total();
                        });
+    });
     return phi;
   }
 
@@ -657,6 +772,9 @@ Matrix<double> CpuBackend::cluster_distance_sums(const Dataset& data,
                                                  int n_clusters, std::int64_t row_begin,
                                                  std::int64_t row_count) {
   const auto& ds = cpu_data(data);
+  if (ds.streamed())
+    throw InputError("the exact silhouette compares every pair of rows and needs them in memory; use "
+                     "--silhouette sample=N (the default above 20 000 rows) or raise --memory-budget");
   const i64 n = ds.n, d = ds.d, k = n_clusters;
   SEGFORGE_ASSERT(static_cast<i64>(labels.size()) == n, "labels must have n_samples entries");
   SEGFORGE_ASSERT(row_begin >= 0 && row_count >= 0 && row_begin + row_count <= n,

@@ -16,7 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "segforge/error.hpp"
 #include "segforge/matrix.hpp"
+#include "segforge/row_source.hpp"
 
 namespace segforge {
 
@@ -69,6 +71,19 @@ class Backend {
   /// into a dataset the backend owns.
   virtual std::unique_ptr<Dataset> upload(MatrixView<const float> x,
                                           std::span<const float> weights = {}) = 0;
+
+  /// Out of core: a dataset whose rows stay in `source` and are read `window_rows` at a time
+  /// (a multiple of 2048), the next window on a background thread while this one is processed.
+  /// Only per-row state stays resident (labels and k-means++ distances: 8 bytes a row) plus two
+  /// windows. Every op gives what it gives on upload()'s dataset of the same rows, bit for bit,
+  /// except cluster_distance_sums and distance_tile (all pairs: InputError; sample instead).
+  virtual std::unique_ptr<Dataset> stream(std::shared_ptr<RowSource> source, std::int64_t window_rows) {
+    (void)source;
+    (void)window_rows;
+    throw InputError("the " + info().name +
+                     " backend cannot read data out of core yet; the data is larger than "
+                     "--memory-budget: raise it, or use --device cpu");
+  }
 
   /// Rows of the dataset by index, in the order given. [out] [rows.size() x n_features]
   virtual Matrix<float> gather(const Dataset& data, std::span<const std::int64_t> rows) = 0;

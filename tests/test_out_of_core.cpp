@@ -1,0 +1,179 @@
+// Out of core: a dataset streamed from its HDF5 file window by window gives every backend op and
+// every driver the bits of the same rows uploaded whole; what cannot stream says so.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+
+#include "segforge/backend.hpp"
+#include "segforge/error.hpp"
+#include "segforge/io.hpp"
+#include "segforge/kmeans.hpp"
+#include "segforge/metrics.hpp"
+#include "segforge/row_source.hpp"
+
+namespace fs = std::filesystem;
+using namespace segforge;
+
+namespace {
+
+/// Gaussian blobs around 7 centres, [n x d].
+Matrix<float> blobs(std::int64_t n, std::int64_t d, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> noise(0.0f, 1.0f);
+  std::uniform_real_distribution<float> centre(-8.0f, 8.0f);
+  Matrix<float> c(7, d);
+  for (auto& v : c.values()) v = centre(rng);
+  Matrix<float> x(n, d);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < d; ++j) x(i, j) = c(i % 7, j) + noise(rng);
+  return x;
+}
+
+class OutOfCore : public ::testing::TestWithParam<std::int64_t> {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("segforge_ooc_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    path_ = (dir_ / "x.h5").string();
+    x_ = blobs(kRows, 5, 3);
+    std::vector<std::string> names;
+    for (int j = 0; j < 5; ++j) names.push_back("f" + std::to_string(j));
+    write_features(path_, x_.view(), names);
+    backend_ = make_cpu_backend(2);
+    resident_ = backend_->upload(x_.view());
+    streamed_ = backend_->stream(open_hdf5_rows(path_, "/features"), GetParam());
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  static constexpr std::int64_t kRows = 23456;  // not a multiple of 2048: a short last window
+  fs::path dir_;
+  std::string path_;
+  Matrix<float> x_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Dataset> resident_, streamed_;
+};
+
+TEST_P(OutOfCore, EveryOpGivesTheResidentBits) {
+  Backend& be = *backend_;
+  Dataset& r = *resident_;
+  Dataset& s = *streamed_;
+  ASSERT_EQ(s.n_samples(), kRows);
+  ASSERT_EQ(s.n_features(), 5);
+
+  const ColumnStats cr = be.column_stats(r), cs = be.column_stats(s);
+  EXPECT_EQ(cr.mean, cs.mean);
+  EXPECT_EQ(cr.variance, cs.variance);
+
+  const std::vector<std::int64_t> pick{5, 17, 23000, 4095, 4096, 5, 9999};
+  const Matrix<float> centres = be.gather(r, pick);
+  EXPECT_EQ(be.gather(s, pick).values(), centres.values());
+
+  for (int pass = 0; pass < 2; ++pass) {  // the second pass counts changed labels
+    const Matrix<float> c = pass == 0 ? centres : be.gather(r, std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7});
+    const AccumulateResult ar = be.assign_accumulate(r, c.view()), as = be.assign_accumulate(s, c.view());
+    EXPECT_EQ(ar.sums, as.sums);
+    EXPECT_EQ(ar.counts, as.counts);
+    EXPECT_EQ(ar.inertia, as.inertia);
+    EXPECT_EQ(ar.n_changed, as.n_changed);
+  }
+
+  std::vector<std::int32_t> lr(kRows), ls(kRows);
+  std::vector<float> dr(kRows), dsq(kRows);
+  be.assign(r, centres.view(), lr, dr);
+  be.assign(s, centres.view(), ls, dsq);
+  EXPECT_EQ(lr, ls);
+  EXPECT_EQ(dr, dsq);
+
+  const Matrix<float> first = be.gather(r, std::vector<std::int64_t>{100});
+  EXPECT_EQ(be.reset_min_distances(r, first.view()), be.reset_min_distances(s, first.view()));
+  EXPECT_EQ(be.update_min_distances(r, centres.view()), be.update_min_distances(s, centres.view()));
+  EXPECT_EQ(be.candidate_potentials(r, centres.view()), be.candidate_potentials(s, centres.view()));
+  const Matrix<float> none(0, 5);
+  const double phi = be.update_min_distances(r, none.view());
+  EXPECT_EQ(be.update_min_distances(s, none.view()), phi);
+  const std::vector<double> targets{0.0, 0.1 * phi, 0.5 * phi, 0.99 * phi, phi};
+  EXPECT_EQ(be.sample_by_min_distance(r, targets), be.sample_by_min_distance(s, targets));
+  EXPECT_EQ(be.oversample(r, 14.0 / phi, 9u), be.oversample(s, 14.0 / phi, 9u));
+
+  Matrix<float> mr = centres, ms = centres;
+  std::vector<double> nr(7, 0.0), ns(7, 0.0);
+  const std::vector<std::int64_t> batch{3, 3, 22000, 7, 4100, 12, 8191, 8192};
+  EXPECT_EQ(be.minibatch_step(r, batch, mr.view(), nr), be.minibatch_step(s, batch, ms.view(), ns));
+  EXPECT_EQ(mr.values(), ms.values());
+  EXPECT_EQ(nr, ns);
+
+  const LabelStats sr = be.label_stats(r, lr, 7, centres.view()), ss = be.label_stats(s, lr, 7, centres.view());
+  EXPECT_EQ(sr.sums, ss.sums);
+  EXPECT_EQ(sr.counts, ss.counts);
+  EXPECT_EQ(sr.dist_sums, ss.dist_sums);
+  EXPECT_EQ(sr.sq_dist_sums, ss.sq_dist_sums);
+}
+
+TEST_P(OutOfCore, DriversGiveTheResidentModel) {
+  Backend& be = *backend_;
+  for (Init init : {Init::kmeans_pp, Init::scalable_kmeans_pp}) {
+    LloydParams p;
+    p.n_clusters = 7;
+    p.n_init = 2;
+    p.seed = 3;
+    p.init.init = init;
+    p.refine = Refine::random_swap;
+    p.swap_trials = 10;
+    const KMeansResult a = fit_lloyd(be, *resident_, p), b = fit_lloyd(be, *streamed_, p);
+    EXPECT_EQ(a.centroids.values(), b.centroids.values());
+    EXPECT_EQ(a.inertia, b.inertia);
+    EXPECT_EQ(a.n_iter, b.n_iter);
+    EXPECT_EQ(a.run_inertia, b.run_inertia);
+    const Assignment pa = predict(be, *resident_, a.centroids.view()), pb = predict(be, *streamed_, a.centroids.view());
+    EXPECT_EQ(pa.labels, pb.labels);
+    EXPECT_EQ(pa.inertia, pb.inertia);
+
+    const SilhouetteResult sa = silhouette_sampled(be, *resident_, pa.labels, 7, 3000, 5);
+    const SilhouetteResult sb = silhouette_sampled(be, *streamed_, pa.labels, 7, 3000, 5);
+    EXPECT_EQ(sa.score, sb.score);
+  }
+  MiniBatchParams m;
+  m.n_clusters = 7;
+  m.batch_size = 512;
+  m.max_iter = 3;
+  m.seed = 8;
+  const KMeansResult a = fit_minibatch(be, *resident_, m), b = fit_minibatch(be, *streamed_, m);
+  EXPECT_EQ(a.centroids.values(), b.centroids.values());
+  EXPECT_EQ(a.counts, b.counts);
+  EXPECT_EQ(a.inertia, b.inertia);
+  EXPECT_EQ(a.n_iter, b.n_iter);
+}
+
+TEST_P(OutOfCore, AllPairsOpsRefuseWithAnInputError) {
+  std::vector<std::int32_t> labels(kRows, 0);
+  EXPECT_THROW(backend_->cluster_distance_sums(*streamed_, labels, 1, 0, 10), InputError);
+  EXPECT_THROW(backend_->distance_tile(*streamed_, 0, 10, *streamed_, 0, 10, true), InputError);
+}
+
+// 2048 rows (the smallest window), 3000 (rounded down to 2048), 8192, and more than the rows
+// (one window, read once and kept).
+INSTANTIATE_TEST_SUITE_P(Windows, OutOfCore, ::testing::Values(2048, 3000, 8192, 100000));
+
+TEST(OutOfCoreSource, NonFiniteValueNamesFileRowAndColumn) {
+  const fs::path dir = fs::temp_directory_path() / ("segforge_ooc_nan_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string path = (dir / "nan.h5").string();
+  Matrix<float> x = blobs(5000, 3, 1);
+  x(4321, 2) = std::numeric_limits<float>::quiet_NaN();
+  write_features(path, x.view(), {"recency", "frequency", "monetary"});
+  auto backend = make_cpu_backend(2);
+  auto data = backend->stream(open_hdf5_rows(path, "/features"), 2048);
+  try {
+    backend->column_stats(*data);
+    FAIL() << "NaN not reported";
+  } catch (const InputError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find(path + ":/features row 4321 (0-based): NaN in column 'monetary'"), std::string::npos) << m;
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace
