@@ -121,14 +121,26 @@ SilhouetteResult silhouette_sampled(Backend& backend, const Dataset& data,
     if (!placed) break;
   }
 
-  // Draw each cluster's rows uniformly without replacement.
-  std::vector<std::vector<std::int64_t>> members(static_cast<std::size_t>(n_clusters));
-  for (std::int64_t i = 0; i < n; ++i) members[labels[i]].push_back(i);
+  // Draw each cluster's rows uniformly without replacement: positions within the cluster, then
+  // one scan of the labels finds those rows (memory O(sample + K), not O(N): out of core, N
+  // row indices would not fit the budget).
   Rng rng(seed);
+  std::vector<std::vector<std::int64_t>> picks(static_cast<std::size_t>(n_clusters));
+  for (int c = 0; c < n_clusters; ++c) {
+    picks[c] = rng.choose(sizes[c], take[c]);
+    std::sort(picks[c].begin(), picks[c].end());
+  }
   std::vector<std::int64_t> rows;
-  for (int c = 0; c < n_clusters; ++c)
-    for (std::int64_t pick : rng.choose(sizes[c], take[c])) rows.push_back(members[c][pick]);
-  std::sort(rows.begin(), rows.end());
+  rows.reserve(static_cast<std::size_t>(sample_size));
+  std::vector<std::int64_t> seen(static_cast<std::size_t>(n_clusters), 0), next(static_cast<std::size_t>(n_clusters), 0);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto c = static_cast<std::size_t>(labels[i]);
+    if (next[c] < static_cast<std::int64_t>(picks[c].size()) && picks[c][next[c]] == seen[c]) {
+      rows.push_back(i);
+      ++next[c];
+    }
+    ++seen[c];
+  }
 
   std::vector<std::int32_t> sample_labels;
   sample_labels.reserve(rows.size());

@@ -4,8 +4,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 
 #include "segforge/backend.hpp"
 #include "segforge/error.hpp"
@@ -177,3 +183,72 @@ TEST(OutOfCoreSource, NonFiniteValueNamesFileRowAndColumn) {
 }
 
 }  // namespace
+
+// ---- the program: --memory-budget ---------------------------------------------------------------
+
+namespace {
+
+int run(const std::string& args, std::string* output = nullptr) {
+  const std::string log = (fs::temp_directory_path() / ("segforge_ooc_log_" + std::to_string(::getpid()))).string();
+  const int raw = std::system((std::string(SEGFORGE_BINARY) + " " + args + " > " + log + " 2>&1").c_str());
+  if (output) {
+    std::ifstream in(log);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    *output = ss.str();
+  }
+  fs::remove(log);
+  return WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+}
+
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  return nlohmann::json::parse(in);
+}
+
+}  // namespace
+
+TEST(OutOfCoreCli, BudgetFarBelowTheDataGivesTheInMemoryResultWithinBudget) {
+  const fs::path dir = fs::temp_directory_path() / ("segforge_ooc_cli_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto p = [&](const std::string& name) { return (dir / name).string(); };
+  std::string out;
+  // 1M rows x 8 features: 31 MiB of float32, read twice over in memory.
+  ASSERT_EQ(run("synth -o " + p("d.h5") + " --rows 1000000 --features 8 --segments 6", &out), 0) << out;
+  const std::string common = " -k 6 --n-init 1 --refine none --device cpu --silhouette sample=2000";
+  ASSERT_EQ(run("fit " + p("d.h5") + common + " -o " + p("m1.h5") + " --labels " + p("l1.h5") +
+                " --metrics " + p("x1.json") + " --memory-budget 8G", &out), 0) << out;
+  const std::int64_t budget = 48LL << 20;
+  ASSERT_EQ(run("fit " + p("d.h5") + common + " -o " + p("m2.h5") + " --labels " + p("l2.h5") +
+                " --metrics " + p("x2.json") + " --memory-budget 48M", &out), 0) << out;
+  EXPECT_NE(out.find("streaming them from the file"), std::string::npos) << out;
+
+  EXPECT_EQ(read_model(p("m1.h5")).centroids.values(), read_model(p("m2.h5")).centroids.values());
+  EXPECT_EQ(read_labels(p("l1.h5")), read_labels(p("l2.h5")));
+  const auto in_memory = read_json(p("x1.json")), streamed = read_json(p("x2.json"));
+  EXPECT_FALSE(in_memory["out_of_core"].get<bool>());
+  EXPECT_TRUE(streamed["out_of_core"].get<bool>());
+  EXPECT_EQ(in_memory["inertia"].get<double>(), streamed["inertia"].get<double>());
+  EXPECT_EQ(in_memory["silhouette"].get<double>(), streamed["silhouette"].get<double>());
+  EXPECT_EQ(in_memory["davies_bouldin"].get<double>(), streamed["davies_bouldin"].get<double>());
+  // Peak resident memory (VmHWM from /proc): within the budget plus the documented constant
+  // (tools/memory_budget.hpp, 96 MiB), and below the in-memory run's.
+  const auto peak_streamed = streamed["peak_rss_bytes"].get<std::int64_t>();
+  const auto peak_in_memory = in_memory["peak_rss_bytes"].get<std::int64_t>();
+  EXPECT_GT(peak_streamed, 0);
+  EXPECT_LE(peak_streamed, budget + (96LL << 20)) << "in memory: " << peak_in_memory;
+  EXPECT_LT(peak_streamed, peak_in_memory);
+
+  // predict and a sampled score stream too; the exact silhouette says what to do instead.
+  ASSERT_EQ(run("predict " + p("m1.h5") + " " + p("d.h5") + " -o " + p("l3.h5") + " --device cpu --memory-budget 64M", &out), 0) << out;
+  EXPECT_EQ(read_labels(p("l3.h5")), read_labels(p("l1.h5")));
+  EXPECT_EQ(run("score " + p("d.h5") + " --labels " + p("l1.h5") + " --silhouette exact --device cpu --memory-budget 64M", &out), 2);
+  EXPECT_NE(out.find("--silhouette sample=N"), std::string::npos) << out;
+  // A budget too small for even the per-row state: one message, exit 2, nothing written.
+  EXPECT_EQ(run("fit " + p("d.h5") + common + " -o " + p("m4.h5") + " --memory-budget 8M", &out), 2);
+  EXPECT_NE(out.find("raise it to at least"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(p("m4.h5")));
+  EXPECT_EQ(run("fit " + p("d.h5") + common + " -o " + p("m4.h5") + " --memory-budget lots", &out), 2);
+  EXPECT_NE(out.find("expected auto or a size"), std::string::npos) << out;
+  fs::remove_all(dir);
+}

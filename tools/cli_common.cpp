@@ -7,6 +7,11 @@
 
 #include "segforge/error.hpp"
 #include "segforge/metrics.hpp"
+#include "segforge/row_source.hpp"
+
+#if defined(SEGFORGE_HAS_MPI)
+#include "distributed.hpp"
+#endif
 
 namespace segforge::cli {
 
@@ -97,6 +102,7 @@ ProgressFn ProgressLine::callback() {
 }
 
 void ProgressLine::show(const Progress& p) {
+  if (!output_rank()) return;
   const auto now = std::chrono::steady_clock::now();
   const double since_start = std::chrono::duration<double>(now - start_).count();
   const double since_last = std::chrono::duration<double>(now - last_).count();
@@ -126,19 +132,132 @@ void add_common(CLI::App* app, Common& c) {
   app->add_option("--threads", c.threads, "CPU threads (0: all cores)")->capture_default_str();
   app->add_option("--dataset", c.dataset, "HDF5 dataset holding the matrix")->capture_default_str();
   app->add_option("--nan-policy", c.nan_policy, "error|drop: rows with NaN or Inf")->capture_default_str();
+  app->add_option("--memory-budget", c.memory_budget,
+                  "auto (3/4 of available memory) or bytes (512M, 8G): larger data is streamed from the file")
+      ->capture_default_str();
 }
 
 std::unique_ptr<Backend> open_backend(const Common& c) {
   std::string note;
   auto backend = make_backend(parse_device(c.device), c.threads, &note);
-  if (!note.empty()) std::cerr << "segforge: " << note << '\n';
+  if (!note.empty() && output_rank()) std::cerr << "segforge: " << note << '\n';
+#if defined(SEGFORGE_HAS_MPI)
+  // Each rank's own backend (its GPU picked by node-local rank: mpi::select_gpu), decorated.
+  if (mpi::active()) return mpi::make_distributed_backend(std::move(backend));
+#endif
   return backend;
+}
+
+bool output_rank() {
+#if defined(SEGFORGE_HAS_MPI)
+  return mpi::rank() == 0;
+#else
+  return true;
+#endif
+}
+
+namespace {
+/// Whether `n_rows` rows of the file fit the budget in memory; if not, says so (once per
+/// process) and how they will be streamed.
+bool rows_fit(std::int64_t n_rows, const FeatureFileInfo& info, const std::string& dataset,
+              std::int64_t budget) {
+  const std::string at = info.path + ":" + dataset;
+  const MemoryPlan plan = plan_memory(n_rows, info.n_features, budget, at);
+  if (!plan.in_memory && output_rank())
+    std::cerr << "segforge: " << at << ": " << n_rows << " x " << info.n_features << " rows ("
+              << format_bytes(n_rows * info.n_features * 4) << ") exceed --memory-budget "
+              << format_bytes(budget) << " in memory; streaming them from the file, "
+              << plan.window_rows << " rows at a time\n";
+  return plan.in_memory;
+}
+}  // namespace
+
+#if defined(SEGFORGE_HAS_MPI)
+namespace {
+/// This rank's rows (mpi::row_range of the file's rows) and the whole's shape, on every rank.
+Features load_part(const std::string& path, ReadOptions options, std::int64_t budget) {
+  Features f;
+  std::exception_ptr error;
+  try {
+    const FeatureFileInfo info = inspect_features(path, options.dataset);
+    const mpi::RowRange range = mpi::row_range(info.n_samples, mpi::rank(), mpi::size());
+    options.row_begin = range.begin;
+    options.row_count = range.count;
+    options.checksum = mpi::rank() == 0;
+    options.rows_in_memory = rows_fit(range.count, info, options.dataset, budget);
+    f = read_features(path, options);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  mpi::agree(error);  // a bad row on one rank is everyone's error
+  const std::vector<std::int64_t> kept = mpi::allgather(f.x.rows() + f.disk_rows);
+  const std::vector<std::int64_t> dropped = mpi::allgather(f.n_dropped);
+  f.first_row = 0;
+  f.n_rows_total = 0;
+  f.n_dropped = 0;
+  for (int r = 0; r < mpi::size(); ++r) {
+    if (r < mpi::rank()) f.first_row += kept[r];
+    f.n_rows_total += kept[r];
+    f.n_dropped += dropped[r];
+  }
+  if (f.n_rows_total == 0)
+    throw InputError(f.path + ":" + f.dataset + ": all " + std::to_string(f.n_dropped) +
+                     " rows have NaN or Inf; nothing to cluster");
+  f.ids = mpi::gather_ids(f.ids);
+  f.checksum = mpi::broadcast(f.checksum);
+  return f;
+}
+}  // namespace
+#endif
+
+std::unique_ptr<Dataset> open_data(Backend& backend, const Features& f, const Common& c) {
+  // This process's rows: in memory, or streamed from the file in windows the budget allows.
+  auto place = [&](Backend& local) {
+    if (f.disk_rows == 0) return local.upload(f.x.view());
+    const MemoryPlan plan =
+        plan_memory(f.disk_rows, f.x.cols(), parse_memory_budget(c.memory_budget), where(f));
+    return local.stream(open_hdf5_rows(f.path, f.dataset, f.first_row, f.disk_rows), plan.window_rows);
+  };
+#if defined(SEGFORGE_HAS_MPI)
+  if (mpi::active()) {
+    auto& distributed = dynamic_cast<mpi::DistributedBackend&>(backend);
+    return distributed.adopt_part(place(distributed.local()));
+  }
+#endif
+  return place(backend);
+}
+
+const Checkpointing* on_all_ranks(const Checkpointing* local, Checkpointing& storage) {
+#if defined(SEGFORGE_HAS_MPI)
+  if (local != nullptr && mpi::active()) {
+    storage = *local;
+    storage.stop_requested = [ask = local->stop_requested] { return mpi::any(ask && ask()); };
+    storage.save = [save = local->save](const FitState& s) {
+      if (mpi::rank() == 0 && save) save(s);
+    };
+    return &storage;
+  }
+#endif
+  (void)storage;
+  return local;
 }
 
 Features load(const std::string& path, const Common& c) {
   ReadOptions options;
   options.dataset = c.dataset;
   options.nan_policy = parse_nan_policy(c.nan_policy);
+#if defined(SEGFORGE_HAS_MPI)
+  if (mpi::active()) {
+    Features f = load_part(path, options, parse_memory_budget(c.memory_budget));
+    if (f.n_dropped > 0 && output_rank())
+      std::cerr << "segforge: " << f.path << ":" << f.dataset << ": dropped " << f.n_dropped
+                << " rows with NaN or Inf (--nan-policy drop)\n";
+    return f;
+  }
+#endif
+  const FeatureFileInfo info = inspect_features(path, options.dataset);
+  options.rows_in_memory = rows_fit(info.n_samples, info, options.dataset,
+                                    parse_memory_budget(c.memory_budget));
   Features f = read_features(path, options);
   if (f.n_dropped > 0)
     std::cerr << "segforge: " << f.path << ":" << f.dataset << ": dropped " << f.n_dropped

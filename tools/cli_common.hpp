@@ -11,8 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "memory_budget.hpp"
 #include "output_check.hpp"
 #include "segforge/backend.hpp"
+#include "segforge/checkpoint.hpp"
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
 #include "segforge/metrics.hpp"
@@ -70,12 +72,31 @@ struct Common {
   int threads = 0;
   std::string dataset = "/features";
   std::string nan_policy = "error";
+  /// --memory-budget: "auto" or bytes (512M, 8G); rows that do not fit stay on disk and are
+  /// streamed (tools/memory_budget.hpp).
+  std::string memory_budget = "auto";
 };
 void add_common(CLI::App* app, Common& c);
 /// The backend `--device` asks for; says on stderr when `auto` falls back to the CPU.
 std::unique_ptr<Backend> open_backend(const Common& c);
 /// Reads a feature file as `--dataset` and `--nan-policy` say.
+/// Under MPI (`mpirun -np R segforge ...` of a build with SEGFORGE_MPI; collective): x holds
+/// this rank's contiguous part of the rows (Features::first_row, n_rows_total place it), the ids
+/// of all rows are on rank 0 only (which writes the outputs), and an error on any rank is thrown
+/// on every rank.
 Features load(const std::string& path, const Common& c);
+/// The dataset the drivers run on: `f`'s rows on `backend`. Under MPI, this rank's part of a
+/// dataset partitioned over the ranks (n_samples() is the global row count; collective).
+/// Out of core (f.disk_rows > 0: load() left the rows on disk for want of --memory-budget), a
+/// dataset that streams them in windows the budget allows.
+std::unique_ptr<Dataset> open_data(Backend& backend, const Features& f, const Common& c);
+/// Whether this process writes the outputs and prints the results: rank 0 under MPI (every
+/// rank computes them alike), always otherwise.
+bool output_rank();
+/// A fit's checkpointing as every rank must use it under MPI: a stop asked for on any rank (a
+/// signal that reached only some) stops all of them at the same step boundary (one allreduce
+/// per step), and rank 0 alone writes the file. `storage` holds the wrapper. Otherwise `local`.
+const Checkpointing* on_all_ranks(const Checkpointing* local, Checkpointing& storage);
 /// "file.h5:/features", for messages.
 std::string where(const Features& f);
 std::vector<std::int64_t> sizes_of(std::span<const std::int32_t> labels, int k);

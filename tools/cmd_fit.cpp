@@ -67,7 +67,7 @@ std::string fit_settings(const FitOptions& o, const Features& f, int max_iter, d
     s += " batch_size=" + std::to_string(o.batch_size) + " max_no_improvement=" +
          std::to_string(o.max_no_improvement) + " reassignment_ratio=" + exact(o.reassignment_ratio) +
          " continue_from=" + (o.continue_from.empty() ? "-" : o.continue_from);
-  s += " data=" + f.checksum + " n_samples=" + std::to_string(f.x.rows());
+  s += " data=" + f.checksum + " n_samples=" + std::to_string(f.n_rows_total);
   return s;
 }
 
@@ -157,7 +157,7 @@ int run_fit(const FitOptions& o) {
   Stopwatch read_time;
   const Features f = load(o.features, o.common);
   const double read_seconds = read_time.seconds();
-  const std::int64_t n = f.x.rows(), d = f.x.cols();
+  const std::int64_t n = f.n_rows_total, d = f.x.cols();  // all ranks' rows under MPI
 
   InitParams ip;
   ip.init = init;
@@ -180,6 +180,7 @@ int run_fit(const FitOptions& o) {
   const int max_iter = o.max_iter != kUnset ? o.max_iter : (algorithm == Algorithm::lloyd ? 300 : 100);
   const double tol = !std::isnan(o.tol) ? o.tol : (algorithm == Algorithm::lloyd ? 1e-4 : 0.0);
   CheckpointSession checkpoint(o.checkpoint, fit_settings(o, f, max_iter, tol));
+  Checkpointing all_ranks;  // under MPI: checkpoint's, made collective (on_all_ranks)
 
   ProgressLine line;
   KMeansResult result;
@@ -195,8 +196,8 @@ int run_fit(const FitOptions& o) {
     p.refine = refine;
     p.swap_trials = o.swap_trials;
     validate(p, n, d, where(f));
-    data = backend->upload(f.x.view());
-    result = fit_lloyd(*backend, *data, p, line.callback(), checkpoint.get());
+    data = open_data(*backend, f, o.common);
+    result = fit_lloyd(*backend, *data, p, line.callback(), on_all_ranks(checkpoint.get(), all_ranks));
   } else {
     MiniBatchParams p;
     p.n_clusters = o.k;
@@ -210,8 +211,8 @@ int run_fit(const FitOptions& o) {
     p.reassignment_ratio = o.reassignment_ratio;
     p.counts = std::move(counts);
     validate(p, n, d, where(f));
-    data = backend->upload(f.x.view());
-    result = fit_minibatch(*backend, *data, p, line.callback(), checkpoint.get());
+    data = open_data(*backend, f, o.common);
+    result = fit_minibatch(*backend, *data, p, line.callback(), on_all_ranks(checkpoint.get(), all_ranks));
   }
   line.finish();
 
@@ -269,6 +270,7 @@ int run_fit(const FitOptions& o) {
   if (!o.metrics.empty())
     s = scores(*backend, *data, assignment.labels, k, silhouette, o.seed, line);
   const double metric_seconds = metric_time.seconds();
+  if (!output_rank()) return 0;  // under MPI rank 0 writes and prints; the rest is output only
 
   write_model(o.model, model);
   if (!o.labels.empty()) write_labels(o.labels, assignment, f.ids, names);
@@ -330,6 +332,8 @@ int run_fit(const FitOptions& o) {
     m["segment_names"] = names;
     m["profiles"] = profiles_json(profiles, f.feature_names, entries);
     for (auto& [key, value] : s.items()) m[key] = value;
+    m["out_of_core"] = f.disk_rows > 0;
+    m["peak_rss_bytes"] = peak_rss_bytes();  // VmHWM so far: the fit, scores and outputs
     m["timings"] = {{"read", read_seconds},
                     {"init", result.init_seconds},
                     {"iterations", result.iter_seconds},

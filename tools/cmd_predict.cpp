@@ -48,20 +48,23 @@ int run_predict(const Common& c, const std::string& model_path, const std::strin
                          "'; predict on data prepared like the training data");
   // Same columns but scaled on other data (fitted anew on the new records): the centres then
   // mean something else. Worth a warning, not a refusal: it may be deliberate.
-  if (!model.scaler.empty() && !f.scaler.empty() && scalers_differ(model.scaler, f.scaler))
+  if (!model.scaler.empty() && !f.scaler.empty() && scalers_differ(model.scaler, f.scaler) &&
+      output_rank())
     std::fprintf(stderr,
                  "segforge: warning: %s: its scaling differs from the model's (prepared separately?); "
                  "pass --scaler-from TRAINING.h5 to segforge-prep\n",
                  features.c_str());
   auto backend = open_backend(c);
-  auto data = backend->upload(f.x.view());
+  auto data = open_data(*backend, f, c);
+  // Under MPI every rank labels its rows and all of them get every label; rank 0 writes.
   const Assignment a = predict(*backend, *data, model.centroids.view());
+  if (!output_rank()) return 0;
   std::vector<std::string> names = model.segment_names;
   for (auto i = static_cast<std::int64_t>(names.size()); i < model.centroids.rows(); ++i)
     names.push_back("segment " + std::to_string(i + 1));
   write_labels(out, a, f.ids, names);
   std::fprintf(stderr, "predicted %lld rows into %lld segments (inertia %.6g)\n",
-               static_cast<long long>(f.x.rows()), static_cast<long long>(model.centroids.rows()),
+               static_cast<long long>(f.n_rows_total), static_cast<long long>(model.centroids.rows()),
                a.inertia);
   return 0;
 }

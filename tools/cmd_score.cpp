@@ -27,13 +27,14 @@ int run_score(const Common& c, const std::string& features, const std::string& l
   if (!samples.empty()) check_output(samples, "--samples", {".h5", ".hdf5"});
   const SilhouetteSpec spec = parse_silhouette(silhouette);
   const Features f = load(features, c);
-  if (parse_nan_policy(c.nan_policy) == NanPolicy::drop)
+  if (parse_nan_policy(c.nan_policy) == NanPolicy::drop && output_rank())
     std::cerr << "segforge: note: --nan-policy drop with --labels assumes the labels were made without the dropped rows\n";
   const std::vector<std::int32_t> labels = read_labels(labels_path);
-  const int k = validate_labels(labels, f.x.rows(), labels_path + " against " + where(f));
+  const std::int64_t n = f.n_rows_total;  // all ranks' rows under MPI
+  const int k = validate_labels(labels, n, labels_path + " against " + where(f));
   validate_label_count(labels, k, labels_path);
   auto backend = open_backend(c);
-  auto data = backend->upload(f.x.view());
+  auto data = open_data(*backend, f, c);
   ProgressLine line;
   Stopwatch t;
   SilhouetteResult per_sample;
@@ -44,15 +45,13 @@ int run_score(const Common& c, const std::string& features, const std::string& l
     std::vector<std::int32_t> scored_labels;
     if (per_sample.rows.empty()) scored_labels = labels;
     for (std::int64_t r : per_sample.rows) scored_labels.push_back(labels[r]);
-    write_silhouette_samples(samples, per_sample.values, per_sample.rows, scored_labels, f.ids);
+    if (output_rank())
+      write_silhouette_samples(samples, per_sample.values, per_sample.rows, scored_labels, f.ids);
   }
-  print_scores(s);
+  if (output_rank()) print_scores(s);
   if (!metrics.empty()) {
-    json m;
-    m["k"] = k;
-    m["n_samples"] = f.x.rows();
-    m["n_features"] = f.x.cols();
-    // Inertia of the labelling against its own cluster means.
+    // Inertia of the labelling against its own cluster means (every rank: label_stats is
+    // collective under MPI).
     const LabelStats st = backend->label_stats(*data, labels, k, {});
     Matrix<float> means(k, f.x.cols());
     for (int cl = 0; cl < k; ++cl)
@@ -61,6 +60,11 @@ int run_score(const Common& c, const std::string& features, const std::string& l
     const LabelStats dist = backend->label_stats(*data, labels, k, means.view());
     double inertia = 0;
     for (double v : dist.sq_dist_sums) inertia += v;
+    if (!output_rank()) return 0;
+    json m;
+    m["k"] = k;
+    m["n_samples"] = n;
+    m["n_features"] = f.x.cols();
     m["inertia"] = inertia;
     m["backend"] = backend->info().name;
     m["device"] = backend->info().device;

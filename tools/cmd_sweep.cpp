@@ -95,7 +95,7 @@ int run_sweep(const SweepOptions& o) {
   auto backend = open_backend(o.common);
 
   const Features f = load(o.features, o.common);
-  const std::int64_t n = f.x.rows();
+  const std::int64_t n = f.n_rows_total;  // all ranks' rows under MPI
   validate_sweep(p, n, f.x.cols(), where(f));
   // Silhouette: exact up to 100 000 rows (the default), else a 20 000-row sample.
   if (spec.mode == SilhouetteSpec::Mode::sample) p.silhouette_sample = spec.sample_size;
@@ -103,10 +103,11 @@ int run_sweep(const SweepOptions& o) {
   if (spec.mode == SilhouetteSpec::Mode::none)
     std::erase(p.criteria, Criterion::silhouette);
 
-  auto data = backend->upload(f.x.view());
+  auto data = open_data(*backend, f, o.common);
   ProgressLine line;
   const SweepResult r = sweep(*backend, *data, p, line.callback());
   line.finish();
+  if (!output_rank()) return 0;  // under MPI rank 0 prints and writes
 
   // The table (stdout), then the recommendation.
   std::printf("%4s %14s %10s %9s %9s %11s %9s %9s %s\n", "K", "inertia", "silhouette", "DB", "CH",

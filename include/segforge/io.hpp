@@ -66,6 +66,15 @@ struct Features {
   std::string dataset;
   std::string checksum;  ///< XXH64 (seed 0) of the file's bytes, 16 hex digits (`xxhsum -H64`)
   std::int64_t n_dropped = 0;  ///< rows dropped under NanPolicy::drop
+  /// x holds rows [first_row, first_row + x.rows()) of the n_rows_total kept rows: 0 and
+  /// x.rows() for a whole read. A part read (ReadOptions::row_begin / row_count, one MPI rank's
+  /// rows) sets them as if no other part dropped rows; the caller that combines the parts sets
+  /// them from every part's row count (tools/ does under MPI).
+  std::int64_t first_row = 0;
+  std::int64_t n_rows_total = 0;
+  /// Out of core (ReadOptions::rows_in_memory false): x is [0 x n_features] and the part's
+  /// disk_rows rows, from first_row on, stay in the file, to be streamed (open_hdf5_rows).
+  std::int64_t disk_rows = 0;
 };
 
 enum class NanPolicy { error, drop };
@@ -74,6 +83,15 @@ struct ReadOptions {
   std::string dataset = "/features";
   NanPolicy nan_policy = NanPolicy::error;
   std::int64_t chunk_rows = 65536;  ///< rows read per hyperslab
+  /// Read only the file's rows [row_begin, row_begin + row_count) and their ids (row_count < 0:
+  /// to the end): one part of the matrix, e.g. one MPI rank's. A part may be empty, or have all
+  /// its rows dropped; messages still name the file's row numbers.
+  std::int64_t row_begin = 0;
+  std::int64_t row_count = -1;
+  /// False: read names, ids, scaler and checksum but leave the rows on disk (Features::disk_rows).
+  bool rows_in_memory = true;
+  /// Compute Features::checksum (one more read of the whole file; under MPI only rank 0 does).
+  bool checksum = true;
 };
 
 /// Shape, dtype, names and attributes. Throws InputError naming file and dataset on a missing

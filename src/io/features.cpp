@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 
 #include "atomic_file.hpp"
 #include "checksum.hpp"
@@ -179,6 +180,49 @@ std::string describe_bad_value(float v, const std::string& dtype) {
   return text;
 }
 
+/// /ids of the file's rows [first, first + count) (a part read): integer ids by a hyperslab;
+/// string ids, and the messages for ids of the wrong dtype or length, as for a whole read,
+/// then sliced.
+Ids read_id_range(hid_t file, const std::string& path, std::int64_t n_rows,
+                  const std::string& matrix, std::int64_t first, std::int64_t count) {
+  const std::string object = "/ids";
+  if (!object_exists(file, object)) return {};
+  {
+    Hid dataset = open_dataset(file, path, object, "remove it or store one id per row");
+    Hid type = type_id(H5Dget_type(dataset));
+    const std::vector<hsize_t> dims = extent(dataset);
+    if (type.valid() && type_class(type) == TypeClass::integer && dims.size() == 1 &&
+        static_cast<std::int64_t>(dims[0]) == n_rows) {
+      Ids ids;
+      ids.numeric.resize(static_cast<std::size_t>(count));
+      if (count == 0) return ids;
+      Hid file_space = space_id(H5Dget_space(dataset));
+      const hsize_t start[1] = {static_cast<hsize_t>(first)};
+      const hsize_t size[1] = {static_cast<hsize_t>(count)};
+      Hid mem_space = space_id(H5Screate_simple(1, size, nullptr));
+      if (!file_space.valid() || !mem_space.valid() ||
+          H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, nullptr, size, nullptr) < 0 ||
+          H5Dread(dataset, H5T_NATIVE_INT64, mem_space, file_space, H5P_DEFAULT,
+                  ids.numeric.data()) < 0) {
+        const std::string reason = hdf5_reason();
+        throw InputError(where(path, object) + ": cannot read rows " + std::to_string(first) +
+                         "-" + std::to_string(first + count - 1) +
+                         (reason.empty() ? "" : " (HDF5: " + reason + ")") +
+                         "; the file may be truncated or corrupt");
+      }
+      return ids;
+    }
+  }
+  Ids all = read_ids(file, path, n_rows, matrix);
+  Ids ids;
+  if (!all.numeric.empty())
+    ids.numeric.assign(all.numeric.begin() + first, all.numeric.begin() + first + count);
+  else
+    ids.text.assign(std::make_move_iterator(all.text.begin() + first),
+                    std::make_move_iterator(all.text.begin() + first + count));
+  return ids;
+}
+
 }  // namespace
 }  // namespace io
 
@@ -214,29 +258,55 @@ Features read_features(const std::string& path, const ReadOptions& options) {
   features.dataset = object;
   features.feature_names = io::read_feature_names(file, path, m.cols, object);
   if (features.feature_names.empty()) features.feature_names = io::default_names(m.cols);
-  Ids ids = io::read_ids(file, path, m.rows, object);
+  // The rows to read: all, or one part [row_begin, row_end) (an MPI rank's).
+  SEGFORGE_ASSERT(options.row_begin >= 0 && options.row_begin <= m.rows,
+                  "read_features: row_begin out of range");
+  const std::int64_t row_end =
+      options.row_count < 0 ? m.rows : std::min(m.rows, options.row_begin + options.row_count);
+  const std::int64_t row_begin = options.row_begin;
+  const bool part = row_begin != 0 || row_end != m.rows;
+  const std::int64_t n_part = row_end - row_begin;
+  Ids ids = part ? io::read_id_range(file, path, m.rows, object, row_begin, n_part)
+                 : io::read_ids(file, path, m.rows, object);
   features.scaler = io::read_scaler(file, path, m.cols);
 
+  if (!options.rows_in_memory) {
+    // Out of core: everything but the rows, which the caller streams (open_hdf5_rows).
+    if (options.nan_policy == NanPolicy::drop)
+      throw InputError(at + ": --nan-policy drop needs the rows in memory, and they do not fit "
+                       "--memory-budget; clean the NaN/Inf rows first or raise the budget");
+    features.x = Matrix<float>(0, m.cols);
+    features.disk_rows = n_part;
+    features.first_row = row_begin;
+    features.n_rows_total = m.rows;
+    features.ids = std::move(ids);
+    file.reset();
+    if (options.checksum) features.checksum = io::file_checksum(path);
+    return features;
+  }
+
   // Rows are read block by block straight into place; under NanPolicy::drop the kept rows are
-  // compacted as they arrive (a kept row only ever moves towards the front).
+  // compacted as they arrive (a kept row only ever moves towards the front). kept_rows holds
+  // positions within the part.
   const std::int64_t d = m.cols;
   const std::int64_t block = std::max<std::int64_t>(1, options.chunk_rows);
-  std::vector<float> values(static_cast<std::size_t>(m.rows * d));
+  std::vector<float> values(static_cast<std::size_t>(n_part * d));
   std::vector<std::int64_t> kept_rows;  // filled only once a row has been dropped
   std::int64_t kept = 0;
-  for (std::int64_t first = 0; first < m.rows; first += block) {
-    const std::int64_t count = std::min(block, m.rows - first);
+  for (std::int64_t first = row_begin; first < row_end; first += block) {
+    const std::int64_t count = std::min(block, row_end - first);
     float* dst = values.data() + kept * d;
     io::read_rows(m, path, object, first, count, dst);
     for (std::int64_t i = 0; i < count; ++i) {
       const float* row = dst + i * d;
       const float* bad = std::find_if(row, row + d, [](float v) { return !std::isfinite(v); });
-      const std::int64_t r = first + i;
+      const std::int64_t r = first + i;  // the file's row, for messages
+      const std::int64_t p = r - row_begin;
       if (bad == row + d) {
-        if (!kept_rows.empty() || kept != r) {
+        if (!kept_rows.empty() || kept != p) {
           if (kept_rows.empty())
             for (std::int64_t k = 0; k < kept; ++k) kept_rows.push_back(k);
-          kept_rows.push_back(r);
+          kept_rows.push_back(p);
         }
         float* target = values.data() + kept * d;
         if (target != row) std::memmove(target, row, static_cast<std::size_t>(d) * sizeof(float));
@@ -251,14 +321,16 @@ Features read_features(const std::string& path, const ReadOptions& options) {
       }
     }
   }
-  if (kept == 0)
+  if (kept == 0 && !part)
     throw InputError(at + ": all " + std::to_string(m.rows) +
                      " rows have NaN or Inf; nothing to cluster");
   values.resize(static_cast<std::size_t>(kept * d));
   features.x = Matrix<float>(kept, d, std::move(values));
-  features.n_dropped = m.rows - kept;
+  features.n_dropped = n_part - kept;
+  features.first_row = row_begin;
+  features.n_rows_total = m.rows - features.n_dropped;
 
-  if (kept != m.rows && !ids.empty()) {
+  if (kept != n_part && !ids.empty()) {
     if (kept_rows.empty())  // every dropped row came after the last kept one
       for (std::int64_t k = 0; k < kept; ++k) kept_rows.push_back(k);
     Ids filtered;
@@ -272,7 +344,7 @@ Features read_features(const std::string& path, const ReadOptions& options) {
   }
   features.ids = std::move(ids);
   file.reset();
-  features.checksum = io::file_checksum(path);
+  if (options.checksum) features.checksum = io::file_checksum(path);
   return features;
 }
 

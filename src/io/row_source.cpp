@@ -52,22 +52,29 @@ class Hdf5Rows final : public RowSource {
     SEGFORGE_ASSERT(distinct.front() >= 0 && distinct.back() < n_, "row source: row out of range");
     std::vector<float> buffer(distinct.size() * static_cast<std::size_t>(d));
     {
+      // In groups of kPointRows rows: HDF5's bookkeeping for a point selection grows with the
+      // points times the chunks they touch, which would otherwise cost more than the rows.
+      constexpr std::size_t kPointRows = 64;
       const std::lock_guard<std::mutex> lock(mutex_);
       std::vector<hsize_t> coords;
-      coords.reserve(buffer.size() * 2);
-      for (std::int64_t r : distinct)
-        for (std::int64_t j = 0; j < d; ++j) {
-          coords.push_back(static_cast<hsize_t>(first_ + r));
-          coords.push_back(static_cast<hsize_t>(j));
-        }
-      io::Hid file_space = io::space_id(H5Dget_space(matrix_.dataset));
-      const hsize_t count = buffer.size();
-      io::Hid mem_space = io::space_id(H5Screate_simple(1, &count, nullptr));
-      if (!file_space.valid() || !mem_space.valid() ||
-          H5Sselect_elements(file_space, H5S_SELECT_SET, count, coords.data()) < 0 ||
-          H5Dread(matrix_.dataset, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, buffer.data()) < 0)
-        throw RuntimeFailure(where() + ": cannot read " + std::to_string(distinct.size()) + " rows (" +
-                             io::hdf5_reason() + ")");
+      for (std::size_t g = 0; g < distinct.size(); g += kPointRows) {
+        const std::size_t rows_here = std::min(kPointRows, distinct.size() - g);
+        coords.clear();
+        for (std::size_t i = g; i < g + rows_here; ++i)
+          for (std::int64_t j = 0; j < d; ++j) {
+            coords.push_back(static_cast<hsize_t>(first_ + distinct[i]));
+            coords.push_back(static_cast<hsize_t>(j));
+          }
+        io::Hid file_space = io::space_id(H5Dget_space(matrix_.dataset));
+        const hsize_t count = rows_here * static_cast<hsize_t>(d);
+        io::Hid mem_space = io::space_id(H5Screate_simple(1, &count, nullptr));
+        if (!file_space.valid() || !mem_space.valid() ||
+            H5Sselect_elements(file_space, H5S_SELECT_SET, count, coords.data()) < 0 ||
+            H5Dread(matrix_.dataset, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT,
+                    buffer.data() + g * static_cast<std::size_t>(d)) < 0)
+          throw RuntimeFailure(where() + ": cannot read " + std::to_string(distinct.size()) + " rows (" +
+                               io::hdf5_reason() + ")");
+      }
     }
     check_finite(buffer.data(), static_cast<std::int64_t>(distinct.size()),
                  [&](std::int64_t i) { return distinct[i]; });
