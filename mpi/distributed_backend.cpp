@@ -51,14 +51,14 @@ std::vector<double> combine(std::span<const double> partial) {
 class DistDataset final : public Dataset {
  public:
   /// Replicated: every rank holds the same rows.
-  explicit DistDataset(std::unique_ptr<Dataset> local)
-      : local(std::move(local)), n(this->local->n_samples()), d(this->local->n_features()),
-        is_weighted(this->local->weighted()) {}
+  explicit DistDataset(std::unique_ptr<Dataset> all)
+      : local(std::move(all)), n(local->n_samples()), d(local->n_features()),
+        is_weighted(local->weighted()) {}
   /// Partitioned: this rank holds rows [starts[rank], starts[rank + 1]) of starts.back().
-  DistDataset(std::unique_ptr<Dataset> local, std::vector<std::int64_t> starts, std::int64_t d,
-              std::vector<float> weights, bool weighted)
-      : local(std::move(local)), partitioned(true), n(starts.back()), d(d),
-        starts(std::move(starts)), weights(std::move(weights)), is_weighted(weighted) {}
+  DistDataset(std::unique_ptr<Dataset> part, std::vector<std::int64_t> rank_starts,
+              std::int64_t width, std::vector<float> part_weights, bool any_weights)
+      : local(std::move(part)), partitioned(true), n(rank_starts.back()), d(width),
+        starts(std::move(rank_starts)), weights(std::move(part_weights)), is_weighted(any_weights) {}
 
   std::int64_t n_samples() const override { return n; }
   std::int64_t n_features() const override { return d; }
