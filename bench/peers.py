@@ -10,16 +10,18 @@ starting centres: prints markdown tables (and, with --json, every raw measuremen
 Each measurement runs in its own process (so peak RSS is its own); programs alternate within a
 repetition and the first one rotates between repetitions; medians over repetitions. The inertia
 of every final set of centres is recomputed here in float64, the same way for all, and compared
-with scikit-learn's. The floor column is the roofline of this machine, measured in the same run:
-max(bytes / bandwidth, flop / SGEMM rate) per iteration (or step, or silhouette).
+with scikit-learn's. The floor column is the roofline of this machine, measured at the start and
+the end of the run: max(bytes / bandwidth, flop / arithmetic rate) per iteration (or step, or
+silhouette), the rate the best of SGEMM (NumPy/OpenBLAS, Eigen) and the FMA peak.
 
 Run with Debian's Python (/usr/bin/python3: python3-sklearn, python3-faiss, python3-h5py) after
 scripts/setup.sh and scripts/build.sh:
 
-  OMP_PROC_BIND=true bench/peers.py                 # every workload (about 20 minutes on 2 cores)
+  OMP_PROC_BIND=true bench/peers.py                 # every workload (about 10 minutes on 2 cores)
   bench/peers.py --quick                            # small shapes, one repetition (under a minute)
   bench/peers.py --only lloyd_1m_d32_k64 --reps 5   # one workload (--list names them)
   bench/peers.py --build build-bench --json out/bench/peers.json
+  nice -n -15 bench/peers.py --quiet-wait 120       # on a shared machine: wait for idle CPUs
 
 Not a test and not run in CI: the numbers go in bench/RESULTS.md.
 """
@@ -33,8 +35,12 @@ import subprocess
 import sys
 import time
 
-import h5py
-import numpy as np
+try:
+    import h5py
+    import numpy as np
+except ImportError as e:  # e.g. a python3 first on PATH that is not Debian's
+    raise SystemExit(f"peers.py: {e}; run it with Debian's /usr/bin/python3 (python3-numpy, "
+                     "python3-h5py, python3-sklearn, python3-faiss: scripts/setup.sh)")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -53,7 +59,7 @@ WORKLOADS = [
     dict(name="lloyd_online_retail_k5", kind="lloyd", source="online_retail", k=5, iters=20,
          quick=dict(iters=5), note="real: segforge-prep rfm on the Online Retail sample"),
     dict(name="minibatch_10m_d16_k16", kind="minibatch", n=10_000_000, d=16, k=16, batch=1024,
-         epochs=1, quick=dict(n=200_000)),
+         epochs=1, init="kmeans++", quick=dict(n=200_000)),
     dict(name="silhouette_20k_d16", kind="silhouette", n=20_000, d=16, k=8,
          quick=dict(n=2_000)),
     dict(name="silhouette_100k_d16", kind="silhouette", n=100_000, d=16, k=8, max_reps=2,
@@ -314,16 +320,27 @@ class Data:
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return path
 
-    def init(self, features, k):
-        """K distinct random rows (seeded), as /centroids: every program starts from them."""
-        path = features[:-3] + f".init{k}.h5"
+    def init(self, features, k, method="rows"):
+        """Starting centres as /centroids; every program starts from them. rows: K distinct
+        random rows (seeded; Lloyd, whose trajectory is then the same for every program).
+        kmeans++: scikit-learn's kmeans_plusplus on 100 000 seeded rows (mini-batch, so that the
+        seed of the batches, not a centre stuck between two clusters, makes the spread)."""
+        path = features[:-3] + (f".init{k}.h5" if method == "rows" else f".initpp{k}.h5")
         if not os.path.exists(path):
             with h5py.File(features, "r") as f:
                 n = f["/features"].shape[0]
-                rows = np.sort(np.random.default_rng(0).choice(n, size=k, replace=False))
-                c = f["/features"][rows, :].astype(np.float32)
+                if method == "rows":
+                    rows = np.sort(np.random.default_rng(0).choice(n, size=k, replace=False))
+                    c = f["/features"][rows, :].astype(np.float32)
+                else:
+                    from sklearn.cluster import kmeans_plusplus
+                    m = min(n, 100_000)
+                    rows = np.sort(np.random.default_rng(0).choice(n, size=m, replace=False))
+                    sample = f["/features"][...][rows, :].astype(np.float32)  # h5py's point
+                    # selection is far slower than reading everything
+                    c, _ = kmeans_plusplus(sample, k, random_state=0)
             with h5py.File(path, "w") as f:
-                f["/centroids"] = c
+                f["/centroids"] = np.asarray(c, dtype=np.float32)
         return path
 
     def nearest_labels(self, features, k):
@@ -375,7 +392,42 @@ def fmt(v, digits=3):
     return f"{v:.{digits}g}"
 
 
-def run_workload(w, args, data, roof, rows_out, raw):
+def measure_roofline(args):
+    """Copy and read bandwidth, FMA peak, Eigen SGEMM (segforge_roofline) and NumPy/OpenBLAS
+    SGEMM, measured after waiting for a quiet moment (the same --quiet-wait)."""
+    busy = wait_quiet(args.quiet_wait, args.quiet_threshold) if args.quiet_wait > 0 else cpu_busy(0.5)
+    log(f"roofline (CPUs busy before: {100 * busy:.0f}%)")
+    roof = run_json([os.path.join(args.build, "bench", "segforge_roofline")]
+                    + (["--mib", "64", "--reps", "3"] if args.quick else []), 300)[-1]
+    sg = py_worker(dict(task="sgemm", impl="numpy", size=2048 if args.quick else 4096), 300)
+    roof["openblas_sgemm_gflops"] = sg["gflops"]
+    roof["busy_before"] = busy
+    return roof
+
+
+def add_floors(rows, roof):
+    """The floor of each row: max(bytes / bandwidth, flop / arithmetic rate) per iteration, step
+    or silhouette; bandwidth the better of copy and read, the rate the best of the two SGEMMs and
+    the FMA peak (OpenBLAS 0.3.21 runs its Haswell AVX2 kernels on AVX-512 cores it does not
+    know; segforge's kernels beat its SGEMM)."""
+    roof["sgemm_gflops"] = max(roof["openblas_sgemm_gflops"], roof["eigen_sgemm_gflops"])
+    roof["bandwidth_gbs"] = max(roof["copy_gbs"], roof["read_gbs"])
+    roof["arith_gflops"] = max(roof["sgemm_gflops"], roof["fma_gflops"])
+    bw, rate = roof["bandwidth_gbs"] * 1e9, roof["arith_gflops"] * 1e9
+    for r in rows:
+        n, d, k = r["n"], r["d"], r["k"]
+        if r["kind"] == "lloyd":
+            floor = max(4.0 * n * d / bw, 2.0 * n * k * d / rate) * 1e3  # ms per iteration
+        elif r["kind"] == "minibatch":
+            b = r["batch"]
+            floor = max(4.0 * b * d / bw, 2.0 * b * k * d / rate) * 1e6  # µs per step
+        else:
+            floor = max(4.0 * n * d / bw, 2.0 * n * n * d / rate)  # s
+        r["floor"] = floor
+        r["over_floor"] = r["time"] / floor
+
+
+def run_workload(w, args, data, rows_out, raw):
     kind, name = w["kind"], w["name"]
     if w.get("source") == "online_retail":
         features = data.online_retail()
@@ -389,7 +441,9 @@ def run_workload(w, args, data, roof, rows_out, raw):
     with h5py.File(features, "r") as f:
         n, d = f["/features"].shape
     k = w["k"]
-    impls = IMPLS[kind]
+    impls = list(IMPLS[kind])
+    if args.build_b:
+        impls.insert(1, "segforge_b")
     if args.impls:
         impls = [i for i in impls if i in args.impls]
     reps = min(args.reps, w.get("max_reps", args.reps)) if not args.quick else 1
@@ -402,7 +456,7 @@ def run_workload(w, args, data, roof, rows_out, raw):
         labels = (features if w.get("source") != "online_retail"
                   else data.nearest_labels(features, k))
     else:
-        init = data.init(features, k)
+        init = data.init(features, k, w.get("init", "rows"))
 
     results = {i: [] for i in impls}
     log(f"{name}: N={n} D={d} K={k}, {reps} repetition(s) of {', '.join(impls)}")
@@ -412,8 +466,9 @@ def run_workload(w, args, data, roof, rows_out, raw):
         for impl in order:
             busy = wait_quiet(args.quiet_wait, args.quiet_threshold) if args.quiet_wait > 0 else cpu_busy(0.5)
             cout = os.path.join(tmp, f"{name}.{impl}.{rep}")
-            if impl == "segforge":
-                cmd = [bench, kind, features, "--threads", str(args.threads)]
+            if impl in ("segforge", "segforge_b"):
+                exe = bench if impl == "segforge" else os.path.join(args.build_b, "bench", "segforge_bench")
+                cmd = [exe, kind, features, "--threads", str(args.threads)]
                 if kind == "lloyd":
                     cmd += ["--init", init, "--iters", str(w["iters"]), "--centroids-out", cout + ".h5"]
                 elif kind == "minibatch":
@@ -422,6 +477,7 @@ def run_workload(w, args, data, roof, rows_out, raw):
                 else:
                     cmd += ["--labels", labels]
                 r = run_json(cmd, timeout)[-1]
+                r["impl"] = impl
                 if kind != "silhouette":
                     r["centroids_file"] = cout + ".h5"
             else:
@@ -454,22 +510,11 @@ def run_workload(w, args, data, roof, rows_out, raw):
             log(f"  rep {rep} {impl}: {t[0]:.4g} {t[1]}, peak RSS {r['peak_rss_mb']:.0f} MB "
                 f"(CPUs busy before: {100 * busy:.0f}%)")
 
-    # Floor of one iteration / step / silhouette on this machine.
-    bw = roof["bandwidth_gbs"] * 1e9
-    rate = roof["arith_gflops"] * 1e9
-    if kind == "lloyd":
-        floor = max(4.0 * n * d / bw, 2.0 * n * k * d / rate) * 1e3  # ms per iteration
-    elif kind == "minibatch":
-        b = w["batch"]
-        floor = max(4.0 * b * d / bw, 2.0 * b * k * d / rate) * 1e6  # us per step
-    else:
-        floor = max(4.0 * n * d / bw, 2.0 * n * n * d / rate)  # s
-
     def timing(r):
         if kind == "lloyd":
             return r["ms_per_iter"]
-        if kind == "minibatch":
-            return r["us_per_step"]
+        if kind == "minibatch":  # whole fit / steps for every program
+            return r.get("us_per_step_fit", r["us_per_step"])
         return r.get("phases", r).get("silhouette_s")
 
     ref_inertia = med([r["inertia64"] for r in results.get("sklearn", [])]) if kind != "silhouette" else None
@@ -479,7 +524,6 @@ def run_workload(w, args, data, roof, rows_out, raw):
         rs = results[impl]
         t = med([timing(r) for r in rs])
         row = dict(workload=name, kind=kind, impl=impl, n=n, d=d, k=k, reps=len(rs), time=t,
-                   floor=floor, over_floor=t / floor if floor > 0 else float("nan"),
                    segforge_speedup=t / seg_time if impl != "segforge" else 1.0,
                    peak_rss_mb=med([r["peak_rss_mb"] for r in rs]),
                    extra_rss_mb=med([r["peak_rss_mb"] - r["rss_before_mb"] for r in rs]),
@@ -512,7 +556,8 @@ def markdown(rows, env, roof, header):
                + (f", OMP_WAIT_POLICY={env['faiss_wait_policy']}" if env.get("faiss_wait_policy") else "")
                + f", max_points_per_centroid = ceil(N/K)+1: every row used); threadpoolctl: {tp}. "
                f"segforge: {env.get('segforge_device', '?')}.")
-    out.append(f"- Roofline (measured in this run, {roof['threads']} threads): copy {roof['copy_gbs']:.1f} GB/s, "
+    out.append(f"- Roofline (measured at the start and the end of this run, the better of the two; "
+               f"{roof['threads']} threads): copy {roof['copy_gbs']:.1f} GB/s, "
                f"read {roof['read_gbs']:.1f} GB/s (STREAM-style, best of 10, 256 MiB arrays); "
                f"SGEMM {roof['openblas_sgemm_gflops']:.0f} GFLOP/s (NumPy/OpenBLAS, 4096²), "
                f"{roof['eigen_sgemm_gflops']:.0f} GFLOP/s (Eigen, 2048²); FMA peak {roof['fma_gflops']:.0f} GFLOP/s "
@@ -537,9 +582,11 @@ def markdown(rows, env, roof, header):
                        f"{fmt(r['floor'])} | {fmt(r['over_floor'])} | {r['peak_rss_mb']:.0f} |")
     mb = [r for r in rows if r["kind"] == "minibatch"]
     if mb:
-        out += ["", "Mini-batch, µs per step (segforge: the step loop; scikit-learn: whole fit / n_steps_, "
-                "compute_labels=False); same batch size and steps, no early stop, one seed per repetition; "
-                "inertia of the final centres on all rows in float64, median over seeds.", "",
+        out += ["", "Mini-batch, µs per step: whole fit / steps (segforge's fit includes a column-statistics "
+                "pass and a final assignment pass over all rows; scikit-learn's, with compute_labels=False, "
+                "its row-norms pass); same starting centres (k-means++), batch size and number of steps, no "
+                "early stop, the default reassignment, one seed per repetition; inertia of the final centres "
+                "on all rows in float64, median over seeds.", "",
                 "| workload | N × D, K, batch | program | µs/step | steps | inertia (float64) | rel. diff vs sklearn | spread over seeds | segforge speed-up | floor µs/step | × floor | peak RSS MB |",
                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in mb:
@@ -593,6 +640,8 @@ def main():
     ap.add_argument("--json", help="also write every raw measurement here")
     ap.add_argument("--markdown", help="also write the tables here")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per measurement")
+    ap.add_argument("--build-b", help="A/B: also run bench/segforge_bench of this second build "
+                                      "(rows 'segforge_b'; its speed-up column is A's over B)")
     ap.add_argument("--faiss-wait-policy", default="passive",
                     help="OMP_WAIT_POLICY for FAISS (default passive: its spinning OpenMP threads "
                          "otherwise fight OpenBLAS's threads for the cores, 3-4x slower on 2 cores); "
@@ -636,24 +685,23 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load_before = loadavg()
     t_start = time.time()
-    env = py_worker(dict(task="env", impl="python"), 300)
+    try:
+        env = py_worker(dict(task="env", impl="python"), 300)
+    except RuntimeError as e:
+        raise SystemExit(f"peers.py: the peers do not load under {sys.executable} ({e}); run it "
+                         "with Debian's /usr/bin/python3 (python3-sklearn, python3-faiss: scripts/setup.sh)")
     check_blas(env, args.allow_any_blas)
-    log("roofline")
-    roof = run_json([os.path.join(args.build, "bench", "segforge_roofline")]
-                    + (["--mib", "64", "--reps", "3"] if args.quick else []), 300)[-1]
-    sg = py_worker(dict(task="sgemm", impl="numpy", size=2048 if args.quick else 4096), 300)
-    roof["openblas_sgemm_gflops"] = sg["gflops"]
-    roof["sgemm_gflops"] = max(sg["gflops"], roof["eigen_sgemm_gflops"])
-    # The floor must be a lower bound: the better of the two bandwidths, and the arithmetic
-    # peak of the cores where it beats the libraries' SGEMM (OpenBLAS 0.3.21 runs its Haswell
-    # AVX2 kernels on AVX-512 cores it does not know).
-    roof["bandwidth_gbs"] = max(roof["copy_gbs"], roof["read_gbs"])
-    roof["arith_gflops"] = max(roof["sgemm_gflops"], roof["fma_gflops"])
+    roof_start = measure_roofline(args)
 
     data = Data(args)
     rows, raw = [], []
     for w in workloads:
-        run_workload(w, args, data, roof, rows, raw)
+        run_workload(w, args, data, rows, raw)
+    roof_end = measure_roofline(args)
+    # A floor must be a lower bound: the best of the two measurements (start and end of the run).
+    roof = {k: max(v, roof_end[k]) if isinstance(v, (int, float)) else v for k, v in roof_start.items()}
+    roof["runs"] = [roof_start, roof_end]
+    add_floors(rows, roof)
     load_after = loadavg()
     minutes = (time.time() - t_start) / 60
 
@@ -661,6 +709,9 @@ def main():
               f"- Date: {started}. Commit: `{args.commit or git_commit()}`. Build: `{os.path.relpath(args.build, ROOT)}`.",
               f"- Command: `OMP_PROC_BIND={os.environ.get('OMP_PROC_BIND')} {' '.join(['bench/peers.py'] + sys.argv[1:])}` "
               f"({minutes:.1f} min, niceness {os.nice(0)}); load average before {load_before}, after {load_after}."]
+    if args.build_b:
+        header.append(f"- segforge_b: the runner of `{args.build_b}` (A/B against `{args.build}`; its "
+                      f"speed-up column is B's time / A's time: below 1 where B is faster).")
     env["busy"] = [r["busy_before"] for r in raw]
     env["faiss_wait_policy"] = args.faiss_wait_policy
     env["segforge_device"] = next((r["device"] for r in raw if r["impl"] == "segforge"), "?")

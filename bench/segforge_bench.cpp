@@ -13,6 +13,7 @@
 // init (the driver's init, a copy for --init), iter (the driver's iterations, its final
 // assignment pass included), fit (the whole driver call, column statistics included). Lloyd's
 // ms_per_iter is fit / n_iter, as bench_lloyd and scikit-learn's whole-fit / n_iter_.
+// The file's copy of the matrix is freed once the backend holds its own.
 // peak_rss_mb is VmHWM over the task (reset before it where Linux allows: peak_reset); rss_before_mb
 // is VmRSS just before the task (data loaded and uploaded).
 
@@ -77,11 +78,15 @@ int run(const Options& o) {
   if (!note.empty()) std::fprintf(stderr, "segforge_bench: %s\n", note.c_str());
 
   auto t0 = Clock::now();
-  const Features f = read_features(o.features);
+  Features f = read_features(o.features);
   const double read_s = seconds_since(t0);
   t0 = Clock::now();
   auto data = backend->upload(f.x.view());
   const double upload_s = seconds_since(t0);
+  const std::int64_t n = f.x.rows(), d = f.x.cols();
+  // The backend holds its own copy: free the file's, so that peak RSS is the engine's (segforge
+  // fit keeps both, for the ids of its outputs).
+  f.x = Matrix<float>();
 
   Matrix<float> init;
   if (!o.init.empty()) init = read_model(o.init).centroids;
@@ -89,9 +94,9 @@ int run(const Options& o) {
   int k = static_cast<int>(init.rows());
   if (o.task == "silhouette") {
     labels = read_extra_int32s(o.labels, o.labels_dataset);
-    if (static_cast<std::int64_t>(labels.size()) != f.x.rows())
+    if (static_cast<std::int64_t>(labels.size()) != n)
       throw InputError(o.labels + ":" + o.labels_dataset + ": " + std::to_string(labels.size()) +
-                       " labels for " + std::to_string(f.x.rows()) + " rows");
+                       " labels for " + std::to_string(n) + " rows");
     k = 0;
     for (auto l : labels) k = std::max(k, l + 1);
   } else if (init.empty()) {
@@ -108,8 +113,8 @@ int run(const Options& o) {
     out["rep"] = rep;
     out["backend"] = backend->info().name;
     out["device"] = backend->info().device;
-    out["n"] = f.x.rows();
-    out["d"] = f.x.cols();
+    out["n"] = n;
+    out["d"] = d;
     out["k"] = k;
     json phases;
     phases["read_s"] = read_s;
