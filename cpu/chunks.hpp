@@ -43,6 +43,8 @@ void reduce_chunks(int team, std::int64_t lo, std::int64_t hi, std::span<double>
   const std::int64_t n = hi;
   const std::int64_t n_chunks = chunk_count(hi);
   if (n_chunks <= first_chunk) return;
+  // No more threads than chunks: a thread without a chunk only waits at the barriers.
+  team = static_cast<int>(std::min<std::int64_t>(team, n_chunks - first_chunk));
   // Chunks per round: as many as fit the budget (each round ends in two barriers), at least a
   // few per thread, and never a buffer so large that its page faults cost more than the folding.
   // The round size does not change the result: partials are folded one chunk at a time.
@@ -84,6 +86,7 @@ void for_chunks(int team, std::int64_t lo, std::int64_t hi, MakeScratch make_scr
   const std::int64_t n = hi;
   const std::int64_t n_chunks = chunk_count(hi);
   if (n_chunks <= lo / kChunkRows) return;
+  team = static_cast<int>(std::min<std::int64_t>(team, n_chunks - lo / kChunkRows));
 #pragma omp parallel num_threads(team)
   {
     auto scratch = make_scratch();

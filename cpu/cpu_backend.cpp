@@ -36,6 +36,9 @@ namespace {
 
 using cpu::i64;
 
+/// Rows a mini-batch gather prefetches ahead of the one it copies.
+constexpr i64 kPrefetchAhead = 16;
+
 // ---- the dataset ---------------------------------------------------------------------------
 
 /// Resident (upload: every row in memory) or streamed (stream: rows read window by window from
@@ -571,6 +574,9 @@ class CpuBackend final : public Backend {
           for (i64 b = begin; b < end; b += cpu::kBlockRows) {
             const i64 nb = std::min(cpu::kBlockRows, end - b);
             for (i64 i = 0; i < nb; ++i) {
+              // The batch's rows are random: each is a cache miss unless fetched ahead.
+              if (b + i + kPrefetchAhead < end)
+                __builtin_prefetch(ds.row(batch[b + i + kPrefetchAhead]));
               const i64 r = batch[b + i];
               std::copy_n(ds.row(r), d, rows + i * d);
               s.gathered.norms[i] = *ds.norm(r);
@@ -786,30 +792,36 @@ Matrix<double> CpuBackend::cluster_distance_sums(const Dataset& data,
   // Centre by the column means: distances do not change, and the cancellation in
   // ||x̃||² + ||ỹ||² − 2x̃·ỹ shrinks with the norms.
   const std::vector<double> mu = column_means(ds);
-  // Column rows grouped by label (stable counting sort), so each label is one contiguous run.
+  auto centre_row = [&](i64 i, float* dst) -> float {
+    const float* x = ds.row(i);
+    for (i64 j = 0; j < d; ++j) dst[j] = static_cast<float>(x[j] - mu[j]);
+    return cpu::sq_norm(dst, d);
+  };
+  // Column rows grouped by label (stable counting sort), so each label is one contiguous run,
+  // centred once per call with their norms and weights: N·D floats more, read N/kSilRows times.
   std::vector<i64> order(static_cast<std::size_t>(n));
+  std::vector<i64> run(static_cast<std::size_t>(k) + 1, 0);
   {
-    std::vector<i64> next(static_cast<std::size_t>(k) + 1, 0);
-    for (i64 i = 0; i < n; ++i) ++next[labels[i] + 1];
-    for (i64 j = 0; j < k; ++j) next[j + 1] += next[j];
+    for (i64 i = 0; i < n; ++i) ++run[labels[i] + 1];
+    for (i64 j = 0; j < k; ++j) run[j + 1] += run[j];
+    std::vector<i64> next(run.begin(), run.end() - 1);
     for (i64 i = 0; i < n; ++i) order[next[labels[i]]++] = i;
   }
+  std::vector<float> ys(static_cast<std::size_t>(n * d)), ys_norm(static_cast<std::size_t>(n));
+  std::vector<double> ys_w(static_cast<std::size_t>(n));
+  cpu::for_chunks(team(), n, cpu::no_scratch, [&](cpu::NoScratch&, i64, i64 begin, i64 end) {
+    for (i64 p = begin; p < end; ++p) {
+      ys_norm[p] = centre_row(order[p], ys.data() + p * d);
+      ys_w[p] = ds.weight(order[p]);
+    }
+  });
   const i64 n_tiles = (row_count + kSilRows - 1) / kSilRows;
 
 #pragma omp parallel num_threads(team())
   {
     std::vector<float> xs(static_cast<std::size_t>(kSilRows * d)), xs_norm(kSilRows);
-    std::vector<float> ys(static_cast<std::size_t>(kSilCols * d)), ys_norm(kSilCols);
-    std::vector<double> ys_w(kSilCols);
     std::vector<float> g(static_cast<std::size_t>(kSilRows * kSilCols));
     std::vector<float> dist(kSilCols);
-    std::vector<i64> runs;  // (label, begin, end) of each label's run in the column block
-
-    auto centre_row = [&](i64 i, float* dst) -> float {
-      const float* x = ds.row(i);
-      for (i64 j = 0; j < d; ++j) dst[j] = static_cast<float>(x[j] - mu[j]);
-      return cpu::sq_norm(dst, d);
-    };
 
 #pragma omp for schedule(dynamic, 1)
     for (i64 t = 0; t < n_tiles; ++t) {
@@ -819,47 +831,47 @@ Matrix<double> CpuBackend::cluster_distance_sums(const Dataset& data,
       const cpu::ConstMapF xm(xs.data(), nr, d);
       for (i64 p0 = 0; p0 < n; p0 += kSilCols) {
         const i64 np = std::min(kSilCols, n - p0);
-        const i64* rows = order.data() + p0;
-        runs.clear();
-        for (i64 p = 0; p < np; ++p) {
-          ys_norm[p] = centre_row(rows[p], ys.data() + p * d);
-          ys_w[p] = ds.weight(rows[p]);
-          const i64 label = labels[rows[p]];
-          if (runs.empty() || runs[runs.size() - 3] != label)
-            runs.insert(runs.end(), {label, p, p + 1});
-          else
-            runs.back() = p + 1;
-        }
+        const float* yn = ys_norm.data() + p0;
+        const double* yw = ys_w.data() + p0;
         cpu::TileMapF gm(g.data(), nr, np, Eigen::OuterStride<>(kSilCols));
-        gm.noalias() = xm * cpu::ConstMapF(ys.data(), np, d).transpose();
+        gm.noalias() = xm * cpu::ConstMapF(ys.data() + p0 * d, np, d).transpose();
         for (i64 r = 0; r < nr; ++r) {
           const float* gr = g.data() + r * kSilCols;
           const float xn = xs_norm[r];
-          for (i64 p = 0; p < np; ++p) dist[p] = (xn + ys_norm[p]) - 2.0f * gr[p];
+          // One vectorised test for the whole block; the per-pair recompute is rare
+          // (near-duplicate rows), so its branchy loop runs only in blocks that need it.
+          int recompute = 0;
           for (i64 p = 0; p < np; ++p) {
-            if (dist[p] < kRecompute * (xn + ys_norm[p])) {
-              const float* a = ds.row(r0 + r);
-              const float* b = ds.row(rows[p]);
-              double s2 = 0.0;
-              for (i64 j = 0; j < d; ++j) {
-                const double v = static_cast<double>(a[j]) - b[j];
-                s2 += v * v;
+            dist[p] = (xn + yn[p]) - 2.0f * gr[p];
+            recompute |= dist[p] < kRecompute * (xn + yn[p]);
+          }
+          if (recompute) {
+            for (i64 p = 0; p < np; ++p) {
+              if (dist[p] < kRecompute * (xn + yn[p])) {
+                const float* a = ds.row(r0 + r);
+                const float* b = ds.row(order[p0 + p]);
+                double s2 = 0.0;
+                for (i64 j = 0; j < d; ++j) {
+                  const double v = static_cast<double>(a[j]) - b[j];
+                  s2 += v * v;
+                }
+                dist[p] = static_cast<float>(s2);
               }
-              dist[p] = static_cast<float>(s2);
             }
           }
           for (i64 p = 0; p < np; ++p) dist[p] = std::sqrt(std::max(0.0f, dist[p]));
           double* orow = out.row(r0 - row_begin + r);
-          for (std::size_t q = 0; q < runs.size(); q += 3) {
-            // Eight fixed lanes folded in a fixed order: vectorisable and deterministic.
-            const i64 pe = runs[q + 2];
-            i64 p = runs[q + 1];
+          // Label l's rows are [run[l], run[l + 1]) of `order`: sum each run's part of the block
+          // in eight fixed lanes folded in a fixed order (vectorisable and deterministic).
+          for (i64 l = labels[order[p0]]; l < k && run[l] < p0 + np; ++l) {
+            const i64 pe = std::min(run[l + 1], p0 + np) - p0;
+            i64 p = std::max(run[l], p0) - p0;
             cpu::vd8 lanes{};
             for (; p + 8 <= pe; p += 8)
-              lanes = cpu::fmadd(cpu::load8(ys_w.data() + p), cpu::load8_widen(dist.data() + p), lanes);
+              lanes = cpu::fmadd(cpu::load8(yw + p), cpu::load8_widen(dist.data() + p), lanes);
             double sum = cpu::hsum(lanes);
-            for (; p < pe; ++p) sum += ys_w[p] * static_cast<double>(dist[p]);
-            orow[runs[q]] += sum;
+            for (; p < pe; ++p) sum += yw[p] * static_cast<double>(dist[p]);
+            orow[l] += sum;
           }
         }
       }

@@ -107,10 +107,9 @@ struct Centres {
 /// Per-thread scratch for one block of at most kBlockRows rows of D features.
 struct BlockScratch {
   explicit BlockScratch(i64 d)
-      : tile(static_cast<std::size_t>(kTileCentres * kBlockRows)),
-        xt(static_cast<std::size_t>(d * kBlockRows)), xn(kBlockRows), best_d(kBlockRows),
+      : xt(static_cast<std::size_t>(d * kBlockRows)), xn(kBlockRows), best_d(kBlockRows),
         best_k(kBlockRows) {}
-  AlignedVector<float> tile;           ///< [kTileCentres x kBlockRows] GEMM output
+  AlignedVector<float> tile;           ///< [kTileCentres x kBlockRows] GEMM output, on first use
   AlignedVector<float> xt;             ///< [d x kBlockRows] the block transposed (direct kernel)
   AlignedVector<float> xn;             ///< [kBlockRows] row norms, zero past the block
   AlignedVector<float> best_d;         ///< [kBlockRows] nearest squared distance
@@ -224,6 +223,9 @@ void block_distances(const float* x, const float* xn_in, i64 nb, const Centres& 
   std::fill(xn + nb, xn + nbp, 0.0f);
 
   if (c.kernel == Kernel::gemm) {
+    // Sized here, not in the constructor: 256 KiB that the direct kernel never touches would be
+    // zeroed and page-faulted on every call that builds a scratch.
+    if (s.tile.empty()) s.tile.resize(static_cast<std::size_t>(kTileCentres * kBlockRows));
     const ConstMapF xm(x, nb, d);
     for (i64 kb = 0; kb < c.k; kb += kTileCentres) {
       const i64 kc = std::min(kTileCentres, c.k - kb);
