@@ -717,6 +717,9 @@ def main():
     env["segforge_device"] = next((r["device"] for r in raw if r["impl"] == "segforge"), "?")
     text = markdown(rows, env, roof, header)
     print(text)
+    for path in (args.markdown, args.json):
+        if path:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(text + "\n")

@@ -838,26 +838,33 @@ Matrix<double> CpuBackend::cluster_distance_sums(const Dataset& data,
         for (i64 r = 0; r < nr; ++r) {
           const float* gr = g.data() + r * kSilCols;
           const float xn = xs_norm[r];
-          // One vectorised test for the whole block; the per-pair recompute is rare
-          // (near-duplicate rows), so its branchy loop runs only in blocks that need it.
-          int recompute = 0;
-          for (i64 p = 0; p < np; ++p) {
-            dist[p] = (xn + yn[p]) - 2.0f * gr[p];
-            recompute |= dist[p] < kRecompute * (xn + yn[p]);
-          }
-          if (recompute) {
-            for (i64 p = 0; p < np; ++p) {
-              if (dist[p] < kRecompute * (xn + yn[p])) {
-                const float* a = ds.row(r0 + r);
-                const float* b = ds.row(order[p0 + p]);
-                double s2 = 0.0;
-                for (i64 j = 0; j < d; ++j) {
-                  const double v = static_cast<double>(a[j]) - b[j];
-                  s2 += v * v;
-                }
-                dist[p] = static_cast<float>(s2);
-              }
+          // Sixteen pairs at a time: the expansion, and one vector compare for the recompute
+          // test; the per-pair recompute runs only for the lanes that need it (near-duplicate
+          // rows: rare in blobs, common in real customer data, where many rows coincide).
+          auto recompute = [&](i64 p) {
+            const float* a = ds.row(r0 + r);
+            const float* b = ds.row(order[p0 + p]);
+            double s2 = 0.0;
+            for (i64 j = 0; j < d; ++j) {
+              const double v = static_cast<double>(a[j]) - b[j];
+              s2 += v * v;
             }
+            dist[p] = static_cast<float>(s2);
+          };
+          const cpu::vf16 xn16 = cpu::splat(xn), two = cpu::splat(2.0f), frac = cpu::splat(kRecompute);
+          i64 p = 0;
+          for (; p + cpu::kLanes <= np; p += cpu::kLanes) {
+            const cpu::vf16 norms = xn16 + cpu::load16(yn + p);
+            const cpu::vf16 dv = norms - two * cpu::load16(gr + p);
+            cpu::store16(dist.data() + p, dv);
+            const cpu::vi16 lost = dv < frac * norms;
+            if (cpu::any_lane(lost))
+              for (int q = 0; q < cpu::kLanes; ++q)
+                if (lost[q]) recompute(p + q);
+          }
+          for (; p < np; ++p) {
+            dist[p] = (xn + yn[p]) - 2.0f * gr[p];
+            if (dist[p] < kRecompute * (xn + yn[p])) recompute(p);
           }
           for (i64 p = 0; p < np; ++p) dist[p] = std::sqrt(std::max(0.0f, dist[p]));
           double* orow = out.row(r0 - row_begin + r);

@@ -92,6 +92,12 @@ inline vd8 fmadd(vd8 a, vd8 b, vd8 c) {
 #endif
 }
 
+/// Whether any lane of a comparison's mask is set.
+inline bool any_lane(vi16 mask) {
+  std::int32_t any = 0;
+  for (int q = 0; q < kLanes; ++q) any |= mask[q];
+  return any != 0;
+}
 inline vf16 max0(vf16 v) { return v > 0.0f ? v : vf16{}; }
 inline vf16 vmin(vf16 a, vf16 b) { return a < b ? a : b; }
 

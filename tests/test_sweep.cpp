@@ -287,6 +287,40 @@ TEST(Recommend, MostVotesThenCriterionOrder) {
   if (elbow->k == 5) EXPECT_EQ(r.recommended_k, 5) << r.reason;
 }
 
+TEST(Recommend, OverSegmentedKOnlyWhenEveryChoiceIs) {
+  // The demo's case: silhouette and CH pick K=8, whose smallest segment is under the minimum
+  // size; DB picks 5. The vote goes to 5, and the reason says why 8 was passed over.
+  SweepResult r;
+  r.n_samples = 20000;
+  r.min_segment_size = 1000;
+  for (int k = 4; k <= 8; ++k) {
+    SweepRecord rec;
+    rec.k = k;
+    rec.smallest_segment = k == 8 ? 120 : 2000;
+    rec.over_segmented = k == 8;
+    rec.silhouette = k == 8 ? 0.6 : 0.05 * k;
+    rec.calinski_harabasz = k == 8 ? 900.0 : 100.0 * k;
+    rec.davies_bouldin = k == 5 ? 0.3 : 0.9;
+    r.records.push_back(rec);
+  }
+  SweepParams p;
+  p.criteria = {Criterion::silhouette, Criterion::davies_bouldin, Criterion::calinski_harabasz};
+  recommend(r, p);
+  EXPECT_EQ(r.recommended_k, 5) << r.reason;
+  EXPECT_NE(r.reason.find("K=8 not considered: its smallest segment has 120 rows, below the minimum "
+                          "segment size 1000"),
+            std::string::npos)
+      << r.reason;
+  EXPECT_TRUE(r.warnings.empty());
+  // When every choice is over-segmented the vote stands, with the warning.
+  r.records[1].over_segmented = true;
+  r.records[1].smallest_segment = 300;
+  recommend(r, p);
+  EXPECT_EQ(r.recommended_k, 8) << r.reason;
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_NE(r.warnings[0].find("K=8 is over-segmented"), std::string::npos) << r.warnings[0];
+}
+
 // ---- the sweep -----------------------------------------------------------------------------------
 
 TEST(Sweep, RecordsEqualIndependentFits) {

@@ -243,12 +243,25 @@ void recommend(SweepResult& result, const SweepParams& params) {
   }
 
   // The vote: the K most criteria chose; ties go to the K of the criterion listed first in
-  // kAllCriteria (the choices are in that order).
+  // kAllCriteria (the choices are in that order). A K with a segment under the minimum size is
+  // one nobody can act on: it gets a vote only when every K the criteria chose is like it.
+  auto over_segmented = [&](int k) {
+    for (const auto& r : records)
+      if (r.k == k) return r.over_segmented;
+    return false;
+  };
+  bool any_usable = false;
+  for (const auto& c : result.choices) any_usable = any_usable || (c.k && !over_segmented(*c.k));
   std::map<int, std::vector<std::string>> votes;
   std::map<int, std::size_t> first_vote;
+  std::vector<int> skipped;
   for (std::size_t i = 0; i < result.choices.size(); ++i) {
     const auto& c = result.choices[i];
     if (!c.k) continue;
+    if (any_usable && over_segmented(*c.k)) {
+      if (std::find(skipped.begin(), skipped.end(), *c.k) == skipped.end()) skipped.push_back(*c.k);
+      continue;
+    }
     votes[*c.k].push_back(criterion_name(c.criterion));
     first_vote.emplace(*c.k, i);
   }
@@ -272,6 +285,12 @@ void recommend(SweepResult& result, const SweepParams& params) {
       others.push_back(criterion_name(c.criterion) + (c.k ? " says " + std::to_string(*c.k) : " gave no answer (" + c.note + ")"));
     }
     if (!others.empty()) s << "; " << join(others, "; ");
+    std::sort(skipped.begin(), skipped.end());
+    for (int k : skipped)
+      for (const auto& r : records)
+        if (r.k == k)
+          s << "; K=" << k << " not considered: its smallest segment has " << r.smallest_segment
+            << " rows, below the minimum segment size " << result.min_segment_size;
     result.reason = s.str();
   }
 
