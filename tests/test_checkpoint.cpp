@@ -22,6 +22,7 @@
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
+#include "test_support.hpp"
 
 extern char** environ;
 
@@ -97,13 +98,8 @@ KMeansResult stop_and_resume(const Fit& fit, const std::vector<int>& stops, cons
   return fit(&cp);
 }
 
-class CheckpointResume : public ::testing::Test {
+class CheckpointResume : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("segforge_ckpt_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
 
   void check_every_phase(const Fit& fit, const std::string& name) {
     const KMeansResult want = fit(nullptr);
@@ -117,7 +113,6 @@ class CheckpointResume : public ::testing::Test {
                        name + ", stopped three times, through the file");
   }
 
-  fs::path dir_;
 };
 
 TEST_F(CheckpointResume, LloydWithRestartsAndRandomSwapResumesBitIdentical) {
@@ -217,21 +212,13 @@ TEST_F(CheckpointResume, DamagedOrForeignFilesAreInputErrors) {
 
 // ---- the program: signals, exit status, files ------------------------------------------------
 
-class CheckpointCli : public ::testing::Test {
+class CheckpointCli : public test::TempDirTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("segforge_ckpt_cli_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     data_ = path("d.h5");
     write_features(data_, uniform_points(20000, 3, 17).view(), {"a", "b", "c"});
   }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
   /// The fit every test runs: slow enough (uniform data, tol 0) to be stopped mid-way.
   std::vector<std::string> fit_args(const std::string& model, const std::string& labels) const {
     return {"fit", data_, "-k", "40", "--n-init", "2", "--tol", "0", "--max-iter", "150", "--refine", "none",
@@ -263,17 +250,6 @@ class CheckpointCli : public ::testing::Test {
 
   int run(std::vector<std::string> args) const { return wait_status(spawn(std::move(args))); }
 
-  /// Waits (at most 60 s) until `file` exists; false if the process ended first.
-  static bool wait_for_file(const std::string& file, pid_t pid) {
-    for (int i = 0; i < 6000; ++i) {
-      if (fs::exists(file)) return true;
-      int raw = 0;
-      if (waitpid(pid, &raw, WNOHANG) == pid) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-  }
-
   std::string log() const {
     std::ifstream in(path("log.txt"));
     std::stringstream ss;
@@ -289,7 +265,6 @@ class CheckpointCli : public ::testing::Test {
     EXPECT_EQ(read_labels(labels), read_labels(path("ref_labels.h5")));
   }
 
-  fs::path dir_;
   std::string data_;
 };
 
@@ -300,7 +275,7 @@ TEST_F(CheckpointCli, SigtermWritesACheckpointExits75AndResumeIsBitIdentical) {
     auto args = fit_args(path("m.h5"), path("l.h5"));
     args.insert(args.end(), {"--checkpoint", ck, "--checkpoint-every", "20"});
     const pid_t pid = spawn(args);
-    ASSERT_TRUE(wait_for_file(ck, pid)) << "no checkpoint before the run ended\n" << log();
+    ASSERT_TRUE(test::wait_for_file(ck, pid)) << "no checkpoint before the run ended\n" << log();
     kill(pid, signal);
     ASSERT_EQ(wait_status(pid), 75) << log();
     EXPECT_NE(log().find("continue with --resume " + ck), std::string::npos) << log();
@@ -333,7 +308,7 @@ TEST_F(CheckpointCli, SigkillAtAnyMomentLeavesAWholeCheckpoint) {
     else
       args.insert(args.end(), {"--checkpoint", ck});
     const pid_t pid = spawn(args);
-    if (!wait_for_file(ck, pid)) break;  // finished
+    if (!test::wait_for_file(ck, pid)) break;  // finished
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
     kill(pid, SIGKILL);
     if (wait_status(pid) != 128 + SIGKILL) break;  // it finished first
@@ -359,7 +334,7 @@ TEST_F(CheckpointCli, BadCheckpointOptionsExit2WithOneMessageAndNoOutputs) {
     auto args = fit_args(path("m.h5"), path("l.h5"));
     args.insert(args.end(), {"--checkpoint", ck, "--checkpoint-every", "1"});
     const pid_t pid = spawn(args);
-    ASSERT_TRUE(wait_for_file(ck, pid)) << log();
+    ASSERT_TRUE(test::wait_for_file(ck, pid)) << log();
     kill(pid, SIGTERM);
     ASSERT_EQ(wait_status(pid), 75) << log();
   }

@@ -2,7 +2,6 @@
 // the happy path writes a model, labels and metrics that agree with each other.
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -14,6 +13,7 @@
 #include <sstream>
 
 #include "segforge/io.hpp"
+#include "test_support.hpp"
 
 namespace fs = std::filesystem;
 using namespace segforge;
@@ -25,30 +25,11 @@ struct Outcome {
   std::string output;  // stdout and stderr together
 };
 
-class Cli : public ::testing::Test {
+class Cli : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("segforge_cli_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
   Outcome run(const std::string& args) const {
-    const std::string log = path("log.txt");
-    const std::string command = std::string(SEGFORGE_BINARY) + " " + args + " > " + log + " 2>&1";
-    const int raw = std::system(command.c_str());
     Outcome out;
-    out.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    std::ifstream in(log);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    out.output = ss.str();
-    fs::remove(log);
+    out.status = shell(std::string(SEGFORGE_BINARY) + " " + args, &out.output);
     return out;
   }
 
@@ -73,8 +54,6 @@ class Cli : public ::testing::Test {
     std::sort(out.begin(), out.end());
     return out;
   }
-
-  fs::path dir_;
 };
 
 TEST_F(Cli, FitPredictScoreEndToEnd) {

@@ -58,29 +58,11 @@ std::string launcher(int ranks) {
   return cmd + " -np " + std::to_string(ranks) + " ";
 }
 
-class Mpi : public ::testing::Test {
+class Mpi : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("segforge_mpi_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
   Outcome shell(const std::string& command) const {
-    const std::string log = path("log.txt");
-    const int raw = std::system((command + " > " + log + " 2>&1").c_str());
     Outcome out;
-    out.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    std::ifstream in(log);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    out.output = ss.str();
-    fs::remove(log);
+    out.status = TempDirTest::shell(command, &out.output);
     return out;
   }
   /// One process, no launcher.
@@ -110,7 +92,6 @@ class Mpi : public ::testing::Test {
     return out;
   }
 
-  fs::path dir_;
 };
 
 json read_json(const std::string& p) {
@@ -285,6 +266,46 @@ TEST_F(Mpi, PredictSweepScoreAsOneProcess) {
 
 // Rows dropped for NaN on several ranks: the kept rows, their ids and the model are one
 // process's.
+// A Slurm-style stop under MPI: SIGUSR1 to the launcher (Open MPI's mpirun passes it to every
+// rank) mid-fit. The ranks agree on one boundary, rank 0 writes the checkpoint, all exit 75; a
+// resume with another rank count ends with the uninterrupted single-process model, bit for bit.
+TEST_F(Mpi, SignalStopsAllRanksAndAnyRankCountResumes) {
+  std::mt19937 gen(17);
+  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+  Matrix<float> x(20000, 3);
+  for (auto& v : x.values()) v = uniform(gen);  // no clusters: slow to converge, easy to stop
+  write_features(path("d.h5"), x.view(), {"a", "b", "c"});
+  auto fit_args = [&](const std::string& tag) {
+    return "fit " + path("d.h5") + " -k 40 --n-init 2 --tol 0 --max-iter 150 --refine none --device cpu"
+           " --seed 5 --silhouette none -o " + path(tag + ".h5") + " --labels " + path(tag + "_labels.h5");
+  };
+  const Outcome one = run(fit_args("one"));
+  ASSERT_EQ(one.status, 0) << one.output;
+
+  const std::string ck = path("ck.h5");
+  const pid_t pid = test::spawn_shell("exec env " + launcher(2) + SEGFORGE_BINARY + " " + fit_args("two") +
+                                          " --checkpoint " + ck + " --checkpoint-every 20",
+                                      dir_ / "spawn_log.txt");
+  ASSERT_TRUE(test::wait_for_file(ck, pid)) << "the fit ended before its first checkpoint";
+  kill(pid, SIGUSR1);
+  int raw = 0;
+  waitpid(pid, &raw, 0);
+  std::ifstream log(dir_ / "spawn_log.txt");
+  const std::string output((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  ASSERT_TRUE(WIFEXITED(raw) && WEXITSTATUS(raw) == 75) << "raw status " << raw << "\n" << output;
+  EXPECT_NE(output.find("continue with --resume " + ck), std::string::npos) << output;
+  EXPECT_FALSE(fs::exists(path("two.h5"))) << "an interrupted fit wrote a model";
+
+  const Outcome resumed = mpirun(3, fit_args("three") + " --resume " + ck);
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  const Model want = read_model(path("one.h5")), got = read_model(path("three.h5"));
+  EXPECT_EQ(got.centroids.values(), want.centroids.values());
+  EXPECT_EQ(got.attributes.at("inertia"), want.attributes.at("inertia"));
+  EXPECT_EQ(got.attributes.at("n_iter"), want.attributes.at("n_iter"));
+  EXPECT_EQ(read_labels(path("three_labels.h5")), read_labels(path("one_labels.h5")));
+  EXPECT_FALSE(fs::exists(ck)) << "a finished run keeps its checkpoint";
+}
+
 TEST_F(Mpi, NanPolicyDropAcrossRanks) {
   const std::string data = synth(9000);
   Features f = read_features(data);

@@ -2,9 +2,6 @@
 // every driver the bits of the same rows uploaded whole; what cannot stream says so.
 
 #include <gtest/gtest.h>
-#include <unistd.h>
-
-#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -19,6 +16,7 @@
 #include "segforge/kmeans.hpp"
 #include "segforge/metrics.hpp"
 #include "segforge/row_source.hpp"
+#include "test_support.hpp"
 
 namespace fs = std::filesystem;
 using namespace segforge;
@@ -38,11 +36,10 @@ Matrix<float> blobs(std::int64_t n, std::int64_t d, unsigned seed) {
   return x;
 }
 
-class OutOfCore : public ::testing::TestWithParam<std::int64_t> {
+class OutOfCore : public test::TempDirTest, public ::testing::WithParamInterface<std::int64_t> {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("segforge_ooc_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     path_ = (dir_ / "x.h5").string();
     x_ = blobs(kRows, 5, 3);
     std::vector<std::string> names;
@@ -52,10 +49,7 @@ class OutOfCore : public ::testing::TestWithParam<std::int64_t> {
     resident_ = backend_->upload(x_.view());
     streamed_ = backend_->stream(open_hdf5_rows(path_, "/features"), GetParam());
   }
-  void TearDown() override { fs::remove_all(dir_); }
-
   static constexpr std::int64_t kRows = 23456;  // not a multiple of 2048: a short last window
-  fs::path dir_;
   std::string path_;
   Matrix<float> x_;
   std::unique_ptr<Backend> backend_;
@@ -163,23 +157,22 @@ TEST_P(OutOfCore, AllPairsOpsRefuseWithAnInputError) {
 // (one window, read once and kept).
 INSTANTIATE_TEST_SUITE_P(Windows, OutOfCore, ::testing::Values(2048, 3000, 8192, 100000));
 
-TEST(OutOfCoreSource, NonFiniteValueNamesFileRowAndColumn) {
-  const fs::path dir = fs::temp_directory_path() / ("segforge_ooc_nan_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const std::string path = (dir / "nan.h5").string();
+using OutOfCoreSource = test::TempDirTest;
+
+TEST_F(OutOfCoreSource, NonFiniteValueNamesFileRowAndColumn) {
+  const std::string file = path("nan.h5");
   Matrix<float> x = blobs(5000, 3, 1);
   x(4321, 2) = std::numeric_limits<float>::quiet_NaN();
-  write_features(path, x.view(), {"recency", "frequency", "monetary"});
+  write_features(file, x.view(), {"recency", "frequency", "monetary"});
   auto backend = make_cpu_backend(2);
-  auto data = backend->stream(open_hdf5_rows(path, "/features"), 2048);
+  auto data = backend->stream(open_hdf5_rows(file, "/features"), 2048);
   try {
     backend->column_stats(*data);
     FAIL() << "NaN not reported";
   } catch (const InputError& e) {
     const std::string m = e.what();
-    EXPECT_NE(m.find(path + ":/features row 4321 (0-based): NaN in column 'monetary'"), std::string::npos) << m;
+    EXPECT_NE(m.find(file + ":/features row 4321 (0-based): NaN in column 'monetary'"), std::string::npos) << m;
   }
-  fs::remove_all(dir);
 }
 
 }  // namespace
@@ -188,30 +181,22 @@ TEST(OutOfCoreSource, NonFiniteValueNamesFileRowAndColumn) {
 
 namespace {
 
-int run(const std::string& args, std::string* output = nullptr) {
-  const std::string log = (fs::temp_directory_path() / ("segforge_ooc_log_" + std::to_string(::getpid()))).string();
-  const int raw = std::system((std::string(SEGFORGE_BINARY) + " " + args + " > " + log + " 2>&1").c_str());
-  if (output) {
-    std::ifstream in(log);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    *output = ss.str();
-  }
-  fs::remove(log);
-  return WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-}
-
-nlohmann::json read_json(const fs::path& p) {
+nlohmann::json read_json(const std::string& p) {
   std::ifstream in(p);
   return nlohmann::json::parse(in);
 }
 
+class OutOfCoreCli : public test::TempDirTest {
+ protected:
+  int run(const std::string& args, std::string* output = nullptr) const {
+    return shell(std::string(SEGFORGE_BINARY) + " " + args, output);
+  }
+};
+
 }  // namespace
 
-TEST(OutOfCoreCli, BudgetFarBelowTheDataGivesTheInMemoryResultWithinBudget) {
-  const fs::path dir = fs::temp_directory_path() / ("segforge_ooc_cli_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  auto p = [&](const std::string& name) { return (dir / name).string(); };
+TEST_F(OutOfCoreCli, BudgetFarBelowTheDataGivesTheInMemoryResultWithinBudget) {
+  auto p = [&](const std::string& name) { return path(name); };
   std::string out;
   // 1M rows x 8 features: 31 MiB of float32, read twice over in memory.
   ASSERT_EQ(run("synth -o " + p("d.h5") + " --rows 1000000 --features 8 --segments 6", &out), 0) << out;
@@ -250,5 +235,4 @@ TEST(OutOfCoreCli, BudgetFarBelowTheDataGivesTheInMemoryResultWithinBudget) {
   EXPECT_FALSE(fs::exists(p("m4.h5")));
   EXPECT_EQ(run("fit " + p("d.h5") + common + " -o " + p("m4.h5") + " --memory-budget lots", &out), 2);
   EXPECT_NE(out.find("expected auto or a size"), std::string::npos) << out;
-  fs::remove_all(dir);
 }

@@ -129,13 +129,10 @@ TEST(ReportPage, WithSweepStabilityAndCharts) {
 
 // ---- the command and the browser ------------------------------------------------------------------
 
-class ReportCli : public ::testing::Test {
+class ReportCli : public test::TempDirTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("segforge_report_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     // Donors in four groups, with a log1p scaler as segforge-prep writes.
     std::mt19937 gen(41);
     std::normal_distribution<float> noise(0.0f, 0.25f);
@@ -150,17 +147,7 @@ class ReportCli : public ::testing::Test {
     write_features(path("donors.h5"), x.view(), {"recency_days", "frequency_gifts", "monetary_total", "tenure_days"},
                    {}, s);
   }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  int run(const std::string& command, std::string* output = nullptr) const {
-    const std::string log = path("log.txt");
-    const int raw = std::system((command + " > " + log + " 2>&1").c_str());
-    std::ifstream in(log);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (output) *output = ss.str();
-    return WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  }
+  int run(const std::string& command, std::string* output = nullptr) const { return shell(command, output); }
   int segforge(const std::string& args, std::string* output = nullptr) const {
     return run(std::string(SEGFORGE_BINARY) + " " + args, output);
   }
@@ -183,7 +170,6 @@ class ReportCli : public ::testing::Test {
               0)
         << out;
   }
-  fs::path dir_;
 };
 
 TEST_F(ReportCli, WithoutPlotlyTheReportStillComes) {

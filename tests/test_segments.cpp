@@ -286,13 +286,10 @@ TEST(Stability, Validation) {
 
 // ---- the commands --------------------------------------------------------------------------------
 
-class SegmentsCli : public ::testing::Test {
+class SegmentsCli : public test::TempDirTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("segforge_segments_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     // Donors in three groups: lapsed big givers, new small givers, loyal frequent givers.
     std::mt19937 gen(31);
     std::normal_distribution<float> noise(0.0f, 0.2f);
@@ -307,22 +304,13 @@ class SegmentsCli : public ::testing::Test {
     write_features(path("donors.h5"), x.view(), {"recency_days", "frequency_gifts", "monetary_total", "tenure_days"},
                    {}, s);
   }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
   int run(const std::string& args, std::string* output = nullptr) const {
-    const std::string log = path("log.txt");
-    const int raw = std::system((std::string(SEGFORGE_BINARY) + " " + args + " > " + log + " 2>&1").c_str());
-    std::ifstream in(log);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (output) *output = ss.str();
-    return WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+    return shell(std::string(SEGFORGE_BINARY) + " " + args, output);
   }
   nlohmann::json json_file(const std::string& name) const {
     std::ifstream in(path(name));
     return nlohmann::json::parse(in);
   }
-  fs::path dir_;
 };
 
 TEST_F(SegmentsCli, FitWritesProfilesNamesAndTheDictionary) {

@@ -1,12 +1,17 @@
 #pragma once
-// Shared helpers for the reference and dataset suites: fixture and dataset locations, fixture
-// loading (through segforge's own readers, so the tests need no HDF5 headers), and external
-// validity measures written here independently of the library (adjusted Rand index, centroid
-// index, a naive double-precision argmin).
+// Shared helpers for the suites: fixture and dataset locations, fixture loading (through
+// segforge's own readers, so the tests need no HDF5 headers), a per-test directory and a way to
+// run the programs in it, and external validity measures written here independently of the
+// library (adjusted Rand index, centroid index, a naive double-precision argmin).
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -20,6 +25,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "segforge/io.hpp"
@@ -51,6 +57,74 @@ inline std::filesystem::path datasets_dir() {
 #endif
   return "/work/shared/datasets";
 }
+
+// ---- running the programs ---------------------------------------------------------------
+
+/// Runs `command` through the shell with stdout and stderr together in `log` (removed after);
+/// the exit status (-1: ended by a signal), the output into *output when asked.
+inline int run_shell(const std::string& command, const std::filesystem::path& log,
+                     std::string* output = nullptr) {
+  const int raw = std::system((command + " > " + log.string() + " 2>&1").c_str());
+  if (output) {
+    std::ifstream in(log);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    *output = ss.str();
+  }
+  std::filesystem::remove(log);
+  return WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+}
+
+/// Starts `/bin/sh -c command` with stdout and stderr appended to `log`; its pid (the command's,
+/// when the command starts with `exec`), for signals and waitpid.
+inline pid_t spawn_shell(const std::string& command, const std::filesystem::path& log) {
+  std::string shell = "/bin/sh", flag = "-c", text = command;
+  char* argv[] = {shell.data(), flag.data(), text.data(), nullptr};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = -1;
+  const int failed = posix_spawn(&pid, argv[0], &actions, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (failed != 0) throw std::runtime_error("posix_spawn /bin/sh failed");
+  return pid;
+}
+
+/// Waits (at most 120 s) until `file` exists; false when process `pid` ended first (it is then
+/// reaped).
+inline bool wait_for_file(const std::filesystem::path& file, pid_t pid) {
+  for (int i = 0; i < 12000; ++i) {
+    if (std::filesystem::exists(file)) return true;
+    int raw = 0;
+    if (waitpid(pid, &raw, WNOHANG) == pid) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+/// A test with its own empty directory, <temp>/segforge_<pid>_<suite>.<test>, removed when the
+/// test ends: tests running side by side (ctest -j) never share files.
+class TempDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string name = std::string(info->test_suite_name()) + "." + info->name();
+    std::replace(name.begin(), name.end(), '/', '_');  // parameterised: Suite/Test/3
+    dir_ = std::filesystem::temp_directory_path() / ("segforge_" + std::to_string(::getpid()) + "_" + name);
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  /// `command` through the shell, its output in *output: see run_shell.
+  int shell(const std::string& command, std::string* output = nullptr) const {
+    return run_shell(command, dir_ / "log.txt", output);
+  }
+
+  std::filesystem::path dir_;
+};
 
 // ---- fixture files (written by scripts/make_fixtures.py) ------------------------------------
 

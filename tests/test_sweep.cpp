@@ -456,26 +456,11 @@ INSTANTIATE_TEST_SUITE_P(
 
 // ---- the command ---------------------------------------------------------------------------------
 
-class SweepCli : public ::testing::Test {
+class SweepCli : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("segforge_sweep_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
   int run(const std::string& args, std::string* output = nullptr) const {
-    const std::string log = path("log.txt");
-    const int raw = std::system((std::string(SEGFORGE_BINARY) + " " + args + " > " + log + " 2>&1").c_str());
-    std::ifstream in(log);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (output) *output = ss.str();
-    return WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+    return shell(std::string(SEGFORGE_BINARY) + " " + args, output);
   }
-  fs::path dir_;
 };
 
 TEST_F(SweepCli, WritesTheTableAndJson) {

@@ -52,20 +52,15 @@ struct FitOptions {
 /// What a fit's result depends on, as "key=value" words: a checkpoint records it and a resume
 /// must match it. Doubles in hex-float text, so they compare exactly.
 std::string fit_settings(const FitOptions& o, const Features& f, int max_iter, double tol) {
-  auto exact = [](double v) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%a", v);
-    return std::string(buf);
-  };
   std::string s = "algorithm=" + o.algorithm + " k=" + std::to_string(o.k) + " init=" + o.init +
                   " n_init=" + std::to_string(o.n_init) + " max_iter=" + std::to_string(max_iter) +
-                  " tol=" + exact(tol) + " seed=" + std::to_string(o.seed) +
-                  " oversampling_factor=" + exact(o.oversampling_factor);
+                  " tol=" + hex_float(tol) + " seed=" + std::to_string(o.seed) +
+                  " oversampling_factor=" + hex_float(o.oversampling_factor);
   if (o.algorithm == "lloyd")
     s += " refine=" + o.refine + " swap_trials=" + std::to_string(o.swap_trials);
   else
     s += " batch_size=" + std::to_string(o.batch_size) + " max_no_improvement=" +
-         std::to_string(o.max_no_improvement) + " reassignment_ratio=" + exact(o.reassignment_ratio) +
+         std::to_string(o.max_no_improvement) + " reassignment_ratio=" + hex_float(o.reassignment_ratio) +
          " continue_from=" + (o.continue_from.empty() ? "-" : o.continue_from);
   s += " data=" + f.checksum + " n_samples=" + std::to_string(f.n_rows_total);
   return s;

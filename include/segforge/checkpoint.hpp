@@ -79,5 +79,8 @@ struct Checkpointing {
 void write_checkpoint(const std::string& path, const FitState& state);
 /// InputError (exit 2) naming the file when it is missing, not a segforge checkpoint, or damaged.
 FitState read_checkpoint(const std::string& path);
+/// `v` as C99 hex-float text ("%a"): exact, so settings written this way compare equal only
+/// when the doubles are (checkpoint attributes, a fit's settings fingerprint).
+std::string hex_float(double v);
 
 }  // namespace segforge

@@ -21,12 +21,6 @@ namespace {
 
 constexpr const char* kFormat = "segforge-checkpoint";
 
-std::string exact(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%a", v);
-  return buf;
-}
-
 void write_matrix(hid_t loc, const std::string& name, const Matrix<float>& m, const std::string& path) {
   io::write_dataset(loc, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT,
                     {static_cast<hsize_t>(m.rows()), static_cast<hsize_t>(m.cols())},
@@ -114,7 +108,7 @@ void write_checkpoint(const std::string& path, const FitState& s) {
   a["run"] = std::to_string(s.run);
   a["step"] = std::to_string(s.step);
   a["n_empty"] = std::to_string(s.n_empty);
-  a["best_inertia"] = exact(s.best_inertia);
+  a["best_inertia"] = hex_float(s.best_inertia);
   a["best_n_iter"] = std::to_string(s.best_n_iter);
   a["best_converged"] = s.best_converged ? "1" : "0";
   a["best_n_empty"] = std::to_string(s.best_n_empty);
@@ -122,9 +116,9 @@ void write_checkpoint(const std::string& path, const FitState& s) {
   a["swaps_accepted"] = std::to_string(s.swaps_accepted);
   a["since_reassign"] = std::to_string(s.since_reassign);
   a["has_ewa"] = s.has_ewa ? "1" : "0";
-  a["ewa"] = exact(s.ewa);
+  a["ewa"] = hex_float(s.ewa);
   a["has_ewa_min"] = s.has_ewa_min ? "1" : "0";
-  a["ewa_min"] = exact(s.ewa_min);
+  a["ewa_min"] = hex_float(s.ewa_min);
   a["no_improvement"] = std::to_string(s.no_improvement);
 
   io::TempOutput out(path);
@@ -141,6 +135,12 @@ void write_checkpoint(const std::string& path, const FitState& s) {
     if (!file.close()) io::write_failed(path, "the file (closing it)");
   }
   out.commit(/*durable=*/true);
+}
+
+std::string hex_float(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%a", v);
+  return buf;
 }
 
 FitState read_checkpoint(const std::string& path) {
