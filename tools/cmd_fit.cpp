@@ -150,7 +150,7 @@ int run_fit(const FitOptions& o) {
   auto backend = open_backend(o.common);
 
   Stopwatch read_time;
-  const Features f = load(o.features, o.common);
+  Features f = load(o.features, o.common);
   const double read_seconds = read_time.seconds();
   const std::int64_t n = f.n_rows_total, d = f.x.cols();  // all ranks' rows under MPI
 

@@ -35,7 +35,7 @@ int run_predict(const Common& c, const std::string& model_path, const std::strin
                 const std::string& out) {
   check_output(out, "-o", {".h5", ".csv"});
   const Model model = read_model(model_path);
-  const Features f = load(features, c);
+  Features f = load(features, c);
   if (f.x.cols() != model.centroids.cols())
     throw InputError(where(f) + ": " + std::to_string(f.x.cols()) + " features, but the model " +
                      model_path + " has " + std::to_string(model.centroids.cols()) +

@@ -26,7 +26,7 @@ int run_score(const Common& c, const std::string& features, const std::string& l
   if (!metrics.empty()) check_output(metrics, "--metrics", {".json"});
   if (!samples.empty()) check_output(samples, "--samples", {".h5", ".hdf5"});
   const SilhouetteSpec spec = parse_silhouette(silhouette);
-  const Features f = load(features, c);
+  Features f = load(features, c);
   if (parse_nan_policy(c.nan_policy) == NanPolicy::drop && output_rank())
     std::cerr << "segforge: note: --nan-policy drop with --labels assumes the labels were made without the dropped rows\n";
   const std::vector<std::int32_t> labels = read_labels(labels_path);

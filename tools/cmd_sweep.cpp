@@ -94,7 +94,7 @@ int run_sweep(const SweepOptions& o) {
   const SilhouetteSpec spec = parse_silhouette(o.silhouette);
   auto backend = open_backend(o.common);
 
-  const Features f = load(o.features, o.common);
+  Features f = load(o.features, o.common);
   const std::int64_t n = f.n_rows_total;  // all ranks' rows under MPI
   validate_sweep(p, n, f.x.cols(), where(f));
   // Silhouette: exact up to 100 000 rows (the default), else a 20 000-row sample.
