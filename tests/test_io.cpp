@@ -378,6 +378,33 @@ TEST(Features, DropOnlyTrailingRowsKeepsStringIds) {
   EXPECT_EQ(f.ids.text, (std::vector<std::string>{"a", "b", "c"}));
 }
 
+TEST(Features, DropWithoutIdsNumbersRowsAsInTheFile) {
+  // No /ids: outputs would number the kept rows 0, 1, 2, ... and row 3 of the output would be
+  // row 4 of the file. Under drop the ids are the file's 0-based row numbers, in a part read too.
+  TempDir dir;
+  Matrix<float> x = ramp(8, 2);
+  x(1, 0) = std::numeric_limits<float>::quiet_NaN();
+  x(6, 1) = std::numeric_limits<float>::infinity();
+  write_features(dir.file("f.h5"), x, {"u", "v"});
+  ReadOptions options;
+  options.nan_policy = NanPolicy::drop;
+  const Features f = read_features(dir.file("f.h5"), options);
+  EXPECT_EQ(f.ids.numeric, (std::vector<std::int64_t>{0, 2, 3, 4, 5, 7}));
+  options.row_begin = 4;
+  options.row_count = 4;
+  EXPECT_EQ(read_features(dir.file("f.h5"), options).ids.numeric, (std::vector<std::int64_t>{4, 5, 7}));
+  // A part with nothing to drop numbers its rows too, so that MPI's gathered ids line up.
+  options.row_begin = 2;
+  options.row_count = 4;
+  EXPECT_EQ(read_features(dir.file("f.h5"), options).ids.numeric, (std::vector<std::int64_t>{2, 3, 4, 5}));
+  // Without drop nothing changes: no ids.
+  options.nan_policy = NanPolicy::error;
+  x(1, 0) = 1.0f;
+  x(6, 1) = 1.0f;
+  write_features(dir.file("g.h5"), x, {"u", "v"});
+  EXPECT_TRUE(read_features(dir.file("g.h5"), options).ids.empty());
+}
+
 TEST(Features, DropEveryRowIsAnError) {
   TempDir dir;
   Matrix<float> x(2, 2, std::numeric_limits<float>::quiet_NaN());

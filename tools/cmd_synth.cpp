@@ -48,7 +48,7 @@ int run_synth(const std::string& out, std::int64_t n, int k, int d, std::uint64_
   std::vector<std::string> names;
   for (int j = 0; j < d; ++j)
     names.push_back(j < 8 ? kBase[j] : "feature_" + std::to_string(j));
-  write_features(out, x.view(), names, ids, {}, {{"created_by", "segforge synth"}, {"as_of", "synthetic"}});
+  write_features(out, x.view(), names, ids, {}, {{"source", "segforge synth"}, {"as_of", "synthetic"}});
   std::fprintf(stderr, "wrote %lld synthetic customers x %d features (%d segments) to %s\n",
                static_cast<long long>(n), d, k, out.c_str());
   return 0;

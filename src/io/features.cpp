@@ -330,12 +330,17 @@ Features read_features(const std::string& path, const ReadOptions& options) {
   features.first_row = row_begin;
   features.n_rows_total = m.rows - features.n_dropped;
 
-  if (kept != n_part && !ids.empty()) {
-    if (kept_rows.empty())  // every dropped row came after the last kept one
+  // Without /ids, outputs number rows by position; once rows are dropped, positions no longer
+  // match the file's rows, so under NanPolicy::drop the kept rows' 0-based file row numbers
+  // become their ids (every part alike, whether or not it dropped a row: MPI gathers them).
+  if (kept != n_part || (ids.empty() && options.nan_policy == NanPolicy::drop)) {
+    if (kept_rows.empty())  // every dropped row came after the last kept one, or none was dropped
       for (std::int64_t k = 0; k < kept; ++k) kept_rows.push_back(k);
     Ids filtered;
     for (std::int64_t r : kept_rows) {
-      if (!ids.numeric.empty())
+      if (ids.empty())
+        filtered.numeric.push_back(row_begin + r);
+      else if (!ids.numeric.empty())
         filtered.numeric.push_back(ids.numeric[static_cast<std::size_t>(r)]);
       else
         filtered.text.push_back(std::move(ids.text[static_cast<std::size_t>(r)]));
