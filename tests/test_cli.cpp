@@ -111,9 +111,13 @@ TEST_F(Cli, MiniBatchAndContinue) {
   const Model first = read_model(path("mb.h5"));
   ASSERT_EQ(first.counts.size(), 3u);
   Outcome more = run("fit " + features + " -k 3 --algorithm minibatch --continue-from " + path("mb.h5") +
-                     " --max-iter 1 -o " + path("mb2.h5"));
+                     " --max-iter 1 -o " + path("mb2.h5") + " --metrics " + path("mb2.json"));
   ASSERT_EQ(more.status, 0) << more.output;
   const Model second = read_model(path("mb2.h5"));
+  // The model and the metrics say the same: these centres were continued, not seeded.
+  EXPECT_EQ(second.attributes.at("init"), "continued");
+  std::ifstream metrics(path("mb2.json"));
+  EXPECT_EQ(nlohmann::json::parse(metrics)["init"], "continued");
   double before = 0, after = 0;
   for (double c : first.counts) before += c;
   for (double c : second.counts) after += c;

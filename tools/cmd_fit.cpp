@@ -245,9 +245,10 @@ int run_fit(const FitOptions& o) {
   if (algorithm == Algorithm::minibatch) model.counts = result.counts;
   char inertia_text[64];
   std::snprintf(inertia_text, sizeof inertia_text, "%.17g", result.inertia);
+  const std::string init_text = o.continue_from.empty() ? init_name(init) : "continued";
   model.attributes = {{"algorithm", algorithm_name(algorithm)},
                       {"k", std::to_string(k)},
-                      {"init", o.continue_from.empty() ? init_name(init) : "continued"},
+                      {"init", init_text},
                       {"seed", std::to_string(o.seed)},
                       {"n_init", std::to_string(o.n_init)},
                       {"n_iter", std::to_string(result.n_iter)},
@@ -313,7 +314,7 @@ int run_fit(const FitOptions& o) {
     m["n_samples"] = n;
     m["n_features"] = d;
     m["algorithm"] = algorithm_name(algorithm);
-    m["init"] = init_name(init);
+    m["init"] = init_text;
     m["seed"] = o.seed;
     m["inertia"] = result.inertia;
     m["n_iter"] = result.n_iter;
