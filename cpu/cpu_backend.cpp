@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "bulk_buffer.hpp"
 #include "chunks.hpp"
 #include "kernels.hpp"
 #include "segforge/backend.hpp"
@@ -121,8 +122,8 @@ class CpuDataset final : public Dataset {
 
  private:
   struct Window {
-    cpu::AlignedVector<float> rows;   ///< [window_rows x d]
-    cpu::AlignedVector<float> norms;  ///< [window_rows]
+    cpu::BulkVector<float> rows;   ///< [window_rows x d]
+    cpu::BulkVector<float> norms;  ///< [window_rows]
     i64 index = -1;                   ///< which window it holds; -1: none
   };
 
