@@ -64,6 +64,21 @@ class CpuDataset final : public Dataset {
     show(0);
   }
 
+  /// Resident, on x's own buffer (adopt): only the norms are computed.
+  CpuDataset(Matrix<float>&& x, int team)
+      : n(x.rows()), d(x.cols()), labels(static_cast<std::size_t>(x.rows()), -1),
+        min_dist(static_cast<std::size_t>(x.rows()), std::numeric_limits<float>::infinity()),
+        window_rows_(n), adopted_(std::move(x.values())) {
+    x = Matrix<float>(0, d);
+    Window& all = windows_[0];
+    all.norms.resize(static_cast<std::size_t>(n));
+    cpu::for_chunks(team, n, cpu::no_scratch, [&](cpu::NoScratch&, i64, i64 begin, i64 end) {
+      for (i64 i = begin; i < end; ++i) all.norms[i] = cpu::sq_norm(adopted_.data() + i * d, d);
+    });
+    all.index = 0;
+    show(0);
+  }
+
   CpuDataset(std::shared_ptr<RowSource> source, i64 window_rows)
       : n(source->n_rows()), d(source->n_cols()), labels(static_cast<std::size_t>(n), -1),
         min_dist(static_cast<std::size_t>(n), std::numeric_limits<float>::infinity()),
@@ -136,7 +151,7 @@ class CpuDataset final : public Dataset {
   }
 
   void show(int slot) const {
-    rows_ = windows_[slot].rows.data();
+    rows_ = adopted_.empty() ? windows_[slot].rows.data() : adopted_.data();
     norms_ = windows_[slot].norms.data();
     lo_ = windows_[slot].index * window_rows_;
   }
@@ -144,6 +159,7 @@ class CpuDataset final : public Dataset {
   std::shared_ptr<RowSource> source_;
   i64 window_rows_;
   mutable Window windows_[2];
+  std::vector<float> adopted_;  ///< the rows, when the dataset took the caller's buffer (adopt)
   mutable const float* rows_ = nullptr;
   mutable const float* norms_ = nullptr;
   mutable i64 lo_ = 0;
@@ -312,6 +328,10 @@ class CpuBackend final : public Backend {
     SEGFORGE_ASSERT(weights.empty() || static_cast<i64>(weights.size()) == x.rows,
                     "weights must be empty or have one value per row");
     return std::make_unique<CpuDataset>(x, weights, team());
+  }
+
+  std::unique_ptr<Dataset> adopt(Matrix<float>&& x) override {
+    return std::make_unique<CpuDataset>(std::move(x), team());
   }
 
   std::unique_ptr<Dataset> stream(std::shared_ptr<RowSource> source, std::int64_t window_rows) override {

@@ -388,7 +388,7 @@ TEST_P(CpuBackendShapes, ColumnStatsMatchNaive) {
   }
 }
 
-TEST_P(CpuBackendShapes, BitIdenticalForAnyThreadCount) {
+TEST_P(CpuBackendShapes, BitIdenticalForAnyThreadCountAndAdopted) {
   const Shape& shape = GetParam();
   const i64 n = x_.rows(), d = x_.cols(), k = c_.rows();
   std::vector<i64> batch;
@@ -412,9 +412,19 @@ TEST_P(CpuBackendShapes, BitIdenticalForAnyThreadCount) {
     ColumnStats cols;
     Matrix<double> sil;
   };
-  auto run = [&](int threads) {
+  // adopted: the dataset takes a copy of x_'s buffer over (Backend::adopt) instead of copying.
+  auto run = [&](int threads, bool adopted = false) {
     auto be = make_cpu_backend(threads);
-    auto data = be->upload(x_.view(), w_);
+    std::unique_ptr<Dataset> data;
+    if (adopted) {
+      Matrix<float> rows = x_;
+      data = be->adopt(std::move(rows));
+      EXPECT_EQ(rows.rows(), 0);
+      EXPECT_EQ(rows.cols(), d);
+      EXPECT_TRUE(rows.values().empty()) << "adopt left the caller a copy";
+    } else {
+      data = be->upload(x_.view(), w_);
+    }
     Outcome o;
     o.acc = be->assign_accumulate(*data, c_.view());
     o.acc2 = be->assign_accumulate(*data, first_rows_jittered(x_, k, 8u).view());
@@ -438,7 +448,9 @@ TEST_P(CpuBackendShapes, BitIdenticalForAnyThreadCount) {
     return o;
   };
   const Outcome one = run(1), two = run(2), again = run(2);
-  for (const Outcome* other : {&two, &again}) {
+  // adopt() has no weights: compared where the shape is unweighted.
+  const Outcome adopted = shape.weighted ? run(2) : run(2, true);
+  for (const Outcome* other : {&two, &again, &adopted}) {
     expect_same_bits(one.acc.sums, other->acc.sums, "sums");
     expect_same_bits(one.acc.counts, other->acc.counts, "counts");
     expect_same_bits({one.acc.inertia}, {other->acc.inertia}, "inertia");
@@ -459,7 +471,6 @@ TEST_P(CpuBackendShapes, BitIdenticalForAnyThreadCount) {
     expect_same_bits(one.cols.variance, other->cols.variance, "column variances");
     expect_same_bits(one.sil.values(), other->sil.values(), "cluster distance sums");
   }
-  (void)shape;
 }
 
 // The direct kernel with K below, at and off multiples of its 8-centre tile and D off its 8-wide

@@ -213,11 +213,7 @@ Features load_part(const std::string& path, ReadOptions options, std::int64_t bu
 std::unique_ptr<Dataset> open_data(Backend& backend, Features& f, const Common& c) {
   // This process's rows: in memory, or streamed from the file in windows the budget allows.
   auto place = [&](Backend& local) {
-    if (f.disk_rows == 0) {
-      auto data = local.upload(f.x.view());
-      f.x = Matrix<float>(0, f.x.cols());  // 10M x 16: 640 MB that would otherwise stay twice
-      return data;
-    }
+    if (f.disk_rows == 0) return local.adopt(std::move(f.x));  // the rows in memory once
     const MemoryPlan plan =
         plan_memory(f.disk_rows, f.x.cols(), parse_memory_budget(c.memory_budget), where(f));
     return local.stream(open_hdf5_rows(f.path, f.dataset, f.first_row, f.disk_rows), plan.window_rows);

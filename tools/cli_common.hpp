@@ -88,8 +88,8 @@ Features load(const std::string& path, const Common& c);
 /// The dataset the drivers run on: `f`'s rows on `backend`. Under MPI, this rank's part of a
 /// dataset partitioned over the ranks (n_samples() is the global row count; collective).
 /// Out of core (f.disk_rows > 0: load() left the rows on disk for want of --memory-budget), a
-/// dataset that streams them in windows the budget allows. The backend keeps its own copy, so
-/// f.x's rows are freed (f.x becomes [0 x n_features]): one copy of the data at a time.
+/// dataset that streams them in windows the budget allows. In memory, the backend adopts f.x's
+/// rows (Backend::adopt; f.x becomes [0 x n_features]): the data is in memory once.
 std::unique_ptr<Dataset> open_data(Backend& backend, Features& f, const Common& c);
 /// Whether this process writes the outputs and prints the results: rank 0 under MPI (every
 /// rank computes them alike), always otherwise.
