@@ -478,6 +478,14 @@ TEST_F(SweepCli, WritesTheTableAndJson) {
   EXPECT_TRUE(j["records"][0]["silhouette"].is_null());  // K = 1
   EXPECT_TRUE(j["records"][2]["gap"].is_number());
   EXPECT_EQ(j["criteria"]["gap"]["k"], 3);
+  EXPECT_EQ(j["silhouette_method"], "exact");  // 900 rows
+  // Without the silhouette the file says so, rather than naming a method that never ran.
+  ASSERT_EQ(run("sweep " + path("f.h5") + " --k 2:4 --gap-refs 2 --silhouette none --device cpu -o " +
+                    path("none.json"), &out), 0) << out;
+  std::ifstream none_in(path("none.json"));
+  const auto none = nlohmann::json::parse(none_in);
+  EXPECT_EQ(none["silhouette_method"], "none");
+  EXPECT_FALSE(none["criteria"].contains("silhouette"));
   EXPECT_EQ(j["records"][2]["sizes"].size(), 3u);
 }
 

@@ -168,7 +168,7 @@ struct SweepResult {
   int recommended_k = 0;
   std::string reason;
   std::vector<std::string> warnings;  ///< N < 500, recommended K over-segmented, ...
-  std::string silhouette_method;      ///< "exact" or "sample"
+  std::string silhouette_method;      ///< "exact", "sample", or "none" when not asked for
   int gap_references = 0;
   std::int64_t gap_reference_rows = 0;
   double seconds = 0.0;

@@ -102,7 +102,8 @@ SweepResult sweep(Backend& backend, Dataset& data, const SweepParams& params,
   result.min_segment_size =
       params.min_segment_size > 0 ? params.min_segment_size : default_min_segment_size(n);
   const bool sampled_silhouette = params.silhouette_sample > 0 && params.silhouette_sample < n;
-  result.silhouette_method = sampled_silhouette ? "sample" : "exact";
+  result.silhouette_method =
+      !wants(params, Criterion::silhouette) ? "none" : sampled_silhouette ? "sample" : "exact";
 
   std::vector<int> ks;
   for (int k = params.k_min; k <= params.k_max; ++k) ks.push_back(k);
