@@ -405,6 +405,40 @@ TEST(Features, DropWithoutIdsNumbersRowsAsInTheFile) {
   EXPECT_TRUE(read_features(dir.file("g.h5"), options).ids.empty());
 }
 
+TEST(Features, AnotherMatrixUsesTheRootMetadataOnlyWhereItFits) {
+  // A features file with a /pca [N x 2] and a /sample [3 x 3] beside /features [N x 3]: the root's
+  // names and scaler are /features' and do not fit /pca; the ids fit /pca's rows, not /sample's.
+  TempDir dir;
+  const Matrix<float> x = ramp(6, 3);
+  Ids ids;
+  ids.numeric = {10, 11, 12, 13, 14, 15};
+  Scaler scaler;
+  scaler.mean = {1, 2, 3};
+  scaler.scale = {1, 1, 1};
+  scaler.transform = {"identity", "identity", "identity"};
+  const std::string file = dir.file("f.h5");
+  const Matrix<float> pca2 = ramp(6, 2), sample3 = ramp(3, 3);
+  FeatureExtras extras;
+  extras.matrices.emplace("pca", pca2.view());
+  extras.matrices.emplace("sample", sample3.view());
+  write_features(file, x, {"recency", "frequency", "monetary"}, ids, scaler, {}, extras);
+  ReadOptions options;
+  options.dataset = "/pca";
+  const Features pca = read_features(file, options);
+  EXPECT_EQ(pca.feature_names, (std::vector<std::string>{"f0", "f1"}));
+  EXPECT_TRUE(pca.scaler.mean.empty());
+  EXPECT_EQ(pca.ids.numeric, ids.numeric);
+  EXPECT_TRUE(read_scaler(file, "/pca").mean.empty());
+  options.dataset = "/sample";
+  const Features sample = read_features(file, options);
+  EXPECT_EQ(sample.feature_names, (std::vector<std::string>{"recency", "frequency", "monetary"}));
+  EXPECT_EQ(sample.scaler.mean, scaler.mean);
+  EXPECT_TRUE(sample.ids.empty());
+  const FeatureFileInfo info = inspect_features(file, "/sample");
+  EXPECT_FALSE(info.has_ids);
+  EXPECT_TRUE(info.has_scaler);
+}
+
 TEST(Features, DropEveryRowIsAnError) {
   TempDir dir;
   Matrix<float> x(2, 2, std::numeric_limits<float>::quiet_NaN());

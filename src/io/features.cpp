@@ -162,6 +162,30 @@ std::string file_checksum(const std::string& path) {
 
 namespace {
 
+/// The root's /feature_names, /ids and /scaler describe /features. Another matrix (--dataset,
+/// e.g. a /pca [N x 3] stored beside /features [N x 9]) uses them where their lengths fit it and
+/// goes without where they do not; for /features itself a misfit stays an error.
+struct RootFit {
+  bool names = true, ids = true, scaler = true;
+};
+
+RootFit root_metadata_fit(hid_t file, const std::string& matrix, std::int64_t rows, std::int64_t cols) {
+  RootFit fit;
+  if (matrix == "/features") return fit;
+  auto length_is = [&](const std::string& object, std::int64_t want) {
+    if (!io::object_exists(file, object) || io::group_exists(file, object)) return true;
+    io::Hid dataset = io::dataset_id(H5Dopen2(file, object.c_str(), H5P_DEFAULT));
+    if (!dataset.valid()) return true;  // the reader names the fault
+    const std::vector<hsize_t> dims = io::extent(dataset);
+    return dims.size() != 1 || static_cast<std::int64_t>(dims[0]) == want;
+  };
+  fit.names = length_is("/feature_names", cols);
+  fit.ids = length_is("/ids", rows);
+  fit.scaler = length_is("/scaler/mean", cols);
+  return fit;
+}
+
+
 const char* const kDatasetHint = "pass --dataset PATH to name the matrix";
 const char* const kShape = "[n_samples x n_features]";
 
@@ -236,11 +260,12 @@ FeatureFileInfo inspect_features(const std::string& path, const std::string& dat
   info.n_samples = m.rows;
   info.n_features = m.cols;
   info.dtype = m.dtype;
-  info.feature_names = io::read_feature_names(file, path, m.cols, object);
+  const io::RootFit fit = io::root_metadata_fit(file, object, m.rows, m.cols);
+  if (fit.names) info.feature_names = io::read_feature_names(file, path, m.cols, object);
   if (info.feature_names.empty()) info.feature_names = io::default_names(m.cols);
   info.attributes = io::read_attributes(file);
-  info.has_ids = io::object_exists(file, "/ids");
-  info.has_scaler = io::object_exists(file, "/scaler");
+  info.has_ids = fit.ids && io::object_exists(file, "/ids");
+  info.has_scaler = fit.scaler && io::object_exists(file, "/scaler");
   return info;
 }
 
@@ -256,7 +281,8 @@ Features read_features(const std::string& path, const ReadOptions& options) {
   Features features;
   features.path = path;
   features.dataset = object;
-  features.feature_names = io::read_feature_names(file, path, m.cols, object);
+  const io::RootFit fit = io::root_metadata_fit(file, object, m.rows, m.cols);
+  if (fit.names) features.feature_names = io::read_feature_names(file, path, m.cols, object);
   if (features.feature_names.empty()) features.feature_names = io::default_names(m.cols);
   // The rows to read: all, or one part [row_begin, row_end) (an MPI rank's).
   SEGFORGE_ASSERT(options.row_begin >= 0 && options.row_begin <= m.rows,
@@ -266,9 +292,10 @@ Features read_features(const std::string& path, const ReadOptions& options) {
   const std::int64_t row_begin = options.row_begin;
   const bool part = row_begin != 0 || row_end != m.rows;
   const std::int64_t n_part = row_end - row_begin;
-  Ids ids = part ? io::read_id_range(file, path, m.rows, object, row_begin, n_part)
-                 : io::read_ids(file, path, m.rows, object);
-  features.scaler = io::read_scaler(file, path, m.cols);
+  Ids ids = !fit.ids ? Ids{}
+            : part  ? io::read_id_range(file, path, m.rows, object, row_begin, n_part)
+                    : io::read_ids(file, path, m.rows, object);
+  if (fit.scaler) features.scaler = io::read_scaler(file, path, m.cols);
 
   if (!options.rows_in_memory) {
     // Out of core: everything but the rows, which the caller streams (open_hdf5_rows).
@@ -357,6 +384,7 @@ Scaler read_scaler(const std::string& path, const std::string& dataset) {
   io::Hid file = io::open_for_read(path);
   const std::string object = io::absolute_object(dataset.empty() ? "/features" : dataset);
   const io::MatrixInfo m = io::open_matrix(file, path, object, io::kDatasetHint, io::kShape);
+  if (!io::root_metadata_fit(file, object, m.rows, m.cols).scaler) return {};
   return io::read_scaler(file, path, m.cols);
 }
 
