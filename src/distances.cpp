@@ -11,7 +11,8 @@ void write_distance_matrix(Backend& backend, const Dataset& a, const Dataset& b,
                            std::int64_t tile_cols, const ProgressFn& progress) {
   const std::int64_t rows = a.n_samples();
   const std::int64_t cols = b.n_samples();
-  DistanceMatrixWriter writer(path, rows, cols);
+  DistanceMatrixWriter writer(path, rows, cols,
+                              {{"metric", "euclidean"}, {"squared", squared ? "true" : "false"}});
   for (std::int64_t i = 0; i < rows; i += tile_rows) {
     const std::int64_t n_i = std::min(tile_rows, rows - i);
     for (std::int64_t j = 0; j < cols; j += tile_cols) {

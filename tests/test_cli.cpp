@@ -136,6 +136,11 @@ TEST_F(Cli, DistancesMatchHandComputation) {
   EXPECT_FLOAT_EQ(d.x(0, 0), 0.0f);
   EXPECT_NEAR(d.x(0, 1), 5.0f, 1e-5);
   EXPECT_NEAR(d.x(1, 0), 5.0f, 1e-5);
+  // The file says what its values are.
+  EXPECT_EQ(inspect_features(path("d.h5"), "/distances").attributes.at("squared"), "false");
+  ASSERT_EQ(run("distances " + path("a.h5") + " --squared -o " + path("d2.h5")).status, 0);
+  EXPECT_EQ(inspect_features(path("d2.h5"), "/distances").attributes.at("squared"), "true");
+  EXPECT_NEAR(read_features(path("d2.h5"), o).x(0, 1), 25.0f, 1e-4);
 }
 
 TEST_F(Cli, HelpAndVersionExitZero) {

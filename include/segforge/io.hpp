@@ -180,9 +180,12 @@ void write_silhouette_samples(const std::string& path, std::span<const double> v
 std::vector<std::int32_t> read_labels(const std::string& path);
 
 /// Distance matrix writer: /distances float32 [rows x cols], chunked; rows written in blocks.
+/// `attributes`: root attributes beside format, format_version and created_by (what the values
+/// are: `metric`, `squared`).
 class DistanceMatrixWriter {
  public:
-  DistanceMatrixWriter(const std::string& path, std::int64_t rows, std::int64_t cols);
+  DistanceMatrixWriter(const std::string& path, std::int64_t rows, std::int64_t cols,
+                       const std::map<std::string, std::string>& attributes = {});
   ~DistanceMatrixWriter();
   DistanceMatrixWriter(const DistanceMatrixWriter&) = delete;
   DistanceMatrixWriter& operator=(const DistanceMatrixWriter&) = delete;

@@ -23,7 +23,8 @@ struct DistanceMatrixWriter::Impl {
 };
 
 DistanceMatrixWriter::DistanceMatrixWriter(const std::string& path, std::int64_t rows,
-                                           std::int64_t cols)
+                                           std::int64_t cols,
+                                           const std::map<std::string, std::string>& attributes)
     : impl_(std::make_unique<Impl>(path)) {
   SEGFORGE_ASSERT(rows >= 0 && cols >= 0, "negative distance matrix shape");
   impl_->rows = rows;
@@ -45,7 +46,7 @@ DistanceMatrixWriter::DistanceMatrixWriter(const std::string& path, std::int64_t
   impl_->dataset =
       io::dataset_id(H5Dopen2(impl_->file, "distances", dapl.valid() ? dapl.get() : H5P_DEFAULT));
   if (!impl_->dataset.valid()) io::write_failed(path, "dataset 'distances'");
-  io::write_root_attributes(impl_->file, "segforge-distances", {}, path);
+  io::write_root_attributes(impl_->file, "segforge-distances", attributes, path);
 }
 
 DistanceMatrixWriter::~DistanceMatrixWriter() = default;
