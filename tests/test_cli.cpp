@@ -67,6 +67,8 @@ TEST_F(Cli, FitPredictScoreEndToEnd) {
   EXPECT_EQ(m["n_samples"], 300);
   EXPECT_EQ(m["n_features"], 3);
   EXPECT_EQ(m["sizes"], nlohmann::json::array({100, 100, 100}));
+  EXPECT_EQ(m["format"], "segforge-metrics");
+  EXPECT_EQ(m["format_version"], 1);
   EXPECT_EQ(m["backend"], "cpu");
   EXPECT_TRUE(m["converged"].get<bool>());
   // Three tight, well separated blobs: silhouette near 1.
@@ -98,6 +100,7 @@ TEST_F(Cli, FitPredictScoreEndToEnd) {
   EXPECT_EQ(read_labels(path("samples.h5")), read_labels(path("labels.h5")));
   std::ifstream in2(path("score.json"));
   const auto s = nlohmann::json::parse(in2);
+  EXPECT_EQ(s["format"], "segforge-metrics");
   EXPECT_NEAR(s["silhouette"].get<double>(), m["silhouette"].get<double>(), 1e-12);
   // fit sums float32 ||x||² − 2x·c + ||c||² terms; score sums direct differences: 1e-4 covers the
   // float32 cancellation on data ~10 units from the origin.

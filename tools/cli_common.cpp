@@ -267,6 +267,10 @@ Features load(const std::string& path, const Common& c) {
 
 std::string where(const Features& f) { return f.path + ":" + f.dataset; }
 
+json json_output(const std::string& format) {
+  return {{"format", format}, {"format_version", 1}};
+}
+
 std::vector<std::int64_t> sizes_of(std::span<const std::int32_t> labels, int k) {
   std::vector<std::int64_t> sizes(static_cast<std::size_t>(k), 0);
   for (auto l : labels) ++sizes[static_cast<std::size_t>(l)];

@@ -106,6 +106,9 @@ void write_labels(const std::string& path, const Assignment& a, const Ids& ids,
                   const std::vector<std::string>& names);
 
 using json = nlohmann::ordered_json;
+/// A JSON output's identity, the counterpart of the HDF5 files' root attributes:
+/// {"format": format, "format_version": 1}; the caller adds the rest.
+json json_output(const std::string& format);
 /// Silhouette (as `spec` says), Davies–Bouldin and Calinski–Harabasz, for metrics.json.
 /// `silhouette`, when given, receives the per-sample values.
 json scores(Backend& backend, const Dataset& data, std::span<const std::int32_t> labels, int k,

@@ -272,8 +272,7 @@ int run_fit(const FitOptions& o) {
   if (!o.labels.empty()) write_labels(o.labels, assignment, f.ids, names);
   const std::string dictionary = o.dictionary.empty() ? dictionary_path(o.model) : o.dictionary;
   {
-    json dict;
-    dict["format"] = "segforge-segments";
+    json dict = json_output("segforge-segments");
     dict["model"] = o.model;
     dict["k"] = k;
     dict["n_samples"] = n;
@@ -309,7 +308,7 @@ int run_fit(const FitOptions& o) {
   std::fprintf(stderr, "segment dictionary: %s\n", dictionary.c_str());
 
   if (!o.metrics.empty()) {
-    json m;
+    json m = json_output("segforge-metrics");
     m["k"] = k;
     m["n_samples"] = n;
     m["n_features"] = d;

@@ -61,7 +61,7 @@ int run_score(const Common& c, const std::string& features, const std::string& l
     double inertia = 0;
     for (double v : dist.sq_dist_sums) inertia += v;
     if (!output_rank()) return 0;
-    json m;
+    json m = json_output("segforge-metrics");
     m["k"] = k;
     m["n_samples"] = n;
     m["n_features"] = f.x.cols();

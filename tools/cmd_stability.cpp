@@ -75,8 +75,7 @@ int run_stability(const StabilityOptions& o) {
 }  // namespace
 
 json stability_json(const StabilityResult& r) {
-  json j;
-  j["format"] = "segforge-stability";
+  json j = json_output("segforge-stability");
   j["k"] = r.n_clusters;
   j["runs"] = r.runs;
   j["sample_fraction"] = r.sample_fraction;

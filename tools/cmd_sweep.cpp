@@ -169,8 +169,7 @@ std::vector<Criterion> parse_criteria(const std::string& text) {
 }
 
 json sweep_json(const SweepResult& r) {
-  json j;
-  j["format"] = "segforge-sweep";
+  json j = json_output("segforge-sweep");
   j["recommended_k"] = r.recommended_k;
   j["reason"] = r.reason;
   j["warnings"] = r.warnings;
