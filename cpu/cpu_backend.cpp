@@ -139,7 +139,7 @@ class CpuDataset final : public Dataset {
   struct Window {
     cpu::BulkVector<float> rows;   ///< [window_rows x d]
     cpu::BulkVector<float> norms;  ///< [window_rows]
-    i64 index = -1;                   ///< which window it holds; -1: none
+    i64 index = -1;                ///< which window it holds; -1: none
   };
 
   void load(Window& w, i64 k) const {

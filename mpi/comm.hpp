@@ -50,18 +50,28 @@ std::vector<T> allgather(std::span<const T> local, int size) {
 
 /// Every rank's `local` (`counts[r]` units of `unit` each, rank r), concatenated in rank order
 /// into `out` (sized by the caller).
+/// MPI_Allgatherv's recvcounts and displacements for rank r's `counts[r]` units in rank order.
+struct Layout {
+  std::vector<int> counts, displs;
+};
+inline Layout layout_of(std::span<const std::int64_t> counts) {
+  Layout l{std::vector<int>(counts.size()), std::vector<int>(counts.size())};
+  std::int64_t at = 0;
+  for (std::size_t r = 0; r < counts.size(); ++r) {
+    l.counts[r] = count_of(counts[r], "allgatherv");
+    l.displs[r] = count_of(at, "allgatherv displacement");
+    at += counts[r];
+  }
+  return l;
+}
+
 template <class T>
 void allgatherv(std::span<const T> local, std::span<const std::int64_t> counts, T* out,
                 MPI_Datatype unit, std::int64_t unit_size) {
-  std::vector<int> n(counts.size()), displs(counts.size());
-  std::int64_t at = 0;
-  for (std::size_t r = 0; r < counts.size(); ++r) {
-    n[r] = count_of(counts[r], "allgatherv");
-    displs[r] = count_of(at, "allgatherv displacement");
-    at += counts[r];
-  }
+  const Layout l = layout_of(counts);
   const int mine = count_of(static_cast<std::int64_t>(local.size()) / unit_size, "allgatherv");
-  check(MPI_Allgatherv(local.data(), mine, unit, out, n.data(), displs.data(), unit, data_comm()),
+  check(MPI_Allgatherv(local.data(), mine, unit, out, l.counts.data(), l.displs.data(), unit,
+                       data_comm()),
         "MPI_Allgatherv");
 }
 

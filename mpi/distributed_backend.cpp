@@ -430,15 +430,9 @@ class DistributedBackendImpl final : public DistributedBackend {
   /// Rank r's values sit at [start_r, start_r + counts[r]) of `v`: fill in everyone else's.
   template <class T>
   static void allgather_in_place(std::span<T> v, std::span<const std::int64_t> counts) {
-    std::vector<int> n(counts.size()), displs(counts.size());
-    std::int64_t at = 0;
-    for (std::size_t r = 0; r < counts.size(); ++r) {
-      n[r] = count_of(counts[r], "allgatherv");
-      displs[r] = count_of(at, "allgatherv displacement");
-      at += counts[r];
-    }
-    check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, v.data(), n.data(), displs.data(),
-                         detail::type_of<T>(), data_comm()),
+    const detail::Layout l = detail::layout_of(counts);
+    check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, v.data(), l.counts.data(),
+                         l.displs.data(), detail::type_of<T>(), data_comm()),
           "MPI_Allgatherv");
   }
 
