@@ -185,7 +185,6 @@ RootFit root_metadata_fit(hid_t file, const std::string& matrix, std::int64_t ro
   return fit;
 }
 
-
 const char* const kDatasetHint = "pass --dataset PATH to name the matrix";
 const char* const kShape = "[n_samples x n_features]";
 

@@ -246,10 +246,14 @@ void recommend(SweepResult& result, const SweepParams& params) {
   // The vote: the K most criteria chose; ties go to the K of the criterion listed first in
   // kAllCriteria (the choices are in that order). A K with a segment under the minimum size is
   // one nobody can act on: it gets a vote only when every K the criteria chose is like it.
-  auto over_segmented = [&](int k) {
+  auto record_of = [&](int k) -> const SweepRecord* {
     for (const auto& r : records)
-      if (r.k == k) return r.over_segmented;
-    return false;
+      if (r.k == k) return &r;
+    return nullptr;
+  };
+  auto over_segmented = [&](int k) {
+    const SweepRecord* r = record_of(k);
+    return r != nullptr && r->over_segmented;
   };
   bool any_usable = false;
   for (const auto& c : result.choices) any_usable = any_usable || (c.k && !over_segmented(*c.k));
@@ -288,10 +292,9 @@ void recommend(SweepResult& result, const SweepParams& params) {
     if (!others.empty()) s << "; " << join(others, "; ");
     std::sort(skipped.begin(), skipped.end());
     for (int k : skipped)
-      for (const auto& r : records)
-        if (r.k == k)
-          s << "; K=" << k << " not considered: its smallest segment has " << r.smallest_segment
-            << " rows, below the minimum segment size " << result.min_segment_size;
+      s << "; K=" << k << " not considered: its smallest segment has "
+        << record_of(k)->smallest_segment << " rows, below the minimum segment size "
+        << result.min_segment_size;
     result.reason = s.str();
   }
 
