@@ -340,7 +340,8 @@ TEST_F(CheckpointCli, BadCheckpointOptionsExit2WithOneMessageAndNoOutputs) {
   }
   const std::vector<Case> cases = {
       {{"--resume", path("missing.h5")}, "--resume " + path("missing.h5") + ": no such file"},
-      {{"--resume", data_}, "not a segforge checkpoint"},
+      // The features file as the checkpoint: resuming would overwrite it with the checkpoint.
+      {{"--resume", data_}, "is the same file as features"},
       {{"--checkpoint-every", "5"}, "--checkpoint-every needs --checkpoint FILE"},
       {{"--checkpoint", path("nofolder/ck.h5")}, "does not exist; create it first"},
       {{"--checkpoint", path("ck.txt")}, "unknown file type"},

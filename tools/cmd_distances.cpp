@@ -8,6 +8,7 @@
 
 #include "segforge/distances.hpp"
 #include "cli_common.hpp"
+#include "segforge/outputs.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
@@ -23,7 +24,10 @@ namespace {
 
 int run_distances(const Common& c, const std::string& a_path, const std::string& b_path,
                   const std::string& out, bool squared) {
-  check_output(out, "-o", {".h5", ".hdf5"});
+  OutputSet outputs;
+  outputs.input(a_path, "A");
+  outputs.input(b_path, "B");
+  outputs.output(out, "-o", {".h5", ".hdf5"});
   const Features a = load(a_path, c);
   auto backend = open_backend(c);
   auto da = backend->upload(a.x.view());
@@ -37,6 +41,7 @@ int run_distances(const Common& c, const std::string& a_path, const std::string&
   }
   ProgressLine line;
   write_distance_matrix(*backend, *da, db ? *db : *da, squared, out, 2048, 8192, line.callback());
+  outputs.commit();
   line.finish();
   return 0;
 }

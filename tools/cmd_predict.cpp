@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "cli_common.hpp"
+#include "segforge/outputs.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
@@ -33,7 +34,10 @@ bool scalers_differ(const Scaler& a, const Scaler& b) {
 
 int run_predict(const Common& c, const std::string& model_path, const std::string& features,
                 const std::string& out) {
-  check_output(out, "-o", {".h5", ".csv"});
+  OutputSet outputs;
+  outputs.input(model_path, "model");
+  outputs.input(features, "features");
+  outputs.output(out, "-o", {".h5", ".csv"});
   const Model model = read_model(model_path);
   Features f = load(features, c);
   if (f.x.cols() != model.centroids.cols())
@@ -63,6 +67,7 @@ int run_predict(const Common& c, const std::string& model_path, const std::strin
   for (auto i = static_cast<std::int64_t>(names.size()); i < model.centroids.rows(); ++i)
     names.push_back("segment " + std::to_string(i + 1));
   write_labels(out, a, f.ids, names);
+  outputs.commit();
   std::fprintf(stderr, "predicted %lld rows into %lld segments (inertia %.6g)\n",
                static_cast<long long>(f.n_rows_total), static_cast<long long>(model.centroids.rows()),
                a.inertia);

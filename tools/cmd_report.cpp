@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "cli_common.hpp"
+#include "segforge/outputs.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/report.hpp"
@@ -73,7 +74,13 @@ fs::path find_plotly(const std::string& option, std::string& why) {
 }
 
 int run_report(const ReportOptions& o) {
-  check_output(o.output, "-o", {".html", ".htm"});
+  OutputSet outputs;
+  outputs.input(o.model, "model");
+  outputs.input(o.features, "--features");
+  outputs.input(o.sweep, "--sweep");
+  outputs.input(o.stability, "--stability");
+  outputs.input(o.labels, "--labels");
+  outputs.output(o.output, "-o", {".html", ".htm"});
   const Model model = read_model(o.model);
   const Features f = load(o.features, o.common);
   const std::int64_t n = f.x.rows(), d = f.x.cols();
@@ -139,6 +146,7 @@ int run_report(const ReportOptions& o) {
     in.plotly_js = read_text(plotly);
   }
   write_text_atomic(o.output, render_report_html(in));
+  outputs.commit();
   std::fprintf(stderr, "wrote %s (%s)\n", o.output.c_str(),
                plotly.empty() ? "no charts" : ("charts by " + plotly.string()).c_str());
   return 0;

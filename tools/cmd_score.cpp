@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "cli_common.hpp"
+#include "segforge/outputs.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
@@ -23,8 +24,11 @@ namespace {
 int run_score(const Common& c, const std::string& features, const std::string& labels_path,
               const std::string& silhouette, const std::string& metrics, std::uint64_t seed,
               const std::string& samples) {
-  if (!metrics.empty()) check_output(metrics, "--metrics", {".json"});
-  if (!samples.empty()) check_output(samples, "--samples", {".h5", ".hdf5"});
+  OutputSet outputs;
+  outputs.input(features, "features");
+  outputs.input(labels_path, "--labels");
+  if (!metrics.empty()) outputs.output(metrics, "--metrics", {".json"});
+  if (!samples.empty()) outputs.output(samples, "--samples", {".h5", ".hdf5"});
   const SilhouetteSpec spec = parse_silhouette(silhouette);
   Features f = load(features, c);
   if (parse_nan_policy(c.nan_policy) == NanPolicy::drop && output_rank())
@@ -73,6 +77,7 @@ int run_score(const Common& c, const std::string& features, const std::string& l
     m["timings"] = {{"metrics", t.seconds()}};
     write_text_atomic(metrics, m.dump(2) + "\n");
   }
+  if (output_rank()) outputs.commit();
   return 0;
 }
 

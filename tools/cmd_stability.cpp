@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli_common.hpp"
+#include "segforge/outputs.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/segments.hpp"
@@ -29,7 +30,9 @@ struct StabilityOptions {
 };
 
 int run_stability(const StabilityOptions& o) {
-  if (!o.output.empty()) check_output(o.output, "-o", {".json"});
+  OutputSet outputs;
+  outputs.input(o.features, "features");
+  if (!o.output.empty()) outputs.output(o.output, "-o", {".json"});
   StabilityParams p;
   p.n_clusters = o.k;
   p.runs = o.runs;
@@ -68,6 +71,7 @@ int run_stability(const StabilityOptions& o) {
     j["input_file"] = f.path;
     j["seed"] = o.seed;
     write_text_atomic(o.output, j.dump(2) + "\n");
+    outputs.commit();
   }
   return 0;
 }

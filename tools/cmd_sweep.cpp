@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "cli_common.hpp"
+#include "segforge/outputs.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/select.hpp"
@@ -73,7 +74,9 @@ std::string cell(const std::optional<double>& v, const char* format) {
 
 int run_sweep(const SweepOptions& o) {
   Stopwatch total;
-  if (!o.output.empty()) check_output(o.output, "-o", {".json"});
+  OutputSet outputs;
+  outputs.input(o.features, "features");
+  if (!o.output.empty()) outputs.output(o.output, "-o", {".json"});
   SweepParams p;
   std::tie(p.k_min, p.k_max) = parse_k_range(o.k);
   p.criteria = parse_criteria(o.criteria);
@@ -141,6 +144,7 @@ int run_sweep(const SweepOptions& o) {
     j["input_checksum"] = f.checksum;
     j["timings"] = {{"sweep", r.seconds}, {"total", total.seconds()}};
     write_text_atomic(o.output, j.dump(2) + "\n");
+    outputs.commit();
     std::fprintf(stderr, "wrote %s\n", o.output.c_str());
   }
   return 0;

@@ -10,6 +10,7 @@
 
 #include "segforge/rng.hpp"
 #include "cli_common.hpp"
+#include "segforge/outputs.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
@@ -26,7 +27,8 @@ namespace {
 /// Synthetic customers for the demo: K Gaussian segments in an RFM-like space.
 int run_synth(const std::string& out, std::int64_t n, int k, int d, std::uint64_t seed,
               std::uint64_t centres_seed) {
-  check_output(out, "-o", {".h5", ".hdf5"});
+  OutputSet outputs;
+  outputs.output(out, "-o", {".h5", ".hdf5"});
   if (n < 1 || k < 1 || d < 1) throw InputError("synth: --rows, --segments and --features must be >= 1");
   // The segment centres come from their own seed, so new customers can share old segments.
   Rng centre_rng(centres_seed);
@@ -49,6 +51,7 @@ int run_synth(const std::string& out, std::int64_t n, int k, int d, std::uint64_
   for (int j = 0; j < d; ++j)
     names.push_back(j < 8 ? kBase[j] : "feature_" + std::to_string(j));
   write_features(out, x.view(), names, ids, {}, {{"source", "segforge synth"}, {"as_of", "synthetic"}});
+  outputs.commit();
   std::fprintf(stderr, "wrote %lld synthetic customers x %d features (%d segments) to %s\n",
                static_cast<long long>(n), d, k, out.c_str());
   return 0;

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "output_check.hpp"
+#include "segforge/outputs.hpp"
 #include "segforge/error.hpp"
 #include "segforge/prep.hpp"
 
@@ -20,7 +21,6 @@
 namespace segforge::prep::cli {
 namespace {
 
-using segforge::cli::check_output;
 
 // ---- option text to library types ----------------------------------------------------------
 
@@ -145,8 +145,14 @@ struct RfmOptions {
 };
 
 int run_rfm(RfmOptions& o) {
-  check_output(o.output, "-o", kH5);
   RfmParams& p = o.params;
+  // Every file this run reads and writes, checked against each other before any work.
+  segforge::OutputSet outputs;
+  outputs.input(p.gifts_path, "gifts");
+  outputs.input(p.events_path, "--events");
+  outputs.input(p.attributes_path, "--attributes");
+  outputs.input(o.transform.scaler_from, "--scaler-from");
+  outputs.output(o.output, "-o", kH5);
   p.negatives = parse_negatives(o.negatives);
   p.on_bad_row = parse_bad_rows(o.on_bad_row);
   p.delimiter = parse_delimiter(o.delimiter);
@@ -166,6 +172,7 @@ int run_rfm(RfmOptions& o) {
   for (auto& item : transform_summary) items.push_back(std::move(item));
   items.push_back({"source", "made by", "segforge-prep rfm"});
   write_prepared(o.output, prepared, items);
+  outputs.commit();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   std::fprintf(stderr, "segforge-prep rfm: %s\n", p.gifts_path.c_str());
@@ -221,8 +228,11 @@ struct TableOptions {
 };
 
 int run_table(TableOptions& o) {
-  check_output(o.output, "-o", kH5);
   TableParams& p = o.params;
+  segforge::OutputSet outputs;
+  outputs.input(p.path, "table");
+  outputs.input(o.transform.scaler_from, "--scaler-from");
+  outputs.output(o.output, "-o", kH5);
   p.on_bad_row = parse_bad_rows(o.on_bad_row);
   p.delimiter = parse_delimiter(o.delimiter);
   p.drop_duplicates = !o.keep_duplicates;
@@ -241,6 +251,7 @@ int run_table(TableOptions& o) {
   for (auto& item : transform_summary) items.push_back(std::move(item));
   items.push_back({"source", "made by", "segforge-prep table"});
   write_prepared(o.output, prepared, items);
+  outputs.commit();
   std::fprintf(stderr, "segforge-prep table: %s\n", p.path.c_str());
   print_items(items);
   std::fprintf(stderr, "wrote %s: %lld rows x %lld features\n", o.output.c_str(),
@@ -272,11 +283,13 @@ struct SynthOptions {
 };
 
 int run_synth_donors(SynthOptions& o) {
-  check_output(o.donors_out, "-o", {".csv"});
-  if (!o.events_out.empty()) check_output(o.events_out, "--events", {".csv"});
-  if (!o.truth_out.empty()) check_output(o.truth_out, "--truth", {".csv"});
+  segforge::OutputSet outputs;
+  outputs.output(o.donors_out, "-o", {".csv"});
+  if (!o.events_out.empty()) outputs.output(o.events_out, "--events", {".csv"});
+  if (!o.truth_out.empty()) outputs.output(o.truth_out, "--truth", {".csv"});
   if (!o.end.empty()) o.donors.end = parse_date_option(o.end, "--end");
   const SynthDonorsSummary s = write_synth_donors(o.donors_out, o.events_out, o.truth_out, o.donors);
+  outputs.commit();
   const auto names = synth_segment_names();
   std::fprintf(stderr, "wrote %s: %lld gift rows from %lld donors (use --as-of %s)\n", o.donors_out.c_str(),
                static_cast<long long>(s.gift_rows), static_cast<long long>(s.donors),
@@ -289,9 +302,11 @@ int run_synth_donors(SynthOptions& o) {
 }
 
 int run_synth_blobs(SynthOptions& o) {
-  check_output(o.blobs_out, "-o", kH5);
-  if (!o.centers_out.empty()) check_output(o.centers_out, "--centers", kH5);
+  segforge::OutputSet outputs;
+  outputs.output(o.blobs_out, "-o", kH5);
+  if (!o.centers_out.empty()) outputs.output(o.centers_out, "--centers", kH5);
   write_synth_blobs(o.blobs_out, o.blobs, o.centers_out);
+  outputs.commit();
   std::fprintf(stderr, "wrote %s: %lld x %d in %d blobs, with the true /centers and /labels\n",
                o.blobs_out.c_str(), static_cast<long long>(o.blobs.n_samples), o.blobs.n_features,
                o.blobs.n_clusters);

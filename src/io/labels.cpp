@@ -1,6 +1,8 @@
 // Labels: labels.h5 (/labels int32 [N], /distances float32 [N], /ids) and segments.csv
 // (id,segment,segment_name,distance; RFC 4180 quoting) for CRM import.
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -36,6 +38,28 @@ void append_field(std::string& out, const std::string& field) {
     out += c;
   }
   out += '"';
+}
+
+/// A text field bound for a spreadsheet or CRM import: one that a spreadsheet would run as a
+/// formula (first character =, +, -, @, tab or carriage return; OWASP "CSV Injection") gets a
+/// leading apostrophe, which spreadsheets show as text. Plain numbers such as "-5" or "+3.5" are
+/// not formulas and stay as they are. labels.h5 keeps the raw value.
+bool formula_like(const std::string& field) {
+  if (field.empty()) return false;
+  const char c = field.front();
+  if (c == '\t' || c == '\r' || c == '=' || c == '@') return true;
+  if (c != '+' && c != '-') return false;
+  std::size_t i = 1, digits = 0;
+  while (i < field.size() && std::isdigit(static_cast<unsigned char>(field[i]))) ++i, ++digits;
+  if (i < field.size() && field[i] == '.') {
+    ++i;
+    while (i < field.size() && std::isdigit(static_cast<unsigned char>(field[i]))) ++i, ++digits;
+  }
+  return !(digits > 0 && i == field.size());
+}
+
+void append_spreadsheet_field(std::string& out, const std::string& field) {
+  append_field(out, formula_like(field) ? "'" + field : field);
 }
 
 template <class T>
@@ -243,15 +267,16 @@ void write_segments_csv(const std::string& path, std::span<const std::int32_t> l
                   "ids must have one entry per label");
   io::TempOutput out(path);
   {
-    std::ofstream file(out.temp_path(), std::ios::binary | std::ios::trunc);
-    if (!file)
-      throw RuntimeFailure(path + ": cannot create a temporary file beside it (" +
-                           std::strerror(errno) + "); check that the folder is writable");
+    const int fd = out.create_exclusive();
+    struct Closer {  // on an exception: the descriptor, not a second error
+      int fd;
+      ~Closer() { if (fd >= 0) ::close(fd); }
+    } file{fd};
     std::vector<std::string> quoted_names;  // quoted once, not once per row
     quoted_names.reserve(segment_names.size());
     for (const auto& name : segment_names) {
       std::string q;
-      append_field(q, name);
+      append_spreadsheet_field(q, name);
       quoted_names.push_back(std::move(q));
     }
     std::string buf;
@@ -263,7 +288,7 @@ void write_segments_csv(const std::string& path, std::span<const std::int32_t> l
       else if (!ids.numeric.empty())
         append_number(buf, ids.numeric[i]);
       else
-        append_field(buf, ids.text[i]);
+        append_spreadsheet_field(buf, ids.text[i]);
       buf += ',';
       append_number(buf, labels[i]);
       buf += ',';
@@ -273,15 +298,13 @@ void write_segments_csv(const std::string& path, std::span<const std::int32_t> l
       append_number(buf, distances[i]);
       buf += '\n';
       if (buf.size() >= kFlushBytes) {
-        file.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+        io::write_all(fd, buf.data(), buf.size(), path);
         buf.clear();
       }
     }
-    file.write(buf.data(), static_cast<std::streamsize>(buf.size()));
-    file.close();
-    if (!file)
-      throw RuntimeFailure(path + ": write failed (" + std::strerror(errno) +
-                           "); check free space");
+    io::write_all(fd, buf.data(), buf.size(), path);
+    file.fd = -1;
+    io::close_checked(fd, path);
   }
   out.commit();
 }

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <memory>
 
+#include <unistd.h>
+
 #include "../io/atomic_file.hpp"
 #include "dates.hpp"
 #include "segforge/error.hpp"
@@ -30,8 +32,12 @@ constexpr std::array<double, n_segments> kShare = {0.25, 0.20, 0.10, 0.25, 0.20}
 class CsvOut {
  public:
   explicit CsvOut(const std::string& path) : out_(path) {
-    file_.reset(std::fopen(out_.temp_path().c_str(), "wb"));
-    if (!file_) throw RuntimeFailure(path + ": cannot create (" + std::strerror(errno) + ")");
+    const int fd = out_.create_exclusive();
+    file_.reset(::fdopen(fd, "wb"));
+    if (!file_) {
+      ::close(fd);
+      throw RuntimeFailure(path + ": cannot create (" + std::strerror(errno) + ")");
+    }
     std::setvbuf(file_.get(), nullptr, _IOFBF, std::size_t{1} << 20);
   }
   void line(const std::string& text) { write(text.data(), text.size()); }
@@ -45,7 +51,8 @@ class CsvOut {
 
  private:
   [[noreturn]] void failed() {
-    throw RuntimeFailure(out_.path() + ": write failed (" + std::strerror(errno) + "); check the disk");
+    const int e = errno;
+    throw RuntimeFailure(out_.path() + ": write failed (" + std::strerror(e) + ")" + io::write_advice(e));
   }
   io::TempOutput out_;
   std::unique_ptr<FILE, int (*)(FILE*)> file_{nullptr, &std::fclose};
