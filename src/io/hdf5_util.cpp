@@ -328,7 +328,7 @@ std::string filter_label(H5Z_filter_t id, const char* stored_name) {
   }
   std::string name = known.empty() ? std::string(stored_name) : known;
   if (name.empty()) name = "unnamed";
-  return name + " (HDF5 filter id " + std::to_string(id) + ")";
+  return name + " filter (HDF5 filter " + std::to_string(id) + ")";
 }
 
 /// Refuses what open_dataset must not hand on (see its comment).
@@ -370,7 +370,7 @@ void check_storage(hid_t dataset, const std::string& path, const std::string& ob
     if (id < 0) read_failed(path, object, "its compression filters");
     if (H5Zfilter_avail(id) <= 0)
       throw InputError(where(path, object) + ": is compressed with the " + filter_label(id, name) +
-                       " filter, which this HDF5 library does not have; re-save it with gzip or "
+                       ", which this HDF5 library does not have; re-save it with gzip or "
                        "without compression (h5repack -f NONE in.h5 out.h5, or h5py "
                        "compression='gzip')");
   }
