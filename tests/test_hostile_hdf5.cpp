@@ -231,4 +231,22 @@ TEST(Labels, Int32MaxIsReadAsItIs) {
             (std::vector<std::int32_t>{0, 2147483647, 0, 2147483647}));
 }
 
+TEST(Labels, ScoreRefusesInt32MaxWithExitTwo) {
+  // It used to overflow n_clusters = max label + 1 and end in exit 1 ("cannot create
+  // std::vector larger than max_size()").
+  TempDir dir;
+  const std::string log = dir.file("log.txt");
+  const std::string command = std::string(SEGFORGE_BINARY) + " score " +
+                              fixture("hostile_target.h5") + " --dataset /secret --labels " +
+                              fixture("labels_int32_max.h5") + " --device cpu > " + log + " 2>&1";
+  const int raw = std::system(command.c_str());
+  std::stringstream text;
+  text << std::ifstream(log).rdbuf();
+  ASSERT_TRUE(WIFEXITED(raw)) << text.str();
+  EXPECT_EQ(WEXITSTATUS(raw), 2) << text.str();
+  EXPECT_NE(text.str().find("row 1 (0-based): label 2147483647 is too large a segment number"),
+            std::string::npos)
+      << text.str();
+}
+
 }  // namespace
