@@ -111,7 +111,84 @@ def main():
         g = f.create_group("features")
         create(g, "values", np.zeros((5, 2), dtype=np.float32))
 
+    hostile()
     print("wrote fixtures to", os.path.normpath(OUT), file=sys.stderr)
+
+
+def hostile():
+    """Files that make HDF5 read other files or data segforge cannot decode (issue 15, items 4,
+    10 and 12); every one must be refused with a message saying why."""
+    ok = np.arange(8, dtype=np.float32).reshape(4, 2)
+
+    # The target of the links and mappings below: a normal file whose values the hostile files
+    # would otherwise pass off as their own.
+    with new("hostile_target.h5") as f:
+        create(f, "secret", np.full((4, 2), 7.0, dtype=np.float32))
+    with open(path("hostile_raw.bin"), "wb") as raw:
+        raw.write(np.full((4, 2), 9.0, dtype=np.float32).tobytes())
+
+    # /features as an external link into another file.
+    with new("hostile_elink.h5") as f:
+        f["features"] = h5py.ExternalLink("hostile_target.h5", "/secret")
+    # /features fine, /ids an external link (an optional dataset read through a link).
+    with new("hostile_elink_ids.h5") as f:
+        create(f, "features", ok)
+        f["ids"] = h5py.ExternalLink("hostile_target.h5", "/secret")
+    # /features with external storage: its bytes live in a raw file beside it (any local path
+    # would do, e.g. /etc/shadow).
+    with new("hostile_external.h5") as f:
+        f.create_dataset("features", shape=(4, 2), dtype=np.float32,
+                         external=[("hostile_raw.bin", 0, 32)], track_times=False)
+    # /features as a virtual dataset, one mapping from a file that exists and one whose source
+    # is missing (HDF5 fills it with zeros, silently).
+    with h5py.File(path("hostile_virtual.h5"), "w", libver="latest") as f:
+        layout = h5py.VirtualLayout(shape=(4, 2), dtype=np.float32)
+        layout[:] = h5py.VirtualSource("hostile_target.h5", "secret", shape=(4, 2))
+        f.create_virtual_dataset("features", layout)
+    with h5py.File(path("hostile_virtual_missing.h5"), "w", libver="latest") as f:
+        layout = h5py.VirtualLayout(shape=(100, 2), dtype=np.float32)
+        layout[:] = h5py.VirtualSource("hostile_no_such_file.h5", "x", shape=(100, 2))
+        f.create_virtual_dataset("features", layout, fillvalue=0)
+    # A model whose /centroids is an external link, and labels with external storage: every
+    # reader goes through the same check.
+    with new("hostile_model_elink.h5") as f:
+        f["centroids"] = h5py.ExternalLink("hostile_target.h5", "/secret")
+    with new("hostile_labels_external.h5") as f:
+        f.create_dataset("labels", shape=(8,), dtype=np.int32,
+                         external=[("hostile_raw.bin", 0, 32)], track_times=False)
+
+    # Soft links: a dangling one named features, and a good one (features -> /data) that works.
+    with new("dangling_link.h5") as f:
+        create(f, "data", ok)
+        f["features"] = h5py.SoftLink("/nowhere")
+    with new("soft_link.h5") as f:
+        create(f, "data", ok)
+        f["features"] = h5py.SoftLink("/data")
+
+    # LZF (h5py's own filter): not in the HDF5 library segforge links.
+    with new("lzf.h5") as f:
+        create(f, "features", ok, chunks=(2, 2), compression="lzf")
+
+    # uint64 ids: all below 2^63 (read exactly) and some above (refused, naming the row).
+    with new("ids_uint64.h5") as f:
+        create(f, "features", ok)
+        create(f, "ids", np.array([0, 1, 2**62, 2**63 - 1], dtype=np.uint64))
+    with new("ids_uint64_big.h5") as f:
+        create(f, "features", ok)
+        create(f, "ids", np.array([5, 2**63 - 1, 2**63, 2**64 - 1], dtype=np.uint64))
+    # uint32 and int8 ids: exact.
+    with new("ids_uint32.h5") as f:
+        create(f, "features", ok)
+        create(f, "ids", np.array([0, 7, 2**31, 2**32 - 1], dtype=np.uint32))
+    # Text ids that are not UTF-8 (Latin-1 bytes in fixed-length strings, as a pandas user with
+    # df.index.astype("S") would store them).
+    with new("ids_latin1.h5") as f:
+        create(f, "features", ok)
+        create(f, "ids", np.array([b"ok", "Zo\u00eb".encode("latin-1"), b"x", b"y"]))
+
+    # A score label of 2147483647 (int32's largest): must be refused, not overflow.
+    with new("labels_int32_max.h5") as f:
+        create(f, "labels", np.array([0, 2147483647, 0, 2147483647], dtype=np.int32))
 
 
 if __name__ == "__main__":

@@ -85,10 +85,17 @@ int validate_labels(std::span<const std::int32_t> labels, std::int64_t n_samples
          std::to_string(labels.size()) + " labels for " + std::to_string(n_samples) +
              " rows; the labels must come from the same feature file");
   std::int32_t max_label = -1;
+  // n_clusters = max label + 1 sizes per-segment arrays: a label such as 2147483647 would
+  // overflow it (and ask for gigabytes), so labels stay below max(n_samples, 65536).
+  const std::int64_t limit = std::max<std::int64_t>(n_samples, 65536);
   for (std::size_t i = 0; i < labels.size(); ++i) {
     expect(labels[i] >= 0, where,
            "row " + std::to_string(i) + " (0-based): label " + std::to_string(labels[i]) +
                " is negative; labels must be 0 .. n_clusters-1");
+    expect(labels[i] < limit, where,
+           "row " + std::to_string(i) + " (0-based): label " + std::to_string(labels[i]) +
+               " is too large a segment number (at most " + std::to_string(limit - 1) +
+               " here); renumber the segments 0 .. n_clusters-1");
     max_label = std::max(max_label, labels[i]);
   }
   return max_label + 1;

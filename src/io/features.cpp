@@ -217,22 +217,7 @@ Ids read_id_range(hid_t file, const std::string& path, std::int64_t n_rows,
     if (type.valid() && type_class(type) == TypeClass::integer && dims.size() == 1 &&
         static_cast<std::int64_t>(dims[0]) == n_rows) {
       Ids ids;
-      ids.numeric.resize(static_cast<std::size_t>(count));
-      if (count == 0) return ids;
-      Hid file_space = space_id(H5Dget_space(dataset));
-      const hsize_t start[1] = {static_cast<hsize_t>(first)};
-      const hsize_t size[1] = {static_cast<hsize_t>(count)};
-      Hid mem_space = space_id(H5Screate_simple(1, size, nullptr));
-      if (!file_space.valid() || !mem_space.valid() ||
-          H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, nullptr, size, nullptr) < 0 ||
-          H5Dread(dataset, H5T_NATIVE_INT64, mem_space, file_space, H5P_DEFAULT,
-                  ids.numeric.data()) < 0) {
-        const std::string reason = hdf5_reason();
-        throw InputError(where(path, object) + ": cannot read rows " + std::to_string(first) +
-                         "-" + std::to_string(first + count - 1) +
-                         (reason.empty() ? "" : " (HDF5: " + reason + ")") +
-                         "; the file may be truncated or corrupt");
-      }
+      ids.numeric = read_int64_range(dataset, path, object, first, count, kIdsTooBig);
       return ids;
     }
   }

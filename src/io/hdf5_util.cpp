@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <system_error>
 
 #include "segforge/error.hpp"
@@ -26,6 +27,12 @@ namespace segforge::io {
 
 void quiet_hdf5() {
   static const bool done = [] {
+    // HDF5 1.10 leaves a file whose flush failed (a full disk) half-destroyed: H5Fclose fails,
+    // and closing it again, as the library's atexit handler does (H5_term_library ->
+    // H5F__close_cb), dereferences freed memory. Every file segforge writes is closed once by its
+    // Hid, committed files already flushed; so the handler has nothing left to do but crash.
+    // H5dont_atexit only works before the library initialises, hence the static below as well.
+    H5dont_atexit();
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     return true;
   }();
@@ -33,10 +40,30 @@ void quiet_hdf5() {
 }
 
 namespace {
+// Before main and before any HDF5 call in this library (H5dont_atexit must precede the
+// library's initialisation).
+const bool kQuietAtStart = (quiet_hdf5(), true);
+}  // namespace
+
+namespace {
 
 herr_t innermost_error(unsigned n, const H5E_error2_t* err, void* data) {
   if (n == 0 && err != nullptr && err->desc != nullptr)
     *static_cast<std::string*>(data) = err->desc;
+  return 0;
+}
+
+/// The file driver's message for a failed system call reads "... errno = 28, error message =
+/// 'No space left on device', ..."; this finds the first such errno on the stack.
+herr_t find_errno(unsigned, const H5E_error2_t* err, void* data) {
+  int& found = *static_cast<int*>(data);
+  if (found != 0 || err == nullptr || err->desc == nullptr) return 0;
+  const char* at = std::strstr(err->desc, "errno = ");
+  if (at == nullptr) return 0;
+  at += std::strlen("errno = ");
+  int value = 0;
+  const auto result = std::from_chars(at, at + std::strlen(at), value);
+  if (result.ec == std::errc() && value > 0) found = value;
   return 0;
 }
 
@@ -106,6 +133,11 @@ void collect_datasets(hid_t group, const std::string& prefix, int depth,
     std::string name(static_cast<std::size_t>(len), '\0');
     H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(),
                        static_cast<std::size_t>(len) + 1, H5P_DEFAULT);
+    // Hard links only: an external link would open another file just to list it, and a soft
+    // link names an object listed under its own name anyway.
+    H5L_info_t link;
+    if (H5Lget_info(group, name.c_str(), &link, H5P_DEFAULT) < 0 || link.type != H5L_TYPE_HARD)
+      continue;
     Hid obj(H5Oopen(group, name.c_str(), H5P_DEFAULT), H5Oclose);
     if (!obj.valid()) continue;
     const std::string full = prefix + "/" + name;
@@ -152,9 +184,18 @@ std::vector<T> read_numeric_1d(hid_t dataset, hid_t mem_type, const std::string&
 
 }  // namespace
 
+int hdf5_errno() {
+  int found = 0;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, find_errno, &found);
+  return found;
+}
+
 std::string hdf5_reason() {
   std::string reason;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_error, &reason);
+  // A failed system call: the OS's words, not the driver's dump of time, buffer and offsets.
+  if (const int err = hdf5_errno(); err != 0 && reason.find("errno = ") != std::string::npos)
+    return std::strerror(err);
   std::replace(reason.begin(), reason.end(), '\n', ' ');
   if (reason.size() > 240) reason = reason.substr(0, 240) + "...";
   return reason;
@@ -170,6 +211,9 @@ std::string absolute_object(const std::string& name) {
 }
 
 // ---- reading ----------------------------------------------------------------------------
+
+const char* const kIdsTooBig =
+    "store the ids as strings (e.g. ids.astype(str) in numpy), which keep every digit";
 
 Hid open_for_read(const std::string& path) {
   quiet_hdf5();
@@ -207,17 +251,135 @@ Hid open_for_read(const std::string& path) {
   return file;
 }
 
-bool object_exists(hid_t file, const std::string& object) {
-  const std::string full = absolute_object(object);
+namespace {
+
+std::string file_name(hid_t file) {
+  const ssize_t n = H5Fget_name(file, nullptr, 0);
+  if (n <= 0) return "?";
+  std::string name(static_cast<std::size_t>(n), '\0');
+  H5Fget_name(file, name.data(), static_cast<std::size_t>(n) + 1);
+  return name;
+}
+
+const char* const kOnlyInside =
+    "segforge reads only data stored in the file itself, since a link or mapping could read any "
+    "file; copy the values into an ordinary dataset (h5py: g['x'] = f['x'][...]) and pass that "
+    "file";
+
+/// Whether `full` ("/a/b", absolute) names an object, checking each link on the way: soft links
+/// are followed (to `depth` levels, against cycles) and checked in turn; external and
+/// user-defined links are refused, as are soft links to nothing.
+bool object_exists_checked(hid_t file, const std::string& full, int depth) {
   if (full == "/") return true;
+  if (depth > 16)
+    throw InputError(where(file_name(file), full) +
+                     ": soft links nest more than 16 deep (a cycle?); link the data directly");
   std::size_t pos = 0;
   while (pos != std::string::npos) {
     pos = full.find('/', pos + 1);
     const std::string prefix = full.substr(0, pos);
     if (prefix.size() <= 1 || prefix.back() == '/') continue;
+    // H5Lexists and H5Lget_info resolve every component but the last, and those were checked
+    // on the previous turns.
     if (H5Lexists(file, prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    H5L_info_t link;
+    if (H5Lget_info(file, prefix.c_str(), &link, H5P_DEFAULT) < 0) return false;
+    if (link.type == H5L_TYPE_HARD) continue;
+    std::vector<char> value(link.u.val_size + 1, '\0');
+    if (link.type == H5L_TYPE_SOFT || link.type == H5L_TYPE_EXTERNAL)
+      if (H5Lget_val(file, prefix.c_str(), value.data(), value.size(), H5P_DEFAULT) < 0)
+        value.assign(1, '\0');
+    if (link.type == H5L_TYPE_EXTERNAL) {
+      const char* target_file = "?";
+      const char* target_object = "?";
+      unsigned flags = 0;
+      H5Lunpack_elink_val(value.data(), value.size(), &flags, &target_file, &target_object);
+      throw InputError(where(file_name(file), prefix) + ": is an external link to '" +
+                       target_file + ":" + target_object + "'; " + kOnlyInside);
+    }
+    if (link.type != H5L_TYPE_SOFT)
+      throw InputError(where(file_name(file), prefix) + ": is a user-defined link (type " +
+                       std::to_string(static_cast<int>(link.type)) +
+                       "), which segforge does not follow; store the data itself under this name");
+    std::string target(value.data());
+    if (target.empty() || target.front() != '/') {  // relative to the link's group
+      const std::string parent = prefix.substr(0, prefix.rfind('/'));
+      target = parent + "/" + target;
+    }
+    if (!object_exists_checked(file, target, depth + 1))
+      throw InputError(where(file_name(file), prefix) + ": is a soft link to '" +
+                       std::string(value.data()) +
+                       "', which does not exist (a dangling link); point the link at the "
+                       "dataset or store the data itself under this name");
   }
   return H5Oexists_by_name(file, full.c_str(), H5P_DEFAULT) > 0;
+}
+
+std::string filter_label(H5Z_filter_t id, const char* stored_name) {
+  std::string known;
+  switch (id) {
+    case 32000: known = "LZF"; break;
+    case 32001: known = "Blosc"; break;
+    case 32004: known = "LZ4"; break;
+    case 32008: known = "bitshuffle"; break;
+    case 32015: known = "Zstandard"; break;
+    case 307: known = "bzip2"; break;
+    default: break;
+  }
+  std::string name = known.empty() ? std::string(stored_name) : known;
+  if (name.empty()) name = "unnamed";
+  return name + " filter (HDF5 filter " + std::to_string(id) + ")";
+}
+
+/// Refuses what open_dataset must not hand on (see its comment).
+void check_storage(hid_t dataset, const std::string& path, const std::string& object) {
+  Hid dcpl = plist_id(H5Dget_create_plist(dataset));
+  if (!dcpl.valid()) read_failed(path, object, "its storage properties");
+  if (H5Pget_layout(dcpl) == H5D_VIRTUAL) {
+    std::string source;
+    size_t n_sources = 0;
+    if (H5Pget_virtual_count(dcpl, &n_sources) >= 0 && n_sources > 0) {
+      const ssize_t len = H5Pget_virtual_filename(dcpl, 0, nullptr, 0);
+      if (len > 0) {
+        std::string name(static_cast<std::size_t>(len), '\0');
+        H5Pget_virtual_filename(dcpl, 0, name.data(), static_cast<std::size_t>(len) + 1);
+        source = " such as '" + name + "'";
+      }
+    }
+    throw InputError(where(path, object) + ": is a virtual dataset (its values are mapped from "
+                     "other datasets" + source + "; a missing source reads as zeros); " +
+                     kOnlyInside);
+  }
+  const int n_external = H5Pget_external_count(dcpl);
+  if (n_external > 0) {
+    char name[1024] = {0};
+    off_t offset = 0;
+    hsize_t size = 0;
+    H5Pget_external(dcpl, 0, sizeof name, name, &offset, &size);
+    throw InputError(where(path, object) + ": its values are stored outside the file, in '" +
+                     name + "' (HDF5 external storage); " + kOnlyInside);
+  }
+  const int n_filters = H5Pget_nfilters(dcpl);
+  for (int i = 0; i < n_filters; ++i) {
+    unsigned flags = 0, config = 0;
+    std::size_t n_values = 0;
+    char name[256] = {0};
+    const H5Z_filter_t id =
+        H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &n_values, nullptr, sizeof name,
+                       name, &config);
+    if (id < 0) read_failed(path, object, "its compression filters");
+    if (H5Zfilter_avail(id) <= 0)
+      throw InputError(where(path, object) + ": is compressed with the " + filter_label(id, name) +
+                       ", which this HDF5 library does not have; re-save it with gzip or "
+                       "without compression (h5repack -f NONE in.h5 out.h5, or h5py "
+                       "compression='gzip')");
+  }
+}
+
+}  // namespace
+
+bool object_exists(hid_t file, const std::string& object) {
+  return object_exists_checked(file, absolute_object(object), 0);
 }
 
 bool group_exists(hid_t file, const std::string& object) {
@@ -260,6 +422,7 @@ Hid open_dataset(hid_t file, const std::string& path, const std::string& object,
   if (dapl.valid()) H5Pset_chunk_cache(dapl, 12421, 32u << 20, 1.0);
   Hid dataset = dataset_id(H5Dopen2(file, full.c_str(), dapl.valid() ? dapl.get() : H5P_DEFAULT));
   if (!dataset.valid()) read_failed(path, full, "the dataset");
+  check_storage(dataset, path, full);
   return dataset;
 }
 
@@ -399,13 +562,100 @@ std::vector<double> read_doubles(hid_t dataset, const std::string& path,
 }
 
 std::vector<std::int64_t> read_int64s(hid_t dataset, const std::string& path,
-                                      const std::string& object) {
+                                      const std::string& object, const std::string& too_big_hint) {
+  const std::int64_t n = length_1d(dataset, path, object, "[n]");
+  return read_int64_range(dataset, path, object, 0, n, too_big_hint);
+}
+
+std::vector<std::int64_t> read_int64_range(hid_t dataset, const std::string& path,
+                                           const std::string& object, std::int64_t first,
+                                           std::int64_t count, const std::string& too_big_hint) {
   Hid type = type_id(H5Dget_type(dataset));
   if (!type.valid() || type_class(type) != TypeClass::integer)
     throw InputError(where(path, object) + ": dtype " + (type.valid() ? dtype_name(type) : "?") +
                      " is not an integer type; store it as int64");
-  return read_numeric_1d<std::int64_t>(dataset, H5T_NATIVE_INT64, path, object);
+  std::vector<std::int64_t> values(static_cast<std::size_t>(count));
+  if (count <= 0) return values;
+  Hid file_space = space_id(H5Dget_space(dataset));
+  const hsize_t start[1] = {static_cast<hsize_t>(first)};
+  const hsize_t size[1] = {static_cast<hsize_t>(count)};
+  Hid mem_space = space_id(H5Screate_simple(1, size, nullptr));
+  const std::string what = "rows " + std::to_string(first) + "-" + std::to_string(first + count - 1);
+  if (!file_space.valid() || !mem_space.valid() ||
+      H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, nullptr, size, nullptr) < 0)
+    read_failed(path, object, what);
+  // HDF5 converts every integer type to int64 exactly except uint64 above INT64_MAX, which it
+  // clamps; those are read as uint64 and refused, so that no two ids silently become one.
+  const bool wide_unsigned = H5Tget_sign(type) == H5T_SGN_NONE && H5Tget_size(type) >= 8;
+  if (!wide_unsigned) {
+    if (H5Dread(dataset, H5T_NATIVE_INT64, mem_space, file_space, H5P_DEFAULT, values.data()) < 0)
+      read_failed(path, object, what);
+    return values;
+  }
+  std::vector<std::uint64_t> raw(values.size());
+  if (H5Dread(dataset, H5T_NATIVE_UINT64, mem_space, file_space, H5P_DEFAULT, raw.data()) < 0)
+    read_failed(path, object, what);
+  constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] > kMax)
+      throw InputError(where(path, object) + " row " + std::to_string(first + static_cast<std::int64_t>(i)) +
+                       " (0-based): uint64 value " + std::to_string(raw[i]) +
+                       " is above int64's largest value, " + std::to_string(kMax) + "; " +
+                       too_big_hint);
+    values[i] = static_cast<std::int64_t>(raw[i]);
+  }
+  return values;
 }
+
+std::size_t invalid_utf8_at(const std::string& s) {
+  // RFC 3629: no overlong forms, no surrogates (U+D800-DFFF), nothing above U+10FFFF.
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  std::size_t i = 0;
+  while (i < n) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + len > n || p[i + 1] < lo || p[i + 1] > hi) return i;
+    for (std::size_t k = 2; k < len; ++k)
+      if (p[i + k] < 0x80 || p[i + k] > 0xBF) return i;
+    i += len;
+  }
+  return std::string::npos;
+}
+
+namespace {
+std::string utf8_fault(const std::string& s, std::size_t at) {
+  char hex[8];
+  std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(static_cast<unsigned char>(s[at])));
+  return std::string("not valid UTF-8 (byte ") + hex + " at offset " + std::to_string(at) + ")";
+}
+
+void check_utf8(const std::vector<std::string>& values, const std::string& path,
+                const std::string& object, const std::string& what_to_do) {
+  for (std::size_t i = 0; i < values.size(); ++i)
+    if (const std::size_t at = invalid_utf8_at(values[i]); at != std::string::npos)
+      throw InputError(where(path, object) + " row " + std::to_string(i) + " (0-based): " +
+                       utf8_fault(values[i], at) + "; " + what_to_do);
+}
+}  // namespace
 
 std::map<std::string, std::string> read_attributes(hid_t object) {
   std::vector<std::string> names;
@@ -489,7 +739,9 @@ std::vector<std::string> read_feature_names(hid_t file, const std::string& path,
     throw InputError(where(path, object) + ": " + std::to_string(n) + " names for " +
                      std::to_string(n_features) + " columns in " + matrix +
                      "; store one name per column (or remove " + object + ")");
-  return read_strings(dataset, path, object);
+  std::vector<std::string> names = read_strings(dataset, path, object);
+  check_utf8(names, path, object, "store the names as UTF-8 text (outputs tag them UTF-8)");
+  return names;
 }
 
 Ids read_ids(hid_t file, const std::string& path, std::int64_t n_rows, const std::string& matrix) {
@@ -507,10 +759,12 @@ Ids read_ids(hid_t file, const std::string& path, std::int64_t n_rows, const std
     throw InputError(where(path, object) + ": " + std::to_string(n) + " ids for " +
                      std::to_string(n_rows) + " rows in " + matrix +
                      "; store one id per row (or remove " + object + ")");
-  if (cls == TypeClass::integer)
-    ids.numeric = read_int64s(dataset, path, object);
-  else
+  if (cls == TypeClass::integer) {
+    ids.numeric = read_int64s(dataset, path, object, kIdsTooBig);
+  } else {
     ids.text = read_strings(dataset, path, object);
+    check_utf8(ids.text, path, object, "store the ids as UTF-8 text (outputs tag them UTF-8)");
+  }
   return ids;
 }
 
@@ -576,7 +830,22 @@ std::string created_by() {
   return version.empty() ? "segforge" : "segforge " + version;
 }
 
+namespace {
+/// What to tell the user about a failed system call under a write: a full disk or quota says
+/// so (freeing space is the fix, not permissions).
+std::string os_advice(int err) {
+  if (err == ENOSPC || err == EDQUOT)
+    return std::string("the disk is full (") + std::strerror(err) +
+           "); free space on it or write the output elsewhere";
+  if (err == EACCES || err == EPERM || err == EROFS)
+    return std::string(std::strerror(err)) + "; check that the folder is writable";
+  return "";
+}
+}  // namespace
+
 void write_failed(const std::string& path, const std::string& what) {
+  const std::string advice = os_advice(hdf5_errno());
+  if (!advice.empty()) throw RuntimeFailure(path + ": cannot write " + what + ": " + advice);
   const std::string reason = hdf5_reason();
   throw RuntimeFailure(path + ": cannot write " + what +
                        (reason.empty() ? "" : " (HDF5: " + reason + ")") +
@@ -589,9 +858,17 @@ Hid create_file(const std::string& temp_path, const std::string& path) {
 #if H5_VERSION_GE(1, 10, 7)
   if (fapl.valid()) H5Pset_file_locking(fapl, true, true);
 #endif
-  Hid file = file_id(H5Fcreate(temp_path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT,
+  // EXCL: a file or symlink already at the temporary path is never followed or overwritten.
+  Hid file = file_id(H5Fcreate(temp_path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT,
                                fapl.valid() ? fapl.get() : H5P_DEFAULT));
   if (!file.valid()) {
+    const int err = hdf5_errno();
+    const std::string advice = os_advice(err);
+    if (!advice.empty())
+      throw RuntimeFailure(path + ": cannot create a temporary file beside it: " + advice);
+    if (err == EEXIST)
+      throw RuntimeFailure(path + ": cannot create the temporary file " + temp_path +
+                           ": something already exists there; remove it and run again");
     const std::string reason = hdf5_reason();
     throw RuntimeFailure(path + ": cannot create a temporary file beside it" +
                          (reason.empty() ? "" : " (HDF5: " + reason + ")") +
@@ -643,6 +920,12 @@ Hid utf8_vlen_type() {
 
 void write_strings(hid_t loc, const std::string& name, const std::vector<std::string>& values,
                    const std::string& path) {
+  // The strings are tagged UTF-8; bytes that are not would make h5py's asstr() and pandas fail.
+  for (std::size_t i = 0; i < values.size(); ++i)
+    if (const std::size_t at = invalid_utf8_at(values[i]); at != std::string::npos)
+      throw InputError(path + ": cannot store " + name + " row " + std::to_string(i) +
+                       " (0-based): " + utf8_fault(values[i], at) +
+                       "; re-encode the input as UTF-8");
   Hid type = utf8_vlen_type();
   if (!type.valid()) write_failed(path, "dataset '" + name + "'");
   std::vector<const char*> ptrs;

@@ -66,8 +66,11 @@ inline Hid type_id(hid_t id) { return {id, H5Tclose}; }
 inline Hid attr_id(hid_t id) { return {id, H5Aclose}; }
 inline Hid plist_id(hid_t id) { return {id, H5Pclose}; }
 
-/// The innermost message on HDF5's error stack (one line, may be empty).
+/// The innermost message on HDF5's error stack (one line, may be empty); for a failed system
+/// call, the OS's message (strerror).
 std::string hdf5_reason();
+/// The errno of a failed system call on HDF5's error stack (file driver messages), or 0.
+int hdf5_errno();
 /// "path:/dataset" as used at the start of messages.
 std::string where(const std::string& path, const std::string& object);
 /// "/name" for "name"; "/a/b" stays.
@@ -78,7 +81,9 @@ std::string absolute_object(const std::string& name);
 /// Opens an existing file read-only; InputError for a missing file, a folder, an empty or
 /// non-HDF5 file, or a truncated or corrupt one.
 Hid open_for_read(const std::string& path);
-/// Whether every component of `object` ("/a/b/c") exists in the file.
+/// Whether every component of `object` ("/a/b/c") exists in the file. InputError naming the
+/// file when a component is an external link (it would read another file), a user-defined
+/// link, or a soft link to nothing (dangling).
 bool object_exists(hid_t file, const std::string& object);
 /// Whether `object` exists and is a group.
 bool group_exists(hid_t file, const std::string& object);
@@ -87,6 +92,9 @@ std::vector<std::string> list_datasets(hid_t file, std::size_t limit = 8);
 /// " (found: /a, /b)" or " (the file has no datasets)".
 std::string found_hint(hid_t file);
 /// Opens a dataset; InputError "path: no dataset '/x'; <what_to_do> (found: ...)" when absent.
+/// The one place datasets are opened for reading: it also refuses data stored outside the file
+/// (external storage, virtual datasets; external links via object_exists) and data compressed
+/// with a filter this HDF5 library lacks (e.g. LZF), each with what to do.
 Hid open_dataset(hid_t file, const std::string& path, const std::string& object,
                  const std::string& what_to_do);
 
@@ -120,8 +128,19 @@ std::vector<std::string> read_strings(hid_t dataset, const std::string& path,
                                       const std::string& object);
 /// A 1-D numeric dataset converted to double / int64 by HDF5.
 std::vector<double> read_doubles(hid_t dataset, const std::string& path, const std::string& object);
+/// Unsigned 64-bit values above INT64_MAX are refused naming the row (HDF5 would clamp them);
+/// `too_big_hint` says what to do.
 std::vector<std::int64_t> read_int64s(hid_t dataset, const std::string& path,
-                                      const std::string& object);
+                                      const std::string& object,
+                                      const std::string& too_big_hint = "store values within int64's range");
+/// Elements [first, first + count) of a 1-D integer dataset, as read_int64s.
+std::vector<std::int64_t> read_int64_range(hid_t dataset, const std::string& path,
+                                           const std::string& object, std::int64_t first,
+                                           std::int64_t count, const std::string& too_big_hint);
+/// What to do about uint64 ids above INT64_MAX (for read_int64s' `too_big_hint`).
+extern const char* const kIdsTooBig;
+/// The first invalid UTF-8 byte's offset in `s`, or npos when it is valid UTF-8.
+std::size_t invalid_utf8_at(const std::string& s);
 /// Root (or any object's) attributes as text: strings as they are, numbers in decimal,
 /// arrays joined with ','; h5py booleans as "true"/"false". Other types are skipped.
 std::map<std::string, std::string> read_attributes(hid_t object);
@@ -129,7 +148,9 @@ std::map<std::string, std::string> read_attributes(hid_t object);
 /// /feature_names when present (length must be n_features), else empty.
 std::vector<std::string> read_feature_names(hid_t file, const std::string& path,
                                             std::int64_t n_features, const std::string& matrix);
-/// /ids when present (int or string; length must be n_rows), else empty.
+/// /ids when present (int or string; length must be n_rows), else empty. Integer ids of any
+/// width are exact; uint64 ids above INT64_MAX and text ids that are not UTF-8 are refused
+/// naming the row.
 Ids read_ids(hid_t file, const std::string& path, std::int64_t n_rows, const std::string& matrix);
 /// /scaler when present (mean, scale; transform optional; clip_low and clip_high optional,
 /// as a pair), else empty.
@@ -146,7 +167,8 @@ Hid create_group(hid_t loc, const std::string& name, const std::string& path);
 void write_dataset(hid_t loc, const std::string& name, hid_t file_type, hid_t mem_type,
                    const std::vector<hsize_t>& dims, const void* data, const std::string& path,
                    const std::vector<hsize_t>& chunk = {});
-/// 1-D variable-length UTF-8 strings.
+/// 1-D variable-length UTF-8 strings; InputError naming the row of a value that is not valid
+/// UTF-8 (h5py's asstr() and pandas would fail on it).
 void write_strings(hid_t loc, const std::string& name, const std::vector<std::string>& values,
                    const std::string& path);
 void write_string_attribute(hid_t object, const std::string& name, const std::string& value,
