@@ -313,3 +313,44 @@ TEST(PrepTableRoles, Kdd98FutureFundraisingKeepsItsRowIdsThroughPredict) {
 }
 
 }  // namespace
+
+namespace {
+
+// rfm attributes share the level rules: a 0.5% country is pooled, and the country block
+// weighs as one feature instead of reaching z = 14 (M5 in the five-datasets review).
+TEST(PrepTableRoles, RfmAttributeLevelsArePooledAndWeightedAlike) {
+  PrepDir dir;
+  std::string gifts = "donor_id,gift_date,amount\n", attrs = "donor_id,country\n";
+  for (int i = 1; i <= 200; ++i) {
+    for (int g = 0; g <= i % 4; ++g)
+      gifts += std::to_string(i) + ",2022-0" + std::to_string(1 + (i + g) % 9) + "-1" + std::to_string(g) + "," +
+               std::to_string(5 + (i * 13) % 40) + "\n";
+    attrs += std::to_string(i) + "," + (i <= 180 ? "UK" : i <= 199 ? "DE" : "CH") + "\n";
+  }
+  dir.write("gifts.csv", gifts);
+  dir.write("attrs.csv", attrs);
+  const auto run = run_prep("rfm " + dir.file("gifts.csv") + " --attributes " + dir.file("attrs.csv") +
+                                " --categorical country --as-of 2023-01-01 -o " + dir.file("r.h5"), dir);
+  ASSERT_EQ(run.status, 0) << run.output;
+  const Features f = read_features(dir.file("r.h5"));
+  EXPECT_EQ(std::count(f.feature_names.begin(), f.feature_names.end(), "country_ch"), 0) << "CH is 0.5% of donors";
+  const std::int64_t de = index_of(f.feature_names, "country_de"), uk = index_of(f.feature_names, "country_uk"),
+                     other = index_of(f.feature_names, "country_other");
+  double total = 0.0, largest = 0.0;
+  for (std::int64_t j : {de, uk, other}) {
+    double s = 0, ss = 0;
+    for (std::int64_t i = 0; i < f.x.rows(); ++i) s += f.x(i, j);
+    const double m = s / static_cast<double>(f.x.rows());
+    for (std::int64_t i = 0; i < f.x.rows(); ++i) {
+      ss += (f.x(i, j) - m) * (f.x(i, j) - m);
+      largest = std::max(largest, static_cast<double>(std::abs(f.x(i, j))));
+    }
+    total += ss / static_cast<double>(f.x.rows());
+  }
+  EXPECT_NEAR(total, 1.0, 1e-5);
+  // By hand: p = 0.095, 0.9, 0.005; scale sqrt(0.085975 + 0.09 + 0.004975) = 0.42538; the CH
+  // donor's country_other is (1 - 0.005) / 0.42538 = 2.339.
+  EXPECT_NEAR(largest, 0.995 / std::sqrt(0.085975 + 0.09 + 0.004975), 1e-4);
+}
+
+}  // namespace

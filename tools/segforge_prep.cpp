@@ -221,7 +221,10 @@ void add_rfm(CLI::App& app, RfmOptions& o, CLI::App*& cmd) {
   cmd->add_flag("--keep-duplicates", o.keep_duplicates, "keep exact duplicate rows (saves 8-16 bytes a row)");
   cmd->add_flag("--strict", p.strict, "small-data warnings (< 500 donors, < 2 years) are errors");
   cmd->add_option("--delimiter", o.delimiter, "field delimiter: auto, tab or one character")->capture_default_str();
-  o.transform.add(cmd, false)->excludes(max_levels);  // the training's levels are kept
+  CLI::Option* min_share = cmd->add_option("--min-level-share", p.min_level_share,
+                                           "attribute levels rarer than this share of donors go to <column>_other")
+                               ->capture_default_str();
+  o.transform.add(cmd, false)->excludes(max_levels)->excludes(min_share);  // the training's levels are kept
 }
 
 // ---- table ----------------------------------------------------------------------------------
