@@ -354,3 +354,25 @@ TEST(PrepTableRoles, RfmAttributeLevelsArePooledAndWeightedAlike) {
 }
 
 }  // namespace
+
+namespace {
+
+// A training file from before table_columns existed still gives its id column (the review's
+// H3: ids 0..1999 instead of Row Id 1..2000).
+TEST(PrepTableRoles, OlderTrainingFileStillGivesItsIdColumn) {
+  PrepDir dir;
+  dir.write("train.csv", "Row Id,a,b\n1,2,3\n2,5,4\n3,1,9\n");
+  auto run = run_prep("table " + dir.file("train.csv") + " --id-col 'Row Id' -o " + dir.file("train.h5"), dir);
+  ASSERT_EQ(run.status, 0) << run.output;
+  const std::string strip = "/usr/bin/python3 -c \"import h5py; f = h5py.File('" + dir.file("train.h5") +
+                            "', 'r+'); del f.attrs['table_columns']; del f.attrs['table_missing']\"";
+  if (std::system(strip.c_str()) != 0) GTEST_SKIP() << "needs Debian's python3-h5py to make an older file";
+  dir.write("new.csv", "b,Row Id,a\n7,11,8\n6,12,5\n");
+  run = run_prep("table " + dir.file("new.csv") + " --scaler-from " + dir.file("train.h5") + " -o " + dir.file("new.h5"), dir);
+  ASSERT_EQ(run.status, 0) << run.output;
+  const Features f = read_features(dir.file("new.h5"));
+  EXPECT_EQ(f.ids.numeric, (std::vector<std::int64_t>{11, 12}));
+  EXPECT_EQ(f.feature_names, (std::vector<std::string>{"a", "b"}));
+}
+
+}  // namespace
