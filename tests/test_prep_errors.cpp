@@ -117,10 +117,10 @@ const BadCase kCases[] = {
     {"unknown_option", kOk, "--frobnicate", "segforge-prep: The following argument was not expected: --frobnicate; see --help"},
     // table.
     {"table_not_a_number", "id,a,b\n1,2,3\n2,x,4\n", "!table gifts.csv -o out.h5 --columns a,b",
-     "gifts.csv line 3, column 'a': empty value or not a number, expected a number; fix the row or pass --on-bad-row skip"},
+     "gifts.csv line 3, column 'a': not a number, expected a number; fix the row or pass --on-bad-row skip"},
     {"table_empty_value", "id,a,b\n1,2,3\n2,,4\n", "!table gifts.csv -o out.h5", "gifts.csv line 3, column 'a': empty value"},
     {"table_no_numeric_column", "id,name\n1,x\n", "!table gifts.csv -o out.h5", "no column holds only numbers"},
-    {"table_unknown_column", "id,a\n1,2\n", "!table gifts.csv -o out.h5 --columns z", "--columns z: no such column"},
+    {"table_unknown_column", "id,a\n1,2\n", "!table gifts.csv -o out.h5 --columns z", "--features z: no such column"},
     {"table_log_of_negative", "id,a\n1,-2\n2,3\n", "!table gifts.csv -o out.h5 --log-columns a",
      "feature 'a', id 1: -2.000000 has no log1p"},
     // synth.

@@ -142,12 +142,15 @@ TEST(PrepTable, NumericColumnsIdAndCleaning) {
       "1,bob,200.5,40\n"
       "1,bob,200.5,40\n"  // exact duplicate
       ",cy,300,50\n"      // no id
-      "7,dee,,60\n"       // empty income: a bad row
+      "7,dee,x,60\n"      // text in income: a bad row
       "1,eve,50,20\n",    // the id again: kept, noted
-      [](TableParams& p) { p.on_bad_row = BadRows::skip; });
+      [](TableParams& p) {
+        p.on_bad_row = BadRows::skip;
+        p.columns = {"income", "age"};
+      });
   const TableSummary& s = r.summary;
   EXPECT_EQ(s.id_column, "ID");
-  EXPECT_EQ(s.skipped_columns, std::vector<std::string>{"name"});
+  EXPECT_EQ(s.columns.back().why, "not in --features");
   EXPECT_EQ(r.features.names, (std::vector<std::string>{"income", "age"}));
   EXPECT_EQ(s.file.duplicate_rows, 1);
   EXPECT_EQ(s.file.missing_id_rows, 1);
@@ -181,9 +184,12 @@ TEST(PrepTable, RealTablesThroughTheCommandLine) {
   ASSERT_EQ(run.status, 0) << run.output;
   const Features m = read_features(dir.file("mall.h5"));
   EXPECT_EQ(m.x.rows(), 200);
-  EXPECT_EQ(m.feature_names, (std::vector<std::string>{"Age", "Annual_Income", "Spending_Score"}));
+  // Genre (Male / Female) is detected as a category and one-hot encoded.
+  EXPECT_EQ(m.feature_names,
+            (std::vector<std::string>{"genre_female", "genre_male", "Age", "Annual_Income", "Spending_Score"}));
   EXPECT_EQ(m.ids.numeric.front(), 1);
-  EXPECT_EQ(std::lround(original_from(m, 0, 0)), 19);
+  EXPECT_EQ(std::lround(original_from(m, 0, 2)), 19);
+  EXPECT_EQ(std::lround(original_from(m, 0, 1)), 1) << "the first customer is male";
 
   // Semicolon-separated, no id column, heavily skewed spending: log1p the money columns.
   run = segforge::test::run_prep("table '" + wholesale.string() + "' -o " + dir.file("w.h5") +

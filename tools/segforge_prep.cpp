@@ -83,6 +83,7 @@ struct TransformOptions {
   std::vector<std::string> log_columns;
   double clip_quantile = 0.0;
   std::string scale = "standard";
+  std::string level_weight = "block";
   std::string scaler_from;
 
   /// Returns --scaler-from, which excludes the options it replaces.
@@ -94,13 +95,18 @@ struct TransformOptions {
                                         "winsorize money, count and day features at [1-q, q], e.g. 0.99 (0: off)")
                             ->capture_default_str();
     CLI::Option* scaling = app->add_option("--scale", scale, "standard|robust|none")->capture_default_str();
+    CLI::Option* weight = app->add_option("--level-weight", level_weight,
+                                          "block: each one-hot column's levels together weigh as one feature; "
+                                          "column: each level as a feature (standard scaling)")
+                              ->capture_default_str();
     return app
         ->add_option("--scaler-from", scaler_from,
                      "TRAIN.h5: prepare new records like this training file (its columns, transforms, "
                      "clip bounds, mean and scale) for segforge predict")
         ->excludes(log)
         ->excludes(clip)
-        ->excludes(scaling);
+        ->excludes(scaling)
+        ->excludes(weight);
   }
   TransformParams params() const {
     TransformParams p;
@@ -108,6 +114,9 @@ struct TransformOptions {
     p.log_columns = log_columns;
     p.clip_quantile = clip_quantile;
     p.scaling = parse_scaling(scale);
+    if (level_weight != "block" && level_weight != "column")
+      throw InputError("--level-weight " + level_weight + ": unknown; use block or column");
+    p.weight_level_blocks = level_weight == "block";
     return p;
   }
 };
@@ -128,6 +137,10 @@ Prepared prepare(RawFeatures& features, const TransformParams& tp, const std::op
   if (!training) {
     Prepared prepared = transform(features, tp);
     items = transform_items(tp, prepared);
+    if (tp.weight_level_blocks && tp.scaling == Scaling::standard) {
+      const int blocks = weight_level_blocks(features, prepared);
+      if (blocks > 0) items.push_back({"level_weight", "one-hot blocks weighing as one feature", std::to_string(blocks)});
+    }
     return prepared;
   }
   const AlignSummary a = align_to_training(features, *training, input);
@@ -215,14 +228,17 @@ void add_rfm(CLI::App& app, RfmOptions& o, CLI::App*& cmd) {
   cmd->add_flag("--keep-duplicates", o.keep_duplicates, "keep exact duplicate rows (saves 8-16 bytes a row)");
   cmd->add_flag("--strict", p.strict, "small-data warnings (< 500 donors, < 2 years) are errors");
   cmd->add_option("--delimiter", o.delimiter, "field delimiter: auto, tab or one character")->capture_default_str();
-  o.transform.add(cmd, false)->excludes(max_levels);  // the training's levels are kept
+  CLI::Option* min_share = cmd->add_option("--min-level-share", p.min_level_share,
+                                           "attribute levels rarer than this share of donors go to <column>_other")
+                               ->capture_default_str();
+  o.transform.add(cmd, false)->excludes(max_levels)->excludes(min_share);  // the training's levels are kept
 }
 
 // ---- table ----------------------------------------------------------------------------------
 
 struct TableOptions {
   TableParams params;
-  std::string output, on_bad_row = "error", delimiter = "auto";
+  std::string output, on_bad_row = "error", delimiter = "auto", missing = "error", as_of;
   bool keep_duplicates = false;
   TransformOptions transform;
 };
@@ -236,24 +252,38 @@ int run_table(TableOptions& o) {
   p.on_bad_row = parse_bad_rows(o.on_bad_row);
   p.delimiter = parse_delimiter(o.delimiter);
   p.drop_duplicates = !o.keep_duplicates;
+  p.missing = parse_missing(o.missing);
+  if (!o.as_of.empty()) p.as_of = parse_date_option(o.as_of, "--as-of");
   // Parsed before the work, so a bad value fails at once; --scaler-from replaces them.
   const TransformParams tp = o.transform.scaler_from.empty() ? o.transform.params() : TransformParams{};
   const std::optional<TrainingScaling> training = training_scaling(o.transform, o.output);
-  if (training && p.columns.empty()) {
-    p.columns = training->names;
-    p.columns_from = training->path;
+  if (training) {
+    // Every choice of the training's preparation: its id column, feature columns and their
+    // roles, fill values and levels; a file from an older segforge-prep gives its feature
+    // names and id column.
+    p.plan = table_plan_from(training->path, training->attributes, training->names);
+    if (!p.plan) {
+      p.columns = training->names;
+      p.columns_from = training->path;
+      if (const auto it = training->attributes.find("table_id_column"); p.id_column.empty() && it != training->attributes.end())
+        p.id_column = it->second;
+    }
   }
   TableResult r = read_table(p);
   std::vector<SummaryItem> transform_summary;
   const Prepared prepared = prepare(r.features, tp, training, p.path, transform_summary);
   r.summary.n_features = prepared.x.cols();
   std::vector<SummaryItem> items = summary_items(r.summary);
+  for (auto& item : table_items(r.summary)) items.push_back(std::move(item));
   for (auto& item : transform_summary) items.push_back(std::move(item));
   items.push_back({"source", "made by", "segforge-prep table"});
   write_prepared(o.output, prepared, items);
   outputs.commit();
   std::fprintf(stderr, "segforge-prep table: %s\n", p.path.c_str());
-  print_items(items);
+  std::vector<SummaryItem> shown = items;  // the column list aligned for reading
+  for (auto& item : shown)
+    if (item.key == "table_columns") item.value = describe_columns(r.summary);
+  print_items(shown);
   std::fprintf(stderr, "wrote %s: %lld rows x %lld features\n", o.output.c_str(),
                static_cast<long long>(r.summary.n_samples), static_cast<long long>(r.summary.n_features));
   print_warnings(r.summary.warnings);
@@ -262,15 +292,34 @@ int run_table(TableOptions& o) {
 
 void add_table(CLI::App& app, TableOptions& o, CLI::App*& cmd) {
   TableParams& p = o.params;
-  cmd = app.add_subcommand("table", "A numeric CSV table to a feature matrix");
+  cmd = app.add_subcommand("table", "A CSV table (one row per record) to a feature matrix");
   cmd->add_option("table", p.path, "TABLE.csv")->required();
   cmd->add_option("-o,--output", o.output, "features.h5 to write")->required();
-  cmd->add_option("--id-col", p.id_column, "id column (default: recognised; none for no ids)");
-  cmd->add_option("--columns", p.columns, "feature columns (default: every numeric column)")->delimiter(',');
+  cmd->add_option("--id-col", p.id_column,
+                  "id column (default: a recognised name, else a unique id-like column; none for no ids)");
+  auto* features = cmd->add_option("--features,--columns", p.columns,
+                                   "feature columns, in this order (default: detected; see docs/prep.md)")
+                       ->delimiter(',');
+  auto* exclude = cmd->add_option("--exclude", p.exclude, "columns never to use")->delimiter(',');
+  auto* categorical = cmd->add_option("--categorical", p.categorical, "columns to one-hot encode")->delimiter(',');
+  auto* dates = cmd->add_option("--date-columns", p.date_columns, "date columns to count in days before --as-of (dates are also detected)")
+                    ->delimiter(',');
+  auto* date_format = cmd->add_option("--date-format", p.date_format, "strptime-style, e.g. %d-%m-%Y (default: detected per column)");
+  cmd->add_option("--as-of", o.as_of, "YYYY-MM-DD for date columns (default: the day after the latest date)");
+  auto* missing = cmd->add_option("--missing", o.missing, "error|median|mean|drop: empty values in number and date columns")
+                      ->capture_default_str();
+  auto* max_levels = cmd->add_option("--max-levels", p.levels.max_levels, "levels kept per categorical column (rest: <column>_other)")
+                         ->capture_default_str();
+  auto* min_share = cmd->add_option("--min-level-share", p.levels.min_share,
+                                    "levels rarer than this share of rows go to <column>_other")
+                        ->capture_default_str();
   cmd->add_option("--on-bad-row", o.on_bad_row, "error|skip")->capture_default_str();
   cmd->add_flag("--keep-duplicates", o.keep_duplicates, "keep exact duplicate rows");
   cmd->add_option("--delimiter", o.delimiter, "field delimiter: auto, tab or one character")->capture_default_str();
-  o.transform.add(cmd, true);
+  CLI::Option* scaler_from = o.transform.add(cmd, true);
+  // The training file fixes these (its roles, levels and fill values).
+  for (CLI::Option* opt : {features, exclude, categorical, dates, date_format, missing, max_levels, min_share})
+    scaler_from->excludes(opt);
 }
 
 // ---- synth ----------------------------------------------------------------------------------

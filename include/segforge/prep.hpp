@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "segforge/prep/common.hpp"
+#include "segforge/prep/levels.hpp"
 #include "segforge/prep/rfm.hpp"
 #include "segforge/prep/scaler_from.hpp"
 #include "segforge/prep/synth.hpp"

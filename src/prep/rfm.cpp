@@ -12,6 +12,7 @@
 #include "fields.hpp"
 #include "rfm_state.hpp"
 #include "segforge/error.hpp"
+#include "segforge/prep/levels.hpp"
 #include "segforge/prep/rfm.hpp"
 
 namespace segforge::prep {
@@ -323,60 +324,11 @@ class GiftsPass {
   Day first_day_ = INT32_MAX;
 };
 
-/// The kept levels map to their own columns (in name order), the rest to one more column,
-/// "other", when there are any.
-struct LevelMap {
-  std::vector<std::int32_t> column;  // level -> output column (-1: no kept donor has it)
-  std::vector<std::string> names;    // output columns
-  std::int64_t merged = 0;           // levels put in "other"
-};
-
-/// The column name a level gets (before NameSet makes clashing names unique).
-std::string level_column(const std::string& prefix, std::string_view level) {
-  const std::string base = snake_name(level);
-  return prefix + (base.empty() ? "blank" : base);
-}
-
-/// Keeps the `max_levels` most frequent levels of `counts` (ties by name) or, preparing like a
-/// training file (`known` not empty), the levels whose column the training has, whatever
-/// their frequency; there, a level no kept donor has stays unmapped rather than making an
-/// "other" column of zeros.
-LevelMap top_levels(const Interner& levels, const std::vector<std::int64_t>& counts, int max_levels,
-                    const std::string& prefix, const std::vector<std::string>& known) {
-  std::vector<std::int32_t> order(static_cast<std::size_t>(levels.size()));
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) {
-    if (counts[static_cast<std::size_t>(a)] != counts[static_cast<std::size_t>(b)])
-      return counts[static_cast<std::size_t>(a)] > counts[static_cast<std::size_t>(b)];
-    return levels.name(a) < levels.name(b);
-  });
-  std::vector<std::int32_t> top, rest;
-  if (known.empty()) {
-    const std::size_t kept = std::min(order.size(), static_cast<std::size_t>(std::max(0, max_levels)));
-    top.assign(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(kept));
-    rest.assign(order.begin() + static_cast<std::ptrdiff_t>(kept), order.end());
-  } else {
-    for (std::int32_t l : order) {
-      if (std::find(known.begin(), known.end(), level_column(prefix, levels.name(l))) != known.end())
-        top.push_back(l);
-      else if (counts[static_cast<std::size_t>(l)] > 0)
-        rest.push_back(l);
-    }
-  }
-  LevelMap m;
-  m.column.assign(order.size(), -1);
-  // Name order within the kept levels makes the columns stable across runs on similar data.
-  std::sort(top.begin(), top.end(), [&](std::int32_t a, std::int32_t b) { return levels.name(a) < levels.name(b); });
-  for (std::size_t k = 0; k < top.size(); ++k) {
-    m.column[static_cast<std::size_t>(top[k])] = static_cast<std::int32_t>(k);
-    m.names.push_back(levels.name(top[k]));
-  }
-  if (!rest.empty()) {
-    for (std::int32_t l : rest) m.column[static_cast<std::size_t>(l)] = static_cast<std::int32_t>(top.size());
-    m.names.push_back("other");
-    m.merged = static_cast<std::int64_t>(rest.size());
-  }
-  return m;
+/// The levels of `interner` as pool_levels (levels.hpp) takes them.
+std::vector<std::string> level_names(const Interner& interner) {
+  std::vector<std::string> names;
+  for (std::int32_t l = 0; l < interner.size(); ++l) names.push_back(interner.name(l));
+  return names;
 }
 
 /// Feature names from free text: snake_case, unique (a clash gets _2, _3, ...).
@@ -455,7 +407,9 @@ RawFeatures build_features(const RfmParams& params, RfmState& state) {
     for (std::int32_t i : kept)
       for (const auto& [c, n] : state.donors[static_cast<std::size_t>(i)].channels) counts[static_cast<std::size_t>(c)] += n;
     const std::string prefix = "channel_share_";
-    channels = top_levels(state.channels, counts, params.max_levels, prefix, params.known_columns);
+    // Channel shares are fractions, not one-hot columns: only max_levels limits them.
+    channels = pool_levels(level_names(state.channels), counts, LevelRules{params.max_levels, 0.0}, prefix,
+                           params.known_columns);
     for (const auto& level : channels.names)
       cols.push_back({names.add(prefix, level), FeatureKind::fraction, false, prefix});
     if (channels.merged > 0) levels_in_other[prefix] = channels.merged;
@@ -478,7 +432,8 @@ RawFeatures build_features(const RfmParams& params, RfmState& state) {
       if (const std::int32_t l = state.donor_levels[a][static_cast<std::size_t>(i)]; l >= 0)
         ++counts[static_cast<std::size_t>(l)];
     const std::string prefix = snake_name(state.categorical[a]) + "_";
-    level_maps.push_back(top_levels(state.levels[a], counts, params.max_levels, prefix, params.known_columns));
+    level_maps.push_back(pool_levels(level_names(state.levels[a]), counts,
+                                     LevelRules{params.max_levels, params.min_level_share}, prefix, params.known_columns));
     s.attribute_levels_merged += level_maps.back().merged;
     if (level_maps.back().merged > 0) levels_in_other[prefix] += level_maps.back().merged;
     level_at.push_back(cols.size());
@@ -584,8 +539,7 @@ const std::vector<std::string>& id_column_names() {
 }
 
 RfmResult compute_rfm(const RfmParams& params) {
-  if (params.max_levels < 1)
-    throw InputError("--max-levels " + std::to_string(params.max_levels) + ": must be at least 1");
+  validate(LevelRules{params.max_levels, params.min_level_share});
   if (!params.categorical.empty() && params.attributes_path.empty())
     throw InputError("--categorical needs --attributes DONORS.csv to read the columns from");
   if (!params.attributes_path.empty() && params.categorical.empty())

@@ -68,6 +68,7 @@ struct RfmParams {
   std::string attribute_id_column;       ///< "" to recognise
   std::vector<std::string> categorical;  ///< attribute columns to one-hot encode
   int max_levels = 10;                   ///< channels and categorical levels kept (rest: other)
+  double min_level_share = 0.01;         ///< attribute levels rarer than this go to other (levels.hpp)
   /// Preparing new records like a training file (--scaler-from): the training's feature names.
   /// When not empty, a channel or attribute level is kept when its column name is among them,
   /// whatever its frequency, and every other level goes to <prefix>other (max_levels is not

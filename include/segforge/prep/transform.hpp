@@ -34,6 +34,9 @@ struct TransformParams {
   std::vector<std::string> log_columns;  ///< `value` features to log1p (table)
   double clip_quantile = 0.0;            ///< 0: off; else in (0.5, 1), e.g. 0.99
   Scaling scaling = Scaling::standard;
+  /// Under standard scaling, weight each one-hot block to the variance of one feature
+  /// (levels.hpp's block rule; --level-weight block); false: every level column alone.
+  bool weight_level_blocks = true;
 };
 
 struct Prepared {
