@@ -399,7 +399,7 @@ Command add_fit_command(CLI::App& parent) {
   cmd->add_option("--silhouette", o.silhouette, "auto|exact|sample=N|none (with --metrics)")->capture_default_str();
   cmd->add_option("--names", o.names, "names.json: segment names (and description, outreach) overriding the automatic ones");
   cmd->add_option("--dictionary", o.dictionary, "segment dictionary to write (default: <model>.segments.json)");
-  cmd->add_option("--min-segment-size", o.min_segment_size, "warn below this many rows (0: max(1000, 1% of N))")->capture_default_str();
+  cmd->add_option("--min-segment-size", o.min_segment_size, "warn below this many rows (0: 1% of N, at least 20, at most 1000)")->capture_default_str();
   add_checkpoint_options(cmd, o.checkpoint);
   add_common(cmd, o.common);
   return {cmd, [options] { return run_fit(*options); }};
