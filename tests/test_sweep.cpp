@@ -287,17 +287,17 @@ TEST(Recommend, MostVotesThenCriterionOrder) {
   if (elbow->k == 5) EXPECT_EQ(r.recommended_k, 5) << r.reason;
 }
 
-TEST(Recommend, OverSegmentedKOnlyWhenEveryChoiceIs) {
+TEST(Recommend, OverSegmentedKNeverRecommended) {
   // The demo's case: silhouette and CH pick K=8, whose smallest segment is under the minimum
   // size; DB picks 5. The vote goes to 5, and the reason says why 8 was passed over.
   SweepResult r;
   r.n_samples = 20000;
   r.min_segment_size = 1000;
-  for (int k = 4; k <= 8; ++k) {
+  for (int k = 4; k <= 9; ++k) {
     SweepRecord rec;
     rec.k = k;
-    rec.smallest_segment = k == 8 ? 120 : 2000;
-    rec.over_segmented = k == 8;
+    rec.smallest_segment = k >= 8 ? 120 : 2000;
+    rec.over_segmented = k >= 8;
     rec.silhouette = k == 8 ? 0.6 : 0.05 * k;
     rec.calinski_harabasz = k == 8 ? 900.0 : 100.0 * k;
     rec.davies_bouldin = k == 5 ? 0.3 : 0.9;
@@ -312,13 +312,76 @@ TEST(Recommend, OverSegmentedKOnlyWhenEveryChoiceIs) {
             std::string::npos)
       << r.reason;
   EXPECT_TRUE(r.warnings.empty());
-  // When every choice is over-segmented the vote stands, with the warning.
+  // When every choice is over-segmented nothing is recommended (it used to recommend 8 under a
+  // warning that 8 is over-segmented), and the reason and a warning say why.
   r.records[1].over_segmented = true;
   r.records[1].smallest_segment = 300;
   recommend(r, p);
-  EXPECT_EQ(r.recommended_k, 8) << r.reason;
+  EXPECT_EQ(r.recommended_k, 0) << r.reason;
+  EXPECT_NE(r.reason.find("no K passes the minimum segment size 1000"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("K=5 not considered: its smallest segment has 300 rows"), std::string::npos) << r.reason;
   ASSERT_EQ(r.warnings.size(), 1u);
-  EXPECT_NE(r.warnings[0].find("K=8 is over-segmented"), std::string::npos) << r.warnings[0];
+  EXPECT_NE(r.warnings[0].find("no recommendation"), std::string::npos) << r.warnings[0];
+  for (const auto& rec : r.records)
+    if (rec.k == r.recommended_k) EXPECT_FALSE(rec.over_segmented);
+}
+
+TEST(Recommend, SingleKRecommendsNothing) {
+  // `sweep --k 5` used to "recommend" 5 by 3 of 5 criteria: a best of one is no choice.
+  SweepResult r;
+  r.n_samples = 5000;
+  SweepRecord rec;
+  rec.k = 5;
+  rec.inertia = 10.0;
+  rec.silhouette = 0.4;
+  rec.davies_bouldin = 0.8;
+  rec.calinski_harabasz = 300.0;
+  r.records.push_back(rec);
+  SweepParams p;
+  p.k_min = p.k_max = 5;
+  p.criteria = {Criterion::silhouette, Criterion::davies_bouldin, Criterion::calinski_harabasz, Criterion::elbow};
+  recommend(r, p);
+  EXPECT_EQ(r.recommended_k, 0) << r.reason;
+  EXPECT_NE(r.reason.find("a single K (5) cannot be compared"), std::string::npos) << r.reason;
+  for (const auto& c : r.choices) EXPECT_FALSE(c.k) << criterion_name(c.criterion);
+}
+
+TEST(Recommend, SmallestKWithinOnePercentAndNothingAtTheTopOfTheRange) {
+  // Hand-made scores: silhouette 0.600, 0.650, 0.655 (K=3 within 1% of K=4's best: 3);
+  // DB 0.50, 0.504, 0.60 (K=2 best, K=3 within 1%: 2); CH rises to the top of the range: no
+  // answer (the optimum may lie beyond K=4).
+  SweepResult r;
+  r.n_samples = 5000;
+  const double sil[] = {0.600, 0.650, 0.655, 0.640}, db[] = {0.50, 0.504, 0.60, 0.7}, ch[] = {100, 200, 300, 400};
+  for (int k = 2; k <= 5; ++k) {
+    SweepRecord rec;
+    rec.k = k;
+    rec.inertia = 100.0 / k;
+    rec.silhouette = sil[k - 2];
+    rec.davies_bouldin = db[k - 2];
+    rec.calinski_harabasz = ch[k - 2];
+    r.records.push_back(rec);
+  }
+  SweepParams p;
+  p.criteria = {Criterion::silhouette, Criterion::davies_bouldin, Criterion::calinski_harabasz};
+  recommend(r, p);
+  ASSERT_EQ(r.choices.size(), 3u);
+  EXPECT_EQ(r.choices[0].k.value_or(-1), 3);
+  EXPECT_EQ(r.choices[1].k.value_or(-1), 2);
+  EXPECT_FALSE(r.choices[2].k);
+  EXPECT_NE(r.choices[2].note.find("still improving at K=5"), std::string::npos) << r.choices[2].note;
+  EXPECT_EQ(r.recommended_k, 3) << r.reason;  // 1-1 tie: silhouette is listed first
+}
+
+TEST(Recommend, DefaultMinimumSegmentSizeScalesWithTheData) {
+  // 1% of N rounded up, clamped to [20, 1000]: Mall 200 -> 20, Wholesale 440 -> 20, Customer
+  // Personality 2,216 -> 23, Online Retail 3,591 -> 36, 100,000 -> 1,000, 10 million -> 1,000.
+  EXPECT_EQ(default_min_segment_size(200), 20);
+  EXPECT_EQ(default_min_segment_size(440), 20);
+  EXPECT_EQ(default_min_segment_size(2216), 23);
+  EXPECT_EQ(default_min_segment_size(3591), 36);
+  EXPECT_EQ(default_min_segment_size(100000), 1000);
+  EXPECT_EQ(default_min_segment_size(10000000), 1000);
 }
 
 // ---- the sweep -----------------------------------------------------------------------------------
@@ -350,8 +413,9 @@ TEST(Sweep, RecordsEqualIndependentFits) {
   }
   EXPECT_EQ(r.recommended_k, 4) << r.reason;
   EXPECT_EQ(r.choices.size(), 5u);
-  EXPECT_FALSE(r.warnings.empty());  // 300-row segments are under the default minimum (1000)
-  EXPECT_TRUE(r.records[2].over_segmented);
+  EXPECT_EQ(r.min_segment_size, 20);  // 1% of 1,200 is 12, under the floor of 20
+  EXPECT_TRUE(r.warnings.empty()) << r.warnings.front();  // 300-row segments pass
+  EXPECT_FALSE(r.records[2].over_segmented);
   // Same seed, same sweep.
   const SweepResult again = sweep(*backend, *data, p);
   for (std::size_t i = 0; i < r.records.size(); ++i) EXPECT_EQ(*again.records[i].gap, *r.records[i].gap);
@@ -501,6 +565,21 @@ TEST_F(SweepCli, BadInputExitsTwoAndWritesNothing) {
   EXPECT_NE(out.find("unknown criterion 'magic'"), std::string::npos) << out;
   EXPECT_EQ(run("sweep " + path("f.h5") + " --k 2:61 -o " + path("s.json"), &out), 2);
   EXPECT_FALSE(fs::exists(path("s.json")));
+}
+
+TEST_F(SweepCli, OneKOrNoPassingKRecommendsNothing) {
+  std::mt19937 gen(5);
+  const Matrix<float> x = test::random_blobs(gen, 900, 2, 3, 8.0);
+  write_features(path("f.h5"), x.view(), {"a", "b"});
+  std::string out;
+  ASSERT_EQ(run("sweep " + path("f.h5") + " --k 3 --gap-refs 2 --device cpu -o " + path("one.json"), &out), 0) << out;
+  EXPECT_NE(out.find("no recommendation: a single K (3) cannot be compared"), std::string::npos) << out;
+  std::ifstream one(path("one.json"));
+  EXPECT_EQ(nlohmann::json::parse(one)["recommended_k"], 0);
+  // Three blobs of 300: with a minimum of 400 no K passes, and the sweep says so.
+  ASSERT_EQ(run("sweep " + path("f.h5") + " --k 2:5 --gap-refs 2 --min-segment-size 400 --device cpu", &out), 0) << out;
+  EXPECT_NE(out.find("no recommendation: no K passes the minimum segment size 400"), std::string::npos) << out;
+  EXPECT_EQ(out.find("recommended K ="), std::string::npos) << out;
 }
 
 }  // namespace

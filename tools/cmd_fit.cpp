@@ -47,6 +47,8 @@ struct FitOptions {
   std::string names;       // names.json overrides
   std::string dictionary;  // segment dictionary (default: beside the model, <model>.segments.json)
   std::int64_t min_segment_size = 0;
+  std::vector<std::string> roles;  // --role COLUMN=ROLE
+  std::string audience = "auto";
   CheckpointOptions checkpoint;
 };
 
@@ -230,7 +232,9 @@ int run_fit(const FitOptions& o) {
   // Profiles against the data's column statistics; automatic names, then --names overrides.
   const std::vector<SegmentProfile> profiles =
       segment_profiles(result.centroids.view(), sizes, backend->column_stats(*data), f.scaler);
-  std::vector<SegmentEntry> entries = name_segments(profiles, f.feature_names);
+  std::vector<FeatureRole> roles = feature_roles(f.feature_names);
+  apply_role_settings(o.roles, f.feature_names, roles);  // --role COLUMN=ROLE
+  std::vector<SegmentEntry> entries = name_segments(profiles, f.feature_names, roles, *parse_audience(o.audience));
   if (!o.names.empty()) apply_name_overrides(o.names, entries);
   std::vector<std::string> names;
   for (const auto& e : entries) names.push_back(e.name);
@@ -400,6 +404,9 @@ Command add_fit_command(CLI::App& parent) {
   cmd->add_option("features", o.features, "features.h5")->required();
   cmd->add_option("-k,--k", o.k, "number of segments")->required();
   cmd->add_option("-o,--output", o.model, "model.h5 to write")->required();
+  cmd->add_option("--role", o.roles, "COLUMN=ROLE for the automatic names (recency|tenure|frequency|monetary|engagement|other; see docs/segments.md)");
+  cmd->add_option("--audience", o.audience, "auto|donors|customers: the words and outreach of the automatic names")
+      ->check(CLI::IsMember({"auto", "donors", "customers"}))->capture_default_str();
   cmd->add_option("--algorithm", o.algorithm, "lloyd|minibatch")->capture_default_str();
   cmd->add_option("--init", o.init, "k-means++|scalable-k-means++|random|FILE.h5")->capture_default_str();
   cmd->add_option("--n-init", o.n_init, "restarts; the lowest inertia wins")->capture_default_str();
@@ -418,7 +425,7 @@ Command add_fit_command(CLI::App& parent) {
   cmd->add_option("--silhouette", o.silhouette, "auto|exact|sample=N|none (with --metrics)")->capture_default_str();
   cmd->add_option("--names", o.names, "names.json: segment names (and description, outreach) overriding the automatic ones");
   cmd->add_option("--dictionary", o.dictionary, "segment dictionary to write (default: <model>.segments.json)");
-  cmd->add_option("--min-segment-size", o.min_segment_size, "warn below this many rows (0: max(1000, 1% of N))")->capture_default_str();
+  cmd->add_option("--min-segment-size", o.min_segment_size, "warn below this many rows (0: 1% of N, at least 20, at most 1000)")->capture_default_str();
   add_checkpoint_options(cmd, o.checkpoint);
   add_common(cmd, o.common);
   return {cmd, [options] { return run_fit(*options); }};

@@ -44,20 +44,46 @@ std::vector<SegmentProfile> segment_profiles(MatrixView<const float> centroids,
 
 // ---- names and the segment dictionary ----------------------------------------------------------
 
-/// What a feature measures, from its name (case-insensitive substrings; the first group that
-/// matches wins, in this order):
-///   recency    recen, since_last, last_gift, last_purchase, last_order, lapse
-///   tenure     tenure, first_gift, since_first, first_purchase, age_days, member_since,
-///              customer_since, months_active
-///   recency    days_since (after tenure, so days_since_first_gift is tenure)
-///   frequency  freq, count, n_gifts, num_, number_of, orders, transactions, purchases
-///   monetary   monet, amount, value, spend, revenue, total, sum, gift, largest, avg_, mean,
-///              income, donation
-///   engagement open, click, engag, visit, session, event, email, web, response, attend, volunteer
-/// anything else is `other`.
+/// What a feature measures; the naming rules speak of roles, never of column names.
 enum class FeatureRole { recency, tenure, frequency, monetary, engagement, other };
+
+/// One row of the table that infers a role from a column name: the lower-cased name contains
+/// `pattern`. The rows are tried in order and the first match wins; no match is `other`.
+/// The table (data, not code) is printed in docs/segments.md.
+struct RoleRule {
+  FeatureRole role;
+  const char* pattern;
+};
+std::span<const RoleRule> role_rules();
+
+/// The role of a column from role_rules().
 FeatureRole feature_role(const std::string& feature_name);
+/// Roles for every column: `given` where it has the column's entry (same length as the names,
+/// an empty string meaning "infer"), else feature_role(). `given` empty: all inferred.
+std::vector<FeatureRole> feature_roles(const std::vector<std::string>& feature_names,
+                                       const std::vector<std::string>& given = {});
+/// "recency", "tenure", "frequency", "monetary", "engagement", "other".
 std::string feature_role_name(FeatureRole role);
+/// The inverse of feature_role_name; none for an unknown word.
+std::optional<FeatureRole> parse_feature_role(const std::string& word);
+/// Applies `COLUMN=ROLE` settings (--role) to `roles` in place. InputError naming the option,
+/// the column (with the list of columns) or the role (with the list of roles).
+void apply_role_settings(const std::vector<std::string>& settings, const std::vector<std::string>& feature_names,
+                         std::vector<FeatureRole>& roles);
+
+/// Who the segments are: donors (gifts, appeals) or customers (purchases, campaigns).
+/// `automatic`: donors when a feature name mentions gift or donat, else customers.
+enum class Audience { automatic, donors, customers };
+std::optional<Audience> parse_audience(const std::string& word);
+
+/// One word an automatic name can use, the role it speaks of and the sign of that role's
+/// z-score it asserts (+1: above the mean, −1: below). Tests check names against this table.
+struct NameWord {
+  const char* word;
+  FeatureRole role;
+  int sign;
+};
+std::span<const NameWord> name_words();
 
 /// One entry of the segment dictionary written beside the model.
 struct SegmentEntry {
@@ -66,19 +92,22 @@ struct SegmentEntry {
   std::string outreach;  ///< suggested outreach
 };
 
-/// Automatic, deterministic names (documented in README and in names.cpp):
-/// the mean z-score of each role's features decides, with |z| >= 0.5 as "notable":
-///   recency high → "Lapsed", recency low → "Active"; tenure low → "New", high → "Long-standing";
-///   monetary high → "Major" (donors) / "High-Value" (customers), low → "Small";
-///   frequency high → "Loyal", low → "Occasional"; engagement high → "Engaged", low → "Disengaged".
-/// At most three descriptors (the strongest |z|), in the order status (recency, tenure), value,
-/// frequency, engagement, then the noun "Donors" (a feature name mentions gift or donat) or
-/// "Customers"; none notable: "Typical Donors". Without any RFM/engagement feature, the two
-/// features of largest |z| name it: "High income, Low age" ("Average profile" when none is
-/// notable). Duplicates get their strongest feature not yet named appended
-/// ("… (high clicks_12m)"), then a number, so names are unique within a model.
+/// Automatic, deterministic names from the roles (rules in docs/segments.md):
+/// a role's z-score is the mean z of its features, with |z| >= 0.5 as "notable"; a role whose
+/// features are notable in opposite directions says nothing (opposite signals are never
+/// averaged into "Typical"). Words (name_words()): recency high "Lapsed", low "Active"; tenure
+/// high "Long-standing", low "New"; monetary high "Major" (donors) / "High-Value" (customers),
+/// low "Small" / "Low-Value"; frequency high "Loyal", low "Occasional"; engagement high
+/// "Engaged", low "Disengaged". At most three words (the strongest |z|), ordered status,
+/// value, frequency, engagement, then the noun "Donors" or "Customers". No role word but some
+/// feature notable: the two notable features of largest |z| ("High Annual_Income, Low Age").
+/// No notable feature at all: "Typical Donors" / "Typical Customers". Duplicates get their
+/// strongest feature not yet named appended ("… (high clicks_12m)"), then a number.
+/// `roles` empty: inferred from the names.
 std::vector<SegmentEntry> name_segments(const std::vector<SegmentProfile>& profiles,
-                                        const std::vector<std::string>& feature_names);
+                                        const std::vector<std::string>& feature_names,
+                                        const std::vector<FeatureRole>& roles = {},
+                                        Audience audience = Audience::automatic);
 
 /// Makes names unique in place: the second and later copies of a name get " 2", " 3", ...
 void make_names_unique(std::vector<std::string>& names);

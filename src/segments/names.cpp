@@ -1,6 +1,6 @@
 // Automatic segment names, descriptions and suggested outreach from the profiles' z-scores.
-// The rules are written out in include/segforge/segments.hpp (name_segments) and the README;
-// they depend only on the profiles and the feature names, so a model always gets the same names.
+// The rules are written out in docs/segments.md and include/segforge/segments.hpp; they depend
+// only on the profiles, the feature roles and the audience, so a model always gets the same names.
 
 #include <algorithm>
 #include <array>
@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 
+#include "segforge/error.hpp"
 #include "segforge/segments.hpp"
 
 namespace segforge {
@@ -124,6 +125,19 @@ std::string phrase(const Descriptor& d, bool donors) {
   return "";
 }
 
+/// "High income, Low age": the two notable features of largest |z| (none notable: none).
+std::optional<std::string> feature_words(const SegmentProfile& p, const std::vector<std::string>& feature_names) {
+  std::string words;
+  int named = 0;
+  for (int j : p.top_features) {
+    if (named == 2 || std::abs(p.z_scores[j]) < kNotable) break;
+    words += std::string(named ? ", " : "") + (p.z_scores[j] > 0 ? "High " : "Low ") + feature_names[j];
+    ++named;
+  }
+  if (named == 0) return std::nullopt;
+  return words;
+}
+
 std::string outreach(const std::vector<Descriptor>& ds, bool donors, bool rfm) {
   if (!rfm) return "Tailor the message to what sets this segment apart (its distinctive features above); test it against a control group.";
   const bool lapsed = has_word(ds, "Lapsed"), fresh = has_word(ds, "New");
@@ -155,23 +169,100 @@ std::string outreach(const std::vector<Descriptor>& ds, bool donors, bool rfm) {
 
 }  // namespace
 
+namespace {
+using R = FeatureRole;
+// First match wins, so the more specific patterns come first: "days_since_first_gift" is
+// tenure before "days_since" makes it recency; "totalmonths" (KDD-98: months since the last
+// gift) is recency before any money pattern. Income is wealth, not value to the organisation,
+// so it has no money pattern and stays `other`.
+constexpr RoleRule kRoleRules[] = {
+    {R::other, "channel_share"},  // a share of gifts by channel (channel_share_event is no event)
+    {R::recency, "recen"},        {R::recency, "since_last"},    {R::recency, "last_gift"},
+    {R::recency, "last_purchase"}, {R::recency, "last_order"},   {R::recency, "lapse"},
+    {R::recency, "totalmonths"},  {R::recency, "months_since"},
+    {R::tenure, "tenure"},        {R::tenure, "first_gift"},     {R::tenure, "since_first"},
+    {R::tenure, "first_purchase"}, {R::tenure, "age_days"},      {R::tenure, "member_since"},
+    {R::tenure, "customer_since"}, {R::tenure, "months_active"},
+    {R::recency, "days_since"},
+    {R::frequency, "freq"},       {R::frequency, "count"},       {R::frequency, "n_gifts"},
+    {R::frequency, "num_"},       {R::frequency, "number_of"},   {R::frequency, "orders"},
+    {R::frequency, "transactions"}, {R::frequency, "purchases"}, {R::frequency, "gifts_"},
+    {R::monetary, "monet"},       {R::monetary, "amount"},       {R::monetary, "amnt"},
+    {R::monetary, "value"},       {R::monetary, "spend"},        {R::monetary, "revenue"},
+    {R::monetary, "sum_"},        {R::monetary, "gift"},         {R::monetary, "largest"},
+    {R::monetary, "avg_"},        {R::monetary, "mean"},         {R::monetary, "donation"},
+    {R::monetary, "mnt"},
+    {R::engagement, "open"},      {R::engagement, "click"},      {R::engagement, "engag"},
+    {R::engagement, "visit"},     {R::engagement, "session"},    {R::engagement, "event"},
+    {R::engagement, "email"},     {R::engagement, "response"},   {R::engagement, "accepted"},
+    {R::engagement, "attend"},    {R::engagement, "volunteer"},
+};
+
+constexpr NameWord kNameWords[] = {
+    {"Lapsed", R::recency, +1},        {"Active", R::recency, -1},
+    {"Long-standing", R::tenure, +1},  {"New", R::tenure, -1},
+    {"Major", R::monetary, +1},        {"High-Value", R::monetary, +1},
+    {"Small", R::monetary, -1},        {"Low-Value", R::monetary, -1},
+    {"Loyal", R::frequency, +1},       {"Occasional", R::frequency, -1},
+    {"Engaged", R::engagement, +1},    {"Disengaged", R::engagement, -1},
+};
+}  // namespace
+
+std::span<const RoleRule> role_rules() { return kRoleRules; }
+std::span<const NameWord> name_words() { return kNameWords; }
+
 FeatureRole feature_role(const std::string& feature_name) {
   const std::string s = lower(feature_name);
-  if (contains_any(s, {"recen", "since_last", "last_gift", "last_purchase", "last_order", "lapse"}))
-    return FeatureRole::recency;
-  if (contains_any(s, {"tenure", "first_gift", "since_first", "first_purchase", "age_days", "member_since",
-                       "customer_since", "months_active"}))
-    return FeatureRole::tenure;
-  if (contains_any(s, {"days_since"})) return FeatureRole::recency;
-  if (contains_any(s, {"freq", "count", "n_gifts", "num_", "number_of", "orders", "transactions", "purchases"}))
-    return FeatureRole::frequency;
-  if (contains_any(s, {"monet", "amount", "value", "spend", "revenue", "total", "sum", "gift", "largest", "avg_",
-                       "mean", "income", "donation"}))
-    return FeatureRole::monetary;
-  if (contains_any(s, {"open", "click", "engag", "visit", "session", "event", "email", "web", "response",
-                       "attend", "volunteer"}))
-    return FeatureRole::engagement;
+  for (const RoleRule& r : kRoleRules)
+    if (s.find(r.pattern) != std::string::npos) return r.role;
   return FeatureRole::other;
+}
+
+std::vector<FeatureRole> feature_roles(const std::vector<std::string>& feature_names,
+                                       const std::vector<std::string>& given) {
+  std::vector<FeatureRole> out;
+  for (std::size_t j = 0; j < feature_names.size(); ++j) {
+    std::optional<FeatureRole> r;
+    if (given.size() == feature_names.size() && !given[j].empty()) r = parse_feature_role(given[j]);
+    out.push_back(r.value_or(feature_role(feature_names[j])));
+  }
+  return out;
+}
+
+std::optional<FeatureRole> parse_feature_role(const std::string& word) {
+  for (FeatureRole r : {R::recency, R::tenure, R::frequency, R::monetary, R::engagement, R::other})
+    if (lower(word) == feature_role_name(r)) return r;
+  return std::nullopt;
+}
+
+void apply_role_settings(const std::vector<std::string>& settings, const std::vector<std::string>& feature_names,
+                         std::vector<FeatureRole>& roles) {
+  for (const std::string& setting : settings) {
+    const auto eq = setting.rfind('=');
+    if (eq == std::string::npos || eq == 0)
+      throw InputError("--role " + setting + ": write COLUMN=ROLE, e.g. --role totalmonths=recency");
+    const std::string column = setting.substr(0, eq), word = setting.substr(eq + 1);
+    const auto role = parse_feature_role(word);
+    if (!role)
+      throw InputError("--role " + setting + ": unknown role '" + word +
+                       "'; use recency, tenure, frequency, monetary, engagement or other");
+    std::size_t j = 0;
+    while (j < feature_names.size() && lower(feature_names[j]) != lower(column)) ++j;
+    if (j == feature_names.size()) {
+      std::string list;
+      for (const auto& f : feature_names) list += (list.empty() ? "" : ", ") + f;
+      throw InputError("--role " + setting + ": no feature '" + column + "'; the features are " + list);
+    }
+    roles[j] = *role;
+  }
+}
+
+std::optional<Audience> parse_audience(const std::string& word) {
+  const std::string w = lower(word);
+  if (w == "donors") return Audience::donors;
+  if (w == "customers") return Audience::customers;
+  if (w == "auto") return Audience::automatic;
+  return std::nullopt;
 }
 
 std::string feature_role_name(FeatureRole role) {
@@ -201,15 +292,17 @@ void make_names_unique(std::vector<std::string>& names) {
 }
 
 std::vector<SegmentEntry> name_segments(const std::vector<SegmentProfile>& profiles,
-                                        const std::vector<std::string>& feature_names) {
+                                        const std::vector<std::string>& feature_names,
+                                        const std::vector<FeatureRole>& given_roles, Audience audience) {
   const auto d = feature_names.size();
-  std::vector<FeatureRole> roles;
-  bool donors = false, rfm = false;
-  for (const auto& f : feature_names) {
-    roles.push_back(feature_role(f));
-    rfm = rfm || roles.back() != FeatureRole::other;
-    donors = donors || contains_any(lower(f), {"gift", "donat"});
+  const std::vector<FeatureRole> roles =
+      given_roles.size() == d ? given_roles : feature_roles(feature_names);
+  bool rfm = false, named_like_gifts = false;
+  for (std::size_t j = 0; j < d; ++j) {
+    rfm = rfm || roles[j] != FeatureRole::other;
+    named_like_gifts = named_like_gifts || contains_any(lower(feature_names[j]), {"gift", "donat"});
   }
+  const bool donors = audience == Audience::donors || (audience == Audience::automatic && named_like_gifts);
   const std::string noun = donors ? "Donors" : "Customers";
 
   std::vector<SegmentEntry> out;
@@ -228,14 +321,21 @@ std::vector<SegmentEntry> name_segments(const std::vector<SegmentProfile>& profi
     if (rfm) {
       std::array<std::optional<double>, kRoles> z;
       std::array<int, kRoles> count{};
+      std::array<bool, kRoles> high{}, low{};
       for (std::size_t j = 0; j < d; ++j) {
         const int r = static_cast<int>(roles[j]);
         if (r >= kRoles) continue;
         z[r] = z[r].value_or(0.0) + p.z_scores[j];
         ++count[r];
+        high[r] = high[r] || p.z_scores[j] >= kNotable;
+        low[r] = low[r] || p.z_scores[j] <= -kNotable;
       }
-      for (int r = 0; r < kRoles; ++r)
+      // A role whose features are notable in opposite directions (income up, spending down;
+      // web visits down, campaign responses up) has no one word: it says nothing.
+      for (int r = 0; r < kRoles; ++r) {
         if (z[r]) *z[r] /= count[r];
+        if (high[r] && low[r]) z[r].reset();
+      }
       used[s] = descriptors(z, donors);
       std::string words;
       std::vector<std::string> phrases;
@@ -243,21 +343,18 @@ std::vector<SegmentEntry> name_segments(const std::vector<SegmentProfile>& profi
         words += ds.word + " ";
         phrases.push_back(phrase(ds, donors));
       }
-      e.name = used[s].empty() ? "Typical " + noun : words + noun;
+      e.name = words + noun;
+      if (used[s].empty()) e.name = feature_words(p, feature_names).value_or("Typical " + noun);
       std::string said;
       for (std::size_t i = 0; i < phrases.size(); ++i)
         said += (i == 0 ? "" : (i + 1 == phrases.size() ? " and " : ", ")) + phrases[i];
-      e.description = head + (said.empty() ? ", close to the average on recency, frequency and value" : " who " + said) +
+      const bool typical = e.name == "Typical " + noun;
+      e.description = head + (!said.empty() ? " who " + said
+                              : typical    ? ", close to the average on every feature"
+                                           : ", not set apart by recency, frequency, value or engagement") +
                       ". Most distinctive: " + detail + ".";
     } else {
-      std::string words;
-      int named = 0;
-      for (int j : p.top_features) {
-        if (named == 2 || std::abs(p.z_scores[j]) < kNotable) break;
-        words += std::string(named ? ", " : "") + (p.z_scores[j] > 0 ? "High " : "Low ") + feature_names[j];
-        ++named;
-      }
-      e.name = named ? words : "Average profile";
+      e.name = feature_words(p, feature_names).value_or("Average profile");
       e.description = head + ". Most distinctive: " + detail + ".";
     }
     e.outreach = outreach(used[s], donors, rfm);
@@ -276,7 +373,7 @@ std::vector<SegmentEntry> name_segments(const std::vector<SegmentProfile>& profi
                      [&](int a, int b) { return std::abs(p.z_scores[a]) > std::abs(p.z_scores[b]); });
     for (int j : order) {
       const bool role_named = std::any_of(used[s].begin(), used[s].end(), [&](const Descriptor& x) { return x.role == roles[j]; });
-      const bool feature_named = !rfm && out[s].name.find(feature_names[j]) != std::string::npos;
+      const bool feature_named = out[s].name.find(feature_names[j]) != std::string::npos;
       if (role_named || feature_named || p.z_scores[j] == 0.0) continue;
       out[s].name += std::string(" (") + (p.z_scores[j] > 0 ? "high " : "low ") + feature_names[j] + ")";
       break;

