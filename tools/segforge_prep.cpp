@@ -12,6 +12,7 @@
 #include "output_check.hpp"
 #include "segforge/error.hpp"
 #include "segforge/prep.hpp"
+#include "../src/prep/fields.hpp"
 
 #ifndef SEGFORGE_VERSION
 #define SEGFORGE_VERSION "0.1.0"
@@ -50,6 +51,16 @@ char parse_delimiter(const std::string& text) {
   throw InputError("--delimiter " + text + ": use one character, tab or auto");
 }
 
+char parse_decimal(const std::string& text) {
+  if (text.empty() || text == "auto") return 0;
+  if (text == "." || text == ",") return text[0];
+  throw InputError("--decimal " + text + ": use . or , (or auto: , for ;-separated files)");
+}
+
+/// Text from input files reaches the terminal only through this: control characters and
+/// bytes that are not UTF-8 are escaped (line by line: '\n' separates a summary's lines).
+std::string terminal_text(const std::string& text) { return printable(text); }
+
 
 const std::vector<std::string> kH5 = {".h5", ".hdf5"};
 
@@ -59,21 +70,21 @@ void print_items(const std::vector<SummaryItem>& items) {
   for (const auto& item : items) {
     if (item.key == "warnings") continue;  // printed last, as warnings
     if (item.value.find('\n') == std::string::npos) {
-      std::fprintf(stderr, "  %-44s %s\n", item.label.c_str(), item.value.c_str());
+      std::fprintf(stderr, "  %-44s %s\n", item.label.c_str(), terminal_text(item.value).c_str());
       continue;
     }
     std::fprintf(stderr, "  %s:\n", item.label.c_str());
     std::size_t begin = 0;
     while (begin <= item.value.size()) {
       const std::size_t end = std::min(item.value.find('\n', begin), item.value.size());
-      std::fprintf(stderr, "    %s\n", item.value.substr(begin, end - begin).c_str());
+      std::fprintf(stderr, "    %s\n", terminal_text(item.value.substr(begin, end - begin)).c_str());
       begin = end + 1;
     }
   }
 }
 
 void print_warnings(const std::vector<std::string>& warnings) {
-  for (const auto& w : warnings) std::fprintf(stderr, "segforge-prep: warning: %s\n", w.c_str());
+  for (const auto& w : warnings) std::fprintf(stderr, "segforge-prep: warning: %s\n", terminal_text(w).c_str());
 }
 
 // ---- transforms shared by rfm and table -------------------------------------------------------
@@ -139,14 +150,22 @@ Prepared prepare(RawFeatures& features, const TransformParams& tp, const std::op
 
 struct RfmOptions {
   RfmParams params;
-  std::string output, as_of, negatives = "net", on_bad_row = "error", delimiter = "auto";
+  std::string output, as_of, negatives = "net", on_bad_row = "error", delimiter = "auto", decimal = "auto";
+  std::string excluded;
   bool keep_duplicates = false;
   TransformOptions transform;
 };
 
 int run_rfm(RfmOptions& o) {
   check_output(o.output, "-o", kH5);
+  if (!o.excluded.empty()) {
+    check_output(o.excluded, "--excluded", {".csv"});
+    std::error_code ec;
+    if (o.excluded == o.output || std::filesystem::equivalent(o.excluded, o.output, ec))
+      throw InputError("--excluded " + o.excluded + ": is the -o file; name another file");
+  }
   RfmParams& p = o.params;
+  p.decimal = parse_decimal(o.decimal);
   p.negatives = parse_negatives(o.negatives);
   p.on_bad_row = parse_bad_rows(o.on_bad_row);
   p.delimiter = parse_delimiter(o.delimiter);
@@ -165,7 +184,10 @@ int run_rfm(RfmOptions& o) {
   std::vector<SummaryItem> items = summary_items(r.summary);
   for (auto& item : transform_summary) items.push_back(std::move(item));
   items.push_back({"source", "made by", "segforge-prep rfm"});
+  if (!o.excluded.empty())
+    items.push_back({"excluded_file", "donors left out listed in", o.excluded});
   write_prepared(o.output, prepared, items);
+  if (!o.excluded.empty()) write_excluded_csv(o.excluded, r.excluded);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   std::fprintf(stderr, "segforge-prep rfm: %s\n", p.gifts_path.c_str());
@@ -208,6 +230,10 @@ void add_rfm(CLI::App& app, RfmOptions& o, CLI::App*& cmd) {
   cmd->add_flag("--keep-duplicates", o.keep_duplicates, "keep exact duplicate rows (saves 8-16 bytes a row)");
   cmd->add_flag("--strict", p.strict, "small-data warnings (< 500 donors, < 2 years) are errors");
   cmd->add_option("--delimiter", o.delimiter, "field delimiter: auto, tab or one character")->capture_default_str();
+  cmd->add_option("--decimal", o.decimal, "decimal mark: . or , (auto: , for ;-separated files)")->capture_default_str();
+  cmd->add_option("--excluded", o.excluded,
+                  "EXCLUDED.csv: list the donors left out (no gift: refunds only, or netting to 0) "
+                  "with the reason (id,reason,transactions,net_amount)");
   o.transform.add(cmd, false)->excludes(max_levels);  // the training's levels are kept
 }
 
@@ -347,10 +373,10 @@ int main(int argc, char** argv) {
     if (*blobs_cmd) return run_synth_blobs(synth);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    std::cerr << "segforge-prep: " << e.what() << "; see --help\n";
+    std::cerr << "segforge-prep: " << terminal_text(e.what()) << "; see --help\n";
     return 2;
   } catch (const segforge::Error& e) {
-    std::cerr << "segforge-prep: " << e.what() << '\n';
+    std::cerr << "segforge-prep: " << terminal_text(e.what()) << '\n';
     return e.exit_code();
   } catch (const std::bad_alloc&) {
     std::cerr << "segforge-prep: out of memory; use a machine with more memory or a smaller input\n";

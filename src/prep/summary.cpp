@@ -50,6 +50,7 @@ std::vector<SummaryItem> summary_items(const RfmSummary& s) {
   items.push_back({"as_of", "as-of", s.as_of});
   items.push_back({"as_of_source", "as-of from", s.as_of_source});
   add_file_items(items, s.gifts, "gifts_", true);
+  add(items, "gifts_typo_date_rows", "rows dated over a year after all others (typos) dropped", s.typo_date_rows);
   items.push_back({"gifts_date_format", "date format", s.date_format});
   items.push_back({"gifts_amount", "amount", s.amount_source});
   items.push_back({"gifts_transaction_column", "transactions grouped by",
