@@ -54,7 +54,7 @@ char parse_delimiter(const std::string& text) {
 char parse_decimal(const std::string& text) {
   if (text.empty() || text == "auto") return 0;
   if (text == "." || text == ",") return text[0];
-  throw InputError("--decimal " + text + ": use . or , (or auto: , for ;-separated files)");
+  throw InputError("--decimal " + text + ": use . or , (or auto: either mark in ;-separated files)");
 }
 
 /// Text from input files reaches the terminal only through this: control characters and
@@ -230,7 +230,7 @@ void add_rfm(CLI::App& app, RfmOptions& o, CLI::App*& cmd) {
   cmd->add_flag("--keep-duplicates", o.keep_duplicates, "keep exact duplicate rows (saves 8-16 bytes a row)");
   cmd->add_flag("--strict", p.strict, "small-data warnings (< 500 donors, < 2 years) are errors");
   cmd->add_option("--delimiter", o.delimiter, "field delimiter: auto, tab or one character")->capture_default_str();
-  cmd->add_option("--decimal", o.decimal, "decimal mark: . or , (auto: , for ;-separated files)")->capture_default_str();
+  cmd->add_option("--decimal", o.decimal, "decimal mark: . or , (auto: either for ;-separated files)")->capture_default_str();
   cmd->add_option("--excluded", o.excluded,
                   "EXCLUDED.csv: list the donors left out (no gift: refunds only, or netting to 0) "
                   "with the reason (id,reason,transactions,net_amount)");
@@ -241,7 +241,7 @@ void add_rfm(CLI::App& app, RfmOptions& o, CLI::App*& cmd) {
 
 struct TableOptions {
   TableParams params;
-  std::string output, on_bad_row = "error", delimiter = "auto";
+  std::string output, on_bad_row = "error", delimiter = "auto", decimal = "auto";
   bool keep_duplicates = false;
   TransformOptions transform;
 };
@@ -251,6 +251,7 @@ int run_table(TableOptions& o) {
   TableParams& p = o.params;
   p.on_bad_row = parse_bad_rows(o.on_bad_row);
   p.delimiter = parse_delimiter(o.delimiter);
+  p.decimal = parse_decimal(o.decimal);
   p.drop_duplicates = !o.keep_duplicates;
   // Parsed before the work, so a bad value fails at once; --scaler-from replaces them.
   const TransformParams tp = o.transform.scaler_from.empty() ? o.transform.params() : TransformParams{};
@@ -285,6 +286,7 @@ void add_table(CLI::App& app, TableOptions& o, CLI::App*& cmd) {
   cmd->add_option("--on-bad-row", o.on_bad_row, "error|skip")->capture_default_str();
   cmd->add_flag("--keep-duplicates", o.keep_duplicates, "keep exact duplicate rows");
   cmd->add_option("--delimiter", o.delimiter, "field delimiter: auto, tab or one character")->capture_default_str();
+  cmd->add_option("--decimal", o.decimal, "decimal mark: . or , (auto: either for ;-separated files)")->capture_default_str();
   o.transform.add(cmd, true);
 }
 

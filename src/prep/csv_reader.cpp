@@ -219,9 +219,7 @@ CsvReader::CsvReader(std::string path, char delimiter, char decimal) : path_(std
   if (head.empty()) throw InputError(path_ + ": empty file; expected a header line and data rows");
   delimiter_ = delimiter != 0 ? delimiter : sniff_delimiter(head);
   decimal_ = decimal != 0 ? decimal : delimiter_ == ';' ? kEitherDecimal : '.';
-  if (decimal_ == delimiter_)
-    throw InputError(path_ + ": the decimal mark and the delimiter are both '" + std::string(1, decimal_) +
-                     "'; pass --delimiter or --decimal");
+
   auto lines = std::count(head.begin(), head.end(), '\n');
   if (lines == 0) lines = std::count(head.begin(), head.end(), '\r');  // CR-only line ends
   estimated_rows_ = lines > 0 ? static_cast<std::int64_t>(static_cast<double>(size) / static_cast<double>(head.size()) *

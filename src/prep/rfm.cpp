@@ -150,6 +150,7 @@ class GiftsPass {
       scratch.path = reader_.path();
       BadRowPolicy scan_policy(params_.on_bad_row, &scratch);
       reader_.for_each([&](const CsvRow& row) {
+        ++scratch.rows_read;
         GiftRow g;
         if (!read_row(row, scan_policy, g)) return true;
         if (g.id.empty()) return true;

@@ -27,8 +27,9 @@ struct ColumnScan {
 }  // namespace
 
 TableResult read_table(const TableParams& params) {
-  CsvReader reader(params.path, params.delimiter);
+  CsvReader reader(params.path, params.delimiter, params.decimal);
   const Columns columns(reader.path(), reader.header());
+  columns.require_unique_names();
   const int id = columns.find(params.id_column, id_column_names(), "--id-col");
   const bool chosen = !params.columns.empty();
   std::vector<ColumnScan> scan;
@@ -73,7 +74,7 @@ TableResult read_table(const TableParams& params) {
       return true;
     }
     if (id >= 0) {
-      const std::string_view v = normalise_id(row.fields[static_cast<std::size_t>(id)]);
+      const std::string_view v = id_field(row, id, columns);
       if (v.empty()) {
         ++counts.missing_id_rows;
         return true;
@@ -82,7 +83,7 @@ TableResult read_table(const TableParams& params) {
     }
     for (ColumnScan& c : scan) {
       const std::string_view text = row.fields[static_cast<std::size_t>(c.index)];
-      const std::optional<double> v = parse_number(text);
+      const std::optional<double> v = parse_number(text, reader.decimal());
       values.push_back(v ? *v : kMissing);
       if (v) {
         ++c.numbers;
@@ -94,6 +95,7 @@ TableResult read_table(const TableParams& params) {
     lines.push_back(row.line);
     return true;
   });
+  require_rows_left(counts);
 
   // Settle the columns: without --columns, those with any text that is not a number go.
   std::vector<std::size_t> used;
@@ -125,6 +127,7 @@ TableResult read_table(const TableParams& params) {
     }
     if (ok) keep.push_back(r);
   }
+  require_rows_left(counts);
   if (keep.empty()) throw InputError(params.path + ": no row is left after cleaning; nothing to cluster");
   counts.rows_used = static_cast<std::int64_t>(keep.size());
 
