@@ -467,11 +467,13 @@ struct Column {
   std::string group;  // level columns: their group's name prefix
 };
 
-/// (a - b) / (|a| + |b|), 0 when both are 0; divided through by max(|a|, |b|) first so that
-/// amounts near the double range give the ratio, not inf / inf.
+/// (a - b) / (|a| + |b|), 0 when both are 0. Amounts near the double range overflow the
+/// plain form (inf / inf); then it is divided through by max(|a|, |b|) first.
 double trend_ratio(double a, double b) {
+  const double d = std::abs(a) + std::abs(b);
+  if (!(d > 0.0)) return 0.0;
+  if (std::isfinite(d)) return (a - b) / d;
   const double m = std::max(std::abs(a), std::abs(b));
-  if (!(m > 0.0)) return 0.0;
   return (a / m - b / m) / (std::abs(a) / m + std::abs(b) / m);
 }
 
