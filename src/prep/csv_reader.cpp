@@ -213,7 +213,7 @@ CsvReader::CsvReader(std::string path, char delimiter, char decimal) : path_(std
     if (compressed_) {
       const std::string kind =
           binary_kind(reinterpret_cast<const unsigned char*>(head.data()), head.size());
-      if (!kind.empty()) throw InputError(path_ + ": is gzip-compressed " + kind);
+      if (!kind.empty()) throw InputError(path_ + ": is gzip-compressed, and inside is " + kind);
     }
   }
   if (head.empty()) throw InputError(path_ + ": empty file; expected a header line and data rows");
