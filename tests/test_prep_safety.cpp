@@ -122,6 +122,25 @@ TEST(PrepSafety, IdsRoundTripAsSpelled) {
   EXPECT_NEAR(t50, 2.0, 1e-5);
 }
 
+// What a user without segforge does: h5py's asstr() and pandas read the ids back as spelled.
+TEST(PrepSafety, TextIdsDecodeInH5py) {
+  if (std::system("/usr/bin/python3 -c 'import h5py' > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "Debian's python3-h5py is absent";
+  PrepDir dir;
+  const std::string csv = dir.write("g.csv",
+                                    "donor_id,gift_date,amount\nM\xC3\xBCller,2020-12-01,1\n5.0,2020-12-02,2\n"
+                                    "\xE5\xB1\xB1\xE7\x94\xB0,2020-12-03,3\n");
+  ASSERT_EQ(run_prep("rfm " + csv + " --as-of 2021-01-01 -o " + dir.file("f.h5"), dir).status, 0);
+  const std::string script = dir.write("read.py",
+                                       "import sys, h5py\n"
+                                       "with h5py.File(sys.argv[1], 'r') as f:\n"
+                                       "    ids = f['ids'].asstr()[:]\n"
+                                       "sys.stdout.buffer.write('|'.join(ids).encode('utf-8'))\n");
+  const PrepOutcome py = run_binary("/usr/bin/python3", script + " " + dir.file("f.h5"), dir);
+  ASSERT_EQ(py.status, 0) << py.output;
+  EXPECT_EQ(py.output, "5.0|M\xC3\xBCller|\xE5\xB1\xB1\xE7\x94\xB0");
+}
+
 TEST(PrepSafety, TableIdsKeepTheirSpelling) {
   PrepDir dir;
   const std::string csv = dir.write("t.csv", "id,a\n5,1\n5.0,2\n 7,3\n");
