@@ -4,8 +4,10 @@ segforge-prep, from the UCI Online Retail sample in ../shared/datasets/online_re
 
 Run with Debian's Python (python3-pandas), not a virtual environment's:
     /usr/bin/python3 scripts/make_prep_fixtures.py
-Writes tests/fixtures/prep/online_retail_expected.csv (one row per customer with a gift) and
-tests/fixtures/prep/online_retail_counts.csv (the cleaning counts, key,value).
+Writes tests/fixtures/prep/online_retail_expected.csv (one row per customer with a gift),
+tests/fixtures/prep/online_retail_counts.csv (the cleaning counts, key,value) and
+tests/fixtures/prep/online_retail_excluded.csv (the customers without a gift, as
+`segforge-prep rfm --excluded` lists them: id,reason,transactions,net_amount).
 
 The rules are those of include/segforge/prep/rfm.hpp, written out again here:
   1. every field read as text; exact duplicate rows dropped (first kept);
@@ -17,7 +19,8 @@ The rules are those of include/segforge/prep/rfm.hpp, written out again here:
   6. per customer: recency = as_of - last gift, frequency = gifts, monetary_total = sum of all
      nets, monetary_mean = total / gifts, largest_gift, tenure = as_of - first gift,
      gifts_12m / amount_12m over ages 1..365 days, trend over ages 366..730;
-     customers without a gift are left out.
+     customers without a gift are left out, listed with a reason: refunds_only (every
+     transaction a refund), zero_net_only (every transaction nets to 0), refunds_and_zero_net.
 """
 
 import os
@@ -87,6 +90,17 @@ def online_retail(path):
     per["amount_12m"] = tx[recent].groupby("CustomerID")["net"].sum()
     per["amount_prev_12m"] = tx[before].groupby("CustomerID")["net"].sum()
     counts["donors_seen"] = int(tx["CustomerID"].nunique())
+    no_gift = tx.loc[~tx["CustomerID"].isin(per.index[per["frequency_gifts"].notna()]), "CustomerID"]
+    left = tx[tx["CustomerID"].isin(no_gift)].groupby("CustomerID").agg(
+        refunds=("refund", "sum"), transactions=("net", "size"), net_amount=("net", "sum"))
+    left["reason"] = np.where(left["refunds"] == left["transactions"], "refunds_only",
+                              np.where(left["refunds"] == 0, "zero_net_only", "refunds_and_zero_net"))
+    left.index = left.index.astype(np.int64)
+    left = left.sort_index()
+    with open(os.path.join(OUT, "online_retail_excluded.csv"), "w") as f:
+        f.write("id,reason,transactions,net_amount\n")
+        for cid, row in left.iterrows():
+            f.write(f"{cid},{row['reason']},{int(row['transactions'])},{float(row['net_amount'])!r}\n")
     per = per[per["frequency_gifts"].notna()].copy()
     counts["donors_without_gifts"] = counts["donors_seen"] - len(per)
     counts["n_samples"] = len(per)

@@ -9,7 +9,7 @@ packages=(
   python3 python3-numpy python3-sklearn python3-h5py python3-pandas python3-faiss
   libopenblas0-pthread
   libopenmpi-dev openmpi-bin
-  libcsv-dev libhowardhinnant-date-dev
+  libcsv-dev libhowardhinnant-date-dev zlib1g-dev
   nodejs chromium
 )
 

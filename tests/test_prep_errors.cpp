@@ -27,6 +27,15 @@ const std::string kOk = kHeader + "1,2020-12-01,10\n2,2020-12-02,20\n";
 
 std::ostream& operator<<(std::ostream& os, const BadCase& c) { return os << c.name; }
 
+/// `text` with every '~' as a NUL byte (string literals stop at one).
+std::string with_nul(std::string text) {
+  for (char& c : text)
+    if (c == '~') c = '\0';
+  return text;
+}
+
+const std::string kZip = with_nul("PK\x03\x04\x14~\x06~\x08~~~!~[Content_Types].xml");
+
 class PrepBadInput : public ::testing::TestWithParam<BadCase> {};
 
 TEST_P(PrepBadInput, OneLineExitTwoNothingWritten) {
@@ -52,6 +61,11 @@ TEST_P(PrepBadInput, OneLineExitTwoNothingWritten) {
   EXPECT_EQ(run.status, 2) << run.output;
   EXPECT_NE(run.output.find(c.message), std::string::npos) << "expected: " << c.message << "\ngot: " << run.output;
   EXPECT_EQ(std::count(run.output.begin(), run.output.end(), '\n'), 1) << "one line: " << run.output;
+  // Bytes from the files reach the terminal escaped: no control character but the newline.
+  EXPECT_EQ(std::count_if(run.output.begin(), run.output.end(),
+                          [](char ch) { return ch != '\n' && (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7F); }),
+            0)
+      << run.output;
   EXPECT_EQ(dir.entries(), inputs) << "no output, no temporary file";
 }
 
@@ -123,6 +137,66 @@ const BadCase kCases[] = {
     {"table_unknown_column", "id,a\n1,2\n", "!table gifts.csv -o out.h5 --columns z", "--features z: no such column"},
     {"table_log_of_negative", "id,a\n1,-2\n2,3\n", "!table gifts.csv -o out.h5 --log-columns a",
      "feature 'a', id 1: -2.000000 has no log1p"},
+    // Non-finite results from finite input: every sum and product of user numbers is checked,
+    // and every written value must fit float32.
+    {"amounts_sum_past_double", kHeader + "1,2020-12-01,1e308\n1,2020-12-02,1e308\n", "",
+     "gifts.csv line 3: the total of donor '1' is beyond the range of a double"},
+    {"quantity_times_price_past_double",
+     "InvoiceNo,Quantity,InvoiceDate,UnitPrice,CustomerID\n1,1e200,2020-01-01,1e200,7\n", "",
+     "gifts.csv line 2, columns 'Quantity' x 'UnitPrice': the amount 1e+200 x 1e+200 is beyond the range of a double"},
+    {"invoice_sum_past_double",
+     "InvoiceNo,Quantity,InvoiceDate,UnitPrice,CustomerID\n1,1,2020-01-01,1e308,7\n1,1,2020-01-02,9e307,7\n", "",
+     "gifts.csv line 3: the sum of the amounts of transaction '1' is beyond the range of a double"},
+    {"scale_none_past_float", kHeader + "1,2020-12-01,1e300\n2,2020-12-02,1\n", "--no-log --scale none",
+     "feature 'monetary_total', id 1: the value 1e+300 becomes inf once transformed and scaled (beyond float32's range"},
+    {"table_scale_none_past_float", "id,a\n1,1e200\n2,1\n", "!table gifts.csv -o out.h5 --scale none",
+     "feature 'a', id 1: the value 1e+200 becomes inf"},
+    {"table_robust_spread_past_double", "id,a\n1,-1.7e308\n2,-1.7e308\n3,1.7e308\n4,1.7e308\n",
+     "!table gifts.csv -o out.h5 --scale robust", "feature 'a': its values (up to 1.7e+308) spread beyond the range of a double"},
+    // Ids are kept as spelled, so an id that cannot round-trip is refused, in every file.
+    {"id_with_nul", kHeader + "1,2020-12-01,10\n" + with_nul("2~b,2020-12-02,10\n"), "",
+     "gifts.csv line 3, column 'donor_id': the id '2\\0b' contains a NUL byte (at byte 2)"},
+    {"id_not_utf8", kHeader + "1,2020-12-01,10\nM\xE9ller,2020-12-02,10\n", "",
+     "gifts.csv line 3, column 'donor_id': the id 'M\\xE9ller' is not UTF-8 text (byte 0xE9 at 2"},
+    {"id_with_line_break", kHeader + "1,2020-12-01,10\n\"a\nb\",2020-12-02,10\n", "",
+     "the id 'a\\nb' contains a control character (\\n at byte 2)"},
+    {"id_spelled_two_ways", kHeader + "42,2020-12-01,10\n 42,2020-12-02,10\n", "",
+     "gifts.csv line 3, column 'donor_id': the id ' 42' is spelled differently on line 2"},
+    {"events_id_with_nul", kOk, "--events events.csv", "events.csv line 2, column 'donor_id': the id '1\\0' contains a NUL byte",
+     "donor_id,event_date,event_type\n" + with_nul("1~,2020-11-01,open\n")},
+    {"attributes_id_not_utf8", kOk, "--attributes attributes.csv --categorical region",
+     "attributes.csv line 2, column 'donor_id': the id '\\xFF' is not UTF-8", "", "donor_id,region\n\xFF,North\n"},
+    {"table_id_not_utf8", "id,a\n\xFF,1\n2,3\n", "!table gifts.csv -o out.h5",
+     "gifts.csv line 2, column 'id': the id '\\xFF' is not UTF-8"},
+    // Raw bytes from a field are escaped in messages (the check after each run: no control byte).
+    {"control_bytes_escaped", kOk + "3,2020-12-03,\x1b[31mred\n", "", "column 'amount': '\\x1B[31mred' is not a number"},
+    // Duplicate column names: a feature or a column option would be ambiguous.
+    {"table_duplicate_header", "id,x,x\n1,2,3\n2,3,4\n", "!table gifts.csv -o out.h5",
+     "gifts.csv: the header has two columns named 'x' (columns 2 and 3); feature names must be unique"},
+    {"gifts_duplicate_amount_column", "donor_id,gift_date,amount,amount\n1,2020-12-01,1,2\n", "",
+     "gifts.csv: the header has two columns named 'amount' (columns 3 and 4)"},
+    // Files that are not CSV text.
+    {"xlsx_gifts", kZip, "", "gifts.csv: is a zip archive (an Excel .xlsx workbook or a zipped export), not CSV text; open it and save it as CSV"},
+    {"xlsx_table", kZip, "!table gifts.csv -o out.h5", "gifts.csv: is a zip archive"},
+    {"xlsx_events", kOk, "--events events.csv", "events.csv: is a zip archive", kZip},
+    {"xls_gifts", with_nul("\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1~~"), "", "an Excel 97-2003 workbook (.xls), not CSV text"},
+    {"utf16_gifts", with_nul("\xFF\xFE" "d~o~n~"), "", "UTF-16 text"},
+    // Decimal marks.
+    {"decimal_comma_in_comma_file", kHeader + "1,2020-12-01,\"12,5\"\n", "",
+     "'12,5' is not a number (with a decimal comma, pass --decimal ,)"},
+    {"decimal_ambiguous_in_semicolon_file", "donor_id;gift_date;amount\n1;2020-12-01;1.234\n", "",
+     "'1.234' is not a number (in a ';'-separated file '.' may be a decimal point or a thousands separator"},
+    {"decimal_point_with_decimal_comma", kHeader + "1,2020-12-01,12.5\n", "--decimal ,",
+     "'12.5' is not a number (the decimal mark is ','; pass --decimal . for a decimal point)"},
+    {"decimal_unknown", kOk, "--decimal x", "--decimal x: use . or ,"},
+    // Every row skipped: say so, with the first reason.
+    {"all_rows_skipped", kHeader + "1,2020-12-01,x\n2,2020-12-02,y\n", "--on-bad-row skip",
+     "gifts.csv: all 2 rows were skipped as bad: line 2, column 'amount': 'x' is not a number"},
+    {"table_all_rows_skipped", "id,a\n1,2,3\n2,3,4\n", "!table gifts.csv -o out.h5 --on-bad-row skip",
+     "gifts.csv: all 2 rows were skipped as bad: line 2: 3 fields, but the header has 2"},
+    {"events_all_rows_skipped", kOk, "--events events.csv --on-bad-row skip",
+     "events.csv: all 1 rows were skipped as bad: line 2: 2 fields", "donor_id,event_date,event_type\n1,2020-11-01\n"},
+    {"excluded_not_csv", kOk, "--excluded out.h5", "unknown file type; use a name ending in .csv"},
     // synth.
     {"synth_no_donors", "", "!synth donors -n 0 -o out.csv", "-n 0: must be at least 1"},
     {"synth_blobs_k_above_n", "", "!synth blobs -n 3 -k 5 -o out.h5", "-k 5 is more than -n 3"},

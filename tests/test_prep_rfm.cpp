@@ -162,11 +162,11 @@ TEST(PrepRfm, RowsWithoutIdDropped) {
       ",2020-12-31,10\n"
       "   ,2020-12-30,10\n"
       "7,2020-12-29,10\n"
-      "7.0,2020-12-28,10\n",  // an integer id exported as a float: the same donor
+      "7.0,2020-12-28,10\n",  // ids as spelled: "7.0" is another donor than "7"
       as_of_2021);
   EXPECT_EQ(r.summary.gifts.missing_id_rows, 2);
-  EXPECT_EQ(r.features.ids.numeric, (std::vector<std::int64_t>{7}));
-  EXPECT_EQ(feature(r, 7, "frequency_gifts"), 2);
+  EXPECT_TRUE(r.features.ids.numeric.empty());
+  EXPECT_EQ(r.features.ids.text, (std::vector<std::string>{"7", "7.0"}));
 }
 
 TEST(PrepRfm, ImpossibleDatesDroppedAndQuoted) {

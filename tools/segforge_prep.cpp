@@ -13,6 +13,7 @@
 #include "segforge/outputs.hpp"
 #include "segforge/error.hpp"
 #include "segforge/prep.hpp"
+#include "../src/prep/fields.hpp"
 
 #ifndef SEGFORGE_VERSION
 #define SEGFORGE_VERSION "0.1.0"
@@ -50,6 +51,16 @@ char parse_delimiter(const std::string& text) {
   throw InputError("--delimiter " + text + ": use one character, tab or auto");
 }
 
+char parse_decimal(const std::string& text) {
+  if (text.empty() || text == "auto") return 0;
+  if (text == "." || text == ",") return text[0];
+  throw InputError("--decimal " + text + ": use . or , (or auto: either mark in ;-separated files)");
+}
+
+/// Text from input files reaches the terminal only through this: control characters and
+/// bytes that are not UTF-8 are escaped (line by line: '\n' separates a summary's lines).
+std::string terminal_text(const std::string& text) { return printable(text); }
+
 
 const std::vector<std::string> kH5 = {".h5", ".hdf5"};
 
@@ -59,21 +70,21 @@ void print_items(const std::vector<SummaryItem>& items) {
   for (const auto& item : items) {
     if (item.key == "warnings") continue;  // printed last, as warnings
     if (item.value.find('\n') == std::string::npos) {
-      std::fprintf(stderr, "  %-44s %s\n", item.label.c_str(), item.value.c_str());
+      std::fprintf(stderr, "  %-44s %s\n", item.label.c_str(), terminal_text(item.value).c_str());
       continue;
     }
     std::fprintf(stderr, "  %s:\n", item.label.c_str());
     std::size_t begin = 0;
     while (begin <= item.value.size()) {
       const std::size_t end = std::min(item.value.find('\n', begin), item.value.size());
-      std::fprintf(stderr, "    %s\n", item.value.substr(begin, end - begin).c_str());
+      std::fprintf(stderr, "    %s\n", terminal_text(item.value.substr(begin, end - begin)).c_str());
       begin = end + 1;
     }
   }
 }
 
 void print_warnings(const std::vector<std::string>& warnings) {
-  for (const auto& w : warnings) std::fprintf(stderr, "segforge-prep: warning: %s\n", w.c_str());
+  for (const auto& w : warnings) std::fprintf(stderr, "segforge-prep: warning: %s\n", terminal_text(w).c_str());
 }
 
 // ---- transforms shared by rfm and table -------------------------------------------------------
@@ -152,7 +163,8 @@ Prepared prepare(RawFeatures& features, const TransformParams& tp, const std::op
 
 struct RfmOptions {
   RfmParams params;
-  std::string output, as_of, negatives = "net", on_bad_row = "error", delimiter = "auto";
+  std::string output, as_of, negatives = "net", on_bad_row = "error", delimiter = "auto", decimal = "auto";
+  std::string excluded;
   bool keep_duplicates = false;
   TransformOptions transform;
 };
@@ -166,6 +178,8 @@ int run_rfm(RfmOptions& o) {
   outputs.input(p.attributes_path, "--attributes");
   outputs.input(o.transform.scaler_from, "--scaler-from");
   outputs.output(o.output, "-o", kH5);
+  if (!o.excluded.empty()) outputs.output(o.excluded, "--excluded", {".csv"});
+  p.decimal = parse_decimal(o.decimal);
   p.negatives = parse_negatives(o.negatives);
   p.on_bad_row = parse_bad_rows(o.on_bad_row);
   p.delimiter = parse_delimiter(o.delimiter);
@@ -184,8 +198,11 @@ int run_rfm(RfmOptions& o) {
   std::vector<SummaryItem> items = summary_items(r.summary);
   for (auto& item : transform_summary) items.push_back(std::move(item));
   items.push_back({"source", "made by", "segforge-prep rfm"});
+  if (!o.excluded.empty())
+    items.push_back({"excluded_file", "donors left out listed in", o.excluded});
   write_prepared(o.output, prepared, items);
-  outputs.commit();
+  if (!o.excluded.empty()) write_excluded_csv(o.excluded, r.excluded);
+  outputs.commit();  // features.h5 and excluded.csv together
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   std::fprintf(stderr, "segforge-prep rfm: %s\n", p.gifts_path.c_str());
@@ -228,6 +245,10 @@ void add_rfm(CLI::App& app, RfmOptions& o, CLI::App*& cmd) {
   cmd->add_flag("--keep-duplicates", o.keep_duplicates, "keep exact duplicate rows (saves 8-16 bytes a row)");
   cmd->add_flag("--strict", p.strict, "small-data warnings (< 500 donors, < 2 years) are errors");
   cmd->add_option("--delimiter", o.delimiter, "field delimiter: auto, tab or one character")->capture_default_str();
+  cmd->add_option("--decimal", o.decimal, "decimal mark: . or , (auto: either for ;-separated files)")->capture_default_str();
+  cmd->add_option("--excluded", o.excluded,
+                  "EXCLUDED.csv: list the donors left out (no gift: refunds only, or netting to 0) "
+                  "with the reason (id,reason,transactions,net_amount)");
   CLI::Option* min_share = cmd->add_option("--min-level-share", p.min_level_share,
                                            "attribute levels rarer than this share of donors go to <column>_other")
                                ->capture_default_str();
@@ -238,7 +259,7 @@ void add_rfm(CLI::App& app, RfmOptions& o, CLI::App*& cmd) {
 
 struct TableOptions {
   TableParams params;
-  std::string output, on_bad_row = "error", delimiter = "auto", missing = "error", as_of;
+  std::string output, on_bad_row = "error", delimiter = "auto", missing = "error", as_of, decimal = "auto";
   bool keep_duplicates = false;
   TransformOptions transform;
 };
@@ -251,6 +272,7 @@ int run_table(TableOptions& o) {
   outputs.output(o.output, "-o", kH5);
   p.on_bad_row = parse_bad_rows(o.on_bad_row);
   p.delimiter = parse_delimiter(o.delimiter);
+  p.decimal = parse_decimal(o.decimal);
   p.drop_duplicates = !o.keep_duplicates;
   p.missing = parse_missing(o.missing);
   if (!o.as_of.empty()) p.as_of = parse_date_option(o.as_of, "--as-of");
@@ -316,6 +338,7 @@ void add_table(CLI::App& app, TableOptions& o, CLI::App*& cmd) {
   cmd->add_option("--on-bad-row", o.on_bad_row, "error|skip")->capture_default_str();
   cmd->add_flag("--keep-duplicates", o.keep_duplicates, "keep exact duplicate rows");
   cmd->add_option("--delimiter", o.delimiter, "field delimiter: auto, tab or one character")->capture_default_str();
+  cmd->add_option("--decimal", o.decimal, "decimal mark: . or , (auto: either for ;-separated files)")->capture_default_str();
   CLI::Option* scaler_from = o.transform.add(cmd, true);
   // The training file fixes these (its roles, levels and fill values).
   for (CLI::Option* opt : {features, exclude, categorical, dates, date_format, missing, max_levels, min_share})
@@ -411,10 +434,10 @@ int main(int argc, char** argv) {
     if (*blobs_cmd) return run_synth_blobs(synth);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    std::cerr << "segforge-prep: " << e.what() << "; see --help\n";
+    std::cerr << "segforge-prep: " << terminal_text(e.what()) << "; see --help\n";
     return 2;
   } catch (const segforge::Error& e) {
-    std::cerr << "segforge-prep: " << e.what() << '\n';
+    std::cerr << "segforge-prep: " << terminal_text(e.what()) << '\n';
     return e.exit_code();
   } catch (const std::bad_alloc&) {
     std::cerr << "segforge-prep: out of memory; use a machine with more memory or a smaller input\n";

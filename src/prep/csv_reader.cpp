@@ -1,12 +1,14 @@
 #include "csv_reader.hpp"
 
 #include <csv.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <array>
 #include <cstring>
 #include <exception>
 
+#include "fields.hpp"
 #include "segforge/error.hpp"
 #include "segforge/rng.hpp"
 
@@ -27,7 +29,7 @@ bool starts_with_bom(const char* data, std::size_t n) {
          static_cast<unsigned char>(data[1]) == 0xBB && static_cast<unsigned char>(data[2]) == 0xBF;
 }
 
-std::string_view trim(std::string_view s) {
+std::string_view trim_blanks(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
@@ -39,6 +41,53 @@ File open_file(const std::string& path) {
   File f(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!f) throw InputError(path + ": cannot open (" + std::strerror(errno) + "); check the path");
   return f;
+}
+
+/// zlib's reader: gzip data is inflated, any other file passes through unchanged.
+struct GzClose {
+  void operator()(gzFile_s* f) const { gzclose(f); }
+};
+using GzFile = std::unique_ptr<gzFile_s, GzClose>;
+
+GzFile open_gz(const std::string& path) {
+  errno = 0;
+  GzFile f(gzopen(path.c_str(), "rb"));
+  if (!f)
+    throw InputError(path + ": cannot open (" + std::strerror(errno != 0 ? errno : ENOMEM) +
+                     "); check the path");
+  gzbuffer(f.get(), 256 * 1024);
+  return f;
+}
+
+/// Reads up to `n` bytes; InputError for damaged or truncated gzip data.
+std::size_t read_gz(gzFile_s* f, char* out, std::size_t n, const std::string& path, std::int64_t line) {
+  const int got = gzread(f, out, static_cast<unsigned>(n));
+  int code = Z_OK;
+  const char* what = gzerror(f, &code);
+  if (code == Z_ERRNO)
+    throw RuntimeFailure(path + ": read error after line " + std::to_string(line) + " (" +
+                         std::strerror(errno) + "); check the file and the disk");
+  if (got < 0 || (code != Z_OK && code != Z_STREAM_END))
+    throw InputError(path + ": the gzip data is damaged or truncated after line " + std::to_string(line) +
+                     " (zlib: " + (what != nullptr ? what : "error") +
+                     "); compress the CSV again, or check that the download is complete");
+  return static_cast<std::size_t>(got);
+}
+
+/// What the first bytes say the file is when it is not CSV text ("" when it may be).
+std::string binary_kind(const unsigned char* b, std::size_t n) {
+  if (n >= 4 && b[0] == 'P' && b[1] == 'K' && (b[2] == 3 || b[2] == 5 || b[2] == 7))
+    return "a zip archive (an Excel .xlsx workbook or a zipped export), not CSV text; open it "
+           "and save it as CSV (File > Save As > CSV UTF-8), or unzip it";
+  if (n >= 8 && b[0] == 0xD0 && b[1] == 0xCF && b[2] == 0x11 && b[3] == 0xE0)
+    return "an Excel 97-2003 workbook (.xls), not CSV text; open it and save it as CSV "
+           "(File > Save As > CSV UTF-8)";
+  if (n >= 4 && b[0] == 0x89 && b[1] == 'H' && b[2] == 'D' && b[3] == 'F')
+    return "an HDF5 file, not CSV text; segforge-prep reads CSV exports (segforge reads .h5 files)";
+  if (n >= 2 && ((b[0] == 0xFF && b[1] == 0xFE) || (b[0] == 0xFE && b[1] == 0xFF)))
+    return "UTF-16 text (Excel's \"Unicode text\"), not UTF-8; save it as CSV UTF-8, or convert "
+           "it with iconv -f UTF-16 -t UTF-8";
+  return "";
 }
 
 /// The candidate delimiter seen most often outside quotes on the first line.
@@ -120,13 +169,13 @@ struct CsvReader::Parser {
       begin = end;
     }
     if (header != nullptr) {
-      for (const auto& f : row.fields) header->emplace_back(trim(f));
+      for (const auto& f : row.fields) header->emplace_back(trim_blanks(f));
       header = nullptr;
       stop = header_only;
       return;
     }
     // A line of spaces is blank, not a one-field row (libcsv skips truly empty lines).
-    if (row.fields.size() == 1 && trim(row.fields[0]).empty()) return;
+    if (row.fields.size() == 1 && trim_blanks(row.fields[0]).empty()) return;
     try {
       if (!(*on_row)(row)) stop = true;
     } catch (...) {
@@ -136,16 +185,41 @@ struct CsvReader::Parser {
   }
 };
 
-CsvReader::CsvReader(std::string path, char delimiter) : path_(std::move(path)) {
-  std::string head(64 * 1024, '\0');
+CsvReader::CsvReader(std::string path, char delimiter, char decimal) : path_(std::move(path)) {
   std::int64_t size = 0;
   {
     File f = open_file(path_);
-    head.resize(std::fread(head.data(), 1, head.size(), f.get()));
+    std::array<unsigned char, 8> magic{};
+    const std::size_t n = std::fread(magic.data(), 1, magic.size(), f.get());
+    if (const std::string kind = binary_kind(magic.data(), n); !kind.empty())
+      throw InputError(path_ + ": is " + kind);
+    compressed_ = n >= 2 && magic[0] == 0x1F && magic[1] == 0x8B;
     std::fseek(f.get(), 0, SEEK_END);
     size = std::ftell(f.get());
+    // gzip's last four bytes are the inflated size modulo 2^32 (RFC 1952): good enough for
+    // sizing tables, where the compressed size would be several times too small.
+    if (compressed_ && size >= 18 && std::fseek(f.get(), -4, SEEK_END) == 0) {
+      std::array<unsigned char, 4> t{};
+      if (std::fread(t.data(), 1, 4, f.get()) == 4)
+        size = std::max<std::int64_t>(size, static_cast<std::int64_t>(t[0]) | (static_cast<std::int64_t>(t[1]) << 8) |
+                                                (static_cast<std::int64_t>(t[2]) << 16) |
+                                                (static_cast<std::int64_t>(t[3]) << 24));
+    }
   }
+  std::string head(64 * 1024, '\0');
+  {
+    GzFile f = open_gz(path_);
+    head.resize(read_gz(f.get(), head.data(), head.size(), path_, 1));
+    if (compressed_) {
+      const std::string kind =
+          binary_kind(reinterpret_cast<const unsigned char*>(head.data()), head.size());
+      if (!kind.empty()) throw InputError(path_ + ": is gzip-compressed, and inside is " + kind);
+    }
+  }
+  if (head.empty()) throw InputError(path_ + ": empty file; expected a header line and data rows");
   delimiter_ = delimiter != 0 ? delimiter : sniff_delimiter(head);
+  decimal_ = decimal != 0 ? decimal : delimiter_ == ';' ? kEitherDecimal : '.';
+
   auto lines = std::count(head.begin(), head.end(), '\n');
   if (lines == 0) lines = std::count(head.begin(), head.end(), '\r');  // CR-only line ends
   estimated_rows_ = lines > 0 ? static_cast<std::int64_t>(static_cast<double>(size) / static_cast<double>(head.size()) *
@@ -161,7 +235,7 @@ CsvReader::~CsvReader() = default;
 void CsvReader::for_each(const std::function<bool(const CsvRow&)>& on_row) { read(&on_row, false); }
 
 void CsvReader::read(const std::function<bool(const CsvRow&)>* on_row, bool header_only) {
-  File file = open_file(path_);
+  GzFile file = open_gz(path_);
   Parser parser(delimiter_);
   parser.on_row = on_row;
   parser.header_only = header_only;
@@ -173,7 +247,7 @@ void CsvReader::read(const std::function<bool(const CsvRow&)>* on_row, bool head
   // Feed libcsv one physical line at a time so that every row knows its line: a row starts
   // on the line where a segment begins while no row is open.
   while (!parser.stop) {
-    const std::size_t n = std::fread(block.data(), 1, block.size(), file.get());
+    const std::size_t n = read_gz(file.get(), block.data(), block.size(), path_, parser.line);
     if (n == 0) break;
     const char* data = block.data();
     std::size_t pos = 0;
@@ -197,9 +271,6 @@ void CsvReader::read(const std::function<bool(const CsvRow&)>* on_row, bool head
       pos = end;
     }
   }
-  if (std::ferror(file.get()))
-    throw RuntimeFailure(path_ + ": read error after line " + std::to_string(parser.line) +
-                         "; check the file and the disk");
   if (!parser.stop) {
     if (parser.p.pstate == kFieldBegun && parser.p.quoted)
       throw InputError(path_ + " line " + std::to_string(parser.start_line) +
@@ -212,14 +283,8 @@ void CsvReader::read(const std::function<bool(const CsvRow&)>* on_row, bool head
 }
 
 std::string quote_text(std::string_view text, std::size_t max_length) {
-  std::string out = "'";
-  if (text.size() > max_length) {
-    out.append(text.substr(0, max_length));
-    out += "...";
-  } else {
-    out.append(text);
-  }
-  return out + "'";
+  if (text.size() > max_length) return "'" + printable(text.substr(0, max_length)) + "...'";
+  return "'" + printable(text) + "'";
 }
 
 }  // namespace segforge::prep

@@ -6,7 +6,9 @@
 #include <array>
 #include <cctype>
 #include <sstream>
+#include <vector>
 
+#include "csv_reader.hpp"
 #include "segforge/error.hpp"
 #include "segforge/prep/common.hpp"
 
@@ -231,7 +233,9 @@ void DateDetector::observe(std::string_view text, std::int64_t line) {
     separator_ = p->separator;
   }
   if (yf) {
-    keep_max(max_year_first_, make_day(p->a, p->b, p->c));
+    const std::optional<Day> d = make_day(p->a, p->b, p->c);
+    keep_max(max_year_first_, d);
+    if (d && *d >= kDay1900) year_first_days_.add(*d);
     return;
   }
   if (p->a > 12 && p->b <= 12 && day_first_line_ == 0) {
@@ -242,8 +246,11 @@ void DateDetector::observe(std::string_view text, std::int64_t line) {
     month_first_line_ = line;
     month_first_text_ = text;
   }
-  keep_max(max_month_first_, make_day(p->c, p->a, p->b));
-  keep_max(max_day_first_, make_day(p->c, p->b, p->a));
+  const std::optional<Day> mf = make_day(p->c, p->a, p->b), df = make_day(p->c, p->b, p->a);
+  keep_max(max_month_first_, mf);
+  keep_max(max_day_first_, df);
+  if (mf && *mf >= kDay1900) month_first_days_.add(*mf);
+  if (df && *df >= kDay1900) day_first_days_.add(*df);
 }
 
 bool DateDetector::decided() const {
@@ -257,27 +264,57 @@ DateFormat DateDetector::format(const std::string& where) const {
     case Family::none:
       if (first_line_ == 0) return DateFormat::year_first();  // no values: nothing to read
       throw InputError(where + ": no value reads as a date (line " + std::to_string(first_line_) +
-                       ": '" + first_text_ + "'); give the format with --date-format, e.g. %d %b %Y");
+                       ": " + quote_text(first_text_) + "); give the format with --date-format, e.g. %d %b %Y");
     case Family::year_first:
       return DateFormat::year_first();
     case Family::year_last:
       break;
   }
   if (day_first_line_ > 0 && month_first_line_ > 0)
-    throw InputError(where + ": mixes day-first (line " + std::to_string(day_first_line_) + ": '" +
-                     day_first_text_ + "') and month-first (line " + std::to_string(month_first_line_) +
-                     ": '" + month_first_text_ + "') dates; make them consistent or pass --date-format");
+    throw InputError(where + ": mixes day-first (line " + std::to_string(day_first_line_) + ": " +
+                     quote_text(day_first_text_) + ") and month-first (line " + std::to_string(month_first_line_) +
+                     ": " + quote_text(month_first_text_) + ") dates; make them consistent or pass --date-format");
   if (day_first_line_ > 0) return DateFormat::year_last(DateOrder::day_first, separator_);
   if (month_first_line_ > 0) return DateFormat::year_last(DateOrder::month_first, separator_);
   if (separator_ == '.') return DateFormat::year_last(DateOrder::day_first, separator_);
   throw InputError(where + ": no date has a day above 12, so day-first and month-first cannot be "
-                   "told apart (line " + std::to_string(first_line_) + ": '" + first_text_ + "')" + hint);
+                   "told apart (line " + std::to_string(first_line_) + ": " + quote_text(first_text_) + ")" + hint);
 }
 
 std::optional<Day> DateDetector::max_day(const std::string& where) const {
   if (family_ == Family::none) return std::nullopt;
   if (family_ == Family::year_first) return max_year_first_;
   return format(where).day_first() ? max_day_first_ : max_month_first_;
+}
+
+const DayCounts& DateDetector::days(const std::string& where) const {
+  if (family_ == Family::year_last) return format(where).day_first() ? day_first_days_ : month_first_days_;
+  return year_first_days_;
+}
+
+void DayCounts::add(Day day) { ++counts_[day]; }
+
+DayCounts::Split DayCounts::split() const {
+  Split out;
+  if (counts_.empty()) return out;
+  std::vector<std::pair<Day, std::int64_t>> days(counts_.begin(), counts_.end());
+  std::sort(days.begin(), days.end());
+  std::int64_t total = 0;
+  for (const auto& d : days) total += d.second;
+  const std::int64_t allowed = std::max<std::int64_t>(1, total / 100);
+  std::size_t cut = days.size() - 1;  // index of the latest ordinary day
+  std::int64_t after = 0;
+  for (std::size_t i = days.size() - 1; i > 0; --i) {
+    after += days[i].second;
+    if (after > allowed) break;
+    if (days[i].first - days[i - 1].first > 365) {
+      cut = i - 1;
+      out.typo_rows = after;
+    }
+  }
+  out.latest_ordinary = days[cut].first;
+  if (cut + 1 < days.size()) out.first_typo = days[cut + 1].first;
+  return out;
 }
 
 std::string iso_date(Day day) {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace segforge::prep {
 
@@ -41,6 +42,28 @@ class DateFormat {
   std::string pattern_;
 };
 
+/// How many rows carry each day (on or after 1900), to tell typos from ordinary dates when
+/// as-of is taken from the data: a date like 9999-12-31 must not move as-of eight thousand
+/// years on.
+///
+/// Rule: the days, in order, are cut at the earliest gap of more than 365 days without any
+/// row after which at most 1% of the rows (and at least one row) lie; the days after that gap
+/// are typos. The latest ordinary day is the last day before it (the latest day when there is
+/// no such gap).
+class DayCounts {
+ public:
+  void add(Day day);
+  struct Split {
+    std::optional<Day> latest_ordinary;  ///< none when no day was added
+    std::int64_t typo_rows = 0;          ///< rows dated after latest_ordinary
+    std::optional<Day> first_typo;       ///< the earliest typo day
+  };
+  Split split() const;
+
+ private:
+  std::unordered_map<Day, std::int64_t> counts_;
+};
+
 /// Tells a column's date format from its values: the first value of a known shape decides
 /// year-first or year-last; for year-last, a first number above 12 means day-first, a second
 /// number above 12 month-first. Tracks the latest date under each reading, so one pass finds
@@ -56,6 +79,8 @@ class DateDetector {
   DateFormat format(const std::string& where) const;
   /// The latest date on or after 1900 under the detected reading (throws as format() does).
   std::optional<Day> max_day(const std::string& where) const;
+  /// The days on or after 1900 under the detected reading (throws as format() does).
+  const DayCounts& days(const std::string& where) const;
 
  private:
   enum class Family { none, year_first, year_last };
@@ -64,6 +89,7 @@ class DateDetector {
   std::int64_t day_first_line_ = 0, month_first_line_ = 0, first_line_ = 0, unread_line_ = 0;
   std::string day_first_text_, month_first_text_, first_text_, unread_text_;
   std::optional<Day> max_year_first_, max_month_first_, max_day_first_;
+  DayCounts year_first_days_, month_first_days_, day_first_days_;
 };
 
 /// "2011-12-10".

@@ -4,9 +4,11 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <unordered_map>
 
 #include <sys/mman.h>
 
@@ -20,11 +22,120 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-std::optional<double> parse_number(std::string_view text) {
+namespace {
+
+/// Length of the valid UTF-8 sequence starting at s[i] (1 to 4), or 0 (RFC 3629: no overlong
+/// forms, no surrogates, nothing above U+10FFFF).
+std::size_t utf8_length(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  std::size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  if (b(i + 1) < lo || b(i + 1) > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k)
+    if (b(i + k) < 0x80 || b(i + k) > 0xBF) return 0;
+  return n;
+}
+
+char hex_digit(unsigned v) { return "0123456789ABCDEF"[v & 15]; }
+
+/// "1.234,5" -> "1234.5" for from_chars; nullopt when the dots are not thousands separators
+/// (between groups of exactly three digits) or there is more than one comma.
+std::optional<std::string> comma_to_point(std::string_view text) {
+  std::size_t mantissa_end = text.find_first_of("eE");
+  if (mantissa_end == std::string_view::npos) mantissa_end = text.size();
+  const std::string_view mantissa = text.substr(0, mantissa_end);
+  const std::size_t comma = mantissa.find(',');
+  if (comma != std::string_view::npos && mantissa.find(',', comma + 1) != std::string_view::npos)
+    return std::nullopt;
+  std::string_view whole = mantissa.substr(0, comma);
+  std::string out;
+  if (!whole.empty() && whole[0] == '-') {
+    out += '-';
+    whole.remove_prefix(1);
+  }
+  if (whole.find('.') != std::string_view::npos) {
+    std::size_t begin = 0;
+    for (std::size_t group = 0;; ++group) {
+      const std::size_t dot = whole.find('.', begin);
+      const std::string_view g = whole.substr(begin, dot == std::string_view::npos ? whole.npos : dot - begin);
+      const bool ok = group == 0 ? !g.empty() && g.size() <= 3 : g.size() == 3;
+      if (!ok) return std::nullopt;
+      out.append(g);
+      if (dot == std::string_view::npos) break;
+      begin = dot + 1;
+    }
+  } else {
+    out.append(whole);
+  }
+  if (comma != std::string_view::npos) {
+    out += '.';
+    out.append(mantissa.substr(comma + 1));
+  }
+  out.append(text.substr(mantissa_end));
+  return out;
+}
+
+/// "1.234", "12.345.678": what a thousands separator '.' looks like (no comma, first group
+/// 1-3 digits not starting with 0, then groups of exactly three).
+bool thousands_grouped(std::string_view text) {
+  if (!text.empty() && text[0] == '-') text.remove_prefix(1);
+  const std::size_t first = text.find('.');
+  if (first == std::string_view::npos || first == 0 || first > 3 || text[0] == '0') return false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const bool dot_place = i >= first && (i - first) % 4 == 0;
+    if (dot_place ? text[i] != '.' : !(text[i] >= '0' && text[i] <= '9')) return false;
+  }
+  return (text.size() - first) % 4 == 0;
+}
+
+}  // namespace
+
+std::string decimal_hint(std::string_view text, char decimal) {
+  text = trim(text);
+  if (decimal == '.' && text.find(',') != std::string_view::npos)
+    return " (with a decimal comma, pass --decimal ,)";
+  if (decimal == ',' && text.find('.') != std::string_view::npos)
+    return " (the decimal mark is ','; pass --decimal . for a decimal point)";
+  if (decimal == kEitherDecimal && thousands_grouped(text))
+    return " (in a ';'-separated file '.' may be a decimal point or a thousands separator; pass "
+           "--decimal . or --decimal ,)";
+  return "";
+}
+
+std::optional<double> parse_number(std::string_view text, char decimal) {
   text = trim(text);
   if (!text.empty() && text.front() == '+') text.remove_prefix(1);
   if (text.empty()) return std::nullopt;
-  // from_chars also reads "nan", "inf" and hex-less forms only; reject the non-finite ones.
+  std::optional<std::string> converted;
+  if (decimal == kEitherDecimal) {
+    if (text.find(',') != std::string_view::npos)
+      decimal = ',';
+    else if (thousands_grouped(text))
+      return std::nullopt;
+  }
+  if (decimal == ',') {
+    converted = comma_to_point(text);
+    if (!converted) return std::nullopt;
+    text = *converted;
+  }
+  // from_chars also reads "nan", "inf" and hex-less forms only; reject the non-finite ones
+  // (and values beyond the double range, which from_chars reports as out of range).
   double value = 0.0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value))
@@ -33,15 +144,80 @@ std::optional<double> parse_number(std::string_view text) {
 }
 
 std::string_view normalise_id(std::string_view text) {
-  text = trim(text);
-  const std::size_t dot = text.find('.');
-  if (dot != std::string_view::npos && dot > 0 && dot + 1 < text.size()) {
-    const std::string_view whole = text.substr(0, dot), frac = text.substr(dot + 1);
-    const bool digits = std::all_of(whole.begin() + (whole[0] == '-' ? 1 : 0), whole.end(),
-                                    [](char c) { return c >= '0' && c <= '9'; });
-    if (digits && whole != "-" && std::all_of(frac.begin(), frac.end(), [](char c) { return c == '0'; }))
-      return whole;
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
+std::string id_problem(std::string_view id) {
+  for (std::size_t i = 0; i < id.size();) {
+    const auto c = static_cast<unsigned char>(id[i]);
+    if (c == 0) return "contains a NUL byte (at byte " + std::to_string(i + 1) + ")";
+    if (c < 0x20 || c == 0x7F)
+      return std::string("contains a control character (") + printable(id.substr(i, 1)) + " at byte " +
+             std::to_string(i + 1) + ")";
+    const std::size_t n = utf8_length(id, i);
+    if (n == 0) {
+      std::string hex = "0x";
+      hex += hex_digit(c >> 4);
+      hex += hex_digit(c);
+      return "is not UTF-8 text (byte " + hex + " at " + std::to_string(i + 1) +
+             "; re-export the file as UTF-8)";
+    }
+    i += n;
   }
+  return "";
+}
+
+std::string_view id_field(const CsvRow& row, int column, const Columns& columns) {
+  const std::string_view id = normalise_id(row.fields[static_cast<std::size_t>(column)]);
+  if (const std::string problem = id_problem(id); !problem.empty())
+    throw InputError(columns.path() + " line " + std::to_string(row.line) + ", column " +
+                     quote_text(columns.name(static_cast<std::size_t>(column))) + ": the id " +
+                     quote_text(id) + " " + problem +
+                     "; ids are kept exactly as spelled, so fix the id in the file");
+  return id;
+}
+
+std::string printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const std::size_t n = c < 0x20 || c == 0x7F ? 0 : utf8_length(text, i);
+    if (n > 0) {
+      out.append(text.substr(i, n));
+      i += n;
+      continue;
+    }
+    switch (c) {
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case 0: out += "\\0"; break;
+      default:
+        out += "\\x";
+        out += hex_digit(c >> 4);
+        out += hex_digit(c);
+    }
+    ++i;
+  }
+  return out;
+}
+
+void require_rows_left(const FileCounts& counts) {
+  if (counts.rows_read == 0 || counts.bad_rows_skipped < counts.rows_read) return;
+  std::string reason = counts.examples.empty() ? std::string("no example kept") : counts.examples.front();
+  // The example starts with the file's name, which the message already gives.
+  if (reason.starts_with(counts.path + " ")) reason = reason.substr(counts.path.size() + 1);
+  throw InputError(counts.path + ": all " + std::to_string(counts.rows_read) +
+                   " rows were skipped as bad: " + reason +
+                   "; check --delimiter, --decimal and the column options, or fix the rows");
+}
+
+std::string number_text(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.6g", value);
   return text;
 }
 
@@ -101,20 +277,39 @@ std::string Columns::listing() const {
 int Columns::find(const std::string& flag_value, const std::vector<std::string>& recognised,
                   const std::string& flag) const {
   if (flag_value == "none") return -1;
+  int found = -1;
   if (!flag_value.empty()) {
-    for (std::size_t i = 0; i < header_.size(); ++i)
-      if (header_[i] == flag_value) return static_cast<int>(i);
-    for (std::size_t i = 0; i < header_.size(); ++i)
-      if (same_ignoring_case(header_[i], flag_value)) return static_cast<int>(i);
-    throw InputError(path_ + ": " + flag + " " + flag_value + ": no such column; the header has " +
-                     listing());
+    for (std::size_t i = 0; i < header_.size() && found < 0; ++i)
+      if (header_[i] == flag_value) found = static_cast<int>(i);
+    for (std::size_t i = 0; i < header_.size() && found < 0; ++i)
+      if (same_ignoring_case(header_[i], flag_value)) found = static_cast<int>(i);
+    if (found < 0)
+      throw InputError(path_ + ": " + flag + " " + printable(flag_value) +
+                       ": no such column; the header has " + listing());
   }
-  for (const auto& r : recognised) {
-    const std::string want = loose(r);
-    for (std::size_t i = 0; i < header_.size(); ++i)
-      if (loose(header_[i]) == want) return static_cast<int>(i);
+  for (std::size_t r = 0; r < recognised.size() && found < 0; ++r) {
+    const std::string want = loose(recognised[r]);
+    for (std::size_t i = 0; i < header_.size() && found < 0; ++i)
+      if (loose(header_[i]) == want) found = static_cast<int>(i);
   }
-  return -1;
+  if (found >= 0)
+    for (std::size_t i = static_cast<std::size_t>(found) + 1; i < header_.size(); ++i)
+      if (header_[i] == header_[static_cast<std::size_t>(found)])
+        throw InputError(path_ + ": the header has two columns named " + quote_text(header_[i]) +
+                         " (columns " + std::to_string(found + 1) + " and " + std::to_string(i + 1) +
+                         "), so which one is meant cannot be told; rename one");
+  return found;
+}
+
+void Columns::require_unique_names() const {
+  std::unordered_map<std::string_view, std::size_t> seen;
+  for (std::size_t i = 0; i < header_.size(); ++i) {
+    auto [it, fresh] = seen.emplace(header_[i], i);
+    if (!fresh)
+      throw InputError(path_ + ": the header has two columns named " + quote_text(header_[i]) +
+                       " (columns " + std::to_string(it->second + 1) + " and " + std::to_string(i + 1) +
+                       "); feature names must be unique, so rename one");
+  }
 }
 
 int Columns::require(const std::string& flag_value, const std::vector<std::string>& recognised,

@@ -14,15 +14,51 @@
 
 namespace segforge::prep {
 
+class Columns;
+
 std::string_view trim(std::string_view s);
 
-/// A finite decimal number ("12", "-3.5", "1e3", " +2 "); nullopt for anything else,
-/// including "", "nan", "inf", "1,5" and "$3".
-std::optional<double> parse_number(std::string_view text);
+/// parse_number's `decimal` for files where either mark may be used (';'-separated files
+/// without --decimal): "1,5" and "1.5" are both 1.5, but "1.234" (a thousands separator or a
+/// decimal point?) is not a number.
+constexpr char kEitherDecimal = 'a';
 
-/// The id as compared across files: trimmed, and "123.0" (an integer id exported as a float)
-/// read as "123". Empty when missing.
+/// A finite decimal number ("12", "-3.5", "1e3", " +2 "); nullopt for anything else,
+/// including "", "nan", "inf" and "$3". `decimal` is the decimal mark: '.' (then "1,5" is not
+/// a number), ',' (then "1,5" is 1.5, "1.234,5" is 1234.5 with '.' between groups of three
+/// digits only, and "1.5" is not a number) or kEitherDecimal.
+std::optional<double> parse_number(std::string_view text, char decimal = '.');
+
+/// Why `text` is not a number under `decimal`, when the decimal mark may be the cause
+/// (" (with a decimal comma, pass --decimal ,)"); "" otherwise.
+std::string decimal_hint(std::string_view text, char decimal);
+
+/// The id as compared across files: the field exactly as spelled, trimmed only of surrounding
+/// ASCII spaces and tabs ("5.0" and "5" are two ids). Empty when missing.
 std::string_view normalise_id(std::string_view text);
+
+/// The id in field `column` of `row` (normalise_id), checked: an id must be UTF-8 text with no
+/// control character (NUL, line break, tab inside, ...), so that it round-trips through HDF5
+/// strings, h5py, pandas and segments.csv exactly. InputError naming file, line and column
+/// otherwise (whatever the bad-row policy: a changed id would put a segment on another donor).
+std::string_view id_field(const CsvRow& row, int column, const Columns& columns);
+
+/// The problem with an id's bytes ("contains a NUL byte", "is not UTF-8 (byte 0xE9 at 3)"),
+/// or "" when it is a valid id.
+std::string id_problem(std::string_view id);
+
+/// `text` with control characters and bytes that are not UTF-8 written as \n, \t, \r, \0,
+/// \xNN, so that a message never puts raw bytes from a file on the terminal. Valid UTF-8
+/// (accents, other scripts) is kept.
+std::string printable(std::string_view text);
+
+/// InputError "FILE: all N rows were skipped as bad: FIRST REASON; ..." when every data row of
+/// the file was skipped under --on-bad-row skip (so that an empty result is explained by its
+/// cause, not by a later, unrelated check).
+void require_rows_left(const FileCounts& counts);
+
+/// A number for messages: "%.6g" ("1e+200", "12.5").
+std::string number_text(double value);
 
 /// A canonical decimal integer that fits int64 ("0", "-12", not "012" or "+1").
 std::optional<std::int64_t> canonical_integer(std::string_view text);
@@ -41,13 +77,17 @@ class Columns {
   /// The column named by `flag_value` (exact, then ignoring case), or when that is empty the
   /// first header name matching one of `recognised` (ignoring case, spaces, '_' and '-').
   /// -1 when absent or flag_value is "none". A named column that is absent is an InputError
-  /// that lists the header and names `flag`.
+  /// that lists the header and names `flag`; so is a column whose name the header has twice
+  /// (which of the two is meant cannot be told).
   int find(const std::string& flag_value, const std::vector<std::string>& recognised,
            const std::string& flag) const;
   /// As find, but absence is an InputError saying what the column is for (`what`).
   int require(const std::string& flag_value, const std::vector<std::string>& recognised,
               const std::string& flag, const std::string& what) const;
   std::string listing() const;  ///< "'a', 'b', 'c'"
+  /// InputError when two header columns have the same name (for a table, where every column
+  /// may become a feature named after it).
+  void require_unique_names() const;
 
  private:
   std::string path_;

@@ -4,9 +4,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <fstream>
 #include <map>
 #include <numeric>
 
+#include "../io/atomic_file.hpp"
 #include "csv_reader.hpp"
 #include "dates.hpp"
 #include "fields.hpp"
@@ -71,25 +74,39 @@ struct GiftRow {
 };
 
 /// Reads a number field; reports a bad row (and returns false under skip) when it is not one.
-bool number_field(const CsvRow& row, int column, const Columns& c, BadRowPolicy& policy, double& out) {
+bool number_field(const CsvRow& row, int column, const Columns& c, BadRowPolicy& policy, char decimal,
+                  double& out) {
   const std::string_view text = row.fields[static_cast<std::size_t>(column)];
-  if (const auto v = parse_number(text)) {
+  if (const auto v = parse_number(text, decimal)) {
     out = *v;
     return true;
   }
-  policy.bad(row, c.name(static_cast<std::size_t>(column)),
-             trim(text).empty() ? "empty value, expected a number"
-                                : quote_text(text) + " is not a number");
+  const std::string what = trim(text).empty() ? "empty value, expected a number"
+                                              : quote_text(text) + " is not a number" + decimal_hint(text, decimal);
+  policy.bad(row, c.name(static_cast<std::size_t>(column)), what);
   return false;
 }
 
-bool amount_of(const CsvRow& row, const GiftLayout& l, const Columns& c, BadRowPolicy& policy,
+/// `sum` must stay finite: amounts near the double range add up past it.
+void require_finite_sum(double sum, const std::string& where, const std::string& what) {
+  if (!std::isfinite(sum))
+    throw InputError(where + ": " + what +
+                     " is beyond the range of a double (about 1.8e308); the amounts cannot all be "
+                     "real, so clean them");
+}
+
+bool amount_of(const CsvRow& row, const GiftLayout& l, const Columns& c, BadRowPolicy& policy, char decimal,
                double& amount) {
-  if (l.amount >= 0) return number_field(row, l.amount, c, policy, amount);
+  if (l.amount >= 0) return number_field(row, l.amount, c, policy, decimal, amount);
   double q = 0.0, p = 0.0;
-  if (!number_field(row, l.quantity, c, policy, q) || !number_field(row, l.unit_price, c, policy, p))
+  if (!number_field(row, l.quantity, c, policy, decimal, q) || !number_field(row, l.unit_price, c, policy, decimal, p))
     return false;
   amount = q * p;
+  require_finite_sum(amount,
+                     c.path() + " line " + std::to_string(row.line) + ", columns " +
+                         quote_text(c.name(static_cast<std::size_t>(l.quantity))) + " x " +
+                         quote_text(c.name(static_cast<std::size_t>(l.unit_price))),
+                     "the amount " + number_text(q) + " x " + number_text(p));
   return true;
 }
 
@@ -112,6 +129,7 @@ class GiftsPass {
     state_.has_channel = layout_.channel >= 0;
     RfmSummary& s = state_.summary;
     s.negatives = params.negatives;
+    decimal_ = reader.decimal();
     if (layout_.transaction >= 0) s.transaction_column = columns_.name(static_cast<std::size_t>(layout_.transaction));
     s.amount_source = layout_.amount >= 0
                           ? columns_.name(static_cast<std::size_t>(layout_.amount))
@@ -128,11 +146,12 @@ class GiftsPass {
     if (!need_format) format_ = DateFormat::from_pattern(params_.date_format);
     if (need_as_of || need_format) {
       DateDetector detector;
-      std::optional<Day> latest;
+      DayCounts days;
       FileCounts scratch;
       scratch.path = reader_.path();
       BadRowPolicy scan_policy(params_.on_bad_row, &scratch);
       reader_.for_each([&](const CsvRow& row) {
+        ++scratch.rows_read;
         GiftRow g;
         if (!read_row(row, scan_policy, g)) return true;
         if (g.id.empty()) return true;
@@ -141,18 +160,24 @@ class GiftsPass {
           detector.observe(g.date, row.line);
           return need_as_of || !detector.decided();
         }
-        if (const auto d = format_.parse(g.date); d && *d >= kDay1900 && (!latest || *d > *latest))
-          latest = d;
+        if (const auto d = format_.parse(g.date); d && *d >= kDay1900) days.add(*d);
         return true;
       });
-      if (need_format) {
-        format_ = detector.format(where);
-        if (need_as_of) latest = detector.max_day(where);
+      require_rows_left(scratch);
+      if (need_format) format_ = detector.format(where);
+      if (need_as_of) {
+        const DayCounts::Split split = (need_format ? detector.days(where) : days).split();
+        if (!split.latest_ordinary)
+          throw InputError(where + ": no row with a donor id has a readable date on or after 1900; "
+                           "check the column (--date-col) and its format (--date-format)");
+        state_.as_of = *split.latest_ordinary + 1;
+        typos_dropped_ = true;
+        if (split.typo_rows > 0)
+          state_.summary.warnings.push_back(
+              std::to_string(split.typo_rows) + " gifts row(s) dated from " + iso_date(*split.first_typo) +
+              " on, more than a year after every other date (latest " + iso_date(*split.latest_ordinary) +
+              "), were taken as typos and dropped; fix them, or pass --as-of to set the period yourself");
       }
-      if (need_as_of && !latest)
-        throw InputError(where + ": no row with a donor id has a readable date on or after 1900; "
-                         "check the column (--date-col) and its format (--date-format)");
-      if (need_as_of) state_.as_of = *latest + 1;
     }
     if (!need_as_of)
       state_.as_of = static_cast<Day>(params_.as_of->time_since_epoch().count());
@@ -181,10 +206,10 @@ class GiftsPass {
   /// Field count, id, amount (bad rows reported through `policy`). False when skipped.
   bool read_row(const CsvRow& row, BadRowPolicy& policy, GiftRow& g) const {
     if (!policy.field_count_ok(row, layout_.n_fields)) return false;
-    g.id = normalise_id(row.fields[static_cast<std::size_t>(layout_.id)]);
+    g.id = id_field(row, layout_.id, columns_);
     g.date = row.fields[static_cast<std::size_t>(layout_.date)];
     if (g.id.empty()) return true;
-    return amount_of(row, layout_, columns_, policy, g.amount);
+    return amount_of(row, layout_, columns_, policy, decimal_, g.amount);
   }
 
   std::string_view field(const CsvRow& row, int column) const {
@@ -202,7 +227,7 @@ class GiftsPass {
       seen_.prefetch(hash);
     }
     GiftRow g;
-    g.id = normalise_id(row.fields[static_cast<std::size_t>(layout_.id)]);
+    g.id = id_field(row, layout_.id, columns_);
     g.date = row.fields[static_cast<std::size_t>(layout_.date)];
     const std::optional<Day> day = format_.parse(g.date);
     if (params_.drop_duplicates && !seen_.insert(hash)) {
@@ -213,7 +238,7 @@ class GiftsPass {
       ++counts_.missing_id_rows;
       return;
     }
-    if (!amount_of(row, layout_, columns_, policy_, g.amount)) return;
+    if (!amount_of(row, layout_, columns_, policy_, decimal_, g.amount)) return;
     if (!day) {
       ++counts_.unparseable_date_rows;
       add_example(counts_, counts_.path + " line " + std::to_string(row.line) + ", column " +
@@ -226,7 +251,15 @@ class GiftsPass {
       return;
     }
     if (*day >= state_.as_of) {
-      ++counts_.after_as_of_rows;
+      // With as-of from the data, every later date lies beyond the typo gap (settle_dates).
+      if (typos_dropped_) {
+        ++state_.summary.typo_date_rows;
+        add_example(counts_, counts_.path + " line " + std::to_string(row.line) + ", column " +
+                                 quote_text(date_name()) + ": " + quote_text(trim(g.date)) +
+                                 " is more than a year after every other date (taken as a typo, dropped)");
+      } else {
+        ++counts_.after_as_of_rows;
+      }
       return;
     }
     if (g.amount < 0) {
@@ -237,7 +270,8 @@ class GiftsPass {
     first_day_ = std::min(first_day_, *day);
 
     Transaction t;
-    t.donor = donor_index(g.id);
+    t.donor = donor_index(g.id, row);
+    t.line = row.line;
     t.day = *day;
     t.net = g.amount;
     t.gross = std::abs(g.amount);
@@ -263,11 +297,29 @@ class GiftsPass {
     open.day = std::min(open.day, t.day);
     open.net += t.net;
     open.gross += t.gross;
+    open.line = row.line;
+    require_finite_sum(open.gross, counts_.path + " line " + std::to_string(row.line),
+                       "the sum of the amounts of transaction " + quote_text(field(row, layout_.transaction)));
   }
 
-  std::int32_t donor_index(std::string_view id) {
+  /// The donor's index; a new donor remembers how its id was spelled. Trimming makes " 42"
+  /// and "42" one id, so a second spelling is refused rather than merged silently.
+  std::int32_t donor_index(std::string_view id, const CsvRow& row) {
+    const std::string_view raw = row.fields[static_cast<std::size_t>(layout_.id)];
+    const std::uint64_t spelling = raw.size() == id.size() ? 0 : std::hash<std::string_view>{}(raw) | 1;
     const std::int32_t i = state_.donor_ids.add(id);
-    if (static_cast<std::size_t>(i) == state_.donors.size()) state_.donors.emplace_back();
+    if (static_cast<std::size_t>(i) == state_.donors.size()) {
+      state_.donors.emplace_back();
+      spellings_.push_back({spelling, row.line});
+      return i;
+    }
+    const Spelling& first = spellings_[static_cast<std::size_t>(i)];
+    if (first.hash != spelling)
+      throw InputError(counts_.path + " line " + std::to_string(row.line) + ", column " +
+                       quote_text(columns_.name(static_cast<std::size_t>(layout_.id))) + ": the id " +
+                       quote_text(raw) + " is spelled differently on line " + std::to_string(first.line) +
+                       " (the same once surrounding spaces are trimmed); ids are kept as spelled, so "
+                       "make the two spellings the same");
     return i;
   }
 
@@ -281,12 +333,17 @@ class GiftsPass {
       d.amount_12m += t.net;
     else if (age <= 730)
       d.amount_prev_12m += t.net;
+    if (!std::isfinite(d.total) || !std::isfinite(d.amount_12m) || !std::isfinite(d.amount_prev_12m))
+      require_finite_sum(HUGE_VAL, counts_.path + " line " + std::to_string(t.line),
+                         "the total of donor " + quote_text(state_.donor_ids.name(t.donor)));
     if (is_zero(t)) {
       ++s.zero_transactions;
+      ++d.zero_transactions;
       return;
     }
     if (t.net < 0) {
       ++s.refund_transactions;
+      ++d.refunds;
       return;
     }
     ++s.gift_transactions;
@@ -317,6 +374,13 @@ class GiftsPass {
   FileCounts& counts_;
   BadRowPolicy policy_;
   DateFormat format_;
+  char decimal_ = '.';
+  bool typos_dropped_ = false;  // as-of from the data: rows on or after it are typos
+  struct Spelling {
+    std::uint64_t hash;  // 0: the id had no surrounding spaces
+    std::int64_t line;
+  };
+  std::vector<Spelling> spellings_;  // per donor: how its id was first spelled
   HashSet64 seen_;
   StringIndex transaction_index_;
   std::vector<Transaction> transactions_;
@@ -355,32 +419,59 @@ struct Column {
   std::string group;  // level columns: their group's name prefix
 };
 
-RawFeatures build_features(const RfmParams& params, RfmState& state) {
+/// (a - b) / (|a| + |b|), 0 when both are 0. Amounts near the double range overflow the
+/// plain form (inf / inf); then it is divided through by max(|a|, |b|) first.
+double trend_ratio(double a, double b) {
+  const double d = std::abs(a) + std::abs(b);
+  if (!(d > 0.0)) return 0.0;
+  if (std::isfinite(d)) return (a - b) / d;
+  const double m = std::max(std::abs(a), std::abs(b));
+  return (a / m - b / m) / (std::abs(a) / m + std::abs(b) / m);
+}
+
+const char* exclusion_reason(const Donor& d) {
+  if (d.zero_transactions == 0) return "refunds_only";
+  if (d.refunds == 0) return "zero_net_only";
+  return "refunds_and_zero_net";
+}
+
+RawFeatures build_features(const RfmParams& params, RfmState& state, std::vector<ExcludedDonor>& excluded) {
   RfmSummary& s = state.summary;
   // Donors with a gift, ordered by id (numerically when every id is an integer).
   std::vector<std::int32_t> kept;
   bool numeric = true;
+  std::vector<std::int32_t> left_out;
+  bool numeric_left_out = true;
   for (std::int32_t i = 0; i < state.donor_ids.size(); ++i) {
-    if (state.donors[static_cast<std::size_t>(i)].gifts == 0) continue;
-    kept.push_back(i);
-    numeric = numeric && canonical_integer(state.donor_ids.name(i)).has_value();
+    const bool integer = canonical_integer(state.donor_ids.name(i)).has_value();
+    if (state.donors[static_cast<std::size_t>(i)].gifts == 0) {
+      left_out.push_back(i);
+      numeric_left_out = numeric_left_out && integer;
+    } else {
+      kept.push_back(i);
+      numeric = numeric && integer;
+    }
   }
   s.donors_seen = state.donor_ids.size();
   s.donors_without_gifts = s.donors_seen - static_cast<std::int64_t>(kept.size());
   if (kept.empty())
     throw InputError(s.gifts.path + ": no donor has a gift (a transaction with a positive amount) "
                      "after cleaning; check the amount and date columns and --as-of");
-  std::vector<std::int64_t> numeric_ids;
-  if (numeric) {
-    numeric_ids.resize(static_cast<std::size_t>(state.donor_ids.size()));
-    for (std::int32_t i : kept) numeric_ids[static_cast<std::size_t>(i)] = *canonical_integer(state.donor_ids.name(i));
-    std::sort(kept.begin(), kept.end(), [&](std::int32_t a, std::int32_t b) {
-      return numeric_ids[static_cast<std::size_t>(a)] < numeric_ids[static_cast<std::size_t>(b)];
-    });
-  } else {
-    std::sort(kept.begin(), kept.end(), [&](std::int32_t a, std::int32_t b) {
+  // The matrix's rows and the excluded list in id order: numeric when every id is an integer.
+  std::vector<std::int64_t> numeric_ids(static_cast<std::size_t>(state.donor_ids.size()), 0);
+  for (std::int32_t i = 0; i < state.donor_ids.size(); ++i)
+    if (const auto v = canonical_integer(state.donor_ids.name(i))) numeric_ids[static_cast<std::size_t>(i)] = *v;
+  const auto order = [&](bool by_number) {
+    return [&, by_number](std::int32_t a, std::int32_t b) {
+      if (by_number) return numeric_ids[static_cast<std::size_t>(a)] < numeric_ids[static_cast<std::size_t>(b)];
       return state.donor_ids.name(a) < state.donor_ids.name(b);
-    });
+    };
+  };
+  std::sort(kept.begin(), kept.end(), order(numeric));
+  std::sort(left_out.begin(), left_out.end(), order(numeric_left_out));
+  for (std::int32_t i : left_out) {
+    const Donor& dn = state.donors[static_cast<std::size_t>(i)];
+    excluded.push_back({state.donor_ids.name(i), exclusion_reason(dn), dn.refunds + dn.zero_transactions, dn.total});
   }
 
   const bool netting = params.negatives == Negatives::net;
@@ -466,7 +557,7 @@ RawFeatures build_features(const RfmParams& params, RfmState& state) {
                            as_of - dn.first_gift,
                            static_cast<double>(dn.gifts_12m),
                            a,
-                           std::abs(a) + std::abs(b) > 0 ? (a - b) / (std::abs(a) + std::abs(b)) : 0.0};
+                           trend_ratio(a, b)};
     std::copy(std::begin(base), std::end(base), row);
     std::size_t j = n_base;
     if (state.has_campaign) row[j++] = static_cast<double>(dn.campaigns.size());
@@ -508,6 +599,19 @@ RawFeatures build_features(const RfmParams& params, RfmState& state) {
   return f;
 }
 
+/// A spreadsheet runs a cell starting with one of these as a formula (OWASP CSV injection).
+bool formula_like(std::string_view s) {
+  return !s.empty() && std::string_view("=+-@\t\r").find(s.front()) != std::string_view::npos;
+}
+
+std::string csv_field(const std::string& s) {
+  std::string v = formula_like(s) ? "'" + s : s;
+  if (v.find_first_of(",\"\n\r") == std::string::npos) return v;
+  std::string out = "\"";
+  for (char c : v) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
 void small_data_warnings(const RfmParams& params, RfmState& state) {
   RfmSummary& s = state.summary;
   // New records prepared like a training file are assigned to its segments, not clustered.
@@ -538,6 +642,23 @@ const std::vector<std::string>& id_column_names() {
   return names;
 }
 
+void write_excluded_csv(const std::string& path, const std::vector<ExcludedDonor>& excluded) {
+  io::TempOutput out(path);
+  {
+    std::ofstream f(out.temp_path(), std::ios::binary | std::ios::trunc);
+    if (!f) throw RuntimeFailure(path + ": cannot write the temporary file " + out.temp_path());
+    f << "id,reason,transactions,net_amount\n";
+    char amount[64];
+    for (const ExcludedDonor& e : excluded) {
+      std::snprintf(amount, sizeof amount, "%.17g", e.net_amount);
+      f << csv_field(e.id) << ',' << e.reason << ',' << e.transactions << ',' << amount << '\n';
+    }
+    f.flush();
+    if (!f) throw RuntimeFailure(path + ": write failed (disk full?); free space and run again");
+  }
+  out.commit();
+}
+
 RfmResult compute_rfm(const RfmParams& params) {
   validate(LevelRules{params.max_levels, params.min_level_share});
   if (!params.categorical.empty() && params.attributes_path.empty())
@@ -547,15 +668,22 @@ RfmResult compute_rfm(const RfmParams& params) {
                      ": name the columns to encode with --categorical COL[,COL...]");
   RfmState state;
   {
-    CsvReader reader(params.gifts_path, params.delimiter);
+    CsvReader reader(params.gifts_path, params.delimiter, params.decimal);
     GiftsPass gifts(params, reader, state);
     gifts.settle_dates();
     gifts.run();
   }
-  if (!params.events_path.empty()) read_events(params, state);
-  if (!params.attributes_path.empty()) read_attributes(params, state);
+  require_rows_left(state.summary.gifts);
+  if (!params.events_path.empty()) {
+    read_events(params, state);
+    require_rows_left(*state.summary.events);
+  }
+  if (!params.attributes_path.empty()) {
+    read_attributes(params, state);
+    require_rows_left(*state.summary.attributes);
+  }
   RfmResult result;
-  result.features = build_features(params, state);
+  result.features = build_features(params, state, result.excluded);
   small_data_warnings(params, state);
   result.summary = std::move(state.summary);
   result.as_of = std::chrono::sys_days{std::chrono::days{state.as_of}};

@@ -76,7 +76,7 @@ void read_events(const RfmParams& params, RfmState& state) {
       ++counts.duplicate_rows;
       return true;
     }
-    const std::string_view donor = normalise_id(row.fields[static_cast<std::size_t>(id)]);
+    const std::string_view donor = id_field(row, id, columns);
     if (donor.empty()) {
       ++counts.missing_id_rows;
       return true;
@@ -124,6 +124,7 @@ void read_events(const RfmParams& params, RfmState& state) {
     }
     return true;
   });
+  require_rows_left(counts);
   if (state.first_event == INT32_MAX)
     throw InputError(counts.path + ": no open, click or attendance event dated before as-of (" +
                      s.as_of + ") is left after cleaning; check --event-type-col and the dates");
@@ -158,7 +159,7 @@ void read_attributes(const RfmParams& params, RfmState& state) {
       ++counts.duplicate_rows;
       return true;
     }
-    const std::string_view donor = normalise_id(row.fields[static_cast<std::size_t>(id)]);
+    const std::string_view donor = id_field(row, id, columns);
     if (donor.empty()) {
       ++counts.missing_id_rows;
       return true;

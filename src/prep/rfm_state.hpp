@@ -51,6 +51,8 @@ struct Donor {
   Day first_gift = INT32_MAX;
   Day last_gift = INT32_MIN;
   std::int32_t gifts = 0;
+  std::int32_t refunds = 0;
+  std::int32_t zero_transactions = 0;
   std::int32_t gifts_12m = 0;
   double total = 0.0;  // every transaction, refunds included
   double largest = 0.0;
@@ -72,6 +74,7 @@ struct Transaction {
   double gross = 0.0;  // sum of |row amounts|: the scale of "zero" for the net
   std::int32_t campaign = -1;
   std::int32_t channel = -1;
+  std::int64_t line = 0;  // the CSV line of its last row, for messages
 };
 
 /// Everything the passes build.

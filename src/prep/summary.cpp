@@ -3,6 +3,7 @@
 
 #include "summary.hpp"
 
+#include "fields.hpp"
 #include "segforge/prep/rfm.hpp"
 #include "segforge/prep/table.hpp"
 
@@ -22,9 +23,22 @@ void add(std::vector<SummaryItem>& items, std::string key, std::string label, st
 
 }  // namespace
 
+/// Attributes are UTF-8 strings: text from the files (event types, paths) is escaped as in
+/// messages (printable), line by line, so h5py and pandas can always decode them.
 std::map<std::string, std::string> to_attributes(const std::vector<SummaryItem>& items) {
   std::map<std::string, std::string> out;
-  for (const auto& item : items) out[item.key] = item.value;
+  for (const auto& item : items) {
+    std::string value;
+    std::size_t begin = 0;
+    while (true) {
+      const std::size_t end = item.value.find('\n', begin);
+      value += printable(std::string_view(item.value).substr(begin, end == std::string::npos ? std::string::npos : end - begin));
+      if (end == std::string::npos) break;
+      value += '\n';
+      begin = end + 1;
+    }
+    out[item.key] = value;
+  }
   return out;
 }
 
@@ -50,6 +64,7 @@ std::vector<SummaryItem> summary_items(const RfmSummary& s) {
   items.push_back({"as_of", "as-of", s.as_of});
   items.push_back({"as_of_source", "as-of from", s.as_of_source});
   add_file_items(items, s.gifts, "gifts_", true);
+  add(items, "gifts_typo_date_rows", "rows dated over a year after all others (typos) dropped", s.typo_date_rows);
   items.push_back({"gifts_date_format", "date format", s.date_format});
   items.push_back({"gifts_amount", "amount", s.amount_source});
   items.push_back({"gifts_transaction_column", "transactions grouped by",

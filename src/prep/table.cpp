@@ -106,7 +106,7 @@ struct Stats {
   bool many_levels = false;
   DateDetector dates_seen;
 
-  void observe(std::string_view raw, std::int64_t line) {
+  void observe(std::string_view raw, std::int64_t line, char decimal) {
     const std::string_view text = trim(raw);
     if (text.empty()) {
       ++empty;
@@ -126,7 +126,7 @@ struct Stats {
       else
         many_levels = true;
     }
-    if (const std::optional<double> v = parse_number(text)) {
+    if (const std::optional<double> v = parse_number(text, decimal)) {
       ++numbers;
       min = std::min(min, *v);
       max = std::max(max, *v);
@@ -328,8 +328,9 @@ std::optional<TablePlan> table_plan_from(const std::string& path, const std::map
 
 TableResult read_table(const TableParams& params) {
   validate(params.levels);
-  CsvReader reader(params.path, params.delimiter);
+  CsvReader reader(params.path, params.delimiter, params.decimal);
   const Columns columns(reader.path(), reader.header());
+  columns.require_unique_names();
   const std::size_t width = columns.size();
   const TablePlan* plan = params.plan ? &*params.plan : nullptr;
   // Flags name columns that must exist.
@@ -346,7 +347,7 @@ TableResult read_table(const TableParams& params) {
     reader.for_each([&](const CsvRow& row) {
       if (row.fields.size() != width) return true;  // a bad row: pass 2 reports it
       if (params.drop_duplicates && !seen.insert(row.hash())) return true;
-      for (std::size_t c = 0; c < width; ++c) stats[c].observe(row.fields[c], row.line);
+      for (std::size_t c = 0; c < width; ++c) stats[c].observe(row.fields[c], row.line, reader.decimal());
       return true;
     });
   }
@@ -477,7 +478,7 @@ TableResult read_table(const TableParams& params) {
     }
     std::string_view id_text;
     if (id >= 0) {
-      id_text = normalise_id(row.fields[static_cast<std::size_t>(id)]);
+      id_text = id_field(row, id, columns);
       if (id_text.empty()) {
         ++counts.missing_id_rows;
         return true;
@@ -489,7 +490,7 @@ TableResult read_table(const TableParams& params) {
       double v = kMissing;
       if (!text.empty()) {
         if (choice[c].role == ColumnRole::number) {
-          const std::optional<double> x = parse_number(text);
+          const std::optional<double> x = parse_number(text, reader.decimal());
           if (!x) {
             policy.bad(row, choice[c].column, "not a number, expected a number");
             return true;
@@ -597,6 +598,7 @@ TableResult read_table(const TableParams& params) {
   for (std::int64_t r = 0; r < n_rows; ++r)
     if (keep[static_cast<std::size_t>(r)]) kept.push_back(r);
     else ++s.missing_rows_dropped;
+  require_rows_left(counts);
   if (kept.empty()) throw InputError(params.path + ": no row is left after cleaning; nothing to cluster");
   counts.rows_used = static_cast<std::int64_t>(kept.size());
 

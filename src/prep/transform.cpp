@@ -4,6 +4,12 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <string_view>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+
+#include "fields.hpp"
 
 #include "segforge/error.hpp"
 #include "segforge/prep.hpp"
@@ -17,7 +23,32 @@ double quantile_sorted(const std::vector<double>& sorted, double p) {
   const double pos = p * static_cast<double>(sorted.size() - 1);
   const auto lo = static_cast<std::size_t>(std::floor(pos));
   const std::size_t hi = std::min(lo + 1, sorted.size() - 1);
-  return sorted[lo] + (pos - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]);
+  const double t = pos - static_cast<double>(lo);
+  const double q = sorted[lo] + t * (sorted[hi] - sorted[lo]);
+  // Near the double range the difference overflows; the weighted form does not.
+  return std::isfinite(q) ? q : (1.0 - t) * sorted[lo] + t * sorted[hi];
+}
+
+/// Mean and population standard deviation of `col`. The plain sums first (so that ordinary
+/// data gives the same bits as always); when they overflow (values near 1e154 and beyond
+/// square past the double range), the same sums over col / max|col|, scaled back.
+std::pair<double, double> mean_and_std(const std::vector<double>& col) {
+  const auto n = static_cast<double>(col.size());
+  double sum = 0.0;
+  for (double y : col) sum += y;
+  double centre = sum / n;
+  double ss = 0.0;
+  for (double y : col) ss += (y - centre) * (y - centre);
+  double scale = std::sqrt(ss / n);
+  if (std::isfinite(centre) && std::isfinite(scale)) return {centre, scale};
+  double m = 0.0;
+  for (double y : col) m = std::max(m, std::abs(y));
+  sum = 0.0;
+  for (double y : col) sum += y / m;
+  const double unit_centre = sum / n;
+  ss = 0.0;
+  for (double y : col) ss += (y / m - unit_centre) * (y / m - unit_centre);
+  return {unit_centre * m, std::sqrt(ss / n) * m};
 }
 
 bool clipped(FeatureKind k) {
@@ -42,7 +73,7 @@ std::string transform_of(const RawFeatures& f, std::size_t j, const TransformPar
 }
 
 std::string row_name(const Ids& ids, std::int64_t r) {
-  return ids.empty() ? "row " + std::to_string(r + 1) : "id " + ids.str(r);
+  return ids.empty() ? "row " + std::to_string(r + 1) : "id " + printable(ids.str(r));
 }
 
 /// Column j of `f` through transform `t` ("identity", "log1p" or "signed_log1p"); `hint` ends
@@ -55,13 +86,46 @@ void forward(const RawFeatures& f, std::int64_t j, const std::string& t, const s
     double y = v;
     if (t == "log1p") {
       if (v <= -1.0)
-        throw InputError("feature '" + f.names[jj] + "', " + row_name(f.ids, r) + ": " + std::to_string(v) +
+        throw InputError("feature " + quote_text(f.names[jj]) + ", " + row_name(f.ids, r) + ": " + std::to_string(v) +
                          " has no log1p; " + hint);
       y = std::log1p(v);
     } else if (t == "signed_log1p") {
       y = std::copysign(std::log1p(std::abs(v)), v);
     }
     col[static_cast<std::size_t>(r)] = y;
+  }
+}
+
+double largest_magnitude(const std::vector<double>& col) {
+  double m = 0.0;
+  for (double y : col) m = std::max(m, std::abs(y));
+  return m;
+}
+
+/// Every output value and scaler entry finite, every feature name once: whatever the input,
+/// a features file with Inf, NaN or a repeated name is never written.
+void check_prepared(const RawFeatures& f, const Prepared& out) {
+  const std::int64_t n = out.x.rows(), d = out.x.cols();
+  std::unordered_map<std::string_view, std::size_t> names;
+  for (std::size_t j = 0; j < out.names.size(); ++j)
+    if (auto [it, fresh] = names.emplace(out.names[j], j); !fresh)
+      throw InputError("feature " + quote_text(out.names[j]) + " appears twice (features " +
+                       std::to_string(it->second + 1) + " and " + std::to_string(j + 1) +
+                       "); feature names must be unique, so rename one column");
+  for (std::int64_t j = 0; j < d; ++j) {
+    const auto jj = static_cast<std::size_t>(j);
+    const double mean = out.scaler.mean[jj], scale = out.scaler.scale[jj];
+    if (!std::isfinite(mean) || !std::isfinite(scale) || !(scale > 0.0))
+      throw InputError("feature " + quote_text(out.names[jj]) + ": the scaler's mean " + number_text(mean) +
+                       " and scale " + number_text(scale) +
+                       " are not finite and positive; check the training file's /scaler");
+    for (std::int64_t r = 0; r < n; ++r) {
+      if (std::isfinite(out.x(r, j))) continue;
+      throw InputError("feature " + quote_text(out.names[jj]) + ", " + row_name(f.ids, r) + ": the value " +
+                       number_text(f.values(r, j)) + " becomes " + number_text(out.x(r, j)) +
+                       " once transformed and scaled (beyond float32's range, about 3.4e38); clean the "
+                       "value, log-transform the column, or use --scale standard");
+    }
   }
 }
 
@@ -110,24 +174,27 @@ Prepared transform(const RawFeatures& f, const TransformParams& p) {
     }
     double centre = 0.0, scale = 1.0;
     if (p.scaling == Scaling::standard) {
-      double sum = 0.0;
-      for (double y : col) sum += y;
-      centre = sum / static_cast<double>(n);
-      double ss = 0.0;
-      for (double y : col) ss += (y - centre) * (y - centre);
-      scale = std::sqrt(ss / static_cast<double>(n));
+      std::tie(centre, scale) = mean_and_std(col);
     } else if (p.scaling == Scaling::robust) {
       centre = quantile_sorted(sorted, 0.5);
       scale = quantile_sorted(sorted, 0.75) - quantile_sorted(sorted, 0.25);
     }
+    // The spread of values near ±1.8e308 can exceed the double range itself: refuse rather
+    // than fall back to scale 1 and write values that overflow float32.
+    if (std::isinf(scale) || !std::isfinite(centre))
+      throw InputError("feature '" + printable(f.names[jj]) + "': its values (up to " +
+                       number_text(largest_magnitude(col)) +
+                       ") spread beyond the range of a double, so they cannot be scaled; clean the "
+                       "values, or log-transform the column");
     // A constant column keeps scale 1 (as scikit-learn's scalers do) instead of dividing by 0.
-    if (!(scale > 0.0) || !std::isfinite(scale)) scale = 1.0;
+    if (!(scale > 0.0)) scale = 1.0;
     for (std::int64_t r = 0; r < n; ++r)
       out.x(r, j) = static_cast<float>((col[static_cast<std::size_t>(r)] - centre) / scale);
     out.scaler.mean.push_back(centre);
     out.scaler.scale.push_back(scale);
     out.scaler.transform.push_back(t);
   }
+  check_prepared(f, out);
   return out;
 }
 
@@ -158,6 +225,7 @@ Prepared apply_scaler(const RawFeatures& f, const Scaler& scaler, const std::str
     for (std::int64_t r = 0; r < n; ++r)
       out.x(r, j) = static_cast<float>((col[static_cast<std::size_t>(r)] - centre) / scale);
   }
+  check_prepared(f, out);
   return out;
 }
 

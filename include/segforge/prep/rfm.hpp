@@ -30,7 +30,19 @@
 // name but in /scaler/transform (see transform.hpp).
 //
 // Donors with no gift (only refunds or zero transactions) have no recency or frequency and
-// are left out of the matrix (counted). Rows are ordered by id (numeric ids numerically).
+// are left out of the matrix (counted, and listed in RfmResult::excluded with the reason, for
+// `--excluded FILE.csv`). Rows are ordered by id (numeric ids numerically).
+//
+// Ids are kept exactly as the file spells them, trimmed only of surrounding ASCII spaces and
+// tabs: "5.0" and "5" are two donors. Two spellings that trimming makes equal (" 42" and "42")
+// are refused, as are ids with a NUL byte, a control character or bytes that are not UTF-8.
+//
+// Numbers: no feature is ever non-finite. A product or sum of amounts beyond the double range
+// is an InputError naming the row (and the donor).
+//
+// Dates: when as-of is not given, gifts dated more than a year after every ordinary date (the
+// DayCounts rule in src/prep/dates.hpp: after a gap of over 365 days holding at most 1% of the
+// rows) are typos, dropped and counted (gifts_typo_date_rows); pass --as-of to keep them.
 
 #include <chrono>
 #include <cstdint>
@@ -85,6 +97,7 @@ struct RfmParams {
   /// history) become InputErrors.
   bool strict = false;
   char delimiter = 0;  ///< 0: detect from the header (comma, tab, semicolon, pipe)
+  char decimal = 0;    ///< '.' or ','; 0: ',' for ';'-separated files, else '.'
 };
 
 struct RfmSummary {
@@ -98,6 +111,9 @@ struct RfmSummary {
   std::string amount_source;       ///< "amount" or "Quantity x UnitPrice"
   Negatives negatives = Negatives::net;
   std::int64_t negative_rows = 0;  ///< rows with amount < 0 (netted, or dropped)
+  /// Gifts rows dated more than a year after the latest ordinary date (as-of from the data
+  /// only), dropped as typos.
+  std::int64_t typo_date_rows = 0;
   std::int64_t transactions = 0;
   std::int64_t gift_transactions = 0;
   std::int64_t refund_transactions = 0;
@@ -119,8 +135,17 @@ struct RfmSummary {
   std::vector<std::string> warnings;
 };
 
+/// A donor seen in the gifts file but left out of the matrix.
+struct ExcludedDonor {
+  std::string id;
+  std::string reason;  ///< refunds_only | zero_net_only | refunds_and_zero_net
+  std::int64_t transactions = 0;
+  double net_amount = 0.0;  ///< sum of the donor's transactions
+};
+
 struct RfmResult {
   RawFeatures features;
+  std::vector<ExcludedDonor> excluded;  ///< in id order, as the matrix rows
   RfmSummary summary;
   std::chrono::sys_days as_of;
 };
@@ -133,6 +158,11 @@ struct RfmResult {
 /// BadRows::error, dates whose order cannot be told, no donor left, or a small-data warning
 /// under `strict`.
 RfmResult compute_rfm(const RfmParams& params);
+
+/// Writes `excluded` as CSV (id,reason,transactions,net_amount), through a temporary file
+/// renamed into place. Ids that a spreadsheet would run as a formula (=, +, -, @, tab, CR
+/// first) get a leading ' (OWASP); the raw ids are those of the features file.
+void write_excluded_csv(const std::string& path, const std::vector<ExcludedDonor>& excluded);
 
 /// The summary as ordered items for printing and for root attributes.
 std::vector<SummaryItem> summary_items(const RfmSummary& summary);

@@ -85,6 +85,7 @@ struct TableParams {
   BadRows on_bad_row = BadRows::error;
   bool drop_duplicates = true;
   char delimiter = 0;  ///< 0: detect from the header
+  char decimal = 0;    ///< '.' or ','; 0: either for ';'-separated files, else '.' (csv_reader.hpp)
 };
 
 struct TableSummary {
