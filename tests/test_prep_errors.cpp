@@ -196,7 +196,7 @@ const BadCase kCases[] = {
      "gifts.csv: all 2 rows were skipped as bad: line 2: 3 fields, but the header has 2"},
     {"events_all_rows_skipped", kOk, "--events events.csv --on-bad-row skip",
      "events.csv: all 1 rows were skipped as bad: line 2: 2 fields", "donor_id,event_date,event_type\n1,2020-11-01\n"},
-    {"excluded_not_csv", kOk, "--excluded out.h5", "unknown file type; use a name ending in .csv"},
+    {"excluded_not_csv", kOk, "--excluded excluded.txt", "unknown file type; use a name ending in .csv"},
     // synth.
     {"synth_no_donors", "", "!synth donors -n 0 -o out.csv", "-n 0: must be at least 1"},
     {"synth_blobs_k_above_n", "", "!synth blobs -n 3 -k 5 -o out.h5", "-k 5 is more than -n 3"},

@@ -60,7 +60,7 @@ std::int64_t column_of(const Features& f, const std::string& name) {
 // z-scores are sqrt(3) and -1/sqrt(3).
 TEST(PrepSafety, HugeTableValueIsScaledNotInfinite) {
   PrepDir dir;
-  const std::string csv = dir.write("t.csv", "id,a,b\n1,1e200,1\n2,0,2\n3,0,3\n4,0,4\n");
+  const std::string csv = dir.write("t.csv", "id,a,b\n1,1e200,1\n2,0,2\n3,0,3\n4,0,6\n");
   const PrepOutcome run = run_prep("table " + csv + " -o " + dir.file("f.h5"), dir);
   ASSERT_EQ(run.status, 0) << run.output;
   const Features f = read_features(dir.file("f.h5"));
@@ -69,7 +69,7 @@ TEST(PrepSafety, HugeTableValueIsScaledNotInfinite) {
   for (int r = 1; r < 4; ++r) EXPECT_NEAR(f.x(r, 0), -1.0 / s3, 1e-6);
   EXPECT_NEAR(f.scaler.mean[0], 2.5e199, 2.5e199 * 1e-12);
   EXPECT_NEAR(f.scaler.scale[0], s3 / 4 * 1e200, 1e200 * 1e-12) << "not the silent scale of 1";
-  EXPECT_EQ(f.scaler.mean[1], 2.5) << "ordinary columns keep the plain sums";
+  EXPECT_EQ(f.scaler.mean[1], 3.0) << "ordinary columns keep the plain sums";
 }
 
 // A single gift near the double range with --no-log: the features stay finite (the same
@@ -90,7 +90,7 @@ TEST(PrepSafety, HugeGiftWithoutLogStaysFinite) {
 // float32 once scaled is refused, not written as inf.
 TEST(PrepSafety, ScalerFromRefusesAValueBeyondFloat32) {
   PrepDir dir;
-  const std::string train = dir.write("train.csv", "id,a\n1,1\n2,2\n3,3\n");
+  const std::string train = dir.write("train.csv", "id,a\n1,1\n2,2\n3,4\n");
   ASSERT_EQ(run_prep("table " + train + " -o " + dir.file("train.h5"), dir).status, 0);
   const std::string fresh = dir.write("new.csv", "id,a\n7,1e300\n");
   const PrepOutcome run =
@@ -143,7 +143,7 @@ TEST(PrepSafety, TextIdsDecodeInH5py) {
 
 TEST(PrepSafety, TableIdsKeepTheirSpelling) {
   PrepDir dir;
-  const std::string csv = dir.write("t.csv", "id,a\n5,1\n5.0,2\n 7,3\n");
+  const std::string csv = dir.write("t.csv", "id,a\n5,1\n5.0,2\n 7,4\n");
   const PrepOutcome run = run_prep("table " + csv + " -o " + dir.file("f.h5"), dir);
   ASSERT_EQ(run.status, 0) << run.output;
   const Features f = read_features(dir.file("f.h5"));

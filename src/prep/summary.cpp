@@ -24,17 +24,18 @@ void add(std::vector<SummaryItem>& items, std::string key, std::string label, st
 }  // namespace
 
 /// Attributes are UTF-8 strings: text from the files (event types, paths) is escaped as in
-/// messages (printable), line by line, so h5py and pandas can always decode them.
+/// messages (printable), line by line and field by field, so h5py and pandas can always decode
+/// them; the line and tab separators of structured attributes (table_columns) stay as they are.
 std::map<std::string, std::string> to_attributes(const std::vector<SummaryItem>& items) {
   std::map<std::string, std::string> out;
   for (const auto& item : items) {
     std::string value;
     std::size_t begin = 0;
     while (true) {
-      const std::size_t end = item.value.find('\n', begin);
+      const std::size_t end = item.value.find_first_of("\n\t", begin);
       value += printable(std::string_view(item.value).substr(begin, end == std::string::npos ? std::string::npos : end - begin));
       if (end == std::string::npos) break;
-      value += '\n';
+      value += item.value[end];
       begin = end + 1;
     }
     out[item.key] = value;

@@ -31,7 +31,7 @@ std::string join(const std::vector<std::string>& items, const char* sep = ", ") 
   return out;
 }
 
-std::string number_text(double v) {
+std::string exact_number_text(double v) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%.17g", v);
   // Shortest text that reads back to the same double, for people and for --scaler-from.
@@ -182,7 +182,7 @@ ColumnChoice detect(const std::string& column, const Stats& st, const TableParam
   if (!named) {
     const bool id_name = id_like_name(column);
     if (st.row_number_like())
-      return excluded("looks like an id (row numbers " + number_text(st.min) + ".." + number_text(st.max) + ")" + hint);
+      return excluded("looks like an id (row numbers " + exact_number_text(st.min) + ".." + exact_number_text(st.max) + ")" + hint);
     if (id_name && (!st.all_numbers() || st.integers))
       return excluded(std::string("looks like an id (name") + (st.unique ? ", unique per row" : "") + ")" + hint);
     if (st.unique && st.all_numbers() && st.integers && st.zero_padded)
@@ -342,14 +342,30 @@ TableResult read_table(const TableParams& params) {
 
   // ---- pass 1: statistics of every column ----
   std::vector<Stats> stats(width);
+  std::int64_t whole_rows = 0;
   {
     HashSet64 seen;
     reader.for_each([&](const CsvRow& row) {
       if (row.fields.size() != width) return true;  // a bad row: pass 2 reports it
+      ++whole_rows;
       if (params.drop_duplicates && !seen.insert(row.hash())) return true;
       for (std::size_t c = 0; c < width; ++c) stats[c].observe(row.fields[c], row.line, reader.decimal());
       return true;
     });
+  }
+
+  if (whole_rows == 0) {
+    // No row has the header's field count: that is the file's problem to report (as pass 2
+    // would), not that no column is usable.
+    FileCounts counts;
+    counts.path = reader.path();
+    BadRowPolicy policy(params.on_bad_row, &counts);
+    reader.for_each([&](const CsvRow& row) {
+      ++counts.rows_read;
+      policy.field_count_ok(row, width);
+      return true;
+    });
+    require_rows_left(counts);
   }
 
   // ---- roles ----
@@ -702,7 +718,7 @@ std::vector<SummaryItem> table_items(const TableSummary& s) {
   std::string lines;
   for (const ColumnChoice& c : s.columns) {
     if (!lines.empty()) lines += '\n';
-    lines += std::string(role_name(c.role)) + '\t' + c.column + '\t' + (c.fill ? number_text(*c.fill) : "") + '\t' +
+    lines += std::string(role_name(c.role)) + '\t' + c.column + '\t' + (c.fill ? exact_number_text(*c.fill) : "") + '\t' +
              c.date_format + '\t' + c.why;
   }
   std::vector<SummaryItem> items = {{"table_columns", "columns", lines},
@@ -725,7 +741,7 @@ std::string describe_columns(const TableSummary& s) {
     std::string line = c.column + std::string(w + 2 - c.column.size(), ' ') + role_name(c.role);
     line += std::string(13 - std::string(role_name(c.role)).size(), ' ') + c.why;
     if (c.missing > 0)
-      line += "; " + std::to_string(c.missing) + " empty" + (c.fill ? ", filled with " + number_text(*c.fill) : "");
+      line += "; " + std::to_string(c.missing) + " empty" + (c.fill ? ", filled with " + exact_number_text(*c.fill) : "");
     out += line;
   }
   return out;
