@@ -157,10 +157,6 @@ Model read_model(const std::string& path) {
     model.segment_top_features = read_matrix_exact<std::int32_t>(
         file, path, "/segments/top_features", m.rows, cols, H5T_NATIVE_INT32,
         "[n_clusters x n_top] feature indices");
-    for (std::int32_t j : model.segment_top_features.values())
-      if (j < -1 || j >= m.cols)
-        throw InputError(io::where(path, "/segments/top_features") + ": feature index " + std::to_string(j) +
-                         " outside [0, " + std::to_string(m.cols) + "); refit the model");
   }
   if (io::object_exists(file, "/segments/descriptions")) {
     io::Hid text = io::open_dataset(file, path, "/segments/descriptions", "store one description per centre");
