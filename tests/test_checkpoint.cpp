@@ -367,6 +367,16 @@ INSTANTIATE_TEST_SUITE_P(
                     s.best_centroids = Matrix<float>();
                     s.best_inertia = HUGE_VAL;
                   }, "missing in phase swap"},
+        StateCase{"best_before_any_run", [](FitState& s) {
+                    s.run = 0;
+                    s.run_inertia.clear();
+                  }, ":/best/centroids: damaged checkpoint: present before any run finished"},
+        StateCase{"final_without_previous", [](FitState& s) {
+                    s.phase = "final";
+                    s.previous = Matrix<float>();
+                  }, ":/previous: damaged checkpoint: missing at iteration 3"},
+        StateCase{"best_counts_length", [](FitState& s) { s.best_counts = {1, 2, 3}; },
+                  ":/best/counts: damaged checkpoint: 3 values for 4 centres"},
         StateCase{"swaps_accepted", [](FitState& s) {
                     s.phase = "swap";
                     s.swaps_accepted = 9;
