@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <limits>
 #include <memory>
@@ -181,8 +182,10 @@ CpuDataset& cpu_data(Dataset& data) {
 /// A block of rows copied into contiguous, zero-padded buffers: rows picked by index (mini-batch),
 /// or the weights and d(x) of a contiguous block (k-means++ potentials).
 struct RowBlock {
-  explicit RowBlock(i64 d)
-      : rows(static_cast<std::size_t>(d * cpu::kBlockRows)), norms(cpu::kBlockRows),
+  /// `with_rows` false: no `rows` buffer (kBlockRows x d floats) for a pass that only needs the
+  /// weights; at large d it would cost more to allocate and zero than the pass itself.
+  explicit RowBlock(i64 d, bool with_rows = true)
+      : rows(with_rows ? static_cast<std::size_t>(d * cpu::kBlockRows) : 0), norms(cpu::kBlockRows),
         weights(cpu::kBlockRows), min_dist(cpu::kBlockRows) {}
   cpu::AlignedVector<float> rows;      ///< [kBlockRows x d]
   cpu::AlignedVector<float> norms;     ///< [kBlockRows]
@@ -257,10 +260,41 @@ void block_weights(const CpuDataset& ds, i64 b, i64 nb, float* w) {
 }
 
 struct LloydScratch {
-  LloydScratch(i64 k, i64 d) : block(d), sums(k, d), gathered(d) {}
+  LloydScratch(i64 k, i64 d) : block(d), sums(k, d), gathered(d, /*with_rows=*/false) {}
   cpu::BlockScratch block;
   ClusterSums sums;
-  RowBlock gathered;
+  RowBlock gathered;  ///< rows allocated on first use (mini-batch steps gather rows)
+};
+
+/// Per-thread scratch kept from one call to the next. Each call used to build its own: a block
+/// of kBlockRows x d floats a thread (and as much again for gathered rows), page-faulted and
+/// zeroed on every pass — at d = 200k, 400 MB a pass, which made each random-swap trial (three
+/// passes) spend seconds in memset and page faults. Rebuilt when (k, d) changes. The values
+/// never carry over: every buffer is written before it is read within a block.
+template <class T>
+class ScratchPool {
+ public:
+  /// Slots for a team of `team` threads; call before the parallel region.
+  void prepare(int team) {
+    if (static_cast<int>(slots_.size()) < team) slots_.resize(static_cast<std::size_t>(team));
+  }
+  /// The calling thread's scratch for shape (k, d); inside the parallel region.
+  template <class Make>
+  T& get(i64 k, i64 d, Make make) {
+    auto& slot = slots_[static_cast<std::size_t>(omp_get_thread_num())];
+    if (!slot || slot->k != k || slot->d != d) {
+      slot.reset();  // free the old one before the new one is allocated
+      slot = std::make_unique<Entry>(Entry{k, d, make()});
+    }
+    return slot->value;
+  }
+
+ private:
+  struct Entry {
+    i64 k, d;
+    T value;
+  };
+  std::vector<std::unique_ptr<Entry>> slots_;
 };
 
 /// k-means++ potential for each candidate t: Σ w·min(d(x), ||x − c_t||²), lanes widened to double.
@@ -389,8 +423,9 @@ class CpuBackend final : public Backend {
     // The chunk partial: [k x d] Σ w·x, [k] Σ w, inertia, n_changed.
     std::vector<double> total(static_cast<std::size_t>(k * d + k + 2), 0.0);
     ds.for_windows([&](i64 lo, i64 hi) {
+    lloyd_scratch_.prepare(team());
     cpu::reduce_chunks(
-        team(), lo, hi, std::span<double>(total), [k, d] { return LloydScratch(k, d); },
+        team(), lo, hi, std::span<double>(total), [&] { return lloyd_scratch(k, d); },
         [&](LloydScratch& s, i64 begin, i64 end, double* partial) {
           s.sums.clear();
           cpu::vd8 inertia{};
@@ -436,7 +471,8 @@ class CpuBackend final : public Backend {
     const cpu::Centres c = centres(centroids);
     const i64 d = ds.d;
     ds.for_windows([&](i64 lo, i64 hi) {
-      cpu::for_chunks(team(), lo, hi, [d] { return cpu::BlockScratch(d); },
+      block_scratch_.prepare(team());
+      cpu::for_chunks(team(), lo, hi, [&] { return block_scratch(d); },
                       [&](cpu::BlockScratch& s, i64, i64 begin, i64 end) {
                         for (i64 b = begin; b < end; b += cpu::kBlockRows) {
                           const i64 nb = std::min(cpu::kBlockRows, end - b);
@@ -584,12 +620,14 @@ class CpuBackend final : public Backend {
     const i64 k = c.k, d = ds.d;
     // The chunk partial: [k x d] Σ w·x, [k] b_k = Σ w, inertia.
     std::vector<double> total(static_cast<std::size_t>(k * d + k + 1), 0.0);
+    lloyd_scratch_.prepare(team());
     cpu::reduce_chunks(
         team(), static_cast<i64>(batch.size()), std::span<double>(total),
-        [k, d] { return LloydScratch(k, d); },
+        [&] { return lloyd_scratch(k, d); },
         [&](LloydScratch& s, i64 begin, i64 end, double* partial) {
           s.sums.clear();
           cpu::vd8 inertia{};
+          if (s.gathered.rows.empty()) s.gathered.rows.resize(static_cast<std::size_t>(d * cpu::kBlockRows));
           float* rows = s.gathered.rows.data();
           float* w = s.gathered.weights.data();
           for (i64 b = begin; b < end; b += cpu::kBlockRows) {
@@ -719,6 +757,15 @@ class CpuBackend final : public Backend {
  private:
   int team() const { return cpu::resolve_team(threads_); }
 
+  /// The calling thread's pooled scratch (a reference: reduce_chunks and for_chunks hand it to
+  /// the body as T&). A backend is driven by one thread at a time, as every Backend.
+  std::reference_wrapper<LloydScratch> lloyd_scratch(i64 k, i64 d) {
+    return std::ref(lloyd_scratch_.get(k, d, [k, d] { return LloydScratch(k, d); }));
+  }
+  std::reference_wrapper<cpu::BlockScratch> block_scratch(i64 d) {
+    return std::ref(block_scratch_.get(0, d, [d] { return cpu::BlockScratch(d); }));
+  }
+
   static cpu::Centres centres(MatrixView<const float> c) { return cpu::Centres(c); }
 
   /// Centres for a pass; `at_least` is 1 where every row needs a nearest centre.
@@ -757,8 +804,9 @@ class CpuBackend final : public Backend {
     const i64 d = ds.d;
     double phi = 0.0;
     ds.for_windows([&](i64 lo, i64 hi) {
+    block_scratch_.prepare(team());
     cpu::reduce_chunks(team(), lo, hi, std::span<double>(&phi, 1),
-                       [d] { return cpu::BlockScratch(d); },
+                       [&] { return block_scratch(d); },
                        [&](cpu::BlockScratch& s, i64 begin, i64 end, double* partial) {
                          LaneSum sum;
                          for (i64 b = begin; b < end; b += cpu::kBlockRows) {
@@ -781,6 +829,8 @@ class CpuBackend final : public Backend {
   }
 
   int threads_;
+  ScratchPool<LloydScratch> lloyd_scratch_;
+  ScratchPool<cpu::BlockScratch> block_scratch_;
 };
 
 // Silhouette support. Each thread owns kSilRows output rows and sweeps every column row in

@@ -11,6 +11,7 @@
 #include "segforge/error.hpp"
 #include "segforge/kmeans.hpp"
 #include "segforge/rng.hpp"
+#include "segforge/validate.hpp"
 
 namespace segforge {
 
@@ -194,7 +195,9 @@ KMeansResult fit_lloyd(Backend& backend, Dataset& data, const LloydParams& param
   const FitState* from = checkpointing ? checkpointing->resume : nullptr;
   std::string phase = "runs";
   if (from) {
-    SEGFORGE_ASSERT(from->algorithm == "lloyd", "resuming a Lloyd fit from a mini-batch state");
+    // A checkpoint is a file: its shapes must be this run's before the backend sees them.
+    validate_resume(*from, "lloyd", params.n_clusters, data.n_features(), n_init, params.max_iter,
+                    checkpointing->path.empty() ? "checkpoint" : checkpointing->path);
     phase = from->phase;
     rng.set_state(from->rng);
     best.centroids = from->best_centroids;
@@ -281,7 +284,11 @@ KMeansResult fit_lloyd(Backend& backend, Dataset& data, const LloydParams& param
                          result.n_swaps_accepted, [&](int t, const Run& kept) {
                            detail::checkpoint_boundary(checkpointing, t, [&] {
                              best = kept;  // state_at reads `best`
-                             return state_at("swap", 0, t);
+                             FitState s = state_at("swap", 0, t);
+                             // The trials start from the kept centres (a resume reads them from
+                             // /best/centroids); /centres says the same, as in every phase.
+                             s.centres = kept.centroids;
+                             return s;
                            });
                          });
     }

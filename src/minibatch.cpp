@@ -12,6 +12,7 @@
 #include "segforge/error.hpp"
 #include "segforge/kmeans.hpp"
 #include "segforge/rng.hpp"
+#include "segforge/validate.hpp"
 
 namespace segforge {
 
@@ -125,7 +126,8 @@ KMeansResult fit_minibatch(Backend& backend, Dataset& data, const MiniBatchParam
   const FitState* from = checkpointing ? checkpointing->resume : nullptr;
   const bool continuing = !params.counts.empty() || params.init.init == Init::given;
   if (from) {
-    SEGFORGE_ASSERT(from->algorithm == "minibatch", "resuming a mini-batch fit from a Lloyd state");
+    validate_resume(*from, "minibatch", k, data.n_features(), params.n_init, params.max_iter,
+                    checkpointing->path.empty() ? "checkpoint" : checkpointing->path);
     rng.set_state(from->rng);
     centres = from->centres;
     counts = from->counts;

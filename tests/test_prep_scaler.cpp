@@ -2,7 +2,7 @@
 // rows give its matrix bit for bit; a channel absent from new data is a 0 column in its
 // place, an unseen one goes to the training's _other column or is dropped and counted; inputs
 // that cannot make a training column are errors; and predict on new donors works end to end,
-// warning when the features were scaled separately.
+// with a refusal when the features were scaled separately (--allow-other-scaling overrides).
 
 #include <gtest/gtest.h>
 
@@ -306,17 +306,29 @@ TEST(PrepScalerFrom, PredictOnNewDonorsEndToEnd) {
   ASSERT_EQ(found.size(), expected.size());
   EXPECT_GT(segforge::test::adjusted_rand_index(found, expected), 0.9);
 
-  // Prepared on its own, the same data is scaled differently: a warning, not an error.
+  // Prepared on its own, the same data is scaled differently: refused (issue 14.8: 18% of the
+  // donors got another segment), unless --allow-other-scaling says it is deliberate.
   run = prep(new_args + " -o " + dir.file("alone.h5"), dir);
   ASSERT_EQ(run.status, 0) << run.output;
   run = segforge::test::run_binary(
       SEGFORGE_BINARY, "predict " + model + " " + dir.file("alone.h5") + " --device cpu -o " + dir.file("alone.csv"), dir);
+  EXPECT_EQ(run.status, 2) << run.output;
+  EXPECT_NE(run.output.find(dir.file("alone.h5") + ":/scaler: scaled otherwise than the data of the model " + model),
+            std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("prepare the file with `segforge-prep ... --scaler-from TRAINING_FEATURES.h5`, or pass "
+                            "--allow-other-scaling"),
+            std::string::npos)
+      << run.output;
+  EXPECT_EQ(std::count(run.output.begin(), run.output.end(), '\n'), 1) << "one line: " << run.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("alone.csv")));
+  run = segforge::test::run_binary(SEGFORGE_BINARY,
+                                   "predict " + model + " " + dir.file("alone.h5") +
+                                       " --allow-other-scaling --device cpu -o " + dir.file("alone.csv"),
+                                   dir);
   EXPECT_EQ(run.status, 0) << run.output;
-  const std::string warning = dir.file("alone.h5") +
-                              ": its scaling differs from the model's (prepared separately?); pass --scaler-from "
-                              "TRAINING.h5 to segforge-prep";
-  EXPECT_NE(run.output.find(warning), std::string::npos) << run.output;
-  EXPECT_EQ(std::count(run.output.begin(), run.output.end(), '\n'), 2) << "the warning and the summary line: " << run.output;
+  EXPECT_NE(run.output.find("scaled otherwise than the model's data"), std::string::npos) << run.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("alone.csv")));
 }
 
 }  // namespace

@@ -22,18 +22,37 @@
 namespace segforge::cli {
 namespace {
 
-/// Whether two scalers of the same width transform differently: a transform differs, or a
-/// mean or scale differs by more than 1e-6 relative.
-bool scalers_differ(const Scaler& a, const Scaler& b) {
-  if (a.mean.size() != b.mean.size() || a.transform != b.transform) return true;
-  auto close = [](double x, double y) { return std::abs(x - y) <= 1e-6 * std::max(std::abs(x), std::abs(y)); };
-  for (std::size_t j = 0; j < a.mean.size(); ++j)
-    if (!close(a.mean[j], b.mean[j]) || !close(a.scale[j], b.scale[j])) return true;
-  return false;
+/// The first feature the two scalers of the same width transform differently: another
+/// transform, a mean or scale more than 1e-6 relative apart, or other clip bounds; "" when none.
+std::string scaling_difference(const Scaler& model, const Scaler& file, const std::vector<std::string>& names) {
+  auto close = [](double x, double y) {
+    return x == y || std::abs(x - y) <= 1e-6 * std::max(std::abs(x), std::abs(y));
+  };
+  auto value = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    return std::string(buf);
+  };
+  if (model.mean.size() != file.mean.size()) return "another number of features";
+  for (std::size_t j = 0; j < model.mean.size(); ++j) {
+    const std::string feature = "feature '" + (j < names.size() ? names[j] : std::to_string(j)) + "': ";
+    if (model.transform[j] != file.transform[j])
+      return feature + "transform " + file.transform[j] + ", the model's " + model.transform[j];
+    if (!close(model.mean[j], file.mean[j]) || !close(model.scale[j], file.scale[j]))
+      return feature + "mean " + value(file.mean[j]) + " and scale " + value(file.scale[j]) + ", the model's " +
+             value(model.mean[j]) + " and " + value(model.scale[j]);
+  }
+  if (model.clip_low.empty() != file.clip_low.empty())
+    return model.clip_low.empty() ? "the file is winsorized, the model's data were not"
+                                  : "the model's data were winsorized, the file is not";
+  for (std::size_t j = 0; j < model.clip_low.size(); ++j)
+    if (!close(model.clip_low[j], file.clip_low[j]) || !close(model.clip_high[j], file.clip_high[j]))
+      return "feature '" + (j < names.size() ? names[j] : std::to_string(j)) + "': other winsorizing bounds";
+  return {};
 }
 
 int run_predict(const Common& c, const std::string& model_path, const std::string& features,
-                const std::string& out) {
+                const std::string& out, bool allow_other_scaling) {
   OutputSet outputs;
   outputs.input(model_path, "model");
   outputs.input(features, "features");
@@ -51,13 +70,19 @@ int run_predict(const Common& c, const std::string& model_path, const std::strin
                          "' but the model " + model_path + " expects '" + model.feature_names[j] +
                          "'; predict on data prepared like the training data");
   // Same columns but scaled on other data (fitted anew on the new records): the centres then
-  // mean something else. Worth a warning, not a refusal: it may be deliberate.
-  if (!model.scaler.empty() && !f.scaler.empty() && scalers_differ(model.scaler, f.scaler) &&
-      output_rank())
-    std::fprintf(stderr,
-                 "segforge: warning: %s: its scaling differs from the model's (prepared separately?); "
-                 "pass --scaler-from TRAINING.h5 to segforge-prep\n",
-                 features.c_str());
+  // mean something else, and many records land in another segment (issue 14.8: 18% did).
+  if (!model.scaler.empty() && !f.scaler.empty()) {
+    const std::string difference = scaling_difference(model.scaler, f.scaler, f.feature_names);
+    if (!difference.empty()) {
+      if (!allow_other_scaling)
+        throw InputError(features + ":/scaler: scaled otherwise than the data of the model " + model_path + " (" +
+                         difference + "); prepare the file with `segforge-prep ... --scaler-from "
+                         "TRAINING_FEATURES.h5`, or pass --allow-other-scaling if this is deliberate");
+      if (output_rank())
+        std::fprintf(stderr, "segforge: warning: %s: scaled otherwise than the model's data (%s); --allow-other-scaling\n",
+                     features.c_str(), difference.c_str());
+    }
+  }
   auto backend = open_backend(c);
   auto data = open_data(*backend, f, c);
   // Under MPI every rank labels its rows and all of them get every label; rank 0 writes.
@@ -77,6 +102,7 @@ int run_predict(const Common& c, const std::string& model_path, const std::strin
 struct PredictOptions {
   Common common;
   std::string model, features, out;
+  bool allow_other_scaling = false;
 };
 
 }  // namespace
@@ -88,8 +114,14 @@ Command add_predict_command(CLI::App& parent) {
   cmd->add_option("model", o.model, "model.h5")->required();
   cmd->add_option("features", o.features, "features.h5")->required();
   cmd->add_option("-o,--output", o.out, "labels.h5 or segments.csv")->required();
+  cmd->add_flag("--allow-other-scaling", o.allow_other_scaling,
+                "label records whose /scaler differs from the model's (by default refused: prepare them with "
+                "segforge-prep --scaler-from TRAINING_FEATURES.h5)");
   add_common(cmd, o.common);
-  return {cmd, [options] { return run_predict(options->common, options->model, options->features, options->out); }};
+  return {cmd, [options] {
+            return run_predict(options->common, options->model, options->features, options->out,
+                               options->allow_other_scaling);
+          }};
 }
 
 }  // namespace segforge::cli

@@ -33,6 +33,7 @@ struct ReportOptions {
   std::string model, features, labels, sweep, stability, output, plotly, title = "Segmentation report";
   std::int64_t scatter_rows = 4000, silhouette_rows = 4000;
   std::uint64_t seed = 0;
+  bool allow_other_features = false;
 };
 
 std::string read_text(const fs::path& path) {
@@ -91,6 +92,21 @@ int run_report(const ReportOptions& o) {
   if (!model.feature_names.empty() && model.feature_names != f.feature_names)
     throw InputError(o.features + ": its feature names differ from the model's (" + o.model +
                      "); pass the features the model was fitted on");
+  // The report describes the model's segments on its training data: sizes, profiles and charts
+  // of other records would be presented as the model's (issue 14.8). The model stores the
+  // checksum of the file it was fitted on.
+  const auto fitted = model.attributes.find("input_checksum");
+  if (fitted != model.attributes.end() && !fitted->second.empty() && !f.checksum.empty() &&
+      fitted->second != f.checksum) {
+    const auto file = model.attributes.find("input_file");
+    const std::string trained_on = file == model.attributes.end() ? "another file" : file->second;
+    if (!o.allow_other_features)
+      throw InputError("--features " + o.features + ": not the file the model " + o.model + " was fitted on (" +
+                       trained_on + ", checksum " + fitted->second + "; this one's is " + f.checksum +
+                       "); pass that file, or --allow-other-features to describe these records with the model");
+    std::cerr << "segforge: warning: --features " << o.features << " is not the file the model was fitted on ("
+              << trained_on << "); --allow-other-features\n";
+  }
   std::optional<SweepResult> sweep;
   if (!o.sweep.empty()) sweep = sweep_from_json(read_json_file(o.sweep, "--sweep"), o.sweep);
   std::optional<StabilityResult> stability;
@@ -169,6 +185,8 @@ Command add_report_command(CLI::App& parent) {
   cmd->add_option("--scatter-rows", o.scatter_rows, "points in the scatter plots")->capture_default_str();
   cmd->add_option("--silhouette-rows", o.silhouette_rows, "rows in the silhouette plot")->capture_default_str();
   cmd->add_option("--seed", o.seed, "seed of the samples")->capture_default_str();
+  cmd->add_flag("--allow-other-features", o.allow_other_features,
+                "describe a features file other than the one the model was fitted on (by default refused)");
   add_common(cmd, o.common);
   return {cmd, [options] { return run_report(*options); }};
 }

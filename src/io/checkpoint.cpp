@@ -7,6 +7,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <string>
 
@@ -14,6 +15,7 @@
 #include "hdf5_util.hpp"
 #include "segforge/checkpoint.hpp"
 #include "segforge/error.hpp"
+#include "segforge/validate.hpp"
 
 namespace segforge {
 
@@ -53,6 +55,13 @@ class Reader {
     const long long v = std::strtoll(t.c_str(), &end, 10);
     if (end == t.c_str() || *end != '\0') damaged("attribute '" + name + "' is not an integer");
     return v;
+  }
+  /// An integer attribute stored in an int field.
+  int small_integer(const std::string& name) const {
+    const std::int64_t v = integer(name);
+    if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max())
+      damaged("attribute '" + name + "' is out of range");
+    return static_cast<int>(v);
   }
   std::uint64_t unsigned_integer(const std::string& name) const {
     const std::string t = text(name);
@@ -148,33 +157,30 @@ FitState read_checkpoint(const std::string& path) {
   FitState s;
   s.algorithm = r.text("algorithm");
   s.phase = r.text("phase");
-  if (!((s.algorithm == "lloyd" && (s.phase == "runs" || s.phase == "swap" || s.phase == "final")) ||
-        (s.algorithm == "minibatch" && s.phase == "steps")))
-    r.damaged("unknown algorithm/phase '" + s.algorithm + "/" + s.phase + "'");
   s.settings = r.text("settings");
   for (int i = 0; i < 4; ++i) s.rng[i] = r.unsigned_integer("rng_" + std::to_string(i));
-  s.run = static_cast<int>(r.integer("run"));
+  s.run = r.small_integer("run");
   s.step = r.integer("step");
-  s.n_empty = static_cast<int>(r.integer("n_empty"));
+  s.n_empty = r.small_integer("n_empty");
   s.best_inertia = r.real("best_inertia");
-  s.best_n_iter = static_cast<int>(r.integer("best_n_iter"));
+  s.best_n_iter = r.small_integer("best_n_iter");
   s.best_converged = r.integer("best_converged") != 0;
-  s.best_n_empty = static_cast<int>(r.integer("best_n_empty"));
-  s.best_run = static_cast<int>(r.integer("best_run"));
-  s.swaps_accepted = static_cast<int>(r.integer("swaps_accepted"));
+  s.best_n_empty = r.small_integer("best_n_empty");
+  s.best_run = r.small_integer("best_run");
+  s.swaps_accepted = r.small_integer("swaps_accepted");
   s.since_reassign = r.integer("since_reassign");
   s.has_ewa = r.integer("has_ewa") != 0;
   s.ewa = r.real("ewa");
   s.has_ewa_min = r.integer("has_ewa_min") != 0;
   s.ewa_min = r.real("ewa_min");
-  s.no_improvement = static_cast<int>(r.integer("no_improvement"));
+  s.no_improvement = r.small_integer("no_improvement");
   s.centres = r.matrix("/centres");
   s.previous = r.matrix("/previous");
   s.counts = r.doubles("/counts");
   s.run_inertia = r.doubles("/run_inertia");
   s.best_centroids = r.matrix("/best/centroids");
   s.best_counts = r.doubles("/best/counts");
-  if (s.step < 0 || s.run < 0 || s.centres.empty()) r.damaged("no centres or a negative step");
+  validate_checkpoint(s, path);  // shapes, values and the phase's needs (src/validate.cpp)
   return s;
 }
 

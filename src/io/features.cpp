@@ -18,6 +18,7 @@
 #include "hdf5_util.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
+#include "segforge/validate.hpp"
 
 namespace segforge {
 
@@ -267,6 +268,7 @@ Features read_features(const std::string& path, const ReadOptions& options) {
   features.dataset = object;
   const io::RootFit fit = io::root_metadata_fit(file, object, m.rows, m.cols);
   if (fit.names) features.feature_names = io::read_feature_names(file, path, m.cols, object);
+  validate_feature_names(features.feature_names, m.cols, path, FileKind::features);
   if (features.feature_names.empty()) features.feature_names = io::default_names(m.cols);
   // The rows to read: all, or one part [row_begin, row_end) (an MPI rank's).
   SEGFORGE_ASSERT(options.row_begin >= 0 && options.row_begin <= m.rows,
@@ -280,6 +282,7 @@ Features read_features(const std::string& path, const ReadOptions& options) {
             : part  ? io::read_id_range(file, path, m.rows, object, row_begin, n_part)
                     : io::read_ids(file, path, m.rows, object);
   if (fit.scaler) features.scaler = io::read_scaler(file, path, m.cols);
+  validate_scaler(features.scaler, m.cols, path, FileKind::features);
 
   if (!options.rows_in_memory) {
     // Out of core: everything but the rows, which the caller streams (open_hdf5_rows).
@@ -369,7 +372,9 @@ Scaler read_scaler(const std::string& path, const std::string& dataset) {
   const std::string object = io::absolute_object(dataset.empty() ? "/features" : dataset);
   const io::MatrixInfo m = io::open_matrix(file, path, object, io::kDatasetHint, io::kShape);
   if (!io::root_metadata_fit(file, object, m.rows, m.cols).scaler) return {};
-  return io::read_scaler(file, path, m.cols);
+  Scaler scaler = io::read_scaler(file, path, m.cols);
+  validate_scaler(scaler, m.cols, path, FileKind::features);
+  return scaler;
 }
 
 Matrix<float> read_extra_matrix(const std::string& path, const std::string& dataset) {

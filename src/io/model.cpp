@@ -4,13 +4,11 @@
 // /counts for mini-batch, and the run's provenance as root attributes. A bare file holding only
 // /centroids is a valid model (--init).
 
-#include <algorithm>
-#include <cmath>
-
 #include "atomic_file.hpp"
 #include "hdf5_util.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
+#include "segforge/validate.hpp"
 
 namespace segforge {
 
@@ -123,15 +121,6 @@ Model read_model(const std::string& path) {
   Model model;
   model.centroids = Matrix<float>(m.rows, m.cols);
   io::read_rows(m, path, object, 0, m.rows, model.centroids.data());
-  const auto& v = model.centroids.values();
-  const auto bad = std::find_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); });
-  if (bad != v.end()) {
-    const auto index = bad - v.begin();
-    throw InputError(at + " row " + std::to_string(index / m.cols) + " (0-based), column " +
-                     std::to_string(index % m.cols) + ": " + (std::isnan(*bad) ? "NaN" : "Inf") +
-                     " in a centre; refit the model or fix the file");
-  }
-
   model.feature_names = io::read_feature_names(file, path, m.cols, object);
   model.scaler = io::read_scaler(file, path, m.cols);
   auto check_length = [&](std::size_t n, const std::string& name) {
@@ -168,10 +157,6 @@ Model read_model(const std::string& path) {
     model.segment_top_features = read_matrix_exact<std::int32_t>(
         file, path, "/segments/top_features", m.rows, cols, H5T_NATIVE_INT32,
         "[n_clusters x n_top] feature indices");
-    for (std::int32_t j : model.segment_top_features.values())
-      if (j < -1 || j >= m.cols)
-        throw InputError(io::where(path, "/segments/top_features") + ": feature index " + std::to_string(j) +
-                         " outside [0, " + std::to_string(m.cols) + "); refit the model");
   }
   if (io::object_exists(file, "/segments/descriptions")) {
     io::Hid text = io::open_dataset(file, path, "/segments/descriptions", "store one description per centre");
@@ -189,6 +174,7 @@ Model read_model(const std::string& path) {
     check_length(model.counts.size(), "/counts");
   }
   model.attributes = io::read_attributes(file);
+  validate_model(model, path);  // values, ranges and consistency (src/validate.cpp)
   return model;
 }
 
