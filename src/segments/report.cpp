@@ -174,7 +174,7 @@ constexpr const char* kDraw = R"JS(
     for (var key in layout) base[key] = /^[xy]axis[0-9]*$/.test(key) ? withDefaults(layout[key]) : layout[key];
     ['xaxis', 'yaxis'].forEach(function (a) { if (!base[a]) base[a] = withDefaults({}); });
     // Titles start at the left, away from the toolbar in the top-right corner.
-    if (base.title) { base.title.x = 0; base.title.xref = 'paper'; base.title.xanchor = 'left'; }
+    if (base.title) { base.title.x = 0; base.title.xref = 'container'; base.title.xanchor = 'left'; base.title.pad = { l: 16 }; }
     var drawn = Plotly.newPlot(el, traces, base, config);
     if (after) drawn = drawn.then(function () { return after(el); });
     pending.push(drawn);
@@ -297,16 +297,16 @@ constexpr const char* kDraw = R"JS(
         { type: 'bar', x: names, y: data.stability.jaccard_mean, name: 'mean Jaccard',
           marker: { color: names.map(function (_, c) { return palette[c % palette.length]; }) } },
         { type: 'scatter', mode: 'markers', x: names, y: data.stability.jaccard_min, name: 'lowest run',
-          marker: { symbol: 'line-ew-open', size: 20, color: '#111' } }],
+          marker: { symbol: 'line-ew-open', size: 24, color: '#111', line: { width: 3 } } }],
          { title: { text: 'Per-segment Jaccard agreement across re-fits' }, yaxis: { range: [0, 1.05], title: { text: 'Jaccard' } },
            // Hennig's lines: stable at the threshold (0.75), dissolved at or below 0.5.
            shapes: [{ type: 'line', xref: 'paper', x0: 0, x1: 1, y0: data.stability.threshold, y1: data.stability.threshold,
                       line: { dash: 'dot', color: '#1e8449' } },
                     { type: 'line', xref: 'paper', x0: 0, x1: 1, y0: 0.5, y1: 0.5, line: { dash: 'dot', color: '#c0392b' } }],
            annotations: [{ xref: 'paper', x: 1, xanchor: 'right', y: data.stability.threshold, yanchor: 'bottom', showarrow: false,
-                           text: 'stable ≥ ' + data.stability.threshold, font: { size: 11, color: '#1e8449' } },
+                           text: 'stable ≥ ' + data.stability.threshold, bgcolor: 'rgba(255,255,255,0.85)', font: { size: 11, color: '#1e8449' } },
                          { xref: 'paper', x: 1, xanchor: 'right', y: 0.5, yanchor: 'top', showarrow: false,
-                           text: 'dissolved ≤ 0.5', font: { size: 11, color: '#c0392b' } }] });
+                           text: 'dissolved ≤ 0.5', bgcolor: 'rgba(255,255,255,0.85)', font: { size: 11, color: '#c0392b' } }] });
   }
   Promise.all(pending).then(function () {
     document.body.setAttribute('data-charts-drawn', String(pending.length));
@@ -400,7 +400,7 @@ std::string profile_table(const ReportInput& in) {
   t += "</tr></thead><tbody>\n";
   for (std::size_t c = 0; c < in.profiles.size(); ++c) {
     const SegmentProfile& p = in.profiles[c];
-    t += "<tr><td>" + std::to_string(p.segment) + "</td><td><span class=\"swatch\" style=\"background:" + colour(c) +
+    t += "<tr><td>" + std::to_string(p.segment) + "</td><td class=\"nowrap\"><span class=\"swatch\" style=\"background:" + colour(c) +
          "\"></span>" + html(in.dictionary[c].name) + "</td><td class=\"num\">" + thousands(p.size) +
          "</td><td class=\"num\">" + fmt("%.1f%%", 100.0 * p.share) + "</td><td>";
     for (std::size_t i = 0; i < p.top_features.size(); ++i) {
