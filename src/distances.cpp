@@ -20,7 +20,7 @@ void write_distance_matrix(Backend& backend, const Dataset& a, const Dataset& b,
       const Matrix<float> tile = backend.distance_tile(a, i, n_i, b, j, n_j, squared);
       writer.write(i, j, tile.view());
     }
-    if (progress) progress({"distances", 0, i + n_i, rows, 0.0});
+    if (progress) progress({"distances", 0, i + n_i, rows});
   }
   writer.commit();
 }

@@ -255,7 +255,7 @@ KMeansResult fit_lloyd(Backend& backend, Dataset& data, const LloydParams& param
       } else {
         const std::uint64_t run_seed = rng.split();
         const auto t0 = Clock::now();
-        if (progress) progress({"init", r, 0, 0, 0.0});
+        if (progress) progress({"init", r, 0, 0});
         start.centres = init_centroids(backend, data, params.n_clusters, params.init, run_seed);
         result.init_seconds += seconds_since(t0);
       }

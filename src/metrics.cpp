@@ -65,7 +65,7 @@ SilhouetteResult silhouette_exact(Backend& backend, const Dataset& data,
       const double denom = std::max(a, b);
       out.values[i] = denom > 0 ? (b - a) / denom : 0.0;
     }
-    if (progress) progress({"silhouette", 0, begin + count, n, 0.0});
+    if (progress) progress({"silhouette", 0, begin + count, n});
   }
   // Fixed-order sums: the same labels give the same score.
   std::vector<double> per_cluster(static_cast<std::size_t>(n_clusters), 0.0);

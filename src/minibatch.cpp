@@ -142,7 +142,7 @@ KMeansResult fit_minibatch(Backend& backend, Dataset& data, const MiniBatchParam
     std::unique_ptr<Dataset> valid = backend.upload(backend.gather(data, valid_rows).view());
     double best = std::numeric_limits<double>::infinity();
     for (int r = 0; r < params.n_init; ++r) {
-      if (progress) progress({"init", r, 0, 0, 0.0});
+      if (progress) progress({"init", r, 0, 0});
       const std::vector<std::int64_t> init_rows = rng.choose(n, init_size);
       std::unique_ptr<Dataset> sample = backend.upload(backend.gather(data, init_rows).view());
       Matrix<float> candidate = init_centroids(backend, *sample, k, params.init, rng.split());

@@ -2,11 +2,13 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <unistd.h>
 
 #include "segforge/error.hpp"
 #include "segforge/metrics.hpp"
+#include "segforge/number_format.hpp"
 #include "segforge/row_source.hpp"
 
 #if defined(SEGFORGE_HAS_MPI)
@@ -92,8 +94,31 @@ SilhouetteSpec resolve_silhouette(SilhouetteSpec spec, std::int64_t n_samples) {
   return {Mode::sample, kAutoLimit};
 }
 
+std::string progress_text(const Progress& p, double seconds) {
+  char buf[256];
+  // The run only where there are several (n_init restarts); the inertia only where the phase
+  // has one (silhouette, stability, gap... do not: "inertia 0" would be read as a value).
+  std::string line = p.phase + (p.run > 0 ? " run " + std::to_string(p.run + 1) : std::string()) + ": ";
+  if (p.total > 0) {
+    std::snprintf(buf, sizeof buf, "%lld/%lld, ", static_cast<long long>(p.step), static_cast<long long>(p.total));
+    line += buf;
+  }
+  if (p.inertia) line += "inertia " + analyst_number(*p.inertia, 6) + ", ";
+  std::snprintf(buf, sizeof buf, "%.1f s", seconds);
+  return line + buf;
+}
+
 ProgressLine::ProgressLine()
-    : start_(std::chrono::steady_clock::now()), last_(start_), tty_(isatty(STDERR_FILENO) != 0) {}
+    : start_(std::chrono::steady_clock::now()), last_(start_), tty_(isatty(STDERR_FILENO) != 0) {
+  // SEGFORGE_PROGRESS_SECONDS=S: the first line after S seconds and one every S seconds (logs of
+  // batch jobs, tests); default: after 1 s, then every 0.25 s on a terminal and 5 s off one.
+  if (const char* env = std::getenv("SEGFORGE_PROGRESS_SECONDS"); env != nullptr && *env != '\0') {
+    char* end = nullptr;
+    const double s = std::strtod(env, &end);
+    if (*end == '\0' && s >= 0) first_ = every_ = s;
+  }
+  if (every_ < 0) every_ = tty_ ? 0.25 : 5.0;
+}
 
 ProgressLine::~ProgressLine() { finish(); }
 
@@ -106,16 +131,10 @@ void ProgressLine::show(const Progress& p) {
   const auto now = std::chrono::steady_clock::now();
   const double since_start = std::chrono::duration<double>(now - start_).count();
   const double since_last = std::chrono::duration<double>(now - last_).count();
-  if (since_start < 1.0 || (shown_ && since_last < (tty_ ? 0.25 : 5.0))) return;
+  if (since_start < first_ || (shown_ && since_last < every_)) return;
   last_ = now;
   shown_ = true;
-  char line[256];
-  if (p.total > 0)
-    std::snprintf(line, sizeof line, "%s: run %d, %lld/%lld, inertia %.6g, %.1f s", p.phase.c_str(),
-                  p.run + 1, static_cast<long long>(p.step), static_cast<long long>(p.total),
-                  p.inertia, since_start);
-  else
-    std::snprintf(line, sizeof line, "%s: run %d, %.1f s", p.phase.c_str(), p.run + 1, since_start);
+  std::string line = progress_text(p, since_start);
   if (tty_)
     std::cerr << "\r\033[K" << line << std::flush;
   else
@@ -135,12 +154,17 @@ void add_common(CLI::App* app, Common& c) {
   app->add_option("--memory-budget", c.memory_budget,
                   "auto (3/4 of available memory) or bytes (512M, 8G): larger data is streamed from the file")
       ->capture_default_str();
+  app->add_flag("--verbose", c.verbose, "more detail on stderr (e.g. why no GPU was used)");
 }
 
 std::unique_ptr<Backend> open_backend(const Common& c) {
   std::string note;
   auto backend = make_backend(parse_device(c.device), c.threads, &note);
-  if (!note.empty() && output_rank()) std::cerr << "segforge: " << note << '\n';
+  static bool said = false;
+  if (!note.empty() && output_rank() && !said) {
+    said = true;
+    std::cerr << "segforge: " << (c.verbose ? note : "no GPU found; running on the CPU") << '\n';
+  }
 #if defined(SEGFORGE_HAS_MPI)
   // Each rank's own backend (its GPU picked by node-local rank: mpi::select_gpu), decorated.
   if (mpi::active()) return mpi::make_distributed_backend(std::move(backend));

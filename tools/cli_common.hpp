@@ -40,6 +40,11 @@ SilhouetteSpec parse_silhouette(const std::string& text);
 /// auto: exact up to 20 000 rows, else a 20 000-row stratified sample.
 SilhouetteSpec resolve_silhouette(SilhouetteSpec spec, std::int64_t n_samples);
 
+/// The text of one progress line: "lloyd run 2: 14/300, inertia 21,613.3, 3.2 s",
+/// "silhouette: 3591/3591, 1.4 s": the run only for the second and later restarts, the inertia
+/// only where the phase has one.
+std::string progress_text(const Progress& p, double seconds);
+
 /// A progress line on stderr for anything that takes over a second (throttled, one line).
 class ProgressLine {
  public:
@@ -53,6 +58,7 @@ class ProgressLine {
   std::chrono::steady_clock::time_point start_, last_;
   bool shown_ = false;
   bool tty_ = false;
+  double first_ = 1.0, every_ = -1.0;  ///< seconds before the first line and between lines
 };
 
 class Stopwatch {
@@ -75,9 +81,13 @@ struct Common {
   /// --memory-budget: "auto" or bytes (512M, 8G); rows that do not fit stay on disk and are
   /// streamed (tools/memory_budget.hpp).
   std::string memory_budget = "auto";
+  /// --verbose: details such as why no GPU was used.
+  bool verbose = false;
 };
 void add_common(CLI::App* app, Common& c);
-/// The backend `--device` asks for; says on stderr when `auto` falls back to the CPU.
+/// The backend `--device` asks for. When `auto` falls back to the CPU it says so on stderr once
+/// per process, as the one line "segforge: no GPU found; running on the CPU" (a CPU-only machine
+/// is normal, not an error); with --verbose, why (e.g. the CUDA runtime's message).
 std::unique_ptr<Backend> open_backend(const Common& c);
 /// Reads a feature file as `--dataset` and `--nan-policy` say.
 /// Under MPI (`mpirun -np R segforge ...` of a build with SEGFORGE_MPI; collective): x holds

@@ -8,6 +8,7 @@
 
 #include "checkpoint_options.hpp"
 #include "cli_common.hpp"
+#include "segforge/number_format.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
@@ -309,7 +310,7 @@ int run_fit(const FitOptions& o) {
     std::fprintf(stderr, "  %d  %-40s %10lld rows (%5.1f%%) ", c, names[c].c_str(),
                  static_cast<long long>(sizes[c]), 100.0 * p.share);
     for (int j : p.top_features)
-      std::fprintf(stderr, " %s %.4g (z %+.2f)", f.feature_names[j].c_str(), p.centre_original[j], p.z_scores[j]);
+      std::fprintf(stderr, " %s %s (z %+.2f)", f.feature_names[j].c_str(), analyst_number(p.centre_original[j]).c_str(), p.z_scores[j]);
     std::fprintf(stderr, "\n");
   }
   // Guards: small segments and small data make segment estimates noisy.

@@ -150,7 +150,7 @@ Command add_stability_command(CLI::App& parent) {
   cmd->add_option("--refine", o.refine, "auto|none|swap, as for fit")->capture_default_str();
   cmd->add_option("--seed", o.seed, "random seed")->capture_default_str();
   cmd->add_option("--ari-threshold", o.ari_threshold, "stable needs mean ARI >= this")->capture_default_str();
-  cmd->add_option("--jaccard-threshold", o.jaccard_threshold, "and every segment's mean Jaccard >= this")->capture_default_str();
+  cmd->add_option("--jaccard-threshold", o.jaccard_threshold, "and every segment's mean and worst-run Jaccard >= this (Hennig: 0.75; <= 0.5 is dissolved)")->capture_default_str();
   add_common(cmd, o.common);
   return {cmd, [options] { return run_stability(*options); }};
 }

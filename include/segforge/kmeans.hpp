@@ -28,7 +28,7 @@ struct Progress {
   int run = 0;        ///< n_init run, 0-based
   std::int64_t step = 0;
   std::int64_t total = 0;  ///< 0 when unknown
-  double inertia = 0.0;
+  std::optional<double> inertia;  ///< only for phases that have one (lloyd, minibatch, swap, sweep)
 };
 using ProgressFn = std::function<void(const Progress&)>;
 

@@ -146,7 +146,7 @@ struct StabilityResult {
   std::vector<std::int64_t> reference_sizes;  ///< [K] segments of the full-data fit
   std::vector<double> jaccard_mean;  ///< [K] per reference segment, matched by the Hungarian method
   std::vector<double> jaccard_min;   ///< [K]
-  std::vector<std::string> segment_verdicts;  ///< [K] "stable", "doubtful", "unstable"
+  std::vector<std::string> segment_verdicts;  ///< [K] segment_stability_verdict of mean and min
   double ari_threshold = 0.0;
   double jaccard_threshold = 0.0;
   bool stable = false;
@@ -157,11 +157,18 @@ struct StabilityResult {
 /// Re-fits on `runs` subsamples with other seeds and compares the labelings of the whole data
 /// (or an evaluation sample): ARI between runs, and per segment of the full-data fit the
 /// Jaccard index |A ∩ B| / |A ∪ B| with the run's segment matched to it by the Hungarian method.
-/// Verdict: stable when mean ARI >= ari_threshold and every segment's mean Jaccard >=
-/// jaccard_threshold; per segment (Hennig 2007, "Cluster-wise assessment of cluster
-/// stability"): >= jaccard_threshold stable, >= 0.6 doubtful, else unstable.
+/// Verdict: stable when mean ARI >= ari_threshold and every segment is "stable" or "highly
+/// stable" by segment_stability_verdict (its mean and its worst run).
 StabilityResult stability(Backend& backend, Dataset& data, const StabilityParams& params,
                           const ProgressFn& progress = {});
+
+/// One segment's verdict from its Jaccard agreement over the re-fits, by Hennig's thresholds
+/// (2007, "Cluster-wise assessment of cluster stability"; 2008): <= 0.5 "dissolved", < 0.6
+/// "unstable", below `stable_threshold` (0.75) "doubtful" (a pattern, but which rows belong is
+/// doubtful), below max(0.85, stable_threshold) "stable", else "highly stable". Applied to the
+/// mean and to the worst run; the lower class is the verdict (a segment that dissolved in one
+/// re-fit is not stable, whatever its mean).
+std::string segment_stability_verdict(double jaccard_mean, double jaccard_worst, double stable_threshold = 0.75);
 
 /// Checks stability parameters against a data shape; InputError starting with `where`.
 void validate_stability(const StabilityParams& params, std::int64_t n_samples,

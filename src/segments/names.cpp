@@ -12,6 +12,7 @@
 #include <set>
 
 #include "segforge/error.hpp"
+#include "segforge/number_format.hpp"
 #include "segforge/segments.hpp"
 
 namespace segforge {
@@ -39,15 +40,8 @@ struct Descriptor {
   std::string word;
 };
 
-std::string format_value(double v) {
-  char buf[64];
-  if (!std::isfinite(v)) return "?";
-  if (std::abs(v) >= 100 || v == std::round(v))
-    std::snprintf(buf, sizeof buf, "%.0f", v);
-  else
-    std::snprintf(buf, sizeof buf, "%.3g", v);
-  return buf;
-}
+// The report's formatter (segforge/number_format.hpp): "12,050" and "0", never "6.99e-09".
+std::string format_value(double v) { return std::isfinite(v) ? analyst_number(v, 3) : "?"; }
 
 std::string format_z(double z) {
   char buf[32];

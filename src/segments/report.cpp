@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <numeric>
 
 #include "segforge/error.hpp"
 #include "segforge/metrics.hpp"
+#include "segforge/number_format.hpp"
 #include "segforge/report.hpp"
 #include "segforge/rng.hpp"
 
@@ -90,6 +92,13 @@ std::string fmt(const char* format, double v) {
   return buf;
 }
 
+/// A number stored as text (an HDF5 attribute) as analyst_number writes it; other text as is.
+std::string number_text(const std::string& text) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  return !text.empty() && end == text.c_str() + text.size() ? analyst_number(v) : text;
+}
+
 std::string thousands(std::int64_t v) {
   std::string s = std::to_string(v), out;
   const std::size_t start = (s[0] == '-') ? 1 : 0;
@@ -114,8 +123,11 @@ h2 { margin: 4px 0 12px; font-size: 19px; color: #1d3557; }
 .recommend b { font-size: 22px; }
 .note { background: #fff6db; border-left: 5px solid #e0a800; padding: 8px 12px; border-radius: 4px; margin: 8px 0; }
 .warn { background: #fde8e8; border-left: 5px solid #c0392b; padding: 8px 12px; border-radius: 4px; margin: 8px 0; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 12px; }
-.chart { min-height: 360px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(520px, 100%), 1fr)); gap: 12px; }
+.chart { min-height: 360px; min-width: 0; }
+/* Wide tables (many features) scroll inside their card instead of widening the page. */
+.scroll { overflow-x: auto; max-width: 100%; }
+.scroll table th, .scroll td.num, .nowrap { white-space: nowrap; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { border-bottom: 1px solid #e3e6ea; padding: 6px 8px; text-align: left; vertical-align: top; }
 th { background: #f0f2f5; }
@@ -142,13 +154,65 @@ constexpr const char* kDraw = R"JS(
   var palette = data.palette;
   var config = { displaylogo: false, responsive: true };
   var pending = [];
-  function draw(id, traces, layout) {
+  // Every 2-D axis: margins grow to fit its tick labels and title (a right-hand second axis
+  // would otherwise be clipped at the card's edge), and numbers read as the tables write them:
+  // thousands separators, no "k"/"e+04" exponents.
+  var axisDefaults = { automargin: true, separatethousands: true, exponentformat: 'none' };
+  function withDefaults(axis) {
+    var out = {};
+    for (var key in axisDefaults) out[key] = axisDefaults[key];
+    for (var key2 in axis) out[key2] = axis[key2];
+    if (out.title) out.title.standoff = 8;
+    return out;
+  }
+  // `after(el)`, when given, runs once the chart is drawn (for what needs its pixel geometry).
+  function draw(id, traces, layout, after) {
     var el = document.getElementById(id);
     if (!el) return;
     var base = { margin: { t: 48, r: 24, b: 56, l: 72 }, height: 380, font: { size: 12 },
                  legend: { orientation: 'h', y: -0.2 } };
-    for (var key in layout) base[key] = layout[key];
-    pending.push(Plotly.newPlot(el, traces, base, config));
+    for (var key in layout) base[key] = /^[xy]axis[0-9]*$/.test(key) ? withDefaults(layout[key]) : layout[key];
+    ['xaxis', 'yaxis'].forEach(function (a) { if (!base[a]) base[a] = withDefaults({}); });
+    // Titles start at the left, away from the toolbar in the top-right corner.
+    if (base.title) { base.title.x = 0; base.title.xref = 'container'; base.title.xanchor = 'left'; base.title.pad = { l: 16 }; }
+    var drawn = Plotly.newPlot(el, traces, base, config);
+    if (after) drawn = drawn.then(function () { return after(el); });
+    pending.push(drawn);
+  }
+  // Names beside the segment centres in the 2-D scatter, placed so that no two overlap and none
+  // leaves the plot area: for each centre in turn, the first of 8 directions x 5 distances whose
+  // box is free, else the one with the least overlap (boxes measured with the page's font).
+  function labelCentres(el, xs, ys, texts, colours) {
+    var fl = el._fullLayout, xa = fl.xaxis, ya = fl.yaxis, w = fl._size.w, h = fl._size.h;
+    var ctx = document.createElement('canvas').getContext('2d');
+    ctx.font = '12px ' + fl.font.family;
+    var at = xs.map(function (x, i) { return [xa.l2p(x), ya.l2p(ys[i])]; });
+    var boxes = at.map(function (p) { return [p[0] - 9, p[1] - 9, p[0] + 9, p[1] + 9]; });  // the markers
+    function overlap(a, b) {
+      return Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0])) * Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+    }
+    var directions = [[0, -1], [0, 1], [1, 0], [-1, 0], [1, -1], [-1, -1], [1, 1], [-1, 1]];
+    var annotations = [];
+    texts.forEach(function (text, i) {
+      var bw = ctx.measureText(text).width + 10, bh = 20, best = null, bestCost = Infinity;
+      [14, 30, 52, 80, 120].forEach(function (r) {
+        directions.forEach(function (d) {
+          if (bestCost === 0) return;
+          var cx = at[i][0] + d[0] * (r + bw / 2), cy = at[i][1] + d[1] * (r + bh / 2);
+          var box = [cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2];
+          var outside = bw * bh - overlap(box, [0, 0, w, h]);
+          var cost = 1e6 * outside;
+          boxes.forEach(function (b) { cost += overlap(box, b); });
+          if (cost < bestCost) { bestCost = cost; best = { box: box, dx: cx - at[i][0], dy: cy - at[i][1] }; }
+        });
+      });
+      boxes.push(best.box);
+      annotations.push({ x: xs[i], y: ys[i], xref: 'x', yref: 'y', text: text, showarrow: true, arrowhead: 0,
+                         arrowcolor: '#555', ax: best.dx, ay: best.dy, xanchor: 'center', yanchor: 'middle',
+                         bgcolor: 'rgba(255,255,255,0.88)', bordercolor: colours[i], borderwidth: 1, borderpad: 3,
+                         font: { size: 12 }, captureevents: false });
+    });
+    return Plotly.relayout(el, { annotations: annotations });
   }
   function vline(k) {
     return [{ type: 'line', x0: k, x1: k, yref: 'paper', y0: 0, y1: 1, line: { dash: 'dot', color: '#c0392b', width: 2 } }];
@@ -179,7 +243,7 @@ constexpr const char* kDraw = R"JS(
         { x: ks, y: column('calinski_harabasz'), mode: 'lines+markers', name: 'Calinski–Harabasz (higher is better)', yaxis: 'y2' }],
          { title: { text: 'Davies–Bouldin and Calinski–Harabasz by K' }, xaxis: { title: { text: 'K' }, dtick: 1 },
            yaxis: { title: { text: 'Davies–Bouldin' } },
-           yaxis2: { title: { text: 'Calinski–Harabasz' }, overlaying: 'y', side: 'right' }, shapes: rec });
+           yaxis2: { title: { text: 'Calinski–Harabasz' }, overlaying: 'y', side: 'right', tickmode: 'auto', showgrid: false }, shapes: rec });
   }
   var names = data.segments.map(function (s) { return s.name; });
   if (data.silhouette) {
@@ -208,14 +272,19 @@ constexpr const char* kDraw = R"JS(
     solid.push({ type: 'scatter3d', mode: 'markers', x: s.x, y: s.y, z: s.z, name: names[c],
                  marker: { size: 2, opacity: 0.7, color: palette[c % palette.length] } });
   });
-  flat.push({ type: 'scatter', mode: 'markers+text', x: pca.centres.x, y: pca.centres.y, name: 'centres',
-              text: names, textposition: 'top center',
+  flat.push({ type: 'scatter', mode: 'markers', x: pca.centres.x, y: pca.centres.y, name: 'centres',
+              text: names, hoverinfo: 'text',
               marker: { size: 14, symbol: 'x', color: '#111', line: { width: 2 } } });
   solid.push({ type: 'scatter3d', mode: 'markers', x: pca.centres.x, y: pca.centres.y, z: pca.centres.z,
                name: 'centres', text: names, marker: { size: 7, symbol: 'diamond', color: '#111' } });
   draw('chart-pca-2d', flat, { title: { text: 'Segments on the first two principal axes (sample of ' + pca.n + ')' },
-                               xaxis: { title: { text: axis(0) } }, yaxis: { title: { text: axis(1) } }, height: 520 });
+                               xaxis: { title: { text: axis(0) } }, yaxis: { title: { text: axis(1) } }, height: 520 },
+       function (el) {
+         return labelCentres(el, pca.centres.x, pca.centres.y, names,
+                             names.map(function (_, c) { return palette[c % palette.length]; }));
+       });
   draw('chart-pca-3d', solid, { title: { text: 'Interactive 3-D view (drag to rotate)' }, height: 560,
+                                legend: { orientation: 'h', y: -0.05, itemsizing: 'constant' },
                                 scene: { xaxis: { title: { text: 'PC1' } }, yaxis: { title: { text: 'PC2' } }, zaxis: { title: { text: 'PC3' } } } });
   draw('chart-heatmap', [{ type: 'heatmap', z: data.z_scores, x: data.features, y: names, zmid: 0,
                            colorscale: 'RdBu', reversescale: true, colorbar: { title: { text: 'z' } },
@@ -228,10 +297,16 @@ constexpr const char* kDraw = R"JS(
         { type: 'bar', x: names, y: data.stability.jaccard_mean, name: 'mean Jaccard',
           marker: { color: names.map(function (_, c) { return palette[c % palette.length]; }) } },
         { type: 'scatter', mode: 'markers', x: names, y: data.stability.jaccard_min, name: 'lowest run',
-          marker: { symbol: 'line-ew-open', size: 20, color: '#111' } }],
+          marker: { symbol: 'line-ew-open', size: 24, color: '#111', line: { width: 3 } } }],
          { title: { text: 'Per-segment Jaccard agreement across re-fits' }, yaxis: { range: [0, 1.05], title: { text: 'Jaccard' } },
+           // Hennig's lines: stable at the threshold (0.75), dissolved at or below 0.5.
            shapes: [{ type: 'line', xref: 'paper', x0: 0, x1: 1, y0: data.stability.threshold, y1: data.stability.threshold,
-                      line: { dash: 'dot', color: '#c0392b' } }] });
+                      line: { dash: 'dot', color: '#1e8449' } },
+                    { type: 'line', xref: 'paper', x0: 0, x1: 1, y0: 0.5, y1: 0.5, line: { dash: 'dot', color: '#c0392b' } }],
+           annotations: [{ xref: 'paper', x: 1, xanchor: 'right', y: data.stability.threshold, yanchor: 'bottom', showarrow: false,
+                           text: 'stable ≥ ' + data.stability.threshold, bgcolor: 'rgba(255,255,255,0.85)', font: { size: 11, color: '#1e8449' } },
+                         { xref: 'paper', x: 1, xanchor: 'right', y: 0.5, yanchor: 'top', showarrow: false,
+                           text: 'dissolved ≤ 0.5', bgcolor: 'rgba(255,255,255,0.85)', font: { size: 11, color: '#c0392b' } }] });
   }
   Promise.all(pending).then(function () {
     document.body.setAttribute('data-charts-drawn', String(pending.length));
@@ -320,52 +395,52 @@ std::string data_json(const ReportInput& in) {
 }
 
 std::string profile_table(const ReportInput& in) {
-  std::string t = "<table><thead><tr><th>#</th><th>segment</th><th>rows</th><th>share</th><th>most distinctive</th>";
+  std::string t = "<div class=\"scroll\"><table><thead><tr><th>#</th><th>segment</th><th>rows</th><th>share</th><th>most distinctive</th>";
   for (const auto& f : in.feature_names) t += "<th>" + html(f) + "</th>";
   t += "</tr></thead><tbody>\n";
   for (std::size_t c = 0; c < in.profiles.size(); ++c) {
     const SegmentProfile& p = in.profiles[c];
-    t += "<tr><td>" + std::to_string(p.segment) + "</td><td><span class=\"swatch\" style=\"background:" + colour(c) +
+    t += "<tr><td>" + std::to_string(p.segment) + "</td><td class=\"nowrap\"><span class=\"swatch\" style=\"background:" + colour(c) +
          "\"></span>" + html(in.dictionary[c].name) + "</td><td class=\"num\">" + thousands(p.size) +
          "</td><td class=\"num\">" + fmt("%.1f%%", 100.0 * p.share) + "</td><td>";
     for (std::size_t i = 0; i < p.top_features.size(); ++i) {
       const int j = p.top_features[i];
-      t += std::string(i ? "<br>" : "") + html(in.feature_names[j]) + " " +
+      t += std::string(i ? "<br>" : "") + "<span class=\"nowrap\">" + html(in.feature_names[j]) + " " +
            (p.z_scores[j] >= 0 ? "<span class=\"pos\">z " : "<span class=\"neg\">z ") + fmt("%+.2f", p.z_scores[j]) +
-           "</span>";
+           "</span></span>";
     }
     t += "</td>";
     for (std::size_t j = 0; j < in.feature_names.size(); ++j)
-      t += "<td class=\"num\" title=\"z = " + fmt("%+.2f", p.z_scores[j]) + "\">" + fmt("%.4g", p.centre_original[j]) +
+      t += "<td class=\"num\" title=\"z = " + fmt("%+.2f", p.z_scores[j]) + "\">" + analyst_number(p.centre_original[j]) +
            "</td>";
     t += "</tr>\n";
   }
-  return t + "</tbody></table>\n";
+  return t + "</tbody></table></div>\n";
 }
 
 std::string dictionary_table(const ReportInput& in) {
-  std::string t = "<table><thead><tr><th>#</th><th>name</th><th>description</th><th>suggested outreach</th></tr></thead><tbody>\n";
+  std::string t = "<div class=\"scroll\"><table><thead><tr><th>#</th><th>name</th><th>description</th><th>suggested outreach</th></tr></thead><tbody>\n";
   for (std::size_t c = 0; c < in.dictionary.size(); ++c)
     t += "<tr><td>" + std::to_string(c) + "</td><td><span class=\"swatch\" style=\"background:" + colour(c) +
          "\"></span><b>" + html(in.dictionary[c].name) + "</b></td><td>" + html(in.dictionary[c].description) +
          "</td><td>" + html(in.dictionary[c].outreach) + "</td></tr>\n";
-  return t + "</tbody></table>\n";
+  return t + "</tbody></table></div>\n";
 }
 
 std::string sweep_table(const SweepResult& s) {
-  std::string t = "<table><thead><tr><th>K</th><th>inertia</th><th>silhouette</th><th>Davies–Bouldin</th>"
+  std::string t = "<div class=\"scroll\"><table><thead><tr><th>K</th><th>inertia</th><th>silhouette</th><th>Davies–Bouldin</th>"
                   "<th>Calinski–Harabasz</th><th>Gap</th><th>s</th><th>smallest segment</th></tr></thead><tbody>\n";
   auto cell = [](const std::optional<double>& v, const char* f) { return v ? fmt(f, *v) : std::string("–"); };
   for (const auto& r : s.records) {
     const bool chosen = r.k == s.recommended_k;
     t += std::string(chosen ? "<tr style=\"background:#e8f1fb;font-weight:600\">" : "<tr>") + "<td>" +
-         std::to_string(r.k) + "</td><td class=\"num\">" + fmt("%.6g", r.inertia) + "</td><td class=\"num\">" +
+         std::to_string(r.k) + "</td><td class=\"num\">" + analyst_number(r.inertia) + "</td><td class=\"num\">" +
          cell(r.silhouette, "%.4f") + "</td><td class=\"num\">" + cell(r.davies_bouldin, "%.4f") +
-         "</td><td class=\"num\">" + cell(r.calinski_harabasz, "%.5g") + "</td><td class=\"num\">" +
+         "</td><td class=\"num\">" + (r.calinski_harabasz ? analyst_number(*r.calinski_harabasz) : std::string("–")) + "</td><td class=\"num\">" +
          cell(r.gap, "%.4f") + "</td><td class=\"num\">" + cell(r.gap_s, "%.4f") + "</td><td class=\"num\">" +
          thousands(r.smallest_segment) + (r.over_segmented ? " (over-segmented)" : "") + "</td></tr>\n";
   }
-  t += "</tbody></table>\n<p>";
+  t += "</tbody></table></div>\n<p>";
   for (const auto& c : s.choices)
     t += "<b>" + html(criterion_name(c.criterion)) + "</b>: " + (c.k ? "K=" + std::to_string(*c.k) : "–") + " (" +
          html(c.note) + ")<br>";
@@ -444,7 +519,7 @@ std::string render_report_html(const ReportInput& in) {
   };
   if (!attr("algorithm").empty())
     h += "<p>" + html(attr("algorithm")) + ", init " + html(attr("init")) + ", seed " + html(attr("seed")) +
-         ", n_init " + html(attr("n_init")) + ", inertia " + html(attr("inertia")) + " · " + html(attr("backend")) +
+         ", n_init " + html(attr("n_init")) + ", inertia " + html(number_text(attr("inertia"))) + " · " + html(attr("backend")) +
          " (" + html(attr("device")) + ")</p>\n";
   h += "</header>\n<main>\n";
   for (const auto& note : in.notes) h += "<div class=\"note\">" + html(note) + "</div>\n";
@@ -499,12 +574,12 @@ std::string render_report_html(const ReportInput& in) {
          fmt("%.0f%%", 100.0 * s.sample_fraction) + " subsamples with other seeds: adjusted Rand index between runs mean " +
          fmt("%.3f", s.ari_mean) + ", min " + fmt("%.3f", s.ari_min) + ". " + html(s.verdict) + "</p>\n";
     if (charts) h += chart_div("chart-stability");
-    h += "<table><thead><tr><th>#</th><th>segment</th><th>mean Jaccard</th><th>lowest</th><th>verdict</th></tr></thead><tbody>";
+    h += "<div class=\"scroll\"><table><thead><tr><th>#</th><th>segment</th><th>mean Jaccard</th><th>lowest</th><th>verdict</th></tr></thead><tbody>";
     for (std::size_t c = 0; c < s.jaccard_mean.size(); ++c)
       h += "<tr><td>" + std::to_string(c) + "</td><td>" + html(c < k ? in.dictionary[c].name : "") +
            "</td><td class=\"num\">" + fmt("%.3f", s.jaccard_mean[c]) + "</td><td class=\"num\">" +
            fmt("%.3f", s.jaccard_min[c]) + "</td><td>" + html(s.segment_verdicts[c]) + "</td></tr>";
-    h += "</tbody></table>\n</section>\n";
+    h += "</tbody></table></div>\n</section>\n";
   }
   h += "</main>\n<footer>Made by " + html(in.generated_by) +
        ". This file is self-contained: it opens without a network connection.</footer>\n";

@@ -32,7 +32,25 @@ std::string fixed(double v, int digits) {
   return s.str();
 }
 
+/// Hennig's classes, lowest first (see segment_stability_verdict).
+constexpr const char* kClasses[] = {"dissolved", "unstable", "doubtful", "stable", "highly stable"};
+constexpr int kStableClass = 3;
+
+int hennig_class(double jaccard, double stable_threshold) {
+  if (jaccard <= 0.5) return 0;
+  if (jaccard < stable_threshold) return jaccard < 0.6 ? 1 : 2;
+  return jaccard >= std::max(0.85, stable_threshold) ? 4 : 3;
+}
+
+int segment_class(double mean, double worst, double stable_threshold) {
+  return std::min(hennig_class(mean, stable_threshold), hennig_class(worst, stable_threshold));
+}
+
 }  // namespace
+
+std::string segment_stability_verdict(double jaccard_mean, double jaccard_worst, double stable_threshold) {
+  return kClasses[segment_class(jaccard_mean, jaccard_worst, stable_threshold)];
+}
 
 double adjusted_rand_index(std::span<const std::int32_t> a, int ka, std::span<const std::int32_t> b, int kb) {
   SEGFORGE_ASSERT(a.size() == b.size(), "adjusted_rand_index: labelings differ in length");
@@ -178,7 +196,7 @@ StabilityResult stability(Backend& backend, Dataset& data, const StabilityParams
     std::sort(rows.begin(), rows.end());
     const auto sample = backend.upload(backend.gather(data, rows).view());
     runs.push_back(label_eval_rows(fit_lloyd(backend, *sample, q).centroids));
-    if (progress) progress({"stability", r, r + 1, params.runs, 0.0});
+    if (progress) progress({"stability", 0, r + 1, params.runs});
   }
 
   // ARI between every pair of runs, and of each run against the full-data fit.
@@ -222,21 +240,28 @@ StabilityResult stability(Backend& backend, Dataset& data, const StabilityParams
     }
   }
 
-  bool segments_ok = true;
-  int weakest = 0;
+  // Each segment by Hennig's classes on its mean and its worst run; the weakest is the one of
+  // the lowest class, then the lowest worst run.
+  const double t = params.jaccard_threshold;
+  int weakest = 0, not_stable = 0;
   for (int j = 0; j < k; ++j) {
-    const double v = out.jaccard_mean[j];
-    out.segment_verdicts.push_back(v >= params.jaccard_threshold ? "stable" : v >= 0.6 ? "doubtful" : "unstable");
-    segments_ok = segments_ok && v >= params.jaccard_threshold;
-    if (v < out.jaccard_mean[weakest]) weakest = j;
+    const int c = segment_class(out.jaccard_mean[j], out.jaccard_min[j], t);
+    out.segment_verdicts.push_back(kClasses[c]);
+    not_stable += c < kStableClass;
+    const int w = segment_class(out.jaccard_mean[weakest], out.jaccard_min[weakest], t);
+    if (c < w || (c == w && out.jaccard_min[j] < out.jaccard_min[weakest])) weakest = j;
   }
+  const bool segments_ok = not_stable == 0;
   out.stable = out.ari_mean >= params.ari_threshold && segments_ok;
   std::ostringstream s;
   s << (out.stable ? "stable" : "unstable") << ": mean ARI between runs " << fixed(out.ari_mean, 3)
-    << (out.ari_mean >= params.ari_threshold ? " >= " : " < ") << fixed(params.ari_threshold, 2)
-    << ", lowest segment Jaccard " << fixed(out.jaccard_mean[weakest], 3) << " (segment " << weakest << ")"
-    << (segments_ok ? " >= " : " < ") << fixed(params.jaccard_threshold, 2)
-    << " (stable needs both; Hennig 2007: segment Jaccard >= 0.75 stable, 0.6-0.75 doubtful, < 0.6 unstable)";
+    << (out.ari_mean >= params.ari_threshold ? " >= " : " < ") << fixed(params.ari_threshold, 2) << "; "
+    << (segments_ok ? "every segment stable" : std::to_string(not_stable) + " of " + std::to_string(k) + " segments not stable")
+    << ", weakest segment " << weakest << " " << out.segment_verdicts[weakest] << " (Jaccard mean "
+    << fixed(out.jaccard_mean[weakest], 3) << ", worst run " << fixed(out.jaccard_min[weakest], 3)
+    << ") (stable needs both; Hennig's thresholds on each segment's mean and worst run, the lower counts: "
+    << "<= 0.50 dissolved, < 0.60 unstable, < " << fixed(t, 2) << " doubtful, >= " << fixed(t, 2) << " stable, >= "
+    << fixed(std::max(0.85, t), 2) << " highly stable)";
   out.verdict = s.str();
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;

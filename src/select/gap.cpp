@@ -84,7 +84,7 @@ GapResult gap_statistic(Backend& backend, Dataset& data, std::span<const Matrix<
     const std::vector<double> ref =
         select_detail::reference_log_w(backend, refs, ks[i], reference_lloyd, data.n_samples());
     for (int b = 0; b < b_count; ++b) log_w_ref[b * ks.size() + i] = ref[b];
-    if (progress) progress({"gap", 0, static_cast<std::int64_t>(i + 1), static_cast<std::int64_t>(ks.size()), 0.0});
+    if (progress) progress({"gap", 0, static_cast<std::int64_t>(i + 1), static_cast<std::int64_t>(ks.size())});
   }
   return gap_from_log_w(ks, log_w, log_w_ref, b_count);
 }
