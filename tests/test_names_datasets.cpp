@@ -35,7 +35,7 @@ const RealDataset kDatasets[] = {
      "table --id-col 'Row Id' --columns NUMPROM RAMNTALL MAXRAMNT LASTGIFT totalmonths TIMELAG AVGGIFT INCOME WEALTH",
      true, "donors"},
     {"customer_personality", "customer_personality/marketing_campaign.csv",
-     "table --id-col ID --on-bad-row skip --columns Income Kidhome Teenhome Recency MntWines MntFruits "
+     "table --id-col ID --missing median --columns Income Kidhome Teenhome Recency MntWines MntFruits "
      "MntMeatProducts MntFishProducts MntSweetProducts MntGoldProds NumDealsPurchases NumWebPurchases "
      "NumCatalogPurchases NumStorePurchases NumWebVisitsMonth AcceptedCmp1 AcceptedCmp2 AcceptedCmp3 Response"},
     {"mall", "mall_customers/Mall_Customers.csv", "table --id-col CustomerID --columns Age Annual_Income Spending_Score"},
