@@ -17,6 +17,10 @@ $P rfm $d/gifts.csv --events $d/events.csv --as-of 2024-01-01 -o $d/features.h5
 # How many segments? Elbow, silhouette, gap, Davies–Bouldin and Calinski–Harabasz vote.
 $S sweep $d/features.h5 --k 2:9 --gap-refs 5 --seed 7 -o $d/sweep.json
 k=$(/usr/bin/python3 -c "import json,sys; print(json.load(open('$d/sweep.json'))['recommended_k'])")
+if [ "$k" = 0 ]; then  # no K passed the sweep's own rules: it says why
+  /usr/bin/python3 -c "import json; print('demo: no K recommended:', json.load(open('$d/sweep.json'))['reason'])"
+  exit 1
+fi
 $S fit $d/features.h5 -k "$k" --seed 7 -o $d/model.h5 --labels $d/segments.csv --metrics $d/metrics.json
 $S stability $d/features.h5 -k "$k" --runs 4 --sample-fraction 0.5 --seed 7 -o $d/stability.json
 # New donors, prepared exactly like the training data, get segments for CRM import.
