@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "segforge/error.hpp"
+#include "segforge/roles.hpp"
 
 namespace segforge {
 
@@ -230,6 +231,23 @@ void validate_feature_names(const std::vector<std::string>& names, std::int64_t 
   f.unique(names, "/feature_names", "feature name");
 }
 
+void validate_feature_roles(const std::vector<std::string>& roles, std::int64_t n_features,
+                            const std::string& path, FileKind kind) {
+  if (roles.empty()) return;
+  const FileChecks f(path, kind);
+  f.length(roles.size(), n_features, "/feature_roles", "columns");
+  for (std::size_t j = 0; j < roles.size(); ++j)
+    f.expect(parse_feature_role(roles[j]).has_value(), "/feature_roles",
+             "row " + std::to_string(j) + " (0-based) is '" + roles[j] + "', not a role; use " + feature_role_list());
+}
+
+void validate_audience(const std::string& audience, const std::string& path, FileKind kind) {
+  if (audience.empty()) return;
+  const auto a = parse_audience(audience);
+  FileChecks(path, kind)
+      .expect(a && *a != Audience::automatic, "", "attribute audience is '" + audience + "'; use donors or customers");
+}
+
 void validate_model(const Model& m, const std::string& path) {
   const FileChecks f(path, FileKind::model);
   const std::int64_t k = m.centroids.rows(), d = m.centroids.cols();
@@ -238,6 +256,9 @@ void validate_model(const Model& m, const std::string& path) {
   f.finite(m.centroids, "/centroids");
   validate_feature_names(m.feature_names, d, path, FileKind::model);
   validate_scaler(m.scaler, d, path, FileKind::model);
+  validate_feature_roles(m.feature_roles, d, path, FileKind::model);
+  if (const auto a = m.attributes.find("audience"); a != m.attributes.end())
+    validate_audience(a->second, path, FileKind::model);
   const auto per_centre = [&](std::size_t n, const std::string& object) {
     if (n != 0) f.length(n, k, object, "centres");
   };

@@ -169,6 +169,11 @@ int run_fit(const FitOptions& o) {
   Features f = load(o.features, o.common);
   const double read_seconds = read_time.seconds();
   const std::int64_t n = f.n_rows_total, d = f.x.cols();  // all ranks' rows under MPI
+  // The roles and audience the names speak of: the features file's (inferred from the names for
+  // a file without /feature_roles), then --role and --audience; checked before the fit.
+  std::vector<FeatureRole> roles = feature_roles(f.feature_names, f.feature_roles);
+  apply_role_settings(o.roles, f.feature_names, roles);  // --role COLUMN=ROLE
+  const Audience audience = resolve_audience(*parse_audience(o.audience), f.audience, f.feature_names);
 
   InitParams ip;
   ip.init = init;
@@ -233,9 +238,7 @@ int run_fit(const FitOptions& o) {
   // Profiles against the data's column statistics; automatic names, then --names overrides.
   const std::vector<SegmentProfile> profiles =
       segment_profiles(result.centroids.view(), sizes, backend->column_stats(*data), f.scaler);
-  std::vector<FeatureRole> roles = feature_roles(f.feature_names);
-  apply_role_settings(o.roles, f.feature_names, roles);  // --role COLUMN=ROLE
-  std::vector<SegmentEntry> entries = name_segments(profiles, f.feature_names, roles, *parse_audience(o.audience));
+  std::vector<SegmentEntry> entries = name_segments(profiles, f.feature_names, roles, audience);
   if (!o.names.empty()) apply_name_overrides(o.names, entries);
   std::vector<std::string> names;
   for (const auto& e : entries) names.push_back(e.name);
@@ -244,6 +247,7 @@ int run_fit(const FitOptions& o) {
   Model model;
   model.centroids = result.centroids;
   model.feature_names = f.feature_names;
+  model.feature_roles = feature_role_names(roles);  // what report and refresh name segments from
   model.scaler = f.scaler;
   model.segment_names = names;
   model.segment_sizes = sizes;
@@ -277,7 +281,8 @@ int run_fit(const FitOptions& o) {
                       {"segforge_version", SEGFORGE_VERSION},
                       {"input_file", f.path},
                       {"input_dataset", f.dataset},
-                      {"input_checksum", f.checksum}};
+                      {"input_checksum", f.checksum},
+                      {"audience", audience_name(audience)}};
 
   Stopwatch metric_time;
   json s;
@@ -406,7 +411,7 @@ Command add_fit_command(CLI::App& parent) {
   cmd->add_option("-k,--k", o.k, "number of segments")->required();
   cmd->add_option("-o,--output", o.model, "model.h5 to write")->required();
   cmd->add_option("--role", o.roles, "COLUMN=ROLE for the automatic names (recency|tenure|frequency|monetary|engagement|other; see docs/segments.md)");
-  cmd->add_option("--audience", o.audience, "auto|donors|customers: the words and outreach of the automatic names")
+  cmd->add_option("--audience", o.audience, "auto|donors|customers: the words and outreach of the automatic names (auto: the features file's, else inferred)")
       ->check(CLI::IsMember({"auto", "donors", "customers"}))->capture_default_str();
   cmd->add_option("--algorithm", o.algorithm, "lloyd|minibatch")->capture_default_str();
   cmd->add_option("--init", o.init, "k-means++|scalable-k-means++|random|FILE.h5")->capture_default_str();

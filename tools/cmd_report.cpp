@@ -137,8 +137,15 @@ int run_report(const ReportOptions& o) {
   in.feature_names = f.feature_names;
   in.profiles = segment_profiles(model.centroids.view(), sizes_of(labels, k), backend->column_stats(*data),
                                  model.scaler.empty() ? f.scaler : model.scaler);
-  // The model's names and dictionary; the automatic ones where the model has none.
-  in.dictionary = name_segments(in.profiles, f.feature_names);
+  // The model's names and dictionary; the automatic ones where the model has none, from the
+  // model's roles and audience (an older model's: the features file's, else inferred).
+  const auto model_audience = model.attributes.find("audience");
+  const Audience audience = resolve_audience(
+      Audience::automatic, model_audience != model.attributes.end() ? model_audience->second : f.audience,
+      f.feature_names);
+  in.dictionary = name_segments(
+      in.profiles, f.feature_names,
+      feature_roles(f.feature_names, !model.feature_roles.empty() ? model.feature_roles : f.feature_roles), audience);
   for (int c = 0; c < k; ++c) {
     if (static_cast<int>(model.segment_names.size()) == k) in.dictionary[c].name = model.segment_names[c];
     if (static_cast<int>(model.segment_descriptions.size()) == k) in.dictionary[c].description = model.segment_descriptions[c];

@@ -13,6 +13,7 @@
 #include "segforge/outputs.hpp"
 #include "segforge/error.hpp"
 #include "segforge/prep.hpp"
+#include "segforge/segments.hpp"
 #include "../src/prep/fields.hpp"
 
 #ifndef SEGFORGE_VERSION
@@ -69,6 +70,7 @@ const std::vector<std::string> kH5 = {".h5", ".hdf5"};
 void print_items(const std::vector<SummaryItem>& items) {
   for (const auto& item : items) {
     if (item.key == "warnings") continue;  // printed last, as warnings
+    if (item.key == "audience") continue;  // printed with the feature roles (print_roles)
     if (item.value.find('\n') == std::string::npos) {
       std::fprintf(stderr, "  %-44s %s\n", item.label.c_str(), terminal_text(item.value).c_str());
       continue;
@@ -159,6 +161,83 @@ Prepared prepare(RawFeatures& features, const TransformParams& tp, const std::op
   return apply_scaler(features, training->scaler, training->path);
 }
 
+// ---- feature roles and audience (what segforge fit names segments from) -----------------------
+
+struct RoleOptions {
+  std::vector<std::string> settings;  // --role COLUMN=ROLE
+  std::string audience = "auto";
+
+  void add(CLI::App* app) {
+    app->add_option("--role", settings,
+                    "COLUMN=ROLE: a feature's role for the automatic segment names "
+                    "(recency|tenure|frequency|monetary|engagement|other; default: inferred, see docs/segments.md)");
+    app->add_option("--audience", audience,
+                    "auto|donors|customers: the words and outreach of the names (auto: donors when a "
+                    "feature name mentions gift or donat)")
+        ->check(CLI::IsMember({"auto", "donors", "customers"}))
+        ->capture_default_str();
+  }
+
+  /// The form and the role word of every --role, before any work (the columns are known later).
+  void check() const {
+    for (const auto& setting : settings) parse_role_setting(setting);
+  }
+};
+
+struct ChosenRoles {
+  std::vector<FeatureRole> roles;  ///< [n_features]
+  std::vector<bool> set;           ///< [n_features] by --role
+  Audience audience = Audience::donors;
+  std::string audience_source;     ///< "set", "from the training file", "inferred: ..."
+};
+
+/// Each feature's role: inferred from its name (segments.hpp's table), then --role; with
+/// --scaler-from the training file's (stored, or inferred for an older file), which a --role
+/// or --audience may not contradict (new records are named by the model fitted on the training).
+ChosenRoles choose_roles(const RoleOptions& o, const std::vector<std::string>& names,
+                         const std::optional<TrainingScaling>& training) {
+  ChosenRoles c;
+  std::vector<FeatureRole> inferred = feature_roles(names);
+  std::string stored_audience;
+  if (training) {
+    inferred = feature_roles(names, inspect_features(training->path).feature_roles);
+    if (const auto a = training->attributes.find("audience"); a != training->attributes.end()) stored_audience = a->second;
+  }
+  c.roles = inferred;
+  c.set = apply_role_settings(o.settings, names, c.roles);
+  for (std::size_t j = 0; j < names.size(); ++j)
+    if (training && c.roles[j] != inferred[j])
+      throw InputError("--role: the training file " + training->path + " gives '" + names[j] + "' the role " +
+                       feature_role_name(inferred[j]) + ", and --scaler-from reuses it; leave out --role (set roles "
+                       "when preparing the training file, or with segforge fit --role)");
+  const Audience requested = *parse_audience(o.audience);
+  const Audience training_audience = resolve_audience(Audience::automatic, stored_audience, names);
+  if (training && requested != Audience::automatic && requested != training_audience)
+    throw InputError("--audience " + o.audience + ": the training file " + training->path + " is for " +
+                     audience_name(training_audience) + ", and --scaler-from reuses it; leave out --audience");
+  c.audience = resolve_audience(requested, stored_audience, names);
+  c.audience_source = requested != Audience::automatic ? "set"
+                      : !stored_audience.empty()       ? "from " + training->path
+                      : c.audience == Audience::donors ? "inferred: a feature name mentions gift or donat"
+                                                       : "inferred: no feature name mentions gift or donat";
+  return c;
+}
+
+/// One line per role present, its features in file order, "(set)" after those --role set.
+void print_roles(const ChosenRoles& c, const std::vector<std::string>& names) {
+  std::fprintf(stderr, "  feature roles (for the segment names; --role COLUMN=ROLE sets one):\n");
+  for (std::size_t r = 0; r < kFeatureRoleNames.size(); ++r) {
+    std::string line;
+    for (std::size_t j = 0; j < names.size(); ++j) {
+      if (static_cast<std::size_t>(c.roles[j]) != r) continue;
+      line += (line.empty() ? "" : ", ") + names[j] + (c.set[j] ? " (set)" : "");
+    }
+    if (!line.empty()) std::fprintf(stderr, "    %-11s %s\n", kFeatureRoleNames[r], terminal_text(line).c_str());
+  }
+  std::fprintf(stderr, "  %-44s %s (%s)\n", "audience of the names", audience_name(c.audience).c_str(),
+               terminal_text(c.audience_source).c_str());
+}
+
 // ---- rfm ------------------------------------------------------------------------------------
 
 struct RfmOptions {
@@ -167,6 +246,7 @@ struct RfmOptions {
   std::string excluded;
   bool keep_duplicates = false;
   TransformOptions transform;
+  RoleOptions roles;
 };
 
 int run_rfm(RfmOptions& o) {
@@ -187,6 +267,7 @@ int run_rfm(RfmOptions& o) {
   if (!o.as_of.empty()) p.as_of = parse_date_option(o.as_of, "--as-of");
   // Parsed before the work, so a bad value fails at once; --scaler-from replaces them.
   const TransformParams tp = o.transform.scaler_from.empty() ? o.transform.params() : TransformParams{};
+  o.roles.check();
   const std::optional<TrainingScaling> training = training_scaling(o.transform, o.output);
   if (training) p.known_columns = training->names;
 
@@ -200,13 +281,16 @@ int run_rfm(RfmOptions& o) {
   items.push_back({"source", "made by", "segforge-prep rfm"});
   if (!o.excluded.empty())
     items.push_back({"excluded_file", "donors left out listed in", o.excluded});
-  write_prepared(o.output, prepared, items);
+  const ChosenRoles roles = choose_roles(o.roles, prepared.names, training);
+  items.push_back({"audience", "audience of the names", audience_name(roles.audience)});
+  write_prepared(o.output, prepared, items, feature_role_names(roles.roles));
   if (!o.excluded.empty()) write_excluded_csv(o.excluded, r.excluded);
   outputs.commit();  // features.h5 and excluded.csv together
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   std::fprintf(stderr, "segforge-prep rfm: %s\n", p.gifts_path.c_str());
   print_items(items);
+  print_roles(roles, prepared.names);
   std::fprintf(stderr, "wrote %s: %lld donors x %lld features, as-of %s (%.1f s)\n", o.output.c_str(),
                static_cast<long long>(r.summary.n_samples), static_cast<long long>(r.summary.n_features),
                r.summary.as_of.c_str(), seconds);
@@ -253,6 +337,7 @@ void add_rfm(CLI::App& app, RfmOptions& o, CLI::App*& cmd) {
                                            "attribute levels rarer than this share of donors go to <column>_other")
                                ->capture_default_str();
   o.transform.add(cmd, false)->excludes(max_levels)->excludes(min_share);  // the training's levels are kept
+  o.roles.add(cmd);
 }
 
 // ---- table ----------------------------------------------------------------------------------
@@ -262,6 +347,7 @@ struct TableOptions {
   std::string output, on_bad_row = "error", delimiter = "auto", missing = "error", as_of, decimal = "auto";
   bool keep_duplicates = false;
   TransformOptions transform;
+  RoleOptions roles;
 };
 
 int run_table(TableOptions& o) {
@@ -278,6 +364,7 @@ int run_table(TableOptions& o) {
   if (!o.as_of.empty()) p.as_of = parse_date_option(o.as_of, "--as-of");
   // Parsed before the work, so a bad value fails at once; --scaler-from replaces them.
   const TransformParams tp = o.transform.scaler_from.empty() ? o.transform.params() : TransformParams{};
+  o.roles.check();
   const std::optional<TrainingScaling> training = training_scaling(o.transform, o.output);
   if (training) {
     // Every choice of the training's preparation: its id column, feature columns and their
@@ -299,13 +386,16 @@ int run_table(TableOptions& o) {
   for (auto& item : table_items(r.summary)) items.push_back(std::move(item));
   for (auto& item : transform_summary) items.push_back(std::move(item));
   items.push_back({"source", "made by", "segforge-prep table"});
-  write_prepared(o.output, prepared, items);
+  const ChosenRoles roles = choose_roles(o.roles, prepared.names, training);
+  items.push_back({"audience", "audience of the names", audience_name(roles.audience)});
+  write_prepared(o.output, prepared, items, feature_role_names(roles.roles));
   outputs.commit();
   std::fprintf(stderr, "segforge-prep table: %s\n", p.path.c_str());
   std::vector<SummaryItem> shown = items;  // the column list aligned for reading
   for (auto& item : shown)
     if (item.key == "table_columns") item.value = describe_columns(r.summary);
   print_items(shown);
+  print_roles(roles, prepared.names);
   std::fprintf(stderr, "wrote %s: %lld rows x %lld features\n", o.output.c_str(),
                static_cast<long long>(r.summary.n_samples), static_cast<long long>(r.summary.n_features));
   print_warnings(r.summary.warnings);
@@ -340,6 +430,7 @@ void add_table(CLI::App& app, TableOptions& o, CLI::App*& cmd) {
   cmd->add_option("--delimiter", o.delimiter, "field delimiter: auto, tab or one character")->capture_default_str();
   cmd->add_option("--decimal", o.decimal, "decimal mark: . or , (auto: either for ;-separated files)")->capture_default_str();
   CLI::Option* scaler_from = o.transform.add(cmd, true);
+  o.roles.add(cmd);
   // The training file fixes these (its roles, levels and fill values).
   for (CLI::Option* opt : {features, exclude, categorical, dates, date_format, missing, max_levels, min_share})
     scaler_from->excludes(opt);

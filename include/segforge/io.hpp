@@ -54,6 +54,9 @@ struct FeatureFileInfo {
   std::map<std::string, std::string> attributes;  ///< root attributes (format, as_of, ...)
   bool has_ids = false;
   bool has_scaler = false;
+  /// /feature_roles [n_features] (validated: each a role word of roles.hpp), empty when absent
+  /// (a file from an older segforge-prep, or another matrix than /features it does not fit).
+  std::vector<std::string> feature_roles;
 };
 
 /// A feature matrix read into memory.
@@ -62,6 +65,11 @@ struct Features {
   std::vector<std::string> feature_names;  ///< [n_features] ("f0", "f1", ... when absent)
   Ids ids;
   Scaler scaler;
+  /// /feature_roles [n_features]: each feature's role word for the automatic names (roles.hpp;
+  /// validated), empty when the file has none (older files: roles are then inferred).
+  std::vector<std::string> feature_roles;
+  /// Root attribute `audience`: "donors" or "customers" (validated), empty when absent.
+  std::string audience;
   std::string path;
   std::string dataset;
   std::string checksum;  ///< XXH64 (seed 0) of the file's bytes, 16 hex digits (`xxhsum -H64`)
@@ -106,7 +114,7 @@ Features read_features(const std::string& path, const ReadOptions& options = {})
 
 /// Datasets stored beside /features (segforge-prep synth blobs: /centers [K x D] float32 and
 /// /labels [N] int32, the ground truth). Keys are root-level dataset names without '/', other
-/// than the names features.h5 itself uses (features, feature_names, ids, scaler). The views
+/// than the names features.h5 itself uses (features, feature_names, feature_roles, ids, scaler). The views
 /// must stay valid for the call.
 struct FeatureExtras {
   std::map<std::string, MatrixView<const float>> matrices;  ///< written as 2-D float32
@@ -115,12 +123,14 @@ struct FeatureExtras {
 };
 
 /// Writes a features file (as segforge-prep does; also used by tests and the demo), with
-/// `extras` as further root datasets.
+/// `extras` as further root datasets and `feature_roles` [n_features] (role words, roles.hpp)
+/// as /feature_roles when not empty. The audience is the attribute `audience`.
 void write_features(const std::string& path, MatrixView<const float> x,
                     const std::vector<std::string>& feature_names, const Ids& ids = {},
                     const Scaler& scaler = {},
                     const std::map<std::string, std::string>& attributes = {},
-                    const FeatureExtras& extras = {});
+                    const FeatureExtras& extras = {},
+                    const std::vector<std::string>& feature_roles = {});
 
 /// The /scaler of a features file (clip bounds included), without reading the matrix; empty
 /// when the file has none. Throws InputError as inspect_features does, or for a /scaler whose
@@ -138,6 +148,9 @@ std::vector<std::int32_t> read_extra_int32s(const std::string& path, const std::
 struct Model {
   Matrix<float> centroids;  ///< [n_clusters x n_features]
   std::vector<std::string> feature_names;
+  /// /feature_roles [n_features]: the roles the names were made with (copied from the features
+  /// file, --role applied; validated), empty in older models. The audience is attribute `audience`.
+  std::vector<std::string> feature_roles;
   Scaler scaler;
   std::vector<std::string> segment_names;  ///< [n_clusters]
   std::vector<std::int64_t> segment_sizes;  ///< [n_clusters]
@@ -152,7 +165,7 @@ struct Model {
   std::vector<std::string> segment_descriptions;  ///< [n_clusters]
   std::vector<std::string> segment_outreach;      ///< [n_clusters] suggested outreach
   /// attributes: algorithm, k, init, seed, n_init, n_iter, converged, inertia, backend, device,
-  /// segforge_version, input_file, input_checksum. Written as string attributes on the root;
+  /// segforge_version, input_file, input_checksum, audience (donors|customers; validated). Written as string attributes on the root;
   /// read_model returns every root attribute as text (numbers in decimal). A bare file with only
   /// /centroids reads back with empty names, sizes, scaler and counts.
   std::map<std::string, std::string> attributes;

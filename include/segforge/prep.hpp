@@ -22,8 +22,10 @@
 
 namespace segforge::prep {
 
-/// Writes `prepared` to `path` atomically (write_features), with `items` as root attributes.
+/// Writes `prepared` to `path` atomically (write_features), with `items` as root attributes
+/// and `feature_roles` (one role word per feature, or none) as /feature_roles.
 void write_prepared(const std::string& path, const Prepared& prepared,
-                    const std::vector<SummaryItem>& items);
+                    const std::vector<SummaryItem>& items,
+                    const std::vector<std::string>& feature_roles = {});
 
 }  // namespace segforge::prep

@@ -14,6 +14,7 @@
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
 #include "segforge/matrix.hpp"
+#include "segforge/roles.hpp"
 
 namespace segforge {
 
@@ -44,8 +45,8 @@ std::vector<SegmentProfile> segment_profiles(MatrixView<const float> centroids,
 
 // ---- names and the segment dictionary ----------------------------------------------------------
 
-/// What a feature measures; the naming rules speak of roles, never of column names.
-enum class FeatureRole { recency, tenure, frequency, monetary, engagement, other };
+// FeatureRole, Audience and their words (feature_role_name, parse_feature_role, audience_name,
+// parse_audience) are in roles.hpp.
 
 /// One row of the table that infers a role from a column name: the lower-cased name contains
 /// `pattern`. The rows are tried in order and the first match wins; no match is `other`.
@@ -59,22 +60,33 @@ std::span<const RoleRule> role_rules();
 /// The role of a column from role_rules().
 FeatureRole feature_role(const std::string& feature_name);
 /// Roles for every column: `given` where it has the column's entry (same length as the names,
-/// an empty string meaning "infer"), else feature_role(). `given` empty: all inferred.
+/// an empty string meaning "infer"), else feature_role(). `given` empty: all inferred. A
+/// features file's or model's /feature_roles is `given` (validated by its reader).
 std::vector<FeatureRole> feature_roles(const std::vector<std::string>& feature_names,
                                        const std::vector<std::string>& given = {});
-/// "recency", "tenure", "frequency", "monetary", "engagement", "other".
-std::string feature_role_name(FeatureRole role);
-/// The inverse of feature_role_name; none for an unknown word.
-std::optional<FeatureRole> parse_feature_role(const std::string& word);
-/// Applies `COLUMN=ROLE` settings (--role) to `roles` in place. InputError naming the option,
+/// The stored words of `roles` (feature_role_name of each), as /feature_roles holds them.
+std::vector<std::string> feature_role_names(const std::vector<FeatureRole>& roles);
+/// One `COLUMN=ROLE` (--role), its form and role word checked: InputError naming the option
+/// and the role (with the list of roles). The column is checked by apply_role_settings.
+struct RoleSetting {
+  std::string column;
+  FeatureRole role;
+};
+RoleSetting parse_role_setting(const std::string& setting);
+/// Applies `COLUMN=ROLE` settings (--role) to `roles` in place (columns match
+/// case-insensitively) and returns which features they set. InputError naming the option,
 /// the column (with the list of columns) or the role (with the list of roles).
-void apply_role_settings(const std::vector<std::string>& settings, const std::vector<std::string>& feature_names,
-                         std::vector<FeatureRole>& roles);
+std::vector<bool> apply_role_settings(const std::vector<std::string>& settings,
+                                      const std::vector<std::string>& feature_names,
+                                      std::vector<FeatureRole>& roles);
 
-/// Who the segments are: donors (gifts, appeals) or customers (purchases, campaigns).
-/// `automatic`: donors when a feature name mentions gift or donat, else customers.
-enum class Audience { automatic, donors, customers };
-std::optional<Audience> parse_audience(const std::string& word);
+/// The audience a file's features suggest: donors when a feature name mentions gift or donat
+/// (every segforge-prep rfm file, KDD-98's LASTGIFT), else customers.
+Audience infer_audience(const std::vector<std::string>& feature_names);
+/// `requested` unless automatic; then `stored` (a features file's or model's attribute
+/// `audience`, validated by its reader) when not empty; then infer_audience().
+Audience resolve_audience(Audience requested, const std::string& stored,
+                          const std::vector<std::string>& feature_names);
 
 /// One word an automatic name can use, the role it speaks of and the sign of that role's
 /// z-score it asserts (+1: above the mean, −1: below). Tests check names against this table.

@@ -43,6 +43,11 @@ void validate_scaler(const Scaler& scaler, std::int64_t n_features, const std::s
 /// /feature_names: n_features names (or none), unique.
 void validate_feature_names(const std::vector<std::string>& names, std::int64_t n_features,
                             const std::string& path, FileKind kind);
+/// /feature_roles: n_features entries (or none), each a role word (roles.hpp, any case);
+/// `audience` (the root attribute): empty, donors or customers.
+void validate_feature_roles(const std::vector<std::string>& roles, std::int64_t n_features,
+                            const std::string& path, FileKind kind);
+void validate_audience(const std::string& audience, const std::string& path, FileKind kind);
 /// A whole model (what read_model returns): centroids finite, names and scaler as above, every
 /// /segments array one per centre, sizes >= 0, shares in [0, 1] and equal to size / Σ sizes,
 /// profiles not NaN, top features in range, counts finite and >= 0, segment names unique, and

@@ -15,6 +15,7 @@
 
 #include "atomic_file.hpp"
 #include "checksum.hpp"
+#include "feature_roles.hpp"
 #include "hdf5_util.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
@@ -167,7 +168,7 @@ namespace {
 /// e.g. a /pca [N x 3] stored beside /features [N x 9]) uses them where their lengths fit it and
 /// goes without where they do not; for /features itself a misfit stays an error.
 struct RootFit {
-  bool names = true, ids = true, scaler = true;
+  bool names = true, ids = true, scaler = true, roles = true;
 };
 
 RootFit root_metadata_fit(hid_t file, const std::string& matrix, std::int64_t rows, std::int64_t cols) {
@@ -183,6 +184,7 @@ RootFit root_metadata_fit(hid_t file, const std::string& matrix, std::int64_t ro
   fit.names = length_is("/feature_names", cols);
   fit.ids = length_is("/ids", rows);
   fit.scaler = length_is("/scaler/mean", cols);
+  fit.roles = length_is("/feature_roles", cols);
   return fit;
 }
 
@@ -233,6 +235,23 @@ Ids read_id_range(hid_t file, const std::string& path, std::int64_t n_rows,
 }
 
 }  // namespace
+
+std::vector<std::string> read_feature_roles(hid_t file, const std::string& path) {
+  const std::string object = "/feature_roles";
+  if (!object_exists(file, object)) return {};
+  Hid dataset = open_dataset(file, path, object, "remove it or store one role per column");
+  Hid type = type_id(H5Dget_type(dataset));
+  if (!type.valid() || type_class(type) != TypeClass::string)
+    throw InputError(where(path, object) + ": dtype " + (type.valid() ? dtype_name(type) : "?") +
+                     " is not text; store one role word per column (recency, tenure, frequency, monetary, "
+                     "engagement, other) or remove " + object);
+  return read_strings(dataset, path, object);
+}
+
+void write_feature_roles(hid_t file, const std::vector<std::string>& roles, const std::string& path) {
+  if (!roles.empty()) write_strings(file, "feature_roles", roles, path);
+}
+
 }  // namespace io
 
 FeatureFileInfo inspect_features(const std::string& path, const std::string& dataset) {
@@ -249,6 +268,10 @@ FeatureFileInfo inspect_features(const std::string& path, const std::string& dat
   if (fit.names) info.feature_names = io::read_feature_names(file, path, m.cols, object);
   if (info.feature_names.empty()) info.feature_names = io::default_names(m.cols);
   info.attributes = io::read_attributes(file);
+  if (fit.roles && fit.names) info.feature_roles = io::read_feature_roles(file, path);
+  validate_feature_roles(info.feature_roles, m.cols, path, FileKind::features);
+  if (const auto a = info.attributes.find("audience"); a != info.attributes.end())
+    validate_audience(a->second, path, FileKind::features);
   info.has_ids = fit.ids && io::object_exists(file, "/ids");
   info.has_scaler = fit.scaler && io::object_exists(file, "/scaler");
   return info;
@@ -283,6 +306,13 @@ Features read_features(const std::string& path, const ReadOptions& options) {
                     : io::read_ids(file, path, m.rows, object);
   if (fit.scaler) features.scaler = io::read_scaler(file, path, m.cols);
   validate_scaler(features.scaler, m.cols, path, FileKind::features);
+  if (fit.roles && fit.names) features.feature_roles = io::read_feature_roles(file, path);
+  validate_feature_roles(features.feature_roles, m.cols, path, FileKind::features);
+  {
+    const auto attributes = io::read_attributes(file);
+    if (const auto a = attributes.find("audience"); a != attributes.end()) features.audience = a->second;
+    validate_audience(features.audience, path, FileKind::features);
+  }
 
   if (!options.rows_in_memory) {
     // Out of core: everything but the rows, which the caller streams (open_hdf5_rows).
@@ -413,7 +443,7 @@ std::vector<std::int32_t> read_extra_int32s(const std::string& path, const std::
 void write_features(const std::string& path, MatrixView<const float> x,
                     const std::vector<std::string>& feature_names, const Ids& ids,
                     const Scaler& scaler, const std::map<std::string, std::string>& attributes,
-                    const FeatureExtras& extras) {
+                    const FeatureExtras& extras, const std::vector<std::string>& feature_roles) {
   SEGFORGE_ASSERT(x.rows >= 0 && x.cols >= 0, "negative matrix shape");
   SEGFORGE_ASSERT(
       feature_names.empty() || static_cast<std::int64_t>(feature_names.size()) == x.cols,
@@ -421,9 +451,11 @@ void write_features(const std::string& path, MatrixView<const float> x,
   SEGFORGE_ASSERT(ids.empty() || ids.size() == x.rows, "ids must have one entry per row");
   SEGFORGE_ASSERT(scaler.empty() || static_cast<std::int64_t>(scaler.mean.size()) == x.cols,
                   "scaler must have one entry per column");
+  SEGFORGE_ASSERT(feature_roles.empty() || static_cast<std::int64_t>(feature_roles.size()) == x.cols,
+                  "feature_roles must have one role per column");
   auto extra_name_ok = [](const std::string& name) {
     return !name.empty() && name.find('/') == std::string::npos && name != "features" &&
-           name != "feature_names" && name != "ids" && name != "scaler";
+           name != "feature_names" && name != "ids" && name != "scaler" && name != "feature_roles";
   };
   for (const auto& [name, m] : extras.matrices) {
     SEGFORGE_ASSERT(extra_name_ok(name), "extra dataset name is empty, has '/' or is reserved");
@@ -447,6 +479,7 @@ void write_features(const std::string& path, MatrixView<const float> x,
                       feature_names.empty() ? io::default_names(x.cols) : feature_names, path);
     io::write_ids(file, ids, path);
     io::write_scaler(file, scaler, path);
+    io::write_feature_roles(file, feature_roles, path);
     for (const auto& [name, m] : extras.matrices)
       io::write_dataset(file, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT,
                         {static_cast<hsize_t>(m.rows), static_cast<hsize_t>(m.cols)}, m.data, path);

@@ -1,10 +1,11 @@
-// model.h5: /centroids float32 [n_clusters x n_features], copies of /feature_names and
-// /scaler, /segments/names and /segments/sizes, the segment profiles and dictionary
+// model.h5: /centroids float32 [n_clusters x n_features], copies of /feature_names,
+// /feature_roles and /scaler, /segments/names and /segments/sizes, the segment profiles and dictionary
 // (/segments/shares, centres_original, z_scores, top_features, descriptions, outreach),
 // /counts for mini-batch, and the run's provenance as root attributes. A bare file holding only
 // /centroids is a valid model (--init).
 
 #include "atomic_file.hpp"
+#include "feature_roles.hpp"
 #include "hdf5_util.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
@@ -45,6 +46,7 @@ void write_model(const std::string& path, const Model& model) {
   };
   SEGFORGE_ASSERT(fits(model.feature_names.size(), d), "model feature_names must match n_features");
   SEGFORGE_ASSERT(fits(model.scaler.mean.size(), d), "model scaler must match n_features");
+  SEGFORGE_ASSERT(fits(model.feature_roles.size(), d), "model feature_roles must match n_features");
   SEGFORGE_ASSERT(fits(model.segment_names.size(), k), "segment_names must match n_clusters");
   SEGFORGE_ASSERT(fits(model.segment_sizes.size(), k), "segment_sizes must match n_clusters");
   SEGFORGE_ASSERT(fits(model.counts.size(), k), "counts must match n_clusters");
@@ -69,6 +71,7 @@ void write_model(const std::string& path, const Model& model) {
     if (!model.feature_names.empty())
       io::write_strings(file, "feature_names", model.feature_names, path);
     io::write_scaler(file, model.scaler, path);
+    io::write_feature_roles(file, model.feature_roles, path);
     const bool profiles = !model.segment_shares.empty() || !model.segment_centres_original.empty() ||
                           !model.segment_z_scores.empty() || !model.segment_top_features.empty() ||
                           !model.segment_descriptions.empty() || !model.segment_outreach.empty();
@@ -123,6 +126,7 @@ Model read_model(const std::string& path) {
   io::read_rows(m, path, object, 0, m.rows, model.centroids.data());
   model.feature_names = io::read_feature_names(file, path, m.cols, object);
   model.scaler = io::read_scaler(file, path, m.cols);
+  model.feature_roles = io::read_feature_roles(file, path);
   auto check_length = [&](std::size_t n, const std::string& name) {
     if (static_cast<std::int64_t>(n) != m.rows)
       throw InputError(io::where(path, name) + ": " + std::to_string(n) + " values for " +

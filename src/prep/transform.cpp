@@ -247,9 +247,9 @@ std::vector<SummaryItem> transform_items(const TransformParams& p, const Prepare
 }
 
 void write_prepared(const std::string& path, const Prepared& prepared,
-                    const std::vector<SummaryItem>& items) {
+                    const std::vector<SummaryItem>& items, const std::vector<std::string>& feature_roles) {
   write_features(path, prepared.x.view(), prepared.names, prepared.ids, prepared.scaler,
-                 to_attributes(items));
+                 to_attributes(items), {}, feature_roles);
 }
 
 }  // namespace segforge::prep

@@ -223,52 +223,53 @@ std::vector<FeatureRole> feature_roles(const std::vector<std::string>& feature_n
   return out;
 }
 
-std::optional<FeatureRole> parse_feature_role(const std::string& word) {
-  for (FeatureRole r : {R::recency, R::tenure, R::frequency, R::monetary, R::engagement, R::other})
-    if (lower(word) == feature_role_name(r)) return r;
-  return std::nullopt;
+std::vector<std::string> feature_role_names(const std::vector<FeatureRole>& roles) {
+  std::vector<std::string> out;
+  out.reserve(roles.size());
+  for (FeatureRole r : roles) out.push_back(feature_role_name(r));
+  return out;
 }
 
-void apply_role_settings(const std::vector<std::string>& settings, const std::vector<std::string>& feature_names,
-                         std::vector<FeatureRole>& roles) {
+RoleSetting parse_role_setting(const std::string& setting) {
+  const auto eq = setting.rfind('=');
+  if (eq == std::string::npos || eq == 0)
+    throw InputError("--role " + setting + ": write COLUMN=ROLE, e.g. --role totalmonths=recency");
+  const std::string word = setting.substr(eq + 1);
+  const auto role = parse_feature_role(word);
+  if (!role) throw InputError("--role " + setting + ": unknown role '" + word + "'; use " + feature_role_list());
+  return {setting.substr(0, eq), *role};
+}
+
+std::vector<bool> apply_role_settings(const std::vector<std::string>& settings,
+                                      const std::vector<std::string>& feature_names,
+                                      std::vector<FeatureRole>& roles) {
+  std::vector<bool> set(feature_names.size(), false);
   for (const std::string& setting : settings) {
-    const auto eq = setting.rfind('=');
-    if (eq == std::string::npos || eq == 0)
-      throw InputError("--role " + setting + ": write COLUMN=ROLE, e.g. --role totalmonths=recency");
-    const std::string column = setting.substr(0, eq), word = setting.substr(eq + 1);
-    const auto role = parse_feature_role(word);
-    if (!role)
-      throw InputError("--role " + setting + ": unknown role '" + word +
-                       "'; use recency, tenure, frequency, monetary, engagement or other");
+    const RoleSetting rs = parse_role_setting(setting);
     std::size_t j = 0;
-    while (j < feature_names.size() && lower(feature_names[j]) != lower(column)) ++j;
+    while (j < feature_names.size() && lower(feature_names[j]) != lower(rs.column)) ++j;
     if (j == feature_names.size()) {
       std::string list;
       for (const auto& f : feature_names) list += (list.empty() ? "" : ", ") + f;
-      throw InputError("--role " + setting + ": no feature '" + column + "'; the features are " + list);
+      throw InputError("--role " + setting + ": no feature '" + rs.column + "'; the features are " + list);
     }
-    roles[j] = *role;
+    roles[j] = rs.role;
+    set[j] = true;
   }
+  return set;
 }
 
-std::optional<Audience> parse_audience(const std::string& word) {
-  const std::string w = lower(word);
-  if (w == "donors") return Audience::donors;
-  if (w == "customers") return Audience::customers;
-  if (w == "auto") return Audience::automatic;
-  return std::nullopt;
+Audience infer_audience(const std::vector<std::string>& feature_names) {
+  const bool gifts = std::any_of(feature_names.begin(), feature_names.end(),
+                                 [](const std::string& f) { return contains_any(lower(f), {"gift", "donat"}); });
+  return gifts ? Audience::donors : Audience::customers;
 }
 
-std::string feature_role_name(FeatureRole role) {
-  switch (role) {
-    case FeatureRole::recency: return "recency";
-    case FeatureRole::tenure: return "tenure";
-    case FeatureRole::frequency: return "frequency";
-    case FeatureRole::monetary: return "monetary";
-    case FeatureRole::engagement: return "engagement";
-    case FeatureRole::other: return "other";
-  }
-  return "other";
+Audience resolve_audience(Audience requested, const std::string& stored,
+                          const std::vector<std::string>& feature_names) {
+  if (requested != Audience::automatic) return requested;
+  if (const auto a = parse_audience(stored); a && *a != Audience::automatic) return *a;
+  return infer_audience(feature_names);
 }
 
 void make_names_unique(std::vector<std::string>& names) {
@@ -291,12 +292,9 @@ std::vector<SegmentEntry> name_segments(const std::vector<SegmentProfile>& profi
   const auto d = feature_names.size();
   const std::vector<FeatureRole> roles =
       given_roles.size() == d ? given_roles : feature_roles(feature_names);
-  bool rfm = false, named_like_gifts = false;
-  for (std::size_t j = 0; j < d; ++j) {
-    rfm = rfm || roles[j] != FeatureRole::other;
-    named_like_gifts = named_like_gifts || contains_any(lower(feature_names[j]), {"gift", "donat"});
-  }
-  const bool donors = audience == Audience::donors || (audience == Audience::automatic && named_like_gifts);
+  bool rfm = false;
+  for (std::size_t j = 0; j < d; ++j) rfm = rfm || roles[j] != FeatureRole::other;
+  const bool donors = resolve_audience(audience, "", feature_names) == Audience::donors;
   const std::string noun = donors ? "Donors" : "Customers";
 
   std::vector<SegmentEntry> out;
