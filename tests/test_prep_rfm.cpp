@@ -397,6 +397,18 @@ const std::string kFourDonors =
     "3,2020-06-01,-5\n"
     "4,2019-03-01,30\n";
 
+// A donor with no engagement has been without it for as long as the events file and the
+// donor's giving both cover: a donor who first gave 47 days ago gets 47, not the file's 731.
+TEST(PrepRfm, DaysSinceEngagementWithNoneIsBoundedByTheDonorsGiving) {
+  const std::string gifts = "donor_id,gift_date,amount\n1,2020-12-01,10\n2,2020-11-15,20\n3,2018-05-01,40\n";
+  const std::string events = "donor_id,event_date,event_type\n1,2019-01-01,open\n";
+  const RfmResult r = rfm(gifts, as_of_2021, events);
+  EXPECT_EQ(feature(r, 1, "days_since_engagement"), 731);  // 2019-01-01 to 2021-01-01
+  EXPECT_EQ(feature(r, 2, "days_since_engagement"), 47);   // 2020-11-15: its first gift
+  EXPECT_EQ(feature(r, 3, "days_since_engagement"), 731);  // gave before the file starts: the file's span
+  EXPECT_EQ(r.summary.donors_without_engagement, 2);
+}
+
 TEST(PrepRfm, EngagementEventsInTheLast12Months) {
   const std::string events =
       "donor_id,event_date,event_type\n"

@@ -1,5 +1,5 @@
 // Transforms and scaling checked by hand (log1p, signed_log1p, winsorizing, standard, robust,
-// none; the scaler's inverse gives original units back), and `segforge-prep table` on small
+// none, the two-valued and share rules; the scaler's inverse gives original units back), and `segforge-prep table` on small
 // tables and the real Mall Customers and customer-personality files.
 
 #include <gtest/gtest.h>
@@ -53,6 +53,61 @@ TEST(PrepTransform, StandardScalingOfLog1pByHand) {
   EXPECT_NEAR(p.x(1, 0), 0.0, 1e-6);
   EXPECT_NEAR(p.x(2, 0), z, 1e-6);
   for (std::int64_t i = 0; i < 3; ++i) EXPECT_NEAR(original(p, i, 0), f.values(i, 0), 1e-5);
+}
+
+// Two-valued rule (transform.hpp): a flag held by 1 row in 5 is scaled by half its gap, so
+// having it is (2 - 0.4) / 1 = 1.6 units from the mean instead of (2 - 0.4) / 0.8 = 2; a
+// column with a third value, and a column of a level block, keep their standard deviation.
+TEST(PrepTransform, TwoValuedFeaturesAreScaledByHalfTheirGap) {
+  RawFeatures f = columns({{"flag", FeatureKind::fraction}, {"three", FeatureKind::fraction}, {"level", FeatureKind::indicator}},
+                          {{0, 0, 0}, {0, 0, 0}, {0, 1, 0}, {0, 0, 0}, {2, 2, 1}});
+  f.groups = {"", "", "region_"};
+  const Prepared p = transform(f, {});
+  EXPECT_NEAR(p.scaler.mean[0], 0.4, 1e-15);
+  EXPECT_EQ(p.scaler.scale[0], 1.0);  // gap 2 / 2
+  EXPECT_NEAR(p.x(4, 0), 1.6, 1e-6);
+  EXPECT_NEAR(p.x(0, 0), -0.4, 1e-6);
+  // 0, 0, 1, 0, 2: mean 0.6, population sd sqrt((3 * 0.36 + 0.16 + 1.96) / 5) = sqrt(0.64).
+  EXPECT_NEAR(p.scaler.scale[1], 0.8, 1e-12);
+  EXPECT_NEAR(p.scaler.scale[2], std::sqrt(0.2 * 0.8), 1e-12);
+  for (std::int64_t i = 0; i < 5; ++i) EXPECT_NEAR(original(p, i, 0), f.values(i, 0), 1e-6);
+  // A balanced flag: both rules give 0.5 for 0/1.
+  const Prepared b = transform(columns({{"b", FeatureKind::indicator}}, {{0}, {1}, {0}, {1}}), {});
+  EXPECT_EQ(b.scaler.scale[0], 0.5);
+  // Robust scaling is not touched: the IQR of 0, 0, 0, 0, 2 is 0, so scale 1.
+  TransformParams robust;
+  robust.scaling = Scaling::robust;
+  EXPECT_EQ(transform(f, robust).scaler.scale[0], 1.0);
+}
+
+// Share rule (levels.hpp): a composition's m columns share the scale sqrt(sum var / m), by
+// hand below; the trend column beside them is not in the block.
+TEST(PrepTransform, ShareBlocksShareOneScale) {
+  RawFeatures f = columns({{"channel_share_a", FeatureKind::fraction}, {"channel_share_b", FeatureKind::fraction},
+                           {"channel_share_c", FeatureKind::fraction}, {"trend", FeatureKind::fraction}},
+                          {{1, 0, 0, -1}, {1, 0, 0, 0.5}, {0, 0.9, 0.1, 1}, {0.5, 0.5, 0, 0}});
+  f.groups = {"channel_share_", "channel_share_", "channel_share_", ""};
+  Prepared p = transform(f, {});
+  const double trend_scale = p.scaler.scale[3];
+  EXPECT_EQ(weight_share_blocks(f, p), 1);
+  // Variances: a: mean 0.625, (2 * 0.140625 + 0.390625 + 0.015625) / 4 = 0.171875; b: mean
+  // 0.35, (2 * 0.1225 + 0.3025 + 0.0225) / 4 = 0.1425; c: mean 0.025, (3 * 0.000625 +
+  // 0.005625) / 4 = 0.001875.
+  const double scale = std::sqrt((0.171875 + 0.1425 + 0.001875) / 3);
+  for (int j = 0; j < 3; ++j) EXPECT_NEAR(p.scaler.scale[static_cast<std::size_t>(j)], scale, 1e-12) << j;
+  EXPECT_EQ(p.scaler.scale[3], trend_scale);
+  EXPECT_NEAR(p.x(2, 2), (0.1 - 0.025) / scale, 1e-6);
+  for (std::int64_t i = 0; i < 4; ++i)
+    for (std::int64_t j = 0; j < 3; ++j) EXPECT_NEAR(original(p, i, j), f.values(i, j), 1e-6);
+  // The block's total variance stays m = 3, as per-column scaling gives it.
+  double total = 0.0;
+  for (std::int64_t j = 0; j < 3; ++j) {
+    double s = 0, ss = 0;
+    for (std::int64_t i = 0; i < 4; ++i) s += p.x(i, j);
+    for (std::int64_t i = 0; i < 4; ++i) ss += (p.x(i, j) - s / 4) * (p.x(i, j) - s / 4);
+    total += ss / 4;
+  }
+  EXPECT_NEAR(total, 3.0, 1e-5);
 }
 
 TEST(PrepTransform, TransformsFollowTheFeatureKind) {

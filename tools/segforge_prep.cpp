@@ -153,6 +153,8 @@ Prepared prepare(RawFeatures& features, const TransformParams& tp, const std::op
     if (tp.weight_level_blocks && tp.scaling == Scaling::standard) {
       const int blocks = weight_level_blocks(features, prepared);
       if (blocks > 0) items.push_back({"level_weight", "one-hot blocks weighing as one feature", std::to_string(blocks)});
+      const int shares = weight_share_blocks(features, prepared);
+      if (shares > 0) items.push_back({"share_weight", "share blocks on one common scale", std::to_string(shares)});
     }
     return prepared;
   }

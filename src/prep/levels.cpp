@@ -1,4 +1,4 @@
-// Level pooling and one-hot block weighting; definitions and the rules in
+// Level pooling, one-hot block weighting and share-block scaling; definitions and the rules in
 // include/segforge/prep/levels.hpp.
 
 #include "segforge/prep/levels.hpp"
@@ -95,6 +95,37 @@ int weight_level_blocks(const RawFeatures& f, Prepared& p) {
       const double centre = p.scaler.mean[jj];
       for (std::int64_t r = 0; r < f.values.rows(); ++r)
         p.x(r, j) = static_cast<float>((f.values(r, j) - centre) / scale);
+    }
+    ++weighted;
+  }
+  return weighted;
+}
+
+int weight_share_blocks(const RawFeatures& f, Prepared& p) {
+  if (f.groups.empty()) return 0;
+  std::map<std::string, std::vector<std::int64_t>> blocks;
+  for (std::size_t j = 0; j < f.names.size(); ++j)
+    if (f.kinds[j] == FeatureKind::fraction && !f.groups[j].empty())
+      blocks[f.groups[j]].push_back(static_cast<std::int64_t>(j));
+  int weighted = 0;
+  const std::int64_t n = f.values.rows();
+  for (const auto& [group, cols] : blocks) {
+    if (n == 0) break;
+    // The block's variance, summed over its columns (identity transform: the values as they are).
+    double variance = 0.0;
+    for (std::int64_t j : cols) {
+      const double m = p.scaler.mean[static_cast<std::size_t>(j)];
+      double ss = 0.0;
+      for (std::int64_t r = 0; r < n; ++r) ss += (f.values(r, j) - m) * (f.values(r, j) - m);
+      variance += ss / static_cast<double>(n);
+    }
+    const double scale = std::sqrt(variance / static_cast<double>(cols.size()));
+    if (!(scale > 0.0) || !std::isfinite(scale)) continue;
+    for (std::int64_t j : cols) {
+      const auto jj = static_cast<std::size_t>(j);
+      p.scaler.scale[jj] = scale;
+      const double centre = p.scaler.mean[jj];
+      for (std::int64_t r = 0; r < n; ++r) p.x(r, j) = static_cast<float>((f.values(r, j) - centre) / scale);
     }
     ++weighted;
   }

@@ -572,7 +572,9 @@ RawFeatures build_features(const RfmParams& params, RfmState& state, std::vector
       e[1] = dn.clicks_12m;
       e[2] = dn.attended_12m;
       if (dn.last_engagement == INT32_MIN) {
-        e[3] = as_of - state.first_event;
+        // Without engagement for as long as the events file and the donor's giving both
+        // cover: a donor of 40 days has not been silent for the file's six years.
+        e[3] = as_of - std::max(state.first_event, dn.first_gift);
         ++s.donors_without_engagement;
       } else {
         e[3] = as_of - dn.last_engagement;

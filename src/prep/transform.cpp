@@ -96,6 +96,18 @@ void forward(const RawFeatures& f, std::int64_t j, const std::string& t, const s
   }
 }
 
+/// The gap between the two values of a column that holds exactly two distinct values, else 0.
+double two_value_gap(const std::vector<double>& col) {
+  const double a = col.front();
+  double b = a;
+  for (double y : col) {
+    if (y == a || y == b) continue;
+    if (b != a) return 0.0;  // a third value
+    b = y;
+  }
+  return std::abs(b - a);
+}
+
 double largest_magnitude(const std::vector<double>& col) {
   double m = 0.0;
   for (double y : col) m = std::max(m, std::abs(y));
@@ -175,6 +187,11 @@ Prepared transform(const RawFeatures& f, const TransformParams& p) {
     double centre = 0.0, scale = 1.0;
     if (p.scaling == Scaling::standard) {
       std::tie(centre, scale) = mean_and_std(col);
+      // Two-valued rule (transform.hpp): a yes/no-like column is scaled by half its gap, so
+      // having it or not is 2 units whatever its rarity, not 1/sqrt(p(1-p)) units.
+      const bool in_block = jj < f.groups.size() && !f.groups[jj].empty();
+      if (!in_block && n > 0)
+        if (const double gap = two_value_gap(col); gap > 0.0 && std::isfinite(gap)) scale = gap / 2.0;
     } else if (p.scaling == Scaling::robust) {
       centre = quantile_sorted(sorted, 0.5);
       scale = quantile_sorted(sorted, 0.75) - quantile_sorted(sorted, 0.25);

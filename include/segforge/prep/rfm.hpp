@@ -22,8 +22,9 @@
 //   channel_share_<name>  share of the donor's gifts given through each channel (the
 //                         `max_levels` most common channels; the rest in channel_share_other)
 //   opens_12m, clicks_12m, events_attended_12m   engagement events in [as_of-365, as_of)
-//   days_since_engagement as_of - last engagement event; for a donor with none, as_of - the
-//                         first event in the events file (at least that long)
+//   days_since_engagement as_of - last engagement event; for a donor with none, as_of -
+//                         max(first event in the events file, the donor's first gift): the
+//                         span known to be without engagement, which a donor's giving bounds
 //   <column>_<level>      one-hot attributes (the `max_levels` most common levels, then
 //                         <column>_other; an empty value is the level "missing")
 // Feature names name the quantity in original units; the transform applied is not in the

@@ -13,6 +13,15 @@
 // [1-q, q] quantiles (linear interpolation, as numpy.quantile) after the log transform;
 // the inverse then gives the clamped value. The bounds go to /scaler/clip_low and clip_high
 // (-inf / +inf for the features not clipped), so apply_scaler can clamp new records alike.
+//
+// Two-valued rule (standard scaling): a feature that holds exactly two distinct values (a
+// yes/no flag, or a count that is 0 for most rows and 1 for the rest) is centred on its mean
+// and divided by half the gap between its two values, not by its standard deviation. Two
+// rows that differ on it are then 2 units apart, as on a balanced yes/no feature, however
+// rare the second value: the standard deviation gap·sqrt(p(1-p)) would put them
+// 1/sqrt(p(1-p)) units apart (4.9 when 4% of the rows have it), so that a rare flag alone
+// makes a segment of its own. For p = 1/2 both rules agree. Columns of a level block
+// (RawFeatures::groups not empty) follow levels.hpp's block rules instead.
 
 #include <cstdint>
 #include <string>
