@@ -9,7 +9,7 @@
 # fuzz_hdf5 only replays its corpus by default: Debian's HDF5 1.10 itself crashes, leaks or
 # exhausts memory within a few hundred mutated files (tests/fuzz/README.md), which would make the
 # run fail on HDF5's bugs rather than segforge's.
-#   scripts/fuzz.sh fuzz_csv -max_total_time=600    one target, libFuzzer's own flags after it
+#   scripts/fuzz.sh fuzz_csv -runs=-1 -max_total_time=600   one target; libFuzzer flags after it win
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
