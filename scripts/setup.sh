@@ -11,6 +11,7 @@ packages=(
   libopenmpi-dev openmpi-bin
   libcsv-dev libhowardhinnant-date-dev zlib1g-dev
   nodejs chromium
+  clang libclang-rt-14-dev libomp-dev
 )
 
 missing=()

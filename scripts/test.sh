@@ -7,3 +7,4 @@ scripts/setup.sh
 scripts/build.sh -DCMAKE_CUDA_ARCHITECTURES="${SEGFORGE_CUDA_ARCHITECTURES:-90}"
 cd build
 ctest --output-on-failure --timeout 600 -j "$(nproc)"
+../scripts/fuzz.sh  # the short seeded libFuzzer run (tests/fuzz/); skips without clang

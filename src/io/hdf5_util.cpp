@@ -511,6 +511,20 @@ MatrixInfo open_matrix(hid_t file, const std::string& path, const std::string& o
   }
   info.rows = static_cast<std::int64_t>(dims[0]);
   info.cols = static_cast<std::int64_t>(dims[1]);
+  // The shape is only what the file claims: a damaged or never completely written file can
+  // claim [2 x 2^62] (rows x cols overflows) or [2^40 x 2^40] over a few stored bytes, and every
+  // reader sizes its buffers from it. The data must be stored: at most ~1032:1 for deflate, the
+  // best ratio of any HDF5 filter segforge's writers or h5py use (fuzz_hdf5).
+  const hsize_t type_size = H5Tget_size(type);
+  const unsigned __int128 bytes =
+      static_cast<unsigned __int128>(dims[0]) * dims[1] * (type_size == 0 ? 1 : type_size);
+  const unsigned __int128 stored = H5Dget_storage_size(info.dataset);
+  if (bytes > 0 && (dims[0] > (hsize_t{1} << 62) || dims[1] > (hsize_t{1} << 62) ||
+                    bytes > stored * 1100))
+    throw InputError(where(path, object) + ": shape " + describe_shape(dims) + " needs " +
+                     std::to_string(static_cast<double>(bytes)) + " bytes but the file stores " +
+                     std::to_string(static_cast<std::uint64_t>(stored)) +
+                     "; the file is damaged or was not completely written; write it again");
   return info;
 }
 

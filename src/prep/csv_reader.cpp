@@ -157,6 +157,9 @@ struct CsvReader::Parser {
     if (!self->stop) self->deliver();
     self->bytes.clear();
     self->ends.clear();
+    // The next row starts on this physical line at the earliest: after a bare CR it starts on
+    // it, not on the line where a quoted field of the row just ended began (fuzz_csv).
+    self->start_line = self->line;
   }
 
   void deliver() {
