@@ -57,10 +57,11 @@ std::int64_t column_of(const Features& f, const std::string& name) {
 
 // One value of 1e200 among three zeros: the variance overflowed before (±Inf written, scale 1).
 // By hand: mean = 2.5e199, std = sqrt((0.75² + 3·0.25²)/4)·1e200 = sqrt(3)/4·1e200, so the
-// z-scores are sqrt(3) and -1/sqrt(3).
+// z-scores are sqrt(3) and -1/sqrt(3) (to 1e-16: a third value of 1 keeps the column off the
+// two-valued rule, docs/prep.md "Scaling rules").
 TEST(PrepSafety, HugeTableValueIsScaledNotInfinite) {
   PrepDir dir;
-  const std::string csv = dir.write("t.csv", "id,a,b\n1,1e200,1\n2,0,2\n3,0,3\n4,0,6\n");
+  const std::string csv = dir.write("t.csv", "id,a,b\n1,1e200,1\n2,0,2\n3,0,3\n4,1,6\n");
   const PrepOutcome run = run_prep("table " + csv + " -o " + dir.file("f.h5"), dir);
   ASSERT_EQ(run.status, 0) << run.output;
   const Features f = read_features(dir.file("f.h5"));
@@ -78,7 +79,7 @@ TEST(PrepSafety, HugeGiftWithoutLogStaysFinite) {
   PrepDir dir;
   const std::string csv = dir.write("g.csv",
                                     "donor_id,gift_date,amount\n1,2020-12-01,1e300\n2,2020-12-01,1\n"
-                                    "3,2020-12-01,1\n4,2020-12-01,1\n");
+                                    "3,2020-12-01,1\n4,2020-12-01,2\n");
   const PrepOutcome run = run_prep("rfm " + csv + " --as-of 2021-01-01 --no-log -o " + dir.file("f.h5"), dir);
   ASSERT_EQ(run.status, 0) << run.output;
   const Features f = read_features(dir.file("f.h5"));
