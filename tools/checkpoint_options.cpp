@@ -5,7 +5,6 @@
 #include <sstream>
 #include <vector>
 
-#include "output_check.hpp"
 #include "segforge/error.hpp"
 
 namespace segforge::cli {
@@ -83,7 +82,7 @@ CheckpointSession::CheckpointSession(const CheckpointOptions& o, const std::stri
     if (o.every > 0) throw InputError("--checkpoint-every needs --checkpoint FILE");
     return;
   }
-  check_output(path, o.path.empty() ? "--resume" : "--checkpoint", {".h5", ".hdf5"});
+  // The path was checked with the command's other files (OutputSet::standalone in cmd_fit).
   if (!o.resume.empty()) {
     if (!std::filesystem::exists(o.resume))
       throw InputError("--resume " + o.resume + ": no such file; start without --resume (a finished run removes its checkpoint)");

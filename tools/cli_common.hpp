@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "memory_budget.hpp"
-#include "output_check.hpp"
 #include "segforge/backend.hpp"
 #include "segforge/checkpoint.hpp"
 #include "segforge/io.hpp"

@@ -9,7 +9,6 @@
 #include <iostream>
 #include <optional>
 
-#include "output_check.hpp"
 #include "segforge/outputs.hpp"
 #include "segforge/error.hpp"
 #include "segforge/prep.hpp"
