@@ -42,23 +42,6 @@ int count(const std::string& text, const std::string& what) {
   return n;
 }
 
-/// An executable on PATH (or an absolute path), else "".
-std::string which(const std::string& name) {
-  if (name.front() == '/') return fs::exists(name) ? name : "";
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "");
-  std::string dir;
-  while (std::getline(dirs, dir, ':'))
-    if (!dir.empty() && ::access((fs::path(dir) / name).c_str(), X_OK) == 0) return (fs::path(dir) / name).string();
-  return "";
-}
-
-std::string chromium_binary() {
-  for (const char* c : {"/usr/bin/chromium", "chromium", "chromium-browser"})
-    if (auto p = which(c); !p.empty()) return p;
-  return "";
-}
-
 // ---- the page -----------------------------------------------------------------------------------
 
 ReportInput small_input() {
@@ -233,7 +216,7 @@ const { chromium } = require(process.argv[2]);
 )JS";
 
 TEST_F(ReportCli, OpensInHeadlessChromiumWithEveryChartDrawn) {
-  const std::string chromium = chromium_binary();
+  const std::string chromium = test::chromium_binary();
   if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs Debian's chromium)";
   const fs::path plotly = repo_root() / "node_modules/plotly.js-dist-min/plotly.min.js";
   if (!fs::exists(plotly)) GTEST_SKIP() << "plotly.js is not installed: run `npm ci` in " << repo_root();
@@ -247,7 +230,7 @@ TEST_F(ReportCli, OpensInHeadlessChromiumWithEveryChartDrawn) {
   fs::remove(screenshot);
   // The page's own bookkeeping (data-report-ready, data-errors) serves both ways of looking.
   const fs::path playwright = repo_root() / "node_modules/playwright-core";
-  const std::string node = which("node");
+  const std::string node = test::which("node");
   std::string out;
   if (!node.empty() && fs::exists(playwright)) {
     std::ofstream(path("check.js")) << kPlaywrightCheck;
@@ -289,81 +272,12 @@ TEST_F(ReportCli, OpensInHeadlessChromiumWithEveryChartDrawn) {
   std::cout << "  [artifact] " << screenshot << "\n";
 }
 
-// At a laptop width (1366 px): no axis clipped (every tick label inside its chart, the tick
-// values within the data's range, no axis title on its tick labels), no two centre labels of the
-// 2-D scatter overlapping or leaving the plot, and the profile table of many features scrolling
-// inside its card instead of widening the page.
-constexpr const char* kLayoutCheck = R"JS(
-const { chromium } = require(process.argv[2]);
-(async () => {
-  const browser = await chromium.launch({ executablePath: process.argv[3], args: ['--no-sandbox', '--disable-gpu',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-      '--enable-unsafe-swiftshader'] });
-  const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-  await page.goto('file://' + process.argv[4]);
-  await page.waitForSelector('body[data-report-ready]', { timeout: 90000 });
-  const problems = await page.evaluate(() => {
-    const out = [];
-    const data = JSON.parse(document.getElementById('segforge-data').textContent);
-    const box = e => e.getBoundingClientRect();
-    const inside = (a, b) => a.left >= b.left - 1 && a.right <= b.right + 1 && a.top >= b.top - 1 && a.bottom <= b.bottom + 1;
-    const meet = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) > 1 && Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 1;
-    const number = t => Number(t.replace(/,/g, '').replace(/\u2212/g, '-'));
-    if (document.documentElement.scrollWidth > window.innerWidth)
-      out.push('the page is ' + document.documentElement.scrollWidth + ' px wide in a ' + window.innerWidth + ' px window');
-    document.querySelectorAll('section').forEach(s => {
-      if (box(s).right > window.innerWidth + 1) out.push('section ' + s.id + ' ends at ' + box(s).right + ' px');
-    });
-    const profiles = document.querySelector('#profiles .scroll');
-    if (!profiles) out.push('no scrolling container around the profile table');
-    else if (profiles.scrollWidth <= profiles.clientWidth) out.push('the profile table was expected to need scrolling in this test');
-    document.querySelectorAll('.chart[data-kind="svg"]').forEach(c => {
-      const svg = c.querySelector('svg.main-svg');
-      if (!svg) return;
-      const frame = box(svg);
-      ['xtick', 'ytick', 'y2tick'].forEach(kind => {
-        const ticks = Array.from(c.querySelectorAll('g.' + kind + ' text'));
-        ticks.forEach(t => { if (!inside(box(t), frame)) out.push(c.id + ' ' + kind + ' "' + t.textContent + '" is clipped'); });
-        const title = c.querySelector('g.g-' + kind.replace('tick', 'title') + ' text');
-        if (title) ticks.forEach(t => { if (meet(box(title), box(t))) out.push(c.id + ' ' + kind + ' title sits on "' + t.textContent + '"'); });
-      });
-    });
-    // The tick values of the two index axes against the values they show.
-    const indices = document.getElementById('chart-indices');
-    [['ytick', 'davies_bouldin'], ['y2tick', 'calinski_harabasz']].forEach(([kind, key]) => {
-      const values = data.sweep.records.map(r => r[key]).filter(v => v !== null);
-      const lo = Math.min.apply(null, values), hi = Math.max.apply(null, values), span = Math.max(hi - lo, 0.1 * Math.abs(hi));
-      const ticks = Array.from(indices.querySelectorAll('g.' + kind + ' text')).map(t => t.textContent);
-      if (ticks.length < 2) out.push(key + ': ' + ticks.length + ' tick labels');
-      ticks.forEach(t => {
-        const v = number(t);
-        if (!(v >= lo - span && v <= hi + span)) out.push(key + ' tick "' + t + '" is outside the data range ' + lo + '..' + hi);
-      });
-    });
-    // Centre labels of the 2-D scatter.
-    const pca = document.getElementById('chart-pca-2d');
-    const area = box(pca.querySelector('.nsewdrag'));
-    const labels = Array.from(pca.querySelectorAll('g.annotation')).map(a => ({ text: a.textContent, box: box(a.querySelector('rect.bg') || a) }));
-    if (labels.length !== data.segments.length) out.push(labels.length + ' centre labels for ' + data.segments.length + ' segments');
-    labels.forEach((a, i) => {
-      if (!inside(a.box, area)) out.push('centre label "' + a.text + '" leaves the plot');
-      labels.slice(i + 1).forEach(b => { if (meet(a.box, b.box)) out.push('centre labels "' + a.text + '" and "' + b.text + '" overlap'); });
-    });
-    return { problems: out, labels: labels.map(l => l.text),
-             ch: Array.from(indices.querySelectorAll('g.y2tick text')).map(t => t.textContent) };
-  });
-  await page.screenshot({ path: process.argv[5], fullPage: true });
-  await browser.close();
-  console.log('RESULT ' + JSON.stringify(problems));
-})().catch(e => { console.log('FAILED ' + e); process.exit(1); });
-)JS";
-
 TEST_F(ReportCli, AtLaptopWidthNoAxisIsClippedNoLabelsOverlapAndWideTablesScroll) {
-  const std::string chromium = chromium_binary();
+  const std::string chromium = test::chromium_binary();
   if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs Debian's chromium)";
   const fs::path plotly = repo_root() / "node_modules/plotly.js-dist-min/plotly.min.js";
   const fs::path playwright = repo_root() / "node_modules/playwright-core";
-  const std::string node = which("node");
+  const std::string node = test::which("node");
   if (!fs::exists(plotly) || !fs::exists(playwright) || node.empty())
     GTEST_SKIP() << "plotly.js, playwright-core or node is not installed: run `npm ci` in " << repo_root();
   // Six groups on 12 features with long names: a Calinski–Harabasz index in the thousands (the
@@ -412,7 +326,7 @@ TEST_F(ReportCli, AtLaptopWidthNoAxisIsClippedNoLabelsOverlapAndWideTablesScroll
   EXPECT_TRUE(std::regex_search(page, std::regex(R"(, inertia [0-9]{1,3}(,[0-9]{3})*(\.[0-9]{1,4})? )"))) << "header";
   fs::create_directories(artifacts_dir());
   const std::string screenshot = (artifacts_dir() / "report-1366.png").string();
-  std::ofstream(path("layout.js")) << kLayoutCheck;
+  std::ofstream(path("layout.js")) << test::kLayoutCheck;
   ASSERT_EQ(run("timeout 240 " + node + " " + path("layout.js") + " " + playwright.string() + " " + chromium + " " +
                     path("wide.html") + " " + screenshot,
                 &out),

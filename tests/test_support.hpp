@@ -358,4 +358,94 @@ inline Matrix<float> random_rows(std::mt19937& gen, MatrixView<const float> x, i
   return c;
 }
 
+// ---- the report in headless Chromium -------------------------------------------------------
+
+/// An executable on PATH (or an absolute path), else "".
+inline std::string which(const std::string& name) {
+  if (name.front() == '/') return std::filesystem::exists(name) ? name : "";
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "");
+  std::string dir;
+  while (std::getline(dirs, dir, ':'))
+    if (!dir.empty() && ::access((std::filesystem::path(dir) / name).c_str(), X_OK) == 0) return (std::filesystem::path(dir) / name).string();
+  return "";
+}
+
+inline std::string chromium_binary() {
+  for (const char* c : {"/usr/bin/chromium", "chromium", "chromium-browser"})
+    if (auto p = which(c); !p.empty()) return p;
+  return "";
+}
+
+// report.html opened by playwright-core in headless Chromium (node layout.js PLAYWRIGHT CHROMIUM
+// PAGE SCREENSHOT; it prints RESULT {"problems": [...]}), used by test_report.cpp and
+// test_real_datasets_e2e.cpp. At a laptop width (1366 px): no axis clipped (every tick label inside its chart, the tick
+// values within the data's range, no axis title on its tick labels), no two centre labels of the
+// 2-D scatter overlapping or leaving the plot, and the profile table of many features scrolling
+// inside its card instead of widening the page.
+inline constexpr const char* kLayoutCheck = R"JS(
+const { chromium } = require(process.argv[2]);
+(async () => {
+  const browser = await chromium.launch({ executablePath: process.argv[3], args: ['--no-sandbox', '--disable-gpu',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+      '--enable-unsafe-swiftshader'] });
+  const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+  await page.goto('file://' + process.argv[4]);
+  await page.waitForSelector('body[data-report-ready]', { timeout: 90000 });
+  const problems = await page.evaluate(() => {
+    const out = [];
+    const data = JSON.parse(document.getElementById('segforge-data').textContent);
+    const box = e => e.getBoundingClientRect();
+    const inside = (a, b) => a.left >= b.left - 1 && a.right <= b.right + 1 && a.top >= b.top - 1 && a.bottom <= b.bottom + 1;
+    const meet = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) > 1 && Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 1;
+    const number = t => Number(t.replace(/,/g, '').replace(/\u2212/g, '-'));
+    if (document.documentElement.scrollWidth > window.innerWidth)
+      out.push('the page is ' + document.documentElement.scrollWidth + ' px wide in a ' + window.innerWidth + ' px window');
+    document.querySelectorAll('section').forEach(s => {
+      if (box(s).right > window.innerWidth + 1) out.push('section ' + s.id + ' ends at ' + box(s).right + ' px');
+    });
+    const profiles = document.querySelector('#profiles .scroll');
+    if (!profiles) out.push('no scrolling container around the profile table');
+    else if (profiles.scrollWidth <= profiles.clientWidth) out.push('the profile table was expected to need scrolling in this test');
+    document.querySelectorAll('.chart[data-kind="svg"]').forEach(c => {
+      const svg = c.querySelector('svg.main-svg');
+      if (!svg) return;
+      const frame = box(svg);
+      ['xtick', 'ytick', 'y2tick'].forEach(kind => {
+        const ticks = Array.from(c.querySelectorAll('g.' + kind + ' text'));
+        ticks.forEach(t => { if (!inside(box(t), frame)) out.push(c.id + ' ' + kind + ' "' + t.textContent + '" is clipped'); });
+        const title = c.querySelector('g.g-' + kind.replace('tick', 'title') + ' text');
+        if (title) ticks.forEach(t => { if (meet(box(title), box(t))) out.push(c.id + ' ' + kind + ' title sits on "' + t.textContent + '"'); });
+      });
+    });
+    // The tick values of the two index axes against the values they show.
+    const indices = document.getElementById('chart-indices');
+    [['ytick', 'davies_bouldin'], ['y2tick', 'calinski_harabasz']].forEach(([kind, key]) => {
+      const values = data.sweep.records.map(r => r[key]).filter(v => v !== null);
+      const lo = Math.min.apply(null, values), hi = Math.max.apply(null, values), span = Math.max(hi - lo, 0.1 * Math.abs(hi));
+      const ticks = Array.from(indices.querySelectorAll('g.' + kind + ' text')).map(t => t.textContent);
+      if (ticks.length < 2) out.push(key + ': ' + ticks.length + ' tick labels');
+      ticks.forEach(t => {
+        const v = number(t);
+        if (!(v >= lo - span && v <= hi + span)) out.push(key + ' tick "' + t + '" is outside the data range ' + lo + '..' + hi);
+      });
+    });
+    // Centre labels of the 2-D scatter.
+    const pca = document.getElementById('chart-pca-2d');
+    const area = box(pca.querySelector('.nsewdrag'));
+    const labels = Array.from(pca.querySelectorAll('g.annotation')).map(a => ({ text: a.textContent, box: box(a.querySelector('rect.bg') || a) }));
+    if (labels.length !== data.segments.length) out.push(labels.length + ' centre labels for ' + data.segments.length + ' segments');
+    labels.forEach((a, i) => {
+      if (!inside(a.box, area)) out.push('centre label "' + a.text + '" leaves the plot');
+      labels.slice(i + 1).forEach(b => { if (meet(a.box, b.box)) out.push('centre labels "' + a.text + '" and "' + b.text + '" overlap'); });
+    });
+    return { problems: out, labels: labels.map(l => l.text),
+             ch: Array.from(indices.querySelectorAll('g.y2tick text')).map(t => t.textContent) };
+  });
+  await page.screenshot({ path: process.argv[5], fullPage: true });
+  await browser.close();
+  console.log('RESULT ' + JSON.stringify(problems));
+})().catch(e => { console.log('FAILED ' + e); process.exit(1); });
+)JS";
+
 }  // namespace segforge::test
