@@ -131,6 +131,34 @@ std::string folder_of(const std::string& path) {
   return folder.empty() ? std::string(".") : folder.string();
 }
 
+/// The checks every output path gets, with or without an OutputSet: a file name (not a
+/// folder), in a folder that exists, not an existing folder or device, and short enough for
+/// the temporary's suffix. InputError starting with `named`.
+void check_target(const std::string& path, const std::string& named) {
+  const fs::path target(path);
+  if (target.filename().empty() || target.filename() == "." || target.filename() == "..")
+    throw InputError(named + ": is a folder name; pass a file name");
+  const std::string folder = folder_of(path);
+  struct stat st;
+  if (::stat(folder.c_str(), &st) != 0)
+    throw InputError(named + ": folder '" + folder + "' does not exist; create it first");
+  if (!S_ISDIR(st.st_mode))
+    throw InputError(named + ": '" + folder + "' is not a folder; check the output path");
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) throw InputError(named + ": is a folder; pass a file name inside it");
+    if (!S_ISREG(st.st_mode))
+      throw InputError(named + ": exists and is not a regular file (a device, pipe or socket); "
+                       "segforge writes files only: pass a file name");
+  }
+  const long name_max = ::pathconf(folder.c_str(), _PC_NAME_MAX);
+  const std::size_t limit = name_max > 0 ? static_cast<std::size_t>(name_max) : 255;
+  const std::size_t length = target.filename().string().size();
+  if (length + kTempSuffix > limit)
+    throw InputError(named + ": the file name is " + std::to_string(length) +
+                     " bytes; this folder allows " + std::to_string(limit) + ", and segforge needs " +
+                     std::to_string(kTempSuffix) + " more for its temporary file: choose a shorter name");
+}
+
 }  // namespace
 
 // ---- OutputSet ------------------------------------------------------------------------------
@@ -232,28 +260,9 @@ void OutputSet::State::add_output(const std::string& path, const std::string& op
     }
     if (!ok) throw InputError(named + ": unknown file type; use a name ending in " + list);
   }
+  check_target(path, named);
   const fs::path target(path);
-  if (target.filename().empty() || target.filename() == "." || target.filename() == "..")
-    throw InputError(named + ": is a folder name; pass a file name");
   const std::string folder = folder_of(path);
-  struct stat st;
-  if (::stat(folder.c_str(), &st) != 0)
-    throw InputError(named + ": folder '" + folder + "' does not exist; create it first");
-  if (!S_ISDIR(st.st_mode))
-    throw InputError(named + ": '" + folder + "' is not a folder; check the output path");
-  if (::stat(path.c_str(), &st) == 0) {
-    if (S_ISDIR(st.st_mode)) throw InputError(named + ": is a folder; pass a file name inside it");
-    if (!S_ISREG(st.st_mode))
-      throw InputError(named + ": exists and is not a regular file (a device, pipe or socket); "
-                       "segforge writes files only: pass a file name");
-  }
-  const long name_max = ::pathconf(folder.c_str(), _PC_NAME_MAX);
-  const std::size_t limit = name_max > 0 ? static_cast<std::size_t>(name_max) : 255;
-  const std::size_t length = target.filename().string().size();
-  if (length + kTempSuffix > limit)
-    throw InputError(named + ": the file name is " + std::to_string(length) +
-                     " bytes; this folder allows " + std::to_string(limit) + ", and segforge needs " +
-                     std::to_string(kTempSuffix) + " more for its temporary file: choose a shorter name");
   // Writable now, not after the work: create and remove an exclusive probe (root passes
   // permission checks, but not a read-only mount).
   const std::string probe = (fs::path(folder) / ("." + target.filename().string() + ".tmp." + random_hex())).string();
@@ -331,15 +340,7 @@ TempOutput::TempOutput(std::string path) : path_(std::move(path)) {
       g_active->add_output(path_, "", {}, false, "");
   } else {
     if (path_.empty()) throw InputError("empty output path; pass a file name");
-    const fs::path target(path_);
-    if (target.filename().empty()) throw InputError(path_ + ": is a folder name; pass a file name");
-    const std::string folder = folder_of(path_);
-    std::error_code ec;
-    if (!fs::exists(folder, ec))
-      throw InputError(path_ + ": folder '" + folder + "' does not exist; create it first");
-    if (!fs::is_directory(folder, ec))
-      throw InputError(path_ + ": '" + folder + "' is not a folder; check the output path");
-    if (fs::is_directory(target, ec)) throw InputError(path_ + ": is a folder; pass a file name inside it");
+    check_target(path_, path_);
   }
   const fs::path target(path_);
   temp_path_ = (target.parent_path() / ("." + target.filename().string() + ".tmp." + random_hex())).string();

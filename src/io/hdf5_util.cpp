@@ -3,6 +3,7 @@
 // attributes as text, and the /ids and /scaler datasets shared by several formats.
 
 #include "hdf5_util.hpp"
+#include "segforge/utf8.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -621,39 +622,6 @@ std::vector<std::int64_t> read_int64_range(hid_t dataset, const std::string& pat
   return values;
 }
 
-std::size_t invalid_utf8_at(const std::string& s) {
-  // RFC 3629: no overlong forms, no surrogates (U+D800-DFFF), nothing above U+10FFFF.
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const std::size_t n = s.size();
-  std::size_t i = 0;
-  while (i < n) {
-    const unsigned char c = p[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t len = 0;
-    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else {
-      return i;
-    }
-    if (i + len > n || p[i + 1] < lo || p[i + 1] > hi) return i;
-    for (std::size_t k = 2; k < len; ++k)
-      if (p[i + k] < 0x80 || p[i + k] > 0xBF) return i;
-    i += len;
-  }
-  return std::string::npos;
-}
 
 namespace {
 std::string utf8_fault(const std::string& s, std::size_t at) {

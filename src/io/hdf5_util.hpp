@@ -139,8 +139,6 @@ std::vector<std::int64_t> read_int64_range(hid_t dataset, const std::string& pat
                                            std::int64_t count, const std::string& too_big_hint);
 /// What to do about uint64 ids above INT64_MAX (for read_int64s' `too_big_hint`).
 extern const char* const kIdsTooBig;
-/// The first invalid UTF-8 byte's offset in `s`, or npos when it is valid UTF-8.
-std::size_t invalid_utf8_at(const std::string& s);
 /// Root (or any object's) attributes as text: strings as they are, numbers in decimal,
 /// arrays joined with ','; h5py booleans as "true"/"false". Other types are skipped.
 std::map<std::string, std::string> read_attributes(hid_t object);
