@@ -170,6 +170,33 @@ TEST(PrepTableRoles, CategoriesOneHotPooledAndWeighted) {
   EXPECT_NEAR(read_features(dir.file("d.h5")).x(96, 2), 0.95 / std::sqrt(0.0475), 1e-4);
 }
 
+TEST(PrepTableRoles, IntegerCodesNamedLikeCategoriesAreOneHot) {
+  PrepDir dir;
+  // Wholesale-style: Region 1..3 and Channel 1..2 are codes; kids 0..2 is a count; a 0/1 "group"
+  // column is already an indicator; spend is a measurement.
+  std::string text = "id,Region,Channel,kids,test_group,spend\n";
+  for (int i = 0; i < 60; ++i)
+    text += std::to_string(i + 1) + "," + std::to_string(1 + i % 3) + "," + std::to_string(1 + i % 2) + "," +
+            std::to_string(i % 3) + "," + std::to_string(i % 2) + "," + std::to_string((i * 37) % 101) + "\n";
+  TableResult r = table(dir, text);
+  EXPECT_EQ(choice_of(r.summary, "Region").role, ColumnRole::categorical);
+  EXPECT_EQ(choice_of(r.summary, "Channel").role, ColumnRole::categorical);
+  EXPECT_NE(choice_of(r.summary, "Region").why.find("integer codes (3 values"), std::string::npos);
+  EXPECT_EQ(choice_of(r.summary, "kids").role, ColumnRole::number);
+  EXPECT_NE(choice_of(r.summary, "kids").why.find("if they are codes, name it in --categorical"), std::string::npos);
+  EXPECT_EQ(choice_of(r.summary, "test_group").role, ColumnRole::number) << "0/1 is already an indicator";
+  EXPECT_EQ(choice_of(r.summary, "spend").role, ColumnRole::number);
+  EXPECT_EQ(r.features.names, (std::vector<std::string>{"region_1", "region_2", "region_3", "channel_1", "channel_2",
+                                                        "kids", "test_group", "spend"}));
+  // Row 5 (i = 4): Region 2, Channel 1.
+  EXPECT_EQ(r.features.values(4, 1), 1.0);
+  EXPECT_EQ(r.features.values(4, 0) + r.features.values(4, 2), 0.0);
+  EXPECT_EQ(r.features.values(4, 3), 1.0);
+  // Named in --features, a code column stays a number.
+  r = table(dir, text, [](TableParams& p) { p.columns = {"Region", "spend"}; });
+  EXPECT_EQ(r.features.names, (std::vector<std::string>{"Region", "spend"}));
+}
+
 TEST(PrepTableRoles, DatesBecomeDaysBeforeAsOf) {
   PrepDir dir;
   const std::string text = "id,since,spend\n1,2014-06-30,5\n2,2013-07-01,6\n3,2014-01-01,7\n";

@@ -199,6 +199,27 @@ TEST(Names, GenericFallbackForNonRfmData) {
   EXPECT_EQ(e[1].name, "Average profile");
 }
 
+TEST(Names, OneHotLevelsCountOnceByTheirHighLevel) {
+  // channel_1/channel_2 are one one-hot column: z -1.3 / +1.3. Named by the high level, then the
+  // next feature; the other segment (channel_1 high) likewise.
+  // Levels are recognised by their centres: shares of the segment in [0, 1], summing to <= 1.
+  const std::vector<std::string> f = {"channel_1", "channel_2", "Detergents_Paper", "Fresh"};
+  SegmentProfile a = profile(0, {-1.3, 1.3, 1.1, 0.2}), b = profile(1, {0.7, -0.7, -0.6, 0.1});
+  a.centre_original = {0.085, 0.915, 5445.0, 9000.0};
+  b.centre_original = {0.993, 0.007, 338.0, 12000.0};
+  const auto e = name_segments({a, b}, f);
+  EXPECT_EQ(e[0].name, "High channel_2, High Detergents_Paper");
+  EXPECT_EQ(e[1].name, "High channel_1, Low Detergents_Paper");
+  // No level high: the low level is named as it is.
+  SegmentProfile g = profile(0, {-0.9, -0.2, 0.1, 0.6});
+  g.centre_original = {0.05, 0.30, 0.65, 120.0};
+  EXPECT_EQ(name_segments({g}, {"region_1", "region_2", "region_3", "Fresh"})[0].name, "Low region_1, High Fresh");
+  // Shared prefix, but not shares of one column (amounts): both named.
+  SegmentProfile m = profile(0, {0.1, 1.2, -1.1});
+  m.centre_original = {30.0, 250.0, 12.0};
+  EXPECT_EQ(name_segments({m}, {"Age", "amount_web", "amount_store"})[0].name, "High amount_web, Low amount_store");
+}
+
 TEST(Names, MakeUnique) {
   std::vector<std::string> n{"A", "B", "A", "A 2", "A"};
   make_names_unique(n);

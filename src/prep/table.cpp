@@ -83,6 +83,20 @@ bool outcome_like_name(const std::string& raw) {
   return false;
 }
 
+/// Names of columns whose integer values are codes for categories (Region 1 = Lisbon, 2 = Oporto):
+/// a token such as region, channel, type, code, group, status. Their numbers have no order or
+/// distance, so they are one-hot encoded like text categories.
+bool code_like_name(const std::string& raw) {
+  const std::string s = snake_name(raw);
+  if (s.empty()) return false;
+  for (const std::string& token : split(s, '_'))
+    for (const char* t : {"region", "channel", "code", "type", "category", "group", "segment", "status", "state",
+                          "country", "zip", "postal", "postcode", "gender", "sex", "marital", "department", "dept",
+                          "store", "branch", "brand", "cluster", "tier", "kind"})
+      if (token == t) return true;
+  return false;
+}
+
 bool date_shaped(std::string_view text) {
   static const DateFormat yf = DateFormat::year_first(), mf = DateFormat::year_last(DateOrder::month_first),
                           df = DateFormat::year_last(DateOrder::day_first);
@@ -192,8 +206,20 @@ ColumnChoice detect(const std::string& column, const Stats& st, const TableParam
       return excluded("constant (every row " + quote_text(st.levels.begin()->first) + ")" + hint);
   }
   if (st.all_numbers()) {
+    const std::int64_t levels = st.distinct();
+    // 0/1 is already an indicator; other small sets of integers may be codes.
+    const bool indicator = levels == 2 && st.min == 0.0 && st.max == 1.0;
+    const bool few_integers = st.integers && levels >= 2 && levels <= p.max_categorical_levels && !indicator;
+    if (!named && few_integers && code_like_name(column)) {
+      c.role = ColumnRole::categorical;
+      c.why = "integer codes (" + std::to_string(levels) + " values, named like a category): one-hot; list it in "
+              "--features (with the others) to keep it a number";
+      return c;
+    }
     c.role = ColumnRole::number;
     c.why = named ? "--features" : "numbers";
+    if (!named && few_integers && levels <= 10)
+      c.why += " (only " + std::to_string(levels) + " distinct integers; if they are codes, name it in --categorical)";
     return c;
   }
   if (st.all_dates()) {

@@ -119,13 +119,49 @@ std::string phrase(const Descriptor& d, bool donors) {
   return "";
 }
 
-/// "High income, Low age": the two notable features of largest |z| (none notable: none).
+std::string name_prefix(const std::string& feature_name) {
+  const auto cut = feature_name.rfind('_');
+  return cut == std::string::npos || cut == 0 ? std::string() : feature_name.substr(0, cut);
+}
+
+/// The one-hot block feature j belongs to ("channel" for "channel_2": prep names levels
+/// <column>_<level>), or "" when it is not a level. Levels share the prefix, and their centres
+/// (the segment's share of each level) lie in [0, 1] and sum to at most 1; two money columns
+/// amount_web and amount_store share a prefix but not that.
+std::string block_of(const SegmentProfile& p, const std::vector<std::string>& feature_names, std::size_t j) {
+  const std::string prefix = name_prefix(feature_names[j]);
+  if (prefix.empty()) return prefix;
+  double sum = 0.0;
+  int levels = 0;
+  for (std::size_t k = 0; k < feature_names.size(); ++k) {
+    if (name_prefix(feature_names[k]) != prefix) continue;
+    const double share = p.centre_original[k];
+    if (!(share >= 0.0 && share <= 1.0)) return "";
+    sum += share;
+    ++levels;
+  }
+  return levels >= 2 && sum <= 1.0 + 1e-6 ? prefix : "";
+}
+
+/// "High income, Low age": the two notable features of largest |z| (none notable: none). A
+/// second level of a one-hot block already named says nothing new ("High channel_2" implies
+/// "Low channel_1"), so the next feature is named instead.
 std::optional<std::string> feature_words(const SegmentProfile& p, const std::vector<std::string>& feature_names) {
   std::string words;
   int named = 0;
+  std::set<std::string> blocks;
   for (int j : p.top_features) {
     if (named == 2 || std::abs(p.z_scores[j]) < kNotable) break;
-    words += std::string(named ? ", " : "") + (p.z_scores[j] > 0 ? "High " : "Low ") + feature_names[j];
+    const std::string block = block_of(p, feature_names, static_cast<std::size_t>(j));
+    if (!block.empty() && !blocks.insert(block).second) continue;
+    // "High channel_2" reads better than "Low channel_1": a block's notable high level, if any.
+    int say = j;
+    if (!block.empty() && p.z_scores[j] < 0)
+      for (std::size_t k = 0; k < feature_names.size(); ++k)
+        if (name_prefix(feature_names[k]) == block && p.z_scores[k] >= kNotable &&
+            (say == j || p.z_scores[k] > p.z_scores[static_cast<std::size_t>(say)]))
+          say = static_cast<int>(k);
+    words += std::string(named ? ", " : "") + (p.z_scores[say] > 0 ? "High " : "Low ") + feature_names[say];
     ++named;
   }
   if (named == 0) return std::nullopt;

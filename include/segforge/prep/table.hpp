@@ -12,7 +12,8 @@
 //   date         a feature: whole days from the date to --as-of (default: the day after the
 //                latest date in the file's date columns), named <column>_days
 //   categorical  one-hot levels (--categorical, or text with at most max_categorical_levels
-//                distinct values, noted), pooled and weighted as levels.hpp says
+//                distinct values, or integer codes in a column named like a category —
+//                Region 1/2/3 — noted), pooled and weighted as levels.hpp says
 //   excluded     with the reason: another id-like column, an outcome or target (TARGET_*,
 //                Response, label, ...), a constant, empty, free text, --exclude, or not in
 //                --features
