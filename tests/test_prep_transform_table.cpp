@@ -253,10 +253,15 @@ TEST(PrepTable, RealTablesThroughTheCommandLine) {
   ASSERT_EQ(run.status, 0) << run.output;
   const Features w = read_features(dir.file("w.h5"));
   EXPECT_EQ(w.x.rows(), 440);
-  EXPECT_EQ(w.x.cols(), 8);
+  // Channel (1 Horeca, 2 Retail) and Region (1 Lisbon, 2 Oporto, 3 other) are codes: one-hot.
+  EXPECT_EQ(w.feature_names, (std::vector<std::string>{"channel_1", "channel_2", "region_1", "region_2", "region_3",
+                                                       "Fresh", "Milk", "Grocery", "Frozen", "Detergents_Paper",
+                                                       "Delicassen"}));
   EXPECT_TRUE(w.ids.empty());
-  EXPECT_EQ(w.scaler.transform[2], "log1p");
-  EXPECT_EQ(std::lround(original_from(w, 0, 2)), 12669);  // Fresh of the first row
+  EXPECT_EQ(w.scaler.transform[5], "log1p");
+  EXPECT_EQ(std::lround(original_from(w, 0, 5)), 12669);  // Fresh of the first row (Channel 2, Region 3)
+  EXPECT_EQ(std::lround(original_from(w, 0, 1)), 1);
+  EXPECT_EQ(std::lround(original_from(w, 0, 4)), 1);
   EXPECT_EQ(inspect_features(dir.file("w.h5")).attributes.at("scale"), "robust");
 }
 
