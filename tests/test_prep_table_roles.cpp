@@ -264,6 +264,54 @@ TEST(PrepTableRoles, BadOptionValues) {
 
 // ---- real data ------------------------------------------------------------------------------
 
+TEST(PrepTableRoles, RightSkewedColumnsGetANoteAgainstScipy) {
+  const auto data = segforge::test::datasets_dir() / "wholesale_customers" / "wholesale_customers_data.csv";
+  if (!std::filesystem::exists(data)) GTEST_SKIP() << data << " absent; set SEGFORGE_DATASETS";
+  TableParams p;
+  p.path = data.string();
+  p.id_column = "none";
+  const TableResult r = read_table(p);
+  // scipy.stats.skew (scripts/make_table_fixtures.py) of the columns with >= 3 values, none
+  // negative; Region is a code column (one-hot), so not a `value` feature here.
+  const auto expected = segforge::test::read_key_values(segforge::test::fixture_path("prep/wholesale_skew.csv"));
+  const std::vector<SkewedColumn> skewed = skewed_columns(r.features, TransformParams{});
+  std::map<std::string, double> got;
+  for (const auto& c : skewed) got[c.name] = c.skewness;
+  std::size_t above = 0;
+  for (const auto& [column, text] : expected) {
+    if (column == "column") continue;
+    const double want = std::stod(text);
+    if (column == "Region" || want <= 2.0) {
+      EXPECT_EQ(got.count(column), 0u) << column;
+      continue;
+    }
+    ++above;
+    ASSERT_EQ(got.count(column), 1u) << column;
+    EXPECT_NEAR(got[column], want, 1e-9 * std::abs(want)) << column;
+  }
+  EXPECT_EQ(skewed.size(), above);
+  EXPECT_EQ(skewed.front().name, "Delicassen") << "largest skewness first";
+  // A column the user logs already, a 0/1 flag and a column with negative values get no note.
+  TransformParams logged;
+  logged.log_columns = {"Delicassen"};
+  for (const auto& c : skewed_columns(r.features, logged)) EXPECT_NE(c.name, "Delicassen");
+  PrepDir dir;
+  std::string text = "id,flag,net,spend\n";
+  for (int i = 0; i < 100; ++i)
+    text += std::to_string(i + 1) + "," + (i == 0 ? "1" : "0") + "," + (i == 0 ? "500" : i % 2 ? "-1" : "1") + "," +
+            (i == 0 ? "1000" : std::to_string(i % 3)) + "\n";
+  const TableResult t = table(dir, text);
+  const auto small = skewed_columns(t.features, TransformParams{});
+  ASSERT_EQ(small.size(), 1u);
+  EXPECT_EQ(small[0].name, "spend");
+  // Through the tool: one warning line naming the columns and the flag to pass.
+  const auto run = run_prep("table '" + data.string() + "' --id-col none -o " + dir.file("w.h5"), dir);
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_NE(run.output.find("warning: right-skewed columns (skewness > 2): Delicassen 11, Frozen 5.9"), std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("consider --log-columns Delicassen,Frozen,Milk,"), std::string::npos) << run.output;
+}
+
 TEST(PrepTableRoles, CustomerPersonalityAgainstPandas) {
   const auto data = segforge::test::datasets_dir() / "customer_personality" / "marketing_campaign.csv";
   if (!std::filesystem::exists(data)) GTEST_SKIP() << data << " absent; set SEGFORGE_DATASETS";

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <optional>
 
+#include "segforge/number_format.hpp"
 #include "segforge/outputs.hpp"
 #include "segforge/error.hpp"
 #include "segforge/prep.hpp"
@@ -380,6 +381,19 @@ int run_table(TableOptions& o) {
     }
   }
   TableResult r = read_table(p);
+  if (!training) {
+    const std::vector<SkewedColumn> skewed = skewed_columns(r.features, tp);
+    if (!skewed.empty()) {
+      std::string list, names;
+      for (const auto& c : skewed) {
+        list += (list.empty() ? "" : ", ") + c.name + " " + segforge::analyst_number(c.skewness, 2, 1);
+        names += (names.empty() ? "" : ",") + c.name;
+      }
+      r.summary.warnings.push_back("right-skewed columns (skewness > 2): " + list +
+                                   "; their few largest values will pull segments of their own; consider "
+                                   "--log-columns " + names);
+    }
+  }
   std::vector<SummaryItem> transform_summary;
   const Prepared prepared = prepare(r.features, tp, training, p.path, transform_summary);
   r.summary.n_features = prepared.x.cols();

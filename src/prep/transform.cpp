@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <optional>
 #include <string_view>
 #include <tuple>
 #include <unordered_map>
@@ -267,6 +268,47 @@ void write_prepared(const std::string& path, const Prepared& prepared,
                     const std::vector<SummaryItem>& items, const std::vector<std::string>& feature_roles) {
   write_features(path, prepared.x.view(), prepared.names, prepared.ids, prepared.scaler,
                  to_attributes(items), {}, feature_roles);
+}
+
+std::vector<SkewedColumn> skewed_columns(const RawFeatures& features, const TransformParams& params,
+                                         double threshold) {
+  std::vector<SkewedColumn> out;
+  const std::int64_t n = features.values.rows();
+  if (n < 20) return out;  // too few rows for a skewness to mean anything
+  for (std::size_t j = 0; j < features.names.size(); ++j) {
+    if (features.kinds[j] != FeatureKind::value) continue;
+    if (std::find(params.log_columns.begin(), params.log_columns.end(), features.names[j]) != params.log_columns.end())
+      continue;
+    const auto jj = static_cast<std::int64_t>(j);
+    double mean = 0.0, lowest = std::numeric_limits<double>::infinity();
+    std::optional<double> first, second;  // two distinct values seen; a third makes it no flag
+    bool many = false;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double v = features.values(i, jj);
+      mean += v;
+      lowest = std::min(lowest, v);
+      if (!first) first = v;
+      else if (v != *first && !second) second = v;
+      else if (v != *first && v != *second) many = true;
+    }
+    // log1p is for non-negative amounts; a two-valued flag (Complain 0/1) is skewed, but a log
+    // changes nothing about it.
+    if (lowest < 0.0 || !many) continue;
+    mean /= static_cast<double>(n);
+    double m2 = 0.0, m3 = 0.0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double e = features.values(i, jj) - mean;
+      m2 += e * e;
+      m3 += e * e * e;
+    }
+    m2 /= static_cast<double>(n);
+    m3 /= static_cast<double>(n);
+    if (!(m2 > 0.0) || !std::isfinite(m3)) continue;
+    const double g1 = m3 / std::pow(m2, 1.5);
+    if (g1 > threshold) out.push_back({features.names[j], g1});
+  }
+  std::stable_sort(out.begin(), out.end(), [](const SkewedColumn& a, const SkewedColumn& b) { return a.skewness > b.skewness; });
+  return out;
 }
 
 }  // namespace segforge::prep

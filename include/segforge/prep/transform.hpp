@@ -59,6 +59,17 @@ struct Prepared {
 /// log1p feature with a value <= -1.
 Prepared transform(const RawFeatures& features, const TransformParams& params);
 
+struct SkewedColumn {
+  std::string name;
+  double skewness = 0.0;  ///< the sample skewness, Fisher-Pearson g1 (scipy.stats.skew, bias=True)
+};
+
+/// The `value` features (table columns) not already in params.log_columns, never negative,
+/// whose skewness exceeds `threshold`: left as they are, their few largest values pull
+/// segments of their own. For a note suggesting --log-columns; largest skewness first.
+std::vector<SkewedColumn> skewed_columns(const RawFeatures& features, const TransformParams& params,
+                                         double threshold = 2.0);
+
 /// Prepares new records with a stored scaler instead of fitting one (--scaler-from): per
 /// feature the scaler's transform, clip bounds (when it has them), then (y - mean) / scale,
 /// with transform()'s arithmetic, so a training file's own rows give its matrix bit for bit.
