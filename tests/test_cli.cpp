@@ -107,6 +107,45 @@ TEST_F(Cli, FitPredictScoreEndToEnd) {
   EXPECT_NEAR(s["inertia"].get<double>(), m["inertia"].get<double>(), 1e-4 * m["inertia"].get<double>());
 }
 
+TEST_F(Cli, RepeatedIdsAreNamedNotSilent) {
+  // 30 rows, ids 1..30 except that row 17 repeats row 4's id (0-based 3 and 16), and row 26
+  // repeats it again: two repeated rows; fit and predict say so, and segments.csv keeps both.
+  Matrix<float> x(30, 2);
+  Ids ids;
+  for (int i = 0; i < 30; ++i) {
+    x(i, 0) = static_cast<float>(i % 3);
+    x(i, 1) = static_cast<float>(i % 5);
+    ids.numeric.push_back(i == 16 || i == 25 ? 4 : i + 1);
+  }
+  write_features(path("dup.h5"), x.view(), {"a", "b"}, ids);
+  const RepeatedIds r = repeated_ids(ids);
+  EXPECT_EQ(r.rows, 2);
+  EXPECT_EQ(r.id, "4");
+  EXPECT_EQ(r.first_row, 3);
+  EXPECT_EQ(r.repeat_row, 16);
+  Ids text;
+  text.text = {"a", "b", "a "};  // ids as spelled: "a " is not "a"
+  EXPECT_EQ(repeated_ids(text).rows, 0);
+  text.text.push_back("b");
+  EXPECT_EQ(repeated_ids(text).id, "b");
+
+  auto out = run("fit " + path("dup.h5") + " -k 2 --seed 1 -o " + path("m.h5") + " --labels " + path("s.csv"));
+  ASSERT_EQ(out.status, 0) << out.output;
+  const std::string said = "/ids: 2 rows repeat an id of an earlier row (first: '4' on rows 4 and 17)";
+  EXPECT_NE(out.output.find(said), std::string::npos) << out.output;
+  std::ifstream csv(path("s.csv"));
+  std::string line;
+  int fours = 0;
+  while (std::getline(csv, line)) fours += line.rfind("4,", 0) == 0;
+  EXPECT_EQ(fours, 3);
+  out = run("predict " + path("m.h5") + " " + path("dup.h5") + " -o " + path("p.csv"));
+  ASSERT_EQ(out.status, 0) << out.output;
+  EXPECT_NE(out.output.find(said), std::string::npos) << out.output;
+  // Unique ids: no warning.
+  out = run("fit " + blobs("u.h5") + " -k 2 --seed 1 -o " + path("u_m.h5"));
+  EXPECT_EQ(out.output.find("repeat an id"), std::string::npos) << out.output;
+}
+
 TEST_F(Cli, MiniBatchAndContinue) {
   const std::string features = blobs("f.h5", 3000);
   Outcome fit = run("fit " + features + " -k 3 --algorithm minibatch --batch-size 256 -o " + path("mb.h5"));

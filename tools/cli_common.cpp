@@ -276,6 +276,7 @@ Features load(const std::string& path, const Common& c) {
     if (f.n_dropped > 0 && output_rank())
       std::cerr << "segforge: " << f.path << ":" << f.dataset << ": dropped " << f.n_dropped
                 << " rows with NaN or Inf (--nan-policy drop)\n";
+    warn_repeated_ids(f);  // rank 0 holds every id (gather_ids)
     return f;
   }
 #endif
@@ -286,7 +287,21 @@ Features load(const std::string& path, const Common& c) {
   if (f.n_dropped > 0)
     std::cerr << "segforge: " << f.path << ":" << f.dataset << ": dropped " << f.n_dropped
               << " rows with NaN or Inf (--nan-policy drop)\n";
+  warn_repeated_ids(f);
   return f;
+}
+
+void warn_repeated_ids(const Features& f) {
+  if (f.ids.empty() || !output_rank()) return;
+  const RepeatedIds r = repeated_ids(f.ids);
+  if (r.rows == 0) return;
+  std::string shown = r.id;  // control characters would act on the terminal
+  for (char& ch : shown)
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  std::cerr << "segforge: warning: " << f.path << ":/ids: " << r.rows << " rows repeat an id of an earlier row "
+            << "(first: '" << shown << "' on rows " << r.first_row + 1 << " and " << r.repeat_row + 1
+            << "); each row keeps its own line in segments.csv and the labels, so a CRM import keyed on the id "
+            << "sees that id more than once\n";
 }
 
 std::string where(const Features& f) { return f.path + ":" + f.dataset; }

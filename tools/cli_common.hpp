@@ -94,6 +94,9 @@ std::unique_ptr<Backend> open_backend(const Common& c);
 /// of all rows are on rank 0 only (which writes the outputs), and an error on any rank is thrown
 /// on every rank.
 Features load(const std::string& path, const Common& c);
+/// One warning line when rows of `f` repeat an id (on the output rank): segments.csv then has
+/// that id on more than one line.
+void warn_repeated_ids(const Features& f);
 /// The dataset the drivers run on: `f`'s rows on `backend`. Under MPI, this rank's part of a
 /// dataset partitioned over the ranks (n_samples() is the global row count; collective).
 /// Out of core (f.disk_rows > 0: load() left the rows on disk for want of --memory-budget), a

@@ -43,6 +43,14 @@ struct Ids {
   std::string str(std::int64_t i) const;  ///< the i-th id as text ("" when none)
 };
 
+/// Ids that repeat: how many rows repeat an id of an earlier row, and the first such pair.
+struct RepeatedIds {
+  std::int64_t rows = 0;  ///< rows whose id an earlier row has (0: every id is unique)
+  std::string id;         ///< the first repeated id, as text
+  std::int64_t first_row = -1, repeat_row = -1;  ///< 0-based rows of its first two occurrences
+};
+RepeatedIds repeated_ids(const Ids& ids);
+
 /// What `segforge info` shows about a feature file without reading the matrix.
 struct FeatureFileInfo {
   std::string path;

@@ -17,6 +17,8 @@
 #include "checksum.hpp"
 #include "feature_roles.hpp"
 #include "hdf5_util.hpp"
+#include <unordered_map>
+
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/validate.hpp"
@@ -34,6 +36,27 @@ std::string Ids::str(std::int64_t i) const {
     return text[static_cast<std::size_t>(i)];
   }
   return "";
+}
+
+RepeatedIds repeated_ids(const Ids& ids) {
+  RepeatedIds out;
+  auto scan = [&](const auto& values) {
+    using T = typename std::decay_t<decltype(values)>::value_type;
+    std::unordered_map<T, std::int64_t> first;  // id -> its first row
+    first.reserve(values.size());
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const auto [it, fresh] = first.emplace(values[i], static_cast<std::int64_t>(i));
+      if (fresh) continue;
+      if (out.rows++ == 0) {
+        out.first_row = it->second;
+        out.repeat_row = static_cast<std::int64_t>(i);
+        out.id = ids.str(static_cast<std::int64_t>(i));
+      }
+    }
+  };
+  if (!ids.numeric.empty()) scan(ids.numeric);
+  else scan(ids.text);
+  return out;
 }
 
 namespace io {
