@@ -56,7 +56,8 @@ void check_params(const DriftParams& p) {
 }
 
 /// The two files and the model describe the same columns, scaled the same way.
-void check_compatible(const Model& model, const std::string& model_path, const Features& ref, const Features& cur) {
+void check_compatible(const Model& model, const std::string& model_path, const Features& ref, const Features& cur,
+                      bool match_ids) {
   const std::string again = "; prepare it with `segforge-prep ... --scaler-from " + ref.path + "`";
   if (cur.x.cols() != ref.x.cols())
     throw InputError(where(cur) + ": " + std::to_string(cur.x.cols()) + " features, the reference " + ref.path +
@@ -85,7 +86,7 @@ void check_compatible(const Model& model, const std::string& model_path, const F
   for (const Features* f : {&ref, &cur}) {
     if (f->disk_rows > 0)
       throw InputError(where(*f) + ": does not fit in --memory-budget " + "; drift reads both files into memory: raise it");
-    if (const std::int64_t row = first_duplicate_id(f->ids); row >= 0)
+    if (const std::int64_t row = first_duplicate_id(f->ids); row >= 0 && match_ids)
       throw InputError(f->path + ":/ids row " + std::to_string(row) + ": id '" + f->ids.str(row) +
                        "' appears twice; migration needs one row per id: deduplicate the file");
   }
@@ -166,7 +167,7 @@ int run_drift(const DriftOptions& o) {
   const Model model = read_model(o.model);
   const Features ref = load(o.reference, o.common);
   const Features cur = load(o.current, o.common);
-  check_compatible(model, o.model, ref, cur);
+  check_compatible(model, o.model, ref, cur, o.params.match_ids);
 
   auto backend = open_backend(o.common);
   std::vector<std::string> names = model.segment_names;
@@ -195,7 +196,7 @@ int run_drift(const DriftOptions& o) {
                 static_cast<long long>(r.migration.n_common), 100.0 * r.migration.moved_share,
                 static_cast<long long>(r.migration.n_joiners), static_cast<long long>(r.migration.n_leavers));
   else
-    std::printf("  migration: not computed (a file has no /ids)\n");
+    std::printf("  migration: not computed (%s)\n", o.params.match_ids ? "a file has no /ids" : "--no-migration");
   std::printf("verdict: %s\n", drift_level_name(r.verdict).c_str());
   for (const DriftReason& reason : r.reasons) std::printf("  - %s\n", reason.text.c_str());
 
@@ -305,6 +306,8 @@ Command add_drift_command(CLI::App& parent) {
   cmd->add_option("-o,--output", o.output, "drift.json to write");
   cmd->add_option("--fail-on", o.fail_on,
                   "watch|refresh: exit 4 (watch) or 5 (refresh) when the verdict is at least this (after writing -o)");
+  cmd->add_flag("--no-migration", [&o](std::int64_t) { o.params.match_ids = false; },
+                "the files' ids do not name the same records (row numbers restarting per file): no migration");
   cmd->add_option("--bins", o.params.n_bins, "PSI bins: the reference's quantiles")->capture_default_str();
   cmd->add_option("--epsilon", o.params.epsilon, "share of an empty bin in PSI")->capture_default_str();
   cmd->add_option("--min-segment-rows", o.params.min_segment_rows,

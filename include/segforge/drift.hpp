@@ -35,6 +35,9 @@ struct DriftParams {
   double epsilon = 1e-4;     ///< an empty bin's (or segment's) share is taken as this in PSI
   /// A segment's distances decide the verdict only with at least this many rows in both files.
   std::int64_t min_segment_rows = 30;
+  /// False: the files' ids do not name the same records (row numbers that restart in every
+  /// file, as KDD98's `Row Id`), so no migration is computed.
+  bool match_ids = true;
   int refit_max_iter = 300;
   double refit_tol = 1e-4;
   DriftThresholds thresholds;
@@ -63,7 +66,7 @@ struct SegmentDrift {
 };
 
 struct Migration {
-  bool ids_available = false;  ///< both files have /ids
+  bool ids_available = false;  ///< both files have /ids and DriftParams::match_ids
   std::int64_t n_common = 0, n_joiners = 0, n_leavers = 0;
   std::int64_t n_moved = 0;          ///< common ids whose segment changed
   double moved_share = 0.0;          ///< n_moved / n_common (0 when none are common)

@@ -25,8 +25,10 @@ std::string number(double v, const char* format = "%.3g") {
 
 std::string percent(double share) { return number(100.0 * share, "%.1f") + "%"; }
 
+/// "segment 2 'Lapsed Major Donors'", or "segment 2" for a model without names.
 std::string segment_label(const std::vector<SegmentDrift>& s, std::size_t c) {
-  return "segment " + std::to_string(c) + " '" + s[c].name + "'";
+  const std::string index = "segment " + std::to_string(c);
+  return s[c].name == index ? index : index + " '" + s[c].name + "'";
 }
 
 /// Mean of the sorted values and the population (ddof = 0) standard deviation, in double.
@@ -90,7 +92,7 @@ std::string scaler_difference(const Scaler& a, const Scaler& b, const std::vecto
     return x == y || std::abs(x - y) <= 1e-6 * std::max(std::abs(x), std::abs(y));
   };
   auto feature = [&](std::size_t j) { return "feature '" + (j < names.size() ? names[j] : std::to_string(j)) + "': "; };
-  if (a.empty() != b.empty()) return a.empty() ? "it has a /scaler, " + other + " has none" : "it has no /scaler, " + other + " has one";
+  if (a.empty() != b.empty()) return a.empty() ? "it has no /scaler, " + other + " has one" : "it has a /scaler, " + other + " has none";
   if (a.mean.size() != b.mean.size()) return "another number of features";
   for (std::size_t j = 0; j < a.mean.size(); ++j) {
     if (a.transform[j] != b.transform[j])
@@ -218,7 +220,8 @@ DriftResult compute_drift(Backend& backend, MatrixView<const float> reference, M
   std::vector<double> ref_shares(k), cur_shares(k);
   for (int c = 0; c < k; ++c) {
     SegmentDrift& s = r.segments[c];
-    s.name = c < static_cast<int>(segment_names.size()) ? segment_names[c] : "segment " + std::to_string(c + 1);
+    s.name = c < static_cast<int>(segment_names.size()) && !segment_names[c].empty() ? segment_names[c]
+                                                                                  : "segment " + std::to_string(c);
     s.reference_count = static_cast<std::int64_t>(ref_dist[c].size());
     s.current_count = static_cast<std::int64_t>(cur_dist[c].size());
     s.reference_share = ref_shares[c] = static_cast<double>(s.reference_count) / static_cast<double>(n_ref);
@@ -256,7 +259,7 @@ DriftResult compute_drift(Backend& backend, MatrixView<const float> reference, M
   Migration& m = r.migration;
   m.counts = Matrix<std::int64_t>(k, k, 0);
   m.row_shares = Matrix<double>(k, k, 0.0);
-  m.ids_available = !reference_ids.empty() && !current_ids.empty();
+  m.ids_available = p.match_ids && !reference_ids.empty() && !current_ids.empty();
   if (m.ids_available) {
     const std::vector<std::string> ref_keys = id_keys(reference_ids), cur_keys = id_keys(current_ids);
     std::unordered_map<std::string, std::int64_t> ref_row;
@@ -328,18 +331,18 @@ DriftResult compute_drift(Backend& backend, MatrixView<const float> reference, M
               "); the centre that moved most: " + segment_label(r.segments, moved));
   }
   if (m.n_common > 0) {
+    // The segment most members left, by count: a tiny segment that lost its 3 members matters less.
     int from = 0;
-    double worst = -1.0;
+    std::int64_t most = -1;
     for (int a = 0; a < k; ++a) {
-      std::int64_t row = 0;
-      for (int b = 0; b < k; ++b) row += m.counts(a, b);
-      const double left = row > 0 ? 1.0 - m.row_shares(a, a) : -1.0;
-      if (left > worst) worst = left, from = a;
+      std::int64_t left = 0;
+      for (int b = 0; b < k; ++b) left += b == a ? 0 : m.counts(a, b);
+      if (left > most) most = left, from = a;
     }
     judge(m.moved_share, th.migration_watch, th.migration_refresh,
           percent(m.moved_share) + " of the " + std::to_string(m.n_common) +
               " ids in both files changed segment; most left " + segment_label(r.segments, from) + " (" +
-              percent(worst) + " of its members)");
+              std::to_string(most) + ", " + percent(1.0 - m.row_shares(from, from)) + " of its members)");
   }
   std::stable_sort(r.reasons.begin(), r.reasons.end(),
                    [](const DriftReason& x, const DriftReason& y) { return x.level > y.level; });
