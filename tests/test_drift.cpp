@@ -345,6 +345,81 @@ TEST_F(DriftCli, Kdd98FutureFundraisingHasNoSharedIdsButSharesAreCompared) {
   EXPECT_EQ(d.at("n_current"), 2000);
 }
 
+// ---- the report's "What changed" -----------------------------------------------------------
+
+TEST_F(DriftCli, ReportShowsWhatChangedAndRefusesAnotherModelsDrift) {
+  std::string out;
+  const std::string model = fixture("model.h5"), ref = fixture("reference.h5"), drift = path("drift.json"),
+                    report = path("report.html");
+  ASSERT_EQ(segforge("drift " + quote(model) + " " + quote(ref) + " " + quote(fixture("current.h5")) + " -o " + quote(drift), &out), 0)
+      << out;
+  ASSERT_EQ(segforge("report " + quote(model) + " --features " + quote(ref) + " --drift " + quote(drift) + " -o " + quote(report), &out), 0)
+      << out;
+  std::ifstream in(report);
+  const std::string page((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const char* id : {"id=\"what-changed\"", "id=\"chart-drift-shares\"", "id=\"chart-drift-psi\"", "id=\"chart-drift-sankey\"",
+                         "Drift verdict: <b>refresh</b>", "feature &#39;visits&#39;: PSI 2.7"})
+    EXPECT_NE(page.find(id), std::string::npos) << id;
+  // The Sankey's links are the crosstab's non-zero cells.
+  const json e = read_json(fixture("expected.json"));
+  std::int64_t cells = 0;
+  for (const auto& row : e.at("migration").at("counts"))
+    for (const auto& v : row) cells += v.get<std::int64_t>() > 0;
+  const auto at = page.find("\"sankey\":{");
+  ASSERT_NE(at, std::string::npos);
+  const auto values = page.find("\"value\":[", at);
+  const std::string list = page.substr(values, page.find(']', values) - values);
+  EXPECT_EQ(std::count(list.begin(), list.end(), ',') + 1, cells) << list;
+
+  // Another model's drift (K=4 against K=3), or a file that is not a drift: exit 2, nothing written.
+  Model k2 = read_model(model);
+  Matrix<float> two(2, k2.centroids.cols());
+  std::copy(k2.centroids.data(), k2.centroids.data() + two.size(), two.data());
+  k2.centroids = two;
+  write_model(path("k2.h5"), k2);
+  fs::remove(report);
+  EXPECT_EQ(segforge("report " + quote(path("k2.h5")) + " --features " + quote(ref) + " --drift " + quote(drift) + " -o " + quote(report), &out), 2)
+      << out;
+  EXPECT_NE(out.find("made for K=3, the model"), std::string::npos) << out;
+  std::ofstream(path("notdrift.json")) << R"({"format": "segforge-stability"})";
+  EXPECT_EQ(segforge("report " + quote(model) + " --features " + quote(ref) + " --drift " + quote(path("notdrift.json")) + " -o " + quote(report), &out), 2)
+      << out;
+  EXPECT_NE(out.find("not a drift file"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(report));
+
+  // In headless Chromium at a laptop's width: every chart draws, no axis is clipped.
+  const std::string chromium = test::chromium_binary(), node = test::which("node");
+  const fs::path root = fs::path(SEGFORGE_FIXTURES).parent_path().parent_path();
+  const fs::path playwright = root / "node_modules/playwright-core";
+  if (chromium.empty() || node.empty() || !fs::exists(playwright) || !fs::exists(root / "node_modules/plotly.js-dist-min"))
+    GTEST_SKIP() << "chromium, node, playwright-core or plotly.js is not installed (scripts/setup.sh; `npm ci`)";
+  // The layout checker reads the sweep's charts too.
+  ASSERT_EQ(segforge("sweep " + quote(ref) + " --k 2:4 --gap-refs 2 -o " + quote(path("sweep.json")), &out), 0) << out;
+  ASSERT_EQ(segforge("report " + quote(model) + " --features " + quote(ref) + " --drift " + quote(drift) + " --sweep " +
+                         quote(path("sweep.json")) + " -o " + quote(report),
+                     &out),
+            0)
+      << out;
+  const fs::path artifacts = fs::path(SEGFORGE_BINARY).parent_path().parent_path() / "test-artifacts";
+  fs::create_directories(artifacts);
+  const std::string screenshot = (artifacts / "report-drift.png").string();
+  std::ofstream(path("layout.js")) << test::kLayoutCheck;
+  ASSERT_EQ(shell("timeout 240 " + node + " " + quote(path("layout.js")) + " " + quote(playwright.string()) + " " + chromium +
+                      " " + quote(report) + " " + quote(screenshot),
+                  &out),
+            0)
+      << out;
+  const auto result_at = out.find("RESULT ");
+  ASSERT_NE(result_at, std::string::npos) << out;
+  const auto result = json::parse(out.substr(result_at + 7, out.find('\n', result_at) - result_at - 7));
+  std::cout << "  [report] " << result.dump().substr(0, 400) << "\n  [artifact] " << screenshot << "\n";
+  for (const auto& problem : result.at("problems")) {
+    const std::string p = problem.get<std::string>();
+    if (p.find("expected to need scrolling") != std::string::npos) continue;  // a 4-feature table need not
+    ADD_FAILURE() << p;
+  }
+}
+
 // ---- bad input: exit 2, one line, nothing written ---------------------------------------------
 
 struct BadCase {

@@ -237,6 +237,9 @@ DriftResult drift_from_json(const json& j, const std::string& path) {
     for (const auto& reason : j.at("reasons"))
       r.reasons.push_back({level(reason.at("level").get<std::string>()), reason.at("text").get<std::string>()});
     r.share_psi = j.at("share_psi").get<double>();
+    const auto& psi = j.at("thresholds").at("feature_psi");
+    r.thresholds.feature_psi_watch = psi.at("watch").get<double>();
+    r.thresholds.feature_psi_refresh = psi.at("refresh").get<double>();
     for (const auto& f : j.at("features")) {
       FeatureDrift d;
       d.name = f.at("name").get<std::string>();
