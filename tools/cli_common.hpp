@@ -142,6 +142,7 @@ Command add_synth_command(CLI::App& parent);
 Command add_sweep_command(CLI::App& parent);
 Command add_stability_command(CLI::App& parent);
 Command add_report_command(CLI::App& parent);
+Command add_drift_command(CLI::App& parent);
 
 /// `--criteria elbow,silhouette,gap,db,ch` (also davies_bouldin, calinski_harabasz).
 std::vector<Criterion> parse_criteria(const std::string& text);

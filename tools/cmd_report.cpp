@@ -22,6 +22,9 @@
 
 namespace segforge::cli {
 
+/// drift.json back (tools/cmd_drift.cpp).
+DriftResult drift_from_json(const json& j, const std::string& path);
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -30,7 +33,7 @@ constexpr const char* kPlotlyRelative = "node_modules/plotly.js-dist-min/plotly.
 
 struct ReportOptions {
   Common common;
-  std::string model, features, labels, sweep, stability, output, plotly, title = "Segmentation report";
+  std::string model, features, labels, sweep, stability, drift, output, plotly, title = "Segmentation report";
   std::int64_t scatter_rows = 4000, silhouette_rows = 4000;
   std::uint64_t seed = 0;
   bool allow_other_features = false;
@@ -81,6 +84,7 @@ int run_report(const ReportOptions& o) {
   outputs.input(o.sweep, "--sweep");
   outputs.input(o.stability, "--stability");
   outputs.input(o.labels, "--labels");
+  outputs.input(o.drift, "--drift");
   outputs.output(o.output, "-o", {".html", ".htm"});
   const Model model = read_model(o.model);
   const Features f = load(o.features, o.common);
@@ -111,6 +115,14 @@ int run_report(const ReportOptions& o) {
   if (!o.sweep.empty()) sweep = sweep_from_json(read_json_file(o.sweep, "--sweep"), o.sweep);
   std::optional<StabilityResult> stability;
   if (!o.stability.empty()) stability = stability_from_json(read_json_file(o.stability, "--stability"), o.stability);
+
+  std::optional<DriftResult> drift;
+  if (!o.drift.empty()) {
+    drift = drift_from_json(read_json_file(o.drift, "--drift"), o.drift);
+    if (drift->n_clusters != k)
+      throw InputError("--drift " + o.drift + ": made for K=" + std::to_string(drift->n_clusters) + ", the model " +
+                       o.model + " has K=" + std::to_string(k) + "; run segforge drift with this model");
+  }
 
   auto backend = open_backend(o.common);
   auto data = backend->upload(f.x.view());
@@ -158,6 +170,7 @@ int run_report(const ReportOptions& o) {
   in.views = report_views(*backend, *data, labels, model.centroids.view(), vp);
   in.sweep = std::move(sweep);
   in.stability = std::move(stability);
+  in.drift = std::move(drift);
   in.generated_by = std::string("segforge ") + SEGFORGE_VERSION;
 
   std::string why;
@@ -187,6 +200,7 @@ Command add_report_command(CLI::App& parent) {
   cmd->add_option("--labels", o.labels, "labels.h5 or segments.csv (default: assign with the model)");
   cmd->add_option("--sweep", o.sweep, "sweep.json from segforge sweep");
   cmd->add_option("--stability", o.stability, "stability.json from segforge stability");
+  cmd->add_option("--drift", o.drift, "drift.json from segforge drift: adds a \"What changed\" section");
   cmd->add_option("--plotly", o.plotly, "plotly.min.js to inline (default: node_modules/plotly.js-dist-min, or $SEGFORGE_PLOTLY_JS)");
   cmd->add_option("--title", o.title, "report title")->capture_default_str();
   cmd->add_option("--scatter-rows", o.scatter_rows, "points in the scatter plots")->capture_default_str();

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "segforge/backend.hpp"
+#include "segforge/drift.hpp"
 #include "segforge/matrix.hpp"
 #include "segforge/segments.hpp"
 #include "segforge/select.hpp"
@@ -54,6 +55,9 @@ struct ReportInput {
   ReportViews views;
   std::optional<SweepResult> sweep;
   std::optional<StabilityResult> stability;
+  /// `segforge drift` of this model (--drift): the "What changed" section. Its segments are the
+  /// model's (K of them, in the model's order).
+  std::optional<DriftResult> drift;
   std::vector<std::string> notes;  ///< shown at the top (e.g. where plotly.js was not found)
   std::string plotly_js;           ///< plotly.js source to inline; empty: no charts
   std::string generated_by;        ///< "segforge 0.1.0"

@@ -308,6 +308,33 @@ constexpr const char* kDraw = R"JS(
                          { xref: 'paper', x: 1, xanchor: 'right', y: 0.5, yanchor: 'top', showarrow: false,
                            text: 'dissolved ≤ 0.5', bgcolor: 'rgba(255,255,255,0.85)', font: { size: 11, color: '#c0392b' } }] });
   }
+  if (data.drift) {
+    var dr = data.drift;
+    draw('chart-drift-shares', [
+        { type: 'bar', x: dr.names, y: dr.before, name: 'reference' },
+        { type: 'bar', x: dr.names, y: dr.after, name: 'current' }],
+         { title: { text: 'Segment shares: reference and current' }, barmode: 'group',
+           yaxis: { title: { text: 'share of rows' }, tickformat: '.0%' }, xaxis: { automargin: true } });
+    var psiColours = dr.psi.map(function (v) { return v >= dr.psi_refresh ? '#c0392b' : v >= dr.psi_watch ? '#e0a800' : '#1e8449'; });
+    function band(v, colour) {
+      return { type: 'line', x0: v, x1: v, yref: 'paper', y0: 0, y1: 1, line: { dash: 'dot', color: colour } };
+    }
+    draw('chart-drift-psi', [{ type: 'bar', orientation: 'h', x: dr.psi, y: dr.features, marker: { color: psiColours },
+                               hovertemplate: '%{y}: PSI %{x:.3f}<extra></extra>' }],
+         { title: { text: 'Feature PSI on the reference quantile bins' }, showlegend: false,
+           height: Math.max(320, 90 + 26 * dr.features.length),
+           xaxis: { title: { text: 'PSI (watch ≥ ' + dr.psi_watch + ', refresh ≥ ' + dr.psi_refresh + ')' } },
+           yaxis: { automargin: true, autorange: 'reversed' },
+           shapes: [band(dr.psi_watch, '#e0a800'), band(dr.psi_refresh, '#c0392b')] });
+    if (dr.sankey) {
+      var labels = dr.names.map(function (n) { return n + ' (before)'; }).concat(dr.names.map(function (n) { return n + ' (after)'; }));
+      var colours = dr.names.map(function (_, c) { return palette[c % palette.length]; });
+      draw('chart-drift-sankey', [{ type: 'sankey', arrangement: 'snap',
+                                    node: { label: labels, color: colours.concat(colours), pad: 14, thickness: 16 },
+                                    link: { source: dr.sankey.source, target: dr.sankey.target, value: dr.sankey.value } }],
+           { title: { text: 'Where the ' + dr.sankey.n_common.toLocaleString('en-US') + ' records in both files went' }, height: 480 });
+    }
+  }
   Promise.all(pending).then(function () {
     document.body.setAttribute('data-charts-drawn', String(pending.length));
     document.body.setAttribute('data-report-ready', '1');
@@ -386,6 +413,35 @@ std::string data_json(const ReportInput& in) {
     }
     j += "],\"centres\":{\"x\":" + json_numbers(cx) + ",\"y\":" + json_numbers(cy) + ",\"z\":" + json_numbers(cz) + "}}";
   }
+  if (in.drift) {
+    const DriftResult& d = *in.drift;
+    std::vector<double> before, after, psi;
+    std::vector<std::string> features;
+    for (const SegmentDrift& seg : d.segments) before.push_back(seg.reference_share), after.push_back(seg.current_share);
+    // Worst first, so the bars read from the top.
+    std::vector<std::size_t> order(d.features.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return d.features[a].psi > d.features[b].psi; });
+    for (std::size_t i : order) features.push_back(d.features[i].name), psi.push_back(d.features[i].psi);
+    std::vector<std::string> names;
+    for (std::size_t c = 0; c < d.segments.size(); ++c) names.push_back(c < k ? in.dictionary[c].name : d.segments[c].name);
+    j += ",\"drift\":{\"names\":" + json_array(names, json_string) + ",\"before\":" + json_numbers(before) +
+         ",\"after\":" + json_numbers(after) + ",\"features\":" + json_array(features, json_string) +
+         ",\"psi\":" + json_numbers(psi) + ",\"psi_watch\":" + json_number(d.thresholds.feature_psi_watch) +
+         ",\"psi_refresh\":" + json_number(d.thresholds.feature_psi_refresh);
+    if (d.migration.n_common > 0) {
+      std::vector<double> source, target, value;
+      const auto kk = d.migration.counts.rows();
+      for (std::int64_t a = 0; a < kk; ++a)
+        for (std::int64_t b = 0; b < kk; ++b)
+          if (d.migration.counts(a, b) > 0)
+            source.push_back(static_cast<double>(a)), target.push_back(static_cast<double>(kk + b)),
+                value.push_back(static_cast<double>(d.migration.counts(a, b)));
+      j += ",\"sankey\":{\"n_common\":" + std::to_string(d.migration.n_common) + ",\"source\":" + json_numbers(source) +
+           ",\"target\":" + json_numbers(target) + ",\"value\":" + json_numbers(value) + "}";
+    }
+    j += "}";
+  }
   if (in.stability) {
     j += ",\"stability\":{\"jaccard_mean\":" + json_numbers(in.stability->jaccard_mean) +
          ",\"jaccard_min\":" + json_numbers(in.stability->jaccard_min) +
@@ -445,6 +501,42 @@ std::string sweep_table(const SweepResult& s) {
     t += "<b>" + html(criterion_name(c.criterion)) + "</b>: " + (c.k ? "K=" + std::to_string(*c.k) : "–") + " (" +
          html(c.note) + ")<br>";
   return t + "</p>\n";
+}
+
+/// "What changed": the drift verdict and its reasons, segment shares before and after, the
+/// migration of the records in both files (a Sankey) and the feature PSI bars.
+std::string what_changed(const ReportInput& in, bool charts) {
+  const DriftResult& d = *in.drift;
+  const std::size_t k = in.profiles.size();
+  const char* box = d.verdict == DriftLevel::stable ? "recommend" : d.verdict == DriftLevel::watch ? "note" : "warn";
+  std::string h = "<section id=\"what-changed\"><h2>What changed</h2>\n<div class=\"" + std::string(box) +
+                  "\">Drift verdict: <b>" + html(drift_level_name(d.verdict)) + "</b> (" + thousands(d.n_reference) +
+                  " reference rows, " + thousands(d.n_current) + " current)<ul>";
+  for (const DriftReason& r : d.reasons) h += "<li>" + html(r.text) + "</li>";
+  h += "</ul></div>\n";
+  if (charts) {
+    h += "<div class=\"grid\">" + chart_div("chart-drift-shares") + chart_div("chart-drift-psi") + "</div>\n";
+    if (d.migration.n_common > 0) h += chart_div("chart-drift-sankey");
+  }
+  h += "<div class=\"scroll\"><table><thead><tr><th>#</th><th>segment</th><th>share before</th><th>share after</th>"
+       "<th>mean distance before</th><th>after</th></tr></thead><tbody>";
+  for (std::size_t c = 0; c < d.segments.size(); ++c) {
+    const SegmentDrift& s = d.segments[c];
+    h += "<tr><td>" + std::to_string(c) + "</td><td class=\"nowrap\"><span class=\"swatch\" style=\"background:" +
+         colour(c) + "\"></span>" + html(c < k ? in.dictionary[c].name : s.name) + "</td><td class=\"num\">" +
+         fmt("%.1f%%", 100.0 * s.reference_share) + "</td><td class=\"num\">" + fmt("%.1f%%", 100.0 * s.current_share) +
+         "</td><td class=\"num\">" + fmt("%.4g", s.reference_mean_distance) + "</td><td class=\"num\">" +
+         fmt("%.4g", s.current_mean_distance) + "</td></tr>";
+  }
+  h += "</tbody></table></div>\n<p>Share PSI " + fmt("%.3f", d.share_psi) + ". Inertia of the current data under the model " +
+       analyst_number(d.current_inertia) + ", after a refit from its centres " + analyst_number(d.refit_inertia) + " (" +
+       fmt("%.1f%%", 100.0 * d.refit_gain) + " better). ";
+  if (d.migration.ids_available)
+    h += thousands(d.migration.n_common) + " records in both files, " + fmt("%.1f%%", 100.0 * d.migration.moved_share) +
+         " changed segment; " + thousands(d.migration.n_joiners) + " joined, " + thousands(d.migration.n_leavers) + " left.";
+  else
+    h += "No migration: the records of the two files were not matched by id.";
+  return h + "</p>\n</section>\n";
 }
 
 }  // namespace
@@ -547,6 +639,8 @@ std::string render_report_html(const ReportInput& in) {
     h += std::string("<div class=\"") + (in.stability->stable ? "recommend" : "warn") + "\">Stability: " +
          html(in.stability->verdict) + "</div>\n";
   h += "</section>\n";
+
+  if (in.drift) h += what_changed(in, charts);
 
   if (in.sweep) {
     h += "<section id=\"choosing-k\"><h2>Choosing K</h2>\n";
