@@ -480,7 +480,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(BadCase{"names", "column 2 is 'visits_12m', the reference's is 'visits'; prepare it with"},
                       BadCase{"scaling", ":/scaler: scaled otherwise than the reference"},
                       BadCase{"no_scaler", "it has no /scaler, the reference has one"},
-                      BadCase{"duplicate_id", ":/ids row 7: id '603' appears twice"},
+                      BadCase{"duplicate_id", ":/ids: id '603' is on rows 4 and 8 (1 rows repeat an id); migration needs one row per id"},
                       BadCase{"model_columns", ":/centroids: 3 features, the reference"},
                       BadCase{"model_names", ":/feature_names: column 0 is 'recency', the reference's is 'spend'"},
                       BadCase{"fail_on", "--fail-on always: use watch or refresh"},

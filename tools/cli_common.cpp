@@ -266,7 +266,7 @@ const Checkpointing* on_all_ranks(const Checkpointing* local, Checkpointing& sto
   return local;
 }
 
-Features load(const std::string& path, const Common& c) {
+Features load(const std::string& path, const Common& c, bool warn_ids) {
   ReadOptions options;
   options.dataset = c.dataset;
   options.nan_policy = parse_nan_policy(c.nan_policy);
@@ -276,7 +276,7 @@ Features load(const std::string& path, const Common& c) {
     if (f.n_dropped > 0 && output_rank())
       std::cerr << "segforge: " << f.path << ":" << f.dataset << ": dropped " << f.n_dropped
                 << " rows with NaN or Inf (--nan-policy drop)\n";
-    warn_repeated_ids(f);  // rank 0 holds every id (gather_ids)
+    if (warn_ids) warn_repeated_ids(f);  // rank 0 holds every id (gather_ids)
     return f;
   }
 #endif
@@ -287,7 +287,7 @@ Features load(const std::string& path, const Common& c) {
   if (f.n_dropped > 0)
     std::cerr << "segforge: " << f.path << ":" << f.dataset << ": dropped " << f.n_dropped
               << " rows with NaN or Inf (--nan-policy drop)\n";
-  warn_repeated_ids(f);
+  if (warn_ids) warn_repeated_ids(f);
   return f;
 }
 

@@ -93,7 +93,8 @@ std::unique_ptr<Backend> open_backend(const Common& c);
 /// this rank's contiguous part of the rows (Features::first_row, n_rows_total place it), the ids
 /// of all rows are on rank 0 only (which writes the outputs), and an error on any rank is thrown
 /// on every rank.
-Features load(const std::string& path, const Common& c);
+/// `warn_ids`: warn_repeated_ids (below) after reading.
+Features load(const std::string& path, const Common& c, bool warn_ids = true);
 /// One warning line when rows of `f` repeat an id (on the output rank): segments.csv then has
 /// that id on more than one line.
 void warn_repeated_ids(const Features& f);

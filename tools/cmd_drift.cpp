@@ -86,9 +86,10 @@ void check_compatible(const Model& model, const std::string& model_path, const F
   for (const Features* f : {&ref, &cur}) {
     if (f->disk_rows > 0)
       throw InputError(where(*f) + ": does not fit in --memory-budget " + "; drift reads both files into memory: raise it");
-    if (const std::int64_t row = first_duplicate_id(f->ids); row >= 0 && match_ids)
-      throw InputError(f->path + ":/ids row " + std::to_string(row) + ": id '" + f->ids.str(row) +
-                       "' appears twice; migration needs one row per id: deduplicate the file");
+    if (const RepeatedIds r = match_ids ? repeated_ids(f->ids) : RepeatedIds{}; r.rows > 0)
+      throw InputError(f->path + ":/ids: id '" + r.id + "' is on rows " + std::to_string(r.first_row + 1) + " and " +
+                       std::to_string(r.repeat_row + 1) + " (" + std::to_string(r.rows) +
+                       " rows repeat an id); migration needs one row per id: deduplicate the file, or pass --no-migration");
   }
 }
 
@@ -165,8 +166,9 @@ int run_drift(const DriftOptions& o) {
   check_params(o.params);
   const DriftLevel fail_on = o.fail_on.empty() ? DriftLevel::stable : parse_level(o.fail_on);
   const Model model = read_model(o.model);
-  const Features ref = load(o.reference, o.common);
-  const Features cur = load(o.current, o.common);
+  // Repeated ids are refused below when migration matches them: no warning first.
+  const Features ref = load(o.reference, o.common, !o.params.match_ids);
+  const Features cur = load(o.current, o.common, !o.params.match_ids);
   check_compatible(model, o.model, ref, cur, o.params.match_ids);
 
   auto backend = open_backend(o.common);

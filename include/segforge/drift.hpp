@@ -118,8 +118,6 @@ FeatureDrift feature_drift(std::vector<double> reference, std::vector<double> cu
 std::string scaler_difference(const Scaler& first, const Scaler& second, const std::vector<std::string>& names,
                               const std::string& other);
 
-/// The row of the first id that appears twice (-1 when every id is unique).
-std::int64_t first_duplicate_id(const Ids& ids);
 
 /// Everything `segforge drift` reports. Prior validation is assumed: same columns in both
 /// matrices and the centroids, at least one row in each.

@@ -109,15 +109,6 @@ std::string scaler_difference(const Scaler& a, const Scaler& b, const std::vecto
   return {};
 }
 
-std::int64_t first_duplicate_id(const Ids& ids) {
-  const std::vector<std::string> keys = id_keys(ids);
-  std::unordered_map<std::string, std::int64_t> seen;
-  seen.reserve(keys.size());
-  for (std::size_t i = 0; i < keys.size(); ++i)
-    if (!seen.emplace(keys[i], static_cast<std::int64_t>(i)).second) return static_cast<std::int64_t>(i);
-  return -1;
-}
-
 double population_stability_index(const std::vector<double>& reference_shares,
                                   const std::vector<double>& current_shares, double epsilon) {
   SEGFORGE_ASSERT(reference_shares.size() == current_shares.size(), "psi: one share per bin in both");
