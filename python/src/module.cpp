@@ -43,8 +43,7 @@ std::uintptr_t g_last_rows_address = 0;
 /// A C-contiguous float32 2-D numpy array as a view. The Python layer converts (or refuses to,
 /// under copy=False) before it calls here, so anything else is a bug of that layer.
 sf::MatrixView<const float> matrix_view(const py::array& a, const char* name) {
-  if (!a.dtype().is(py::dtype::of<float>()) || a.ndim() != 2 ||
-      !(a.flags() & py::array::c_style))
+  if (!py::isinstance<py::array_t<float, py::array::c_style>>(a) || a.ndim() != 2)
     throw std::invalid_argument(std::string(name) + " must be a C-contiguous float32 2-D array");
   return {static_cast<const float*>(a.data()), static_cast<std::int64_t>(a.shape(0)),
           static_cast<std::int64_t>(a.shape(1))};
@@ -52,15 +51,15 @@ sf::MatrixView<const float> matrix_view(const py::array& a, const char* name) {
 
 std::span<const float> weight_span(const std::optional<py::array>& w, std::int64_t n) {
   if (!w) return {};
-  if (!w->dtype().is(py::dtype::of<float>()) || w->ndim() != 1 ||
-      !(w->flags() & py::array::c_style) || w->shape(0) != n)
+  if (!py::isinstance<py::array_t<float, py::array::c_style>>(*w) || w->ndim() != 1 ||
+      w->shape(0) != n)
     throw std::invalid_argument("sample_weight must be a contiguous float32 array of n_samples values");
   return {static_cast<const float*>(w->data()), static_cast<std::size_t>(n)};
 }
 
 std::span<const std::int32_t> label_span(const py::array& a, std::int64_t n) {
-  if (!a.dtype().is(py::dtype::of<std::int32_t>()) || a.ndim() != 1 ||
-      !(a.flags() & py::array::c_style) || a.shape(0) != n)
+  if (!py::isinstance<py::array_t<std::int32_t, py::array::c_style>>(a) || a.ndim() != 1 ||
+      a.shape(0) != n)
     throw std::invalid_argument("labels must be a contiguous int32 array of n_samples values");
   return {static_cast<const std::int32_t*>(a.data()), static_cast<std::size_t>(n)};
 }
@@ -267,7 +266,8 @@ py::tuple minibatch_partial_step(Engine& engine, const py::array& x,
   if (c.cols() != xv.cols)
     throw sf::InputError("X has " + std::to_string(xv.cols) + " features, but the model has " +
                          std::to_string(c.cols()));
-  if (!counts.dtype().is(py::dtype::of<double>()) || counts.ndim() != 1 || counts.shape(0) != c.rows())
+  if (!py::isinstance<py::array_t<double, py::array::c_style>>(counts) || counts.ndim() != 1 ||
+      counts.shape(0) != c.rows())
     throw std::invalid_argument("counts must be float64 [n_clusters]");
   std::vector<double> n(static_cast<const double*>(counts.data()),
                         static_cast<const double*>(counts.data()) + c.rows());
