@@ -32,10 +32,7 @@ def _check_weights(sample_weight, X):
     CLI's --sample-weight rules)."""
     if sample_weight is None:
         return None
-    w = _check_sample_weight(sample_weight, X, dtype=np.float64)
-    if not np.all(np.isfinite(w)):
-        raise ValueError("sample_weight row %d is not finite; weights must be finite and >= 0"
-                         % int(np.flatnonzero(~np.isfinite(w))[0]))
+    w = _check_sample_weight(sample_weight, X, dtype=np.float64)  # shape, NaN, infinity
     if np.any(w < 0):
         raise ValueError("sample_weight row %d is %g; weights must be >= 0"
                          % (int(np.flatnonzero(w < 0)[0]), w[w < 0][0]))

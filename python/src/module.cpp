@@ -293,6 +293,9 @@ py::tuple predict(Engine& engine, const py::array& x, const std::optional<py::ar
     py::gil_scoped_release release;
     auto data = engine.lend(xv, wv);
     a = sf::predict(engine.backend(), *data, cv);
+    // predict's inertia is unweighted; the weighted one is the fused pass's Σ w·min ||x − c||²
+    // (what fit reports), so score(X, sample_weight=w) counts the weights.
+    if (!wv.empty()) a.inertia = engine.backend().assign_accumulate(*data, cv).inertia;
   }
   return py::make_tuple(to_numpy(std::move(a.labels)), to_numpy(std::move(a.sq_distances)), a.inertia);
 }
