@@ -322,3 +322,60 @@ def test_load_model_bad_file(tmp_path):
     p.write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="not_a_model.h5"):
         segforge.load_model(p)
+
+
+# ---- the CLI's --sample-weight (fit, score, sweep) --------------------------------------------
+
+@pytest.mark.skipif(not os.path.exists(CLI), reason="the segforge CLI is not built")
+def test_cli_sample_weight_matches_python(blobs, tmp_path):
+    X, _ = blobs
+    w = np.random.RandomState(2).uniform(0, 3, len(X))
+    feats = tmp_path / "features.h5"
+    _features(feats, X, ["a", "b", "c", "d", "e", "f"])
+    with h5py.File(feats, "a") as f:
+        f["weight"] = w
+    r = _cli("fit", str(feats), "-k", "4", "-o", str(tmp_path / "m.h5"), "--n-init", "1", "--refine",
+             "none", "--seed", "0", "--device", "cpu", "--sample-weight", "weight",
+             "--labels", str(tmp_path / "l.h5"))
+    assert r.returncode == 0, r.stderr
+    km = segforge.KMeans(4, random_state=0, device="cpu").fit(X, sample_weight=w)
+    with h5py.File(tmp_path / "m.h5") as f:
+        np.testing.assert_array_equal(f["centroids"][:], km.cluster_centers_)
+        assert float(f.attrs["inertia"]) == pytest.approx(km.inertia_, rel=1e-9)
+    unweighted = segforge.KMeans(4, random_state=0, device="cpu").fit(X)
+    assert not np.array_equal(unweighted.cluster_centers_, km.cluster_centers_)
+    for cmd in (["score", str(feats), "--labels", str(tmp_path / "l.h5")],
+                ["sweep", str(feats), "--k", "2:4", "-o", str(tmp_path / "s.json")]):
+        r = _cli(*cmd, "--device", "cpu", "--sample-weight", "/weight")
+        assert r.returncode == 0, (cmd, r.stderr)
+
+
+@pytest.mark.skipif(not os.path.exists(CLI), reason="the segforge CLI is not built")
+@pytest.mark.parametrize("weights,message", [
+    (lambda n: np.ones(n - 1), "2999 weights for 3000 rows"),
+    (lambda n: np.r_[np.ones(n - 1), -1.0], "row 2999: weight -1; weights must be finite and >= 0"),
+    (lambda n: np.r_[np.nan, np.ones(n - 1)], "row 0: weight nan"),
+    (lambda n: np.zeros(n), "every weight is 0"),
+    (lambda n: np.ones((n, 2)), "expected 1-D"),
+    (None, "features.h5: no dataset '/weight'"),  # missing: the reader's own message
+])
+@pytest.mark.parametrize("command", ["fit", "score", "sweep"])
+def test_cli_bad_sample_weight(blobs, tmp_path, weights, message, command):
+    X, _ = blobs
+    feats = tmp_path / "features.h5"
+    _features(feats, X, ["a", "b", "c", "d", "e", "f"])
+    if weights is not None:
+        with h5py.File(feats, "a") as f:
+            f["weight"] = weights(len(X))
+    with h5py.File(tmp_path / "l.h5", "w") as f:
+        f["labels"] = (np.arange(len(X)) % 3).astype(np.int32)
+    out = tmp_path / "out.h5"
+    args = {"fit": ["fit", str(feats), "-k", "3", "-o", str(out)],
+            "score": ["score", str(feats), "--labels", str(tmp_path / "l.h5")],
+            "sweep": ["sweep", str(feats), "--k", "2:3", "-o", str(tmp_path / "s.json")]}[command]
+    r = _cli(*args, "--device", "cpu", "--sample-weight", "weight")
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr
+    assert weights is None or "features.h5:/weight" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not out.exists() and not (tmp_path / "s.json").exists()
