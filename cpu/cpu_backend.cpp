@@ -80,6 +80,22 @@ class CpuDataset final : public Dataset {
     show(0);
   }
 
+  /// Resident, on the caller's buffer (borrow): only the norms are computed; x must outlive it.
+  struct Borrowed {};
+  CpuDataset(Borrowed, MatrixView<const float> x, std::span<const float> w, int team)
+      : n(x.rows), d(x.cols), weights(w.begin(), w.end()),
+        labels(static_cast<std::size_t>(x.rows), -1),
+        min_dist(static_cast<std::size_t>(x.rows), std::numeric_limits<float>::infinity()),
+        window_rows_(n), borrowed_(x.data) {
+    Window& all = windows_[0];
+    all.norms.resize(static_cast<std::size_t>(n));
+    cpu::for_chunks(team, n, cpu::no_scratch, [&](cpu::NoScratch&, i64, i64 begin, i64 end) {
+      for (i64 i = begin; i < end; ++i) all.norms[i] = cpu::sq_norm(borrowed_ + i * d, d);
+    });
+    all.index = 0;
+    show(0);
+  }
+
   CpuDataset(std::shared_ptr<RowSource> source, i64 window_rows)
       : n(source->n_rows()), d(source->n_cols()), labels(static_cast<std::size_t>(n), -1),
         min_dist(static_cast<std::size_t>(n), std::numeric_limits<float>::infinity()),
@@ -95,6 +111,7 @@ class CpuDataset final : public Dataset {
   std::int64_t n_samples() const override { return n; }
   std::int64_t n_features() const override { return d; }
   bool weighted() const override { return !weights.empty(); }
+  const float* host_rows() const override { return streamed() ? nullptr : rows_; }
   bool streamed() const { return source_ != nullptr; }
   RowSource& source() const { return *source_; }
 
@@ -152,7 +169,7 @@ class CpuDataset final : public Dataset {
   }
 
   void show(int slot) const {
-    rows_ = adopted_.empty() ? windows_[slot].rows.data() : adopted_.data();
+    rows_ = borrowed_ ? borrowed_ : adopted_.empty() ? windows_[slot].rows.data() : adopted_.data();
     norms_ = windows_[slot].norms.data();
     lo_ = windows_[slot].index * window_rows_;
   }
@@ -161,6 +178,7 @@ class CpuDataset final : public Dataset {
   i64 window_rows_;
   mutable Window windows_[2];
   std::vector<float> adopted_;  ///< the rows, when the dataset took the caller's buffer (adopt)
+  const float* borrowed_ = nullptr;  ///< the caller's rows, read in place (borrow)
   mutable const float* rows_ = nullptr;
   mutable const float* norms_ = nullptr;
   mutable i64 lo_ = 0;
@@ -362,6 +380,14 @@ class CpuBackend final : public Backend {
     SEGFORGE_ASSERT(weights.empty() || static_cast<i64>(weights.size()) == x.rows,
                     "weights must be empty or have one value per row");
     return std::make_unique<CpuDataset>(x, weights, team());
+  }
+
+  std::unique_ptr<Dataset> borrow(MatrixView<const float> x,
+                                  std::span<const float> weights) override {
+    SEGFORGE_ASSERT(x.rows >= 0 && x.cols >= 0, "negative matrix shape");
+    SEGFORGE_ASSERT(weights.empty() || static_cast<i64>(weights.size()) == x.rows,
+                    "weights must be empty or have one value per row");
+    return std::make_unique<CpuDataset>(CpuDataset::Borrowed{}, x, weights, team());
   }
 
   std::unique_ptr<Dataset> adopt(Matrix<float>&& x) override {

@@ -7,6 +7,7 @@ packages=(
   libhdf5-dev hdf5-tools libeigen3-dev libopenblas-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-sklearn python3-h5py python3-pandas python3-faiss
+  pybind11-dev python3-pybind11 python3-pytest python3-scipy python3-dev
   libopenblas0-pthread
   libopenmpi-dev openmpi-bin
   libcsv-dev libhowardhinnant-date-dev zlib1g-dev

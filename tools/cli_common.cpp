@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <sstream>
 #include <unistd.h>
 
 #include "segforge/error.hpp"
@@ -157,6 +158,38 @@ void add_common(CLI::App* app, Common& c) {
   app->add_flag("--verbose", c.verbose, "more detail on stderr (e.g. why no GPU was used)");
 }
 
+void add_sample_weight(CLI::App* app, Common& c) {
+  app->add_option("--sample-weight", c.sample_weight,
+                  "dataset of the features file holding one weight per row (finite, >= 0, not all zero)");
+}
+
+std::vector<float> load_sample_weights(const Features& f, const Common& c) {
+  if (c.sample_weight.empty()) return {};
+  const std::string at = f.path + ":" + (c.sample_weight.front() == '/' ? "" : "/") + c.sample_weight;
+  if (f.n_dropped > 0)
+    throw InputError(at + ": --sample-weight with rows dropped by --nan-policy drop; clean the "
+                     "features first or drop those rows' weights too");
+  if (f.disk_rows > 0)
+    throw InputError(at + ": --sample-weight needs the rows in memory; raise --memory-budget");
+  const std::vector<double> all = read_extra_doubles(f.path, c.sample_weight);
+  if (static_cast<std::int64_t>(all.size()) != f.n_rows_total)
+    throw InputError(at + ": " + std::to_string(all.size()) + " weights for " +
+                     std::to_string(f.n_rows_total) + " rows of " + where(f) +
+                     "; store one weight per row");
+  bool any_positive = false;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (!std::isfinite(all[i]) || all[i] < 0)
+      throw InputError(at + " row " + std::to_string(i) + ": weight " + (std::ostringstream() << all[i]).str() +
+                       "; weights must be finite and >= 0");
+    any_positive = any_positive || all[i] > 0;
+  }
+  if (!any_positive)
+    throw InputError(at + ": every weight is 0; at least one row needs a positive weight");
+  // This process's rows (under MPI a part starting at first_row; no rows were dropped).
+  const auto begin = all.begin() + f.first_row;
+  return std::vector<float>(begin, begin + f.x.rows());
+}
+
 std::unique_ptr<Backend> open_backend(const Common& c) {
   std::string note;
   auto backend = make_backend(parse_device(c.device), c.threads, &note);
@@ -236,7 +269,13 @@ Features load_part(const std::string& path, ReadOptions options, std::int64_t bu
 
 std::unique_ptr<Dataset> open_data(Backend& backend, Features& f, const Common& c) {
   // This process's rows: in memory, or streamed from the file in windows the budget allows.
+  const std::vector<float> weights = load_sample_weights(f, c);
   auto place = [&](Backend& local) {
+    if (!weights.empty()) {
+      auto data = local.upload(f.x.view(), weights);
+      f.x = Matrix<float>(0, f.x.cols());
+      return data;
+    }
     if (f.disk_rows == 0) return local.adopt(std::move(f.x));  // the rows in memory once
     const MemoryPlan plan =
         plan_memory(f.disk_rows, f.x.cols(), parse_memory_budget(c.memory_budget), where(f));

@@ -82,8 +82,15 @@ struct Common {
   std::string memory_budget = "auto";
   /// --verbose: details such as why no GPU was used.
   bool verbose = false;
+  /// --sample-weight DATASET (fit, score, sweep): per-row weights in the features file; empty: none.
+  std::string sample_weight;
 };
 void add_common(CLI::App* app, Common& c);
+/// --sample-weight DATASET, for the commands whose results weights change (fit, score, sweep).
+void add_sample_weight(CLI::App* app, Common& c);
+/// The --sample-weight dataset of `f`'s file for f's rows, checked: 1-D numeric, one value per
+/// row, finite, >= 0, not all zero. Empty when none was asked for.
+std::vector<float> load_sample_weights(const Features& f, const Common& c);
 /// The backend `--device` asks for. When `auto` falls back to the CPU it says so on stderr once
 /// per process, as the one line "segforge: no GPU found; running on the CPU" (a CPU-only machine
 /// is normal, not an error); with --verbose, why (e.g. the CUDA runtime's message).
@@ -102,7 +109,8 @@ void warn_repeated_ids(const Features& f);
 /// dataset partitioned over the ranks (n_samples() is the global row count; collective).
 /// Out of core (f.disk_rows > 0: load() left the rows on disk for want of --memory-budget), a
 /// dataset that streams them in windows the budget allows. In memory, the backend adopts f.x's
-/// rows (Backend::adopt; f.x becomes [0 x n_features]): the data is in memory once.
+/// rows (Backend::adopt; f.x becomes [0 x n_features]): the data is in memory once. With
+/// --sample-weight, the rows are uploaded with their weights (load_sample_weights).
 std::unique_ptr<Dataset> open_data(Backend& backend, Features& f, const Common& c);
 /// Whether this process writes the outputs and prints the results: rank 0 under MPI (every
 /// rank computes them alike), always otherwise.

@@ -434,6 +434,7 @@ Command add_fit_command(CLI::App& parent) {
   cmd->add_option("--min-segment-size", o.min_segment_size, "warn below this many rows (0: 1% of N, at least 20, at most 1000)")->capture_default_str();
   add_checkpoint_options(cmd, o.checkpoint);
   add_common(cmd, o.common);
+  add_sample_weight(cmd, o.common);
   return {cmd, [options] { return run_fit(*options); }};
 }
 

@@ -100,6 +100,7 @@ Command add_score_command(CLI::App& parent) {
   cmd->add_option("--samples", o.samples, "per-sample silhouette values (HDF5) to write");
   cmd->add_option("--seed", o.seed, "seed for the silhouette sample")->capture_default_str();
   add_common(cmd, o.common);
+  add_sample_weight(cmd, o.common);
   return {cmd, [options] {
     const ScoreOptions& o = *options;
     return run_score(o.common, o.features, o.labels, o.silhouette, o.metrics, o.seed, o.samples);

@@ -278,6 +278,7 @@ Command add_sweep_command(CLI::App& parent) {
   cmd->add_option("--min-segment-size", o.min_segment_size, "K with a smaller segment is over-segmented and never recommended (0: 1% of N, at least 20, at most 1000)")->capture_default_str();
   cmd->add_option("--kneedle-sensitivity", o.sensitivity, "Kneedle's S")->capture_default_str();
   add_common(cmd, o.common);
+  add_sample_weight(cmd, o.common);
   return {cmd, [options] { return run_sweep(*options); }};
 }
 

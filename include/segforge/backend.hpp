@@ -31,6 +31,9 @@ class Dataset {
   virtual std::int64_t n_features() const = 0;
   /// True when sample weights were given; otherwise every weight is 1.
   virtual bool weighted() const = 0;
+  /// Where the rows live when they are resident in host memory (nullptr otherwise): a debug
+  /// hook so the Python package can show that a borrowed numpy buffer is used in place.
+  virtual const float* host_rows() const { return nullptr; }
 };
 
 /// What one fused Lloyd pass returns: everything the driver needs to update the centres.
@@ -79,6 +82,15 @@ class Backend {
     auto data = upload(x.view());
     x = Matrix<float>(0, x.cols());
     return data;
+  }
+
+  /// upload() without the copy where the backend keeps rows in host memory (the CPU backend):
+  /// the dataset reads `x` in place, which must stay alive and unchanged while the dataset
+  /// lives (the Python package lends a numpy array for one call). Weights are still copied.
+  /// Other backends upload().
+  virtual std::unique_ptr<Dataset> borrow(MatrixView<const float> x,
+                                          std::span<const float> weights = {}) {
+    return upload(x, weights);
   }
 
   /// Out of core: a dataset whose rows stay in `source` and are read `window_rows` at a time

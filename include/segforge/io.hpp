@@ -153,6 +153,10 @@ Matrix<float> read_extra_matrix(const std::string& path, const std::string& data
 /// naming file and dataset when it is absent, not 1-D integer, or a value does not fit.
 std::vector<std::int32_t> read_extra_int32s(const std::string& path, const std::string& dataset);
 
+/// A 1-D numeric dataset as double (e.g. per-row sample weights beside /features). InputError
+/// naming file and dataset when it is absent or not 1-D numeric.
+std::vector<double> read_extra_doubles(const std::string& path, const std::string& dataset);
+
 struct Model {
   Matrix<float> centroids;  ///< [n_clusters x n_features]
   std::vector<std::string> feature_names;

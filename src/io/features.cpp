@@ -463,6 +463,22 @@ std::vector<std::int32_t> read_extra_int32s(const std::string& path, const std::
   return out;
 }
 
+std::vector<double> read_extra_doubles(const std::string& path, const std::string& dataset) {
+  io::Hid file = io::open_for_read(path);
+  const std::string object = io::absolute_object(dataset);
+  const std::string at = io::where(path, object);
+  io::Hid data = io::open_dataset(file, path, object, "check the dataset's name");
+  io::Hid type = io::type_id(H5Dget_type(data));
+  if (!type.valid() || (io::type_class(type) != io::TypeClass::integer &&
+                        io::type_class(type) != io::TypeClass::floating))
+    throw InputError(at + ": dtype " + (type.valid() ? io::dtype_name(type) : "?") +
+                     " is not numeric; store it as float32 or float64");
+  const auto dims = io::extent(data);
+  if (dims.size() != 1)
+    throw InputError(at + ": expected 1-D [n], got " + io::describe_shape(dims));
+  return io::read_doubles(data, path, object);
+}
+
 void write_features(const std::string& path, MatrixView<const float> x,
                     const std::vector<std::string>& feature_names, const Ids& ids,
                     const Scaler& scaler, const std::map<std::string, std::string>& attributes,

@@ -1,0 +1,511 @@
+// _segforge: the native core of the Python package. Every call runs the engine's own drivers
+// (fit_lloyd, fit_minibatch, predict, the metrics, the sweep) and the model I/O of src/io on a
+// Backend from make_backend, as the CLI does; nothing here re-implements an algorithm. The pure-
+// Python layer (python/segforge/) validates with scikit-learn's helpers and hands over
+// C-contiguous float32 arrays, which are lent to the backend in place (Backend::borrow).
+
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "segforge/backend.hpp"
+#include "segforge/error.hpp"
+#include "segforge/io.hpp"
+#include "segforge/kmeans.hpp"
+#include "segforge/metrics.hpp"
+#include "segforge/select.hpp"
+#include "segforge/validate.hpp"
+
+namespace py = pybind11;
+namespace sf = segforge;
+
+namespace {
+
+/// Thrown through a driver when Python asked it to stop (KeyboardInterrupt, or an exception from
+/// the progress callback). The Python error stays set on the thread; the binding re-raises it
+/// once the GIL is back.
+struct PythonStop {};
+
+/// Debug hook: the host address the last dataset read its rows from (0 when not host-resident),
+/// so tests can check that a float32 C-contiguous array was used without a copy.
+std::uintptr_t g_last_rows_address = 0;
+
+/// A C-contiguous float32 2-D numpy array as a view. The Python layer converts (or refuses to,
+/// under copy=False) before it calls here, so anything else is a bug of that layer.
+sf::MatrixView<const float> matrix_view(const py::array& a, const char* name) {
+  if (!py::isinstance<py::array_t<float, py::array::c_style>>(a) || a.ndim() != 2)
+    throw std::invalid_argument(std::string(name) + " must be a C-contiguous float32 2-D array");
+  return {static_cast<const float*>(a.data()), static_cast<std::int64_t>(a.shape(0)),
+          static_cast<std::int64_t>(a.shape(1))};
+}
+
+std::span<const float> weight_span(const std::optional<py::array>& w, std::int64_t n) {
+  if (!w) return {};
+  if (!py::isinstance<py::array_t<float, py::array::c_style>>(*w) || w->ndim() != 1 ||
+      w->shape(0) != n)
+    throw std::invalid_argument("sample_weight must be a contiguous float32 array of n_samples values");
+  return {static_cast<const float*>(w->data()), static_cast<std::size_t>(n)};
+}
+
+std::span<const std::int32_t> label_span(const py::array& a, std::int64_t n) {
+  if (!py::isinstance<py::array_t<std::int32_t, py::array::c_style>>(a) || a.ndim() != 1 ||
+      a.shape(0) != n)
+    throw std::invalid_argument("labels must be a contiguous int32 array of n_samples values");
+  return {static_cast<const std::int32_t*>(a.data()), static_cast<std::size_t>(n)};
+}
+
+template <class T>
+py::array_t<T> to_numpy(std::vector<T> v) {
+  auto* heap = new std::vector<T>(std::move(v));
+  py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+  return py::array_t<T>({static_cast<py::ssize_t>(heap->size())}, {sizeof(T)}, heap->data(), owner);
+}
+
+template <class T>
+py::array_t<T> to_numpy(sf::Matrix<T> m) {
+  const auto rows = static_cast<py::ssize_t>(m.rows()), cols = static_cast<py::ssize_t>(m.cols());
+  auto* heap = new std::vector<T>(std::move(m.values()));
+  py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+  return py::array_t<T>({rows, cols}, {static_cast<py::ssize_t>(cols * sizeof(T)), static_cast<py::ssize_t>(sizeof(T))},
+                        heap->data(), owner);
+}
+
+sf::Matrix<float> copy_matrix(sf::MatrixView<const float> v) {
+  return sf::Matrix<float>(v.rows, v.cols, std::vector<float>(v.data, v.data + v.size()));
+}
+
+sf::Init parse_init(const std::string& s) {
+  if (s == "k-means++") return sf::Init::kmeans_pp;
+  if (s == "scalable-k-means++") return sf::Init::scalable_kmeans_pp;
+  if (s == "random") return sf::Init::random;
+  if (s == "array") return sf::Init::given;
+  throw sf::InputError("init='" + s + "': use 'k-means++', 'scalable-k-means++', 'random' or an array");
+}
+
+sf::Refine parse_refine(const std::string& s) {
+  if (s == "none") return sf::Refine::none;
+  if (s == "random_swap") return sf::Refine::random_swap;
+  if (s == "auto") return sf::Refine::auto_select;
+  throw sf::InputError("refine='" + s + "': use 'none', 'random_swap' or 'auto'");
+}
+
+/// The Backend of one (device, n_threads) pair, kept by the Python layer across calls (a CUDA
+/// context costs a fraction of a second to make).
+class Engine {
+ public:
+  Engine(const std::string& device, int n_threads) {
+    sf::DeviceChoice choice;
+    if (device == "auto") choice = sf::DeviceChoice::auto_select;
+    else if (device == "gpu") choice = sf::DeviceChoice::gpu;
+    else if (device == "cpu") choice = sf::DeviceChoice::cpu;
+    else throw sf::InputError("device='" + device + "': use 'auto', 'gpu' or 'cpu'");
+    backend_ = sf::make_backend(choice, n_threads, &note_);
+    info_ = backend_->info();
+  }
+  sf::Backend& backend() { return *backend_; }
+  const std::string& note() const { return note_; }
+  const sf::BackendInfo& info() const { return info_; }
+
+  /// The rows lent to the backend for one call (the caller keeps the array alive).
+  std::unique_ptr<sf::Dataset> lend(sf::MatrixView<const float> x, std::span<const float> w) {
+    auto data = backend_->borrow(x, w);
+    g_last_rows_address = reinterpret_cast<std::uintptr_t>(data->host_rows());
+    return data;
+  }
+
+ private:
+  std::unique_ptr<sf::Backend> backend_;
+  std::string note_;
+  sf::BackendInfo info_;
+};
+
+/// Runs `fn` with the GIL released; the progress function it gets calls `callback` (when not
+/// None) with the GIL held and checks for Ctrl-C, stopping the driver by an exception.
+template <class Fn>
+auto run_released(const py::object& callback, Fn&& fn) {
+  const bool has_callback = !callback.is_none();
+  sf::ProgressFn progress = [&callback, has_callback](const sf::Progress& p) {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) throw PythonStop{};
+    if (!has_callback) return;
+    try {
+      py::dict d;
+      d["phase"] = p.phase;
+      d["run"] = p.run;
+      d["step"] = p.step;
+      d["total"] = p.total;
+      d["inertia"] = p.inertia ? py::object(py::float_(*p.inertia)) : py::object(py::none());
+      callback(d);
+    } catch (py::error_already_set& e) {
+      e.restore();
+      throw PythonStop{};
+    }
+  };
+  try {
+    py::gil_scoped_release release;
+    return fn(progress);
+  } catch (const PythonStop&) {
+    throw py::error_already_set();
+  }
+}
+
+py::dict result_dict(Engine& engine, sf::KMeansResult r, const sf::Assignment& a) {
+  py::dict out;
+  out["cluster_centers"] = to_numpy(std::move(r.centroids));
+  out["counts"] = to_numpy(std::move(r.counts));
+  out["inertia"] = r.inertia;
+  out["n_iter"] = r.n_iter;
+  out["converged"] = r.converged;
+  out["n_empty_relocated"] = r.n_empty_relocated;
+  out["best_run"] = r.best_run;
+  out["run_inertia"] = to_numpy(std::move(r.run_inertia));
+  out["labels"] = to_numpy(a.labels);
+  out["init_seconds"] = r.init_seconds;
+  out["iter_seconds"] = r.iter_seconds;
+  out["backend"] = engine.info().name;
+  out["device"] = engine.info().device;
+  return out;
+}
+
+py::dict fit_kmeans(Engine& engine, const py::array& x, const std::optional<py::array>& weights,
+                    int n_clusters, const std::string& init, const std::optional<py::array>& init_centers,
+                    int n_init, int max_iter, double tol, std::uint64_t seed, const std::string& refine,
+                    const py::object& progress) {
+  const auto xv = matrix_view(x, "X");
+  const auto wv = weight_span(weights, xv.rows);
+  sf::LloydParams p;
+  p.n_clusters = n_clusters;
+  p.max_iter = max_iter;
+  p.tol = tol;
+  p.n_init = n_init;
+  p.seed = seed;
+  p.init.init = parse_init(init);
+  p.refine = parse_refine(refine);
+  if (p.init.init == sf::Init::given) {
+    if (!init_centers) throw sf::InputError("init: the array of initial centres is missing");
+    p.init.centroids = copy_matrix(matrix_view(*init_centers, "init"));
+    sf::validate_centroids(p.init.centroids.view(), n_clusters, xv.cols, "init");
+  }
+  sf::validate(p, xv.rows, xv.cols, "X");
+  return run_released(progress, [&](const sf::ProgressFn& fn) {
+    auto data = engine.lend(xv, wv);
+    sf::KMeansResult r = sf::fit_lloyd(engine.backend(), *data, p, fn);
+    sf::Assignment a = sf::predict(engine.backend(), *data, r.centroids.view());
+    py::gil_scoped_acquire gil;
+    return result_dict(engine, std::move(r), a);
+  });
+}
+
+py::dict fit_minibatch(Engine& engine, const py::array& x, const std::optional<py::array>& weights,
+                       int n_clusters, const std::string& init,
+                       const std::optional<py::array>& init_centers, int n_init, int max_iter,
+                       double tol, int batch_size, int max_no_improvement,
+                       double reassignment_ratio, int init_size, std::uint64_t seed,
+                       const py::object& progress) {
+  const auto xv = matrix_view(x, "X");
+  const auto wv = weight_span(weights, xv.rows);
+  sf::MiniBatchParams p;
+  p.n_clusters = n_clusters;
+  p.batch_size = batch_size;
+  p.max_iter = max_iter;
+  p.tol = tol;
+  p.max_no_improvement = max_no_improvement;
+  p.reassignment_ratio = reassignment_ratio;
+  p.n_init = n_init;
+  p.seed = seed;
+  p.init_size = init_size;
+  p.init.init = parse_init(init);
+  if (p.init.init == sf::Init::given) {
+    if (!init_centers) throw sf::InputError("init: the array of initial centres is missing");
+    p.init.centroids = copy_matrix(matrix_view(*init_centers, "init"));
+    sf::validate_centroids(p.init.centroids.view(), n_clusters, xv.cols, "init");
+  }
+  sf::validate(p, xv.rows, xv.cols, "X");
+  return run_released(progress, [&](const sf::ProgressFn& fn) {
+    auto data = engine.lend(xv, wv);
+    sf::KMeansResult r = sf::fit_minibatch(engine.backend(), *data, p, fn);
+    sf::Assignment a = sf::predict(engine.backend(), *data, r.centroids.view());
+    py::gil_scoped_acquire gil;
+    return result_dict(engine, std::move(r), a);
+  });
+}
+
+/// Starting centres by the engine's init (partial_fit's first call). [out] [n_clusters x n_features]
+py::array_t<float> init_centers(Engine& engine, const py::array& x, int n_clusters,
+                                const std::string& init, std::uint64_t seed) {
+  const auto xv = matrix_view(x, "X");
+  sf::InitParams p;
+  p.init = parse_init(init);
+  sf::Matrix<float> c;
+  {
+    py::gil_scoped_release release;
+    auto data = engine.lend(xv, {});
+    c = sf::init_centroids(engine.backend(), *data, n_clusters, p, seed);
+  }
+  return to_numpy(std::move(c));
+}
+
+/// partial_fit: one mini-batch step over all rows of x (scikit-learn's partial_fit uses the whole
+/// array as the batch), through Backend::minibatch_step. Returns (centres, counts, batch inertia).
+py::tuple minibatch_partial_step(Engine& engine, const py::array& x,
+                                 const std::optional<py::array>& weights, const py::array& centers,
+                                 const py::array& counts) {
+  const auto xv = matrix_view(x, "X");
+  const auto wv = weight_span(weights, xv.rows);
+  sf::Matrix<float> c = copy_matrix(matrix_view(centers, "centers"));
+  if (c.cols() != xv.cols)
+    throw sf::InputError("X has " + std::to_string(xv.cols) + " features, but the model has " +
+                         std::to_string(c.cols()));
+  if (!py::isinstance<py::array_t<double, py::array::c_style>>(counts) || counts.ndim() != 1 ||
+      counts.shape(0) != c.rows())
+    throw std::invalid_argument("counts must be float64 [n_clusters]");
+  std::vector<double> n(static_cast<const double*>(counts.data()),
+                        static_cast<const double*>(counts.data()) + c.rows());
+  double inertia = 0.0;
+  {
+    py::gil_scoped_release release;
+    auto data = engine.lend(xv, wv);
+    std::vector<std::int64_t> batch(static_cast<std::size_t>(xv.rows));
+    std::iota(batch.begin(), batch.end(), std::int64_t{0});
+    inertia = engine.backend().minibatch_step(*data, batch, c.view(), n);
+  }
+  return py::make_tuple(to_numpy(std::move(c)), to_numpy(std::move(n)), inertia);
+}
+
+/// Labels, squared distances and inertia of x against `centers`.
+py::tuple predict(Engine& engine, const py::array& x, const std::optional<py::array>& weights,
+                  const py::array& centers) {
+  const auto xv = matrix_view(x, "X");
+  const auto wv = weight_span(weights, xv.rows);
+  const auto cv = matrix_view(centers, "centers");
+  sf::Assignment a;
+  {
+    py::gil_scoped_release release;
+    auto data = engine.lend(xv, wv);
+    a = sf::predict(engine.backend(), *data, cv);
+    // predict's inertia is unweighted; the weighted one is the fused pass's Σ w·min ||x − c||²
+    // (what fit reports), so score(X, sample_weight=w) counts the weights.
+    if (!wv.empty()) a.inertia = engine.backend().assign_accumulate(*data, cv).inertia;
+  }
+  return py::make_tuple(to_numpy(std::move(a.labels)), to_numpy(std::move(a.sq_distances)), a.inertia);
+}
+
+/// Euclidean distances [n_samples x n_clusters] of x to `centers` (Backend::distance_tile).
+py::array_t<float> transform(Engine& engine, const py::array& x, const py::array& centers) {
+  const auto xv = matrix_view(x, "X");
+  const auto cv = matrix_view(centers, "centers");
+  sf::Matrix<float> d;
+  {
+    py::gil_scoped_release release;
+    auto data = engine.lend(xv, {});
+    auto c = engine.backend().upload(cv);
+    d = engine.backend().distance_tile(*data, 0, xv.rows, *c, 0, cv.rows, false);
+  }
+  return to_numpy(std::move(d));
+}
+
+py::dict silhouette(Engine& engine, const py::array& x, const py::array& labels, int n_clusters,
+                    std::int64_t sample_size, std::uint64_t seed, int n_bootstrap,
+                    const py::object& progress) {
+  const auto xv = matrix_view(x, "X");
+  const auto lv = label_span(labels, xv.rows);
+  sf::validate_label_count(lv, n_clusters, "labels");
+  return run_released(progress, [&](const sf::ProgressFn& fn) {
+    auto data = engine.lend(xv, {});
+    sf::SilhouetteResult r =
+        sample_size > 0 && sample_size < xv.rows
+            ? sf::silhouette_sampled(engine.backend(), *data, lv, n_clusters, sample_size, seed,
+                                     n_bootstrap, fn)
+            : sf::silhouette_exact(engine.backend(), *data, lv, n_clusters, fn);
+    py::gil_scoped_acquire gil;
+    py::dict out;
+    out["score"] = r.score;
+    out["values"] = to_numpy(std::move(r.values));
+    out["rows"] = to_numpy(std::move(r.rows));
+    out["sampled"] = r.sampled;
+    out["standard_error"] =
+        r.standard_error ? py::object(py::float_(*r.standard_error)) : py::object(py::none());
+    return out;
+  });
+}
+
+double davies_bouldin(Engine& engine, const py::array& x, const py::array& labels, int n_clusters) {
+  const auto xv = matrix_view(x, "X");
+  const auto lv = label_span(labels, xv.rows);
+  sf::validate_label_count(lv, n_clusters, "labels");
+  py::gil_scoped_release release;
+  auto data = engine.lend(xv, {});
+  return sf::davies_bouldin(engine.backend(), *data, lv, n_clusters);
+}
+
+double calinski_harabasz(Engine& engine, const py::array& x, const py::array& labels, int n_clusters) {
+  const auto xv = matrix_view(x, "X");
+  const auto lv = label_span(labels, xv.rows);
+  sf::validate_label_count(lv, n_clusters, "labels");
+  py::gil_scoped_release release;
+  auto data = engine.lend(xv, {});
+  return sf::calinski_harabasz(engine.backend(), *data, lv, n_clusters);
+}
+
+py::object opt(const std::optional<double>& v) {
+  return v ? py::object(py::float_(*v)) : py::object(py::none());
+}
+
+py::dict sweep(Engine& engine, const py::array& x, int k_min, int k_max,
+               const std::vector<std::string>& criteria, const std::string& init, int n_init,
+               int max_iter, double tol, std::uint64_t seed, std::int64_t silhouette_sample,
+               int gap_references, std::int64_t min_segment_size, const py::object& progress) {
+  const auto xv = matrix_view(x, "X");
+  sf::SweepParams p;
+  p.k_min = k_min;
+  p.k_max = k_max;
+  p.criteria.clear();
+  for (const auto& c : criteria) {
+    bool found = false;
+    for (const sf::Criterion k : sf::kAllCriteria)
+      if (sf::criterion_name(k) == c) {
+        p.criteria.push_back(k);
+        found = true;
+      }
+    if (!found)
+      throw sf::InputError("criteria: unknown '" + c +
+                           "'; use elbow, silhouette, gap, davies_bouldin, calinski_harabasz");
+  }
+  p.lloyd.init.init = parse_init(init);
+  if (p.lloyd.init.init == sf::Init::given) throw sf::InputError("sweep: init cannot be an array");
+  p.lloyd.n_init = n_init;
+  p.lloyd.max_iter = max_iter;
+  p.lloyd.tol = tol;
+  p.lloyd.seed = seed;
+  p.seed = seed;
+  p.silhouette_sample = silhouette_sample;
+  p.gap_references = gap_references;
+  p.min_segment_size = min_segment_size;
+  sf::validate_sweep(p, xv.rows, xv.cols, "X");
+  return run_released(progress, [&](const sf::ProgressFn& fn) {
+    auto data = engine.lend(xv, {});
+    sf::SweepResult r = sf::sweep(engine.backend(), *data, p, fn);
+    py::gil_scoped_acquire gil;
+    py::list records;
+    for (const auto& rec : r.records) {
+      py::dict d;
+      d["k"] = rec.k;
+      d["inertia"] = rec.inertia;
+      d["n_iter"] = rec.n_iter;
+      d["converged"] = rec.converged;
+      d["smallest_segment"] = rec.smallest_segment;
+      d["over_segmented"] = rec.over_segmented;
+      d["silhouette"] = opt(rec.silhouette);
+      d["silhouette_standard_error"] = opt(rec.silhouette_standard_error);
+      d["davies_bouldin"] = opt(rec.davies_bouldin);
+      d["calinski_harabasz"] = opt(rec.calinski_harabasz);
+      d["gap"] = opt(rec.gap);
+      d["gap_s"] = opt(rec.gap_s);
+      d["kneedle_difference"] = opt(rec.kneedle_difference);
+      d["sizes"] = rec.sizes;
+      d["seconds"] = rec.seconds;
+      records.append(d);
+    }
+    py::dict choices;
+    py::dict notes;
+    for (const auto& c : r.choices) {
+      choices[py::str(sf::criterion_name(c.criterion))] =
+          c.k ? py::object(py::int_(*c.k)) : py::object(py::none());
+      notes[py::str(sf::criterion_name(c.criterion))] = c.note;
+    }
+    py::dict out;
+    out["records"] = records;
+    out["choices"] = choices;
+    out["notes"] = notes;
+    out["recommended_k"] = r.recommended_k;
+    out["reason"] = r.reason;
+    out["warnings"] = r.warnings;
+    out["min_segment_size"] = r.min_segment_size;
+    out["silhouette_method"] = r.silhouette_method;
+    out["seconds"] = r.seconds;
+    return out;
+  });
+}
+
+// ---- model.h5 (src/io/model.cpp, the CLI's reader and writer) --------------------------------
+
+py::dict load_model(const std::string& path) {
+  sf::Model m = sf::read_model(path);  // validated by the reader
+  py::dict out;
+  out["centroids"] = to_numpy(std::move(m.centroids));
+  out["feature_names"] = m.feature_names;
+  out["segment_names"] = m.segment_names;
+  out["segment_sizes"] = m.segment_sizes;
+  out["counts"] = to_numpy(std::move(m.counts));
+  out["attributes"] = m.attributes;
+  out["scaler_mean"] = m.scaler.mean;
+  out["scaler_scale"] = m.scaler.scale;
+  out["scaler_transform"] = m.scaler.transform;
+  return out;
+}
+
+void save_model(const std::string& path, const py::array& centroids,
+                const std::vector<std::string>& feature_names,
+                const std::vector<std::string>& segment_names,
+                const std::vector<std::int64_t>& segment_sizes, const std::vector<double>& counts,
+                const std::map<std::string, std::string>& attributes) {
+  sf::Model m;
+  m.centroids = copy_matrix(matrix_view(centroids, "cluster_centers_"));
+  m.feature_names = feature_names;
+  m.segment_names = segment_names;
+  m.segment_sizes = segment_sizes;
+  m.counts = counts;
+  m.attributes = attributes;
+  sf::validate_model(m, path);
+  sf::write_model(path, m);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_segforge, m) {
+  m.doc() = "segforge's native core: the engine's drivers and Backend, for the segforge package";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const sf::InputError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const sf::RuntimeFailure& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+  });
+  py::class_<Engine>(m, "Engine")
+      .def(py::init<const std::string&, int>(), py::arg("device") = "auto", py::arg("n_threads") = 0)
+      .def_property_readonly("note", &Engine::note)
+      .def_property_readonly("backend", [](const Engine& e) { return e.info().name; })
+      .def_property_readonly("device", [](const Engine& e) { return e.info().device; });
+  m.def("fit_kmeans", &fit_kmeans, py::arg("engine"), py::arg("X"), py::arg("sample_weight"),
+        py::arg("n_clusters"), py::arg("init"), py::arg("init_centers"), py::arg("n_init"),
+        py::arg("max_iter"), py::arg("tol"), py::arg("seed"), py::arg("refine"), py::arg("progress"));
+  m.def("fit_minibatch", &fit_minibatch, py::arg("engine"), py::arg("X"), py::arg("sample_weight"),
+        py::arg("n_clusters"), py::arg("init"), py::arg("init_centers"), py::arg("n_init"),
+        py::arg("max_iter"), py::arg("tol"), py::arg("batch_size"), py::arg("max_no_improvement"),
+        py::arg("reassignment_ratio"), py::arg("init_size"), py::arg("seed"), py::arg("progress"));
+  m.def("init_centers", &init_centers);
+  m.def("minibatch_partial_step", &minibatch_partial_step);
+  m.def("predict", &predict);
+  m.def("transform", &transform);
+  m.def("silhouette", &silhouette);
+  m.def("davies_bouldin", &davies_bouldin);
+  m.def("calinski_harabasz", &calinski_harabasz);
+  m.def("sweep", &sweep);
+  m.def("load_model", &load_model);
+  m.def("save_model", &save_model);
+  m.def("_last_rows_address", [] { return g_last_rows_address; },
+        "debug hook: host address the last dataset read its rows from (0: not host-resident)");
+  m.attr("__version__") = SEGFORGE_VERSION;
+}
