@@ -139,6 +139,7 @@ Command add_synth_command(CLI::App& parent);
 Command add_sweep_command(CLI::App& parent);
 Command add_stability_command(CLI::App& parent);
 Command add_report_command(CLI::App& parent);
+Command add_refresh_command(CLI::App& parent);
 
 /// `--criteria elbow,silhouette,gap,db,ch` (also davies_bouldin, calinski_harabasz).
 std::vector<Criterion> parse_criteria(const std::string& text);

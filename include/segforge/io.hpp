@@ -164,6 +164,15 @@ struct Model {
   Matrix<std::int32_t> segment_top_features;     ///< [n_clusters x n_top] feature indices, largest |z| first
   std::vector<std::string> segment_descriptions;  ///< [n_clusters]
   std::vector<std::string> segment_outreach;      ///< [n_clusters] suggested outreach
+  // Lineage of a refreshed model (segforge refresh; empty otherwise, and ignored by older
+  // readers): /segments/parent [n_clusters] int32, the parent model's segment each continues
+  // (-1: none), and /segments/transition [n_clusters] strings (continued, split_from, merged,
+  // emerged). The parent's checksum, dates and what changed are root attributes
+  // (parent_checksum, parent_file, refreshed_at, changes; docs/formats.md).
+  std::vector<std::int32_t> segment_parent;
+  std::vector<std::string> segment_transition;
+  /// XXH64 of the model file's bytes (16 hex digits), set by read_model; not written.
+  std::string checksum;
   /// attributes: algorithm, k, init, seed, n_init, n_iter, converged, inertia, backend, device,
   /// segforge_version, input_file, input_checksum, audience (donors|customers; validated). Written as string attributes on the root;
   /// read_model returns every root attribute as text (numbers in decimal). A bare file with only
