@@ -82,8 +82,27 @@ std::string dictionary_path(const std::string& model) {
 /// by segment number ("0", "1", ...) or by the automatic name; each value a name or an object
 /// with any of name, description, outreach.
 void apply_name_overrides(const std::string& path, std::vector<SegmentEntry>& entries) {
-  const json j = read_json_file(path, "--names");
+  json j = read_json_file(path, "--names");
   const int k = static_cast<int>(entries.size());
+  // The segment dictionary fit writes ({"format": "segforge-segments", "segments": [...]}):
+  // its entries' name, description and outreach, keyed by their "segment" number.
+  if (j.is_object() && j.contains("format") && j["format"] == "segforge-segments") {
+    if (!j.contains("segments") || !j["segments"].is_array())
+      throw InputError("--names " + path + ": a segment dictionary without a 'segments' array; pass the file segforge fit wrote");
+    json by_segment = json::object();
+    for (const auto& e : j["segments"]) {
+      if (!e.is_object() || !e.contains("segment") || !e["segment"].is_number_integer())
+        throw InputError("--names " + path + ": a 'segments' entry without an integer 'segment'; pass the file segforge fit wrote");
+      json fields = json::object();
+      for (const char* field : {"name", "description", "outreach"})
+        if (e.contains(field)) fields[field] = e[field];
+      by_segment[std::to_string(e["segment"].get<std::int64_t>())] = fields;
+    }
+    if (static_cast<int>(by_segment.size()) != k)
+      throw InputError("--names " + path + ": a dictionary of " + std::to_string(by_segment.size()) + " segments for " +
+                       std::to_string(k) + "; fit with the dictionary's K, or edit it to one entry per segment");
+    j = std::move(by_segment);
+  }
   const std::vector<SegmentEntry> automatic = entries;
   auto apply = [&](int segment, const json& value, const std::string& key) {
     SegmentEntry& e = entries[static_cast<std::size_t>(segment)];
