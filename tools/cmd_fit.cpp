@@ -263,6 +263,11 @@ int run_fit(const FitOptions& o) {
   if (!o.names.empty()) apply_name_overrides(o.names, entries);
   std::vector<std::string> names;
   for (const auto& e : entries) names.push_back(e.name);
+  // Guards (src/refresh/match.cpp): few rows, under two years of history, small segments make
+  // segment estimates noisy (printed with the profiles); --strict makes them errors.
+  const std::vector<std::string> guard_warnings = sufficiency_warnings(
+      {n, history_days_attribute(inspect_features(f.path, f.dataset).attributes), sizes, names, o.min_segment_size});
+  if (o.strict && !guard_warnings.empty()) throw InputError(where(f) + ": " + guard_warnings.front() + " (--strict)");
 
   const BackendInfo info = backend->info();
   Model model;
@@ -339,11 +344,6 @@ int run_fit(const FitOptions& o) {
       std::fprintf(stderr, " %s %s (z %+.2f)", f.feature_names[j].c_str(), analyst_number(p.centre_original[j]).c_str(), p.z_scores[j]);
     std::fprintf(stderr, "\n");
   }
-  // Guards (src/refresh/match.cpp): few rows, under two years of history, small segments make
-  // segment estimates noisy; --strict makes them errors (nothing is committed yet).
-  const std::vector<std::string> guard_warnings = sufficiency_warnings(
-      {n, history_days_attribute(inspect_features(f.path, f.dataset).attributes), sizes, names, o.min_segment_size});
-  if (o.strict && !guard_warnings.empty()) throw InputError(where(f) + ": " + guard_warnings.front() + " (--strict)");
   for (const auto& w : guard_warnings) std::fprintf(stderr, "segforge: warning: %s\n", w.c_str());
   std::fprintf(stderr, "segment dictionary: %s\n", dictionary.c_str());
 
