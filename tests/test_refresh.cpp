@@ -385,6 +385,73 @@ TEST_F(Refresh, NewSegmentIsReportedAsEmerged) {
   for (const auto& e : s["old_segments"]) EXPECT_EQ(e["transition"], "survived");
 }
 
+TEST_F(Refresh, MiniBatchModelContinuesWithItsCounts) {
+  const Matrix<float> centres = quarter_one(31);
+  quarter_two(centres, 500, 32);
+  ASSERT_EQ(run("fit " + path("q1.h5") + " -k 4 --algorithm minibatch --batch-size 256 --seed 1 -o " + path("m1.h5")).status, 0);
+  const Outcome r = run("refresh " + path("m1.h5") + " " + path("q2.h5") + " --batch-size 256 -o " + path("m2.h5"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const Model m1 = read_model(path("m1.h5")), m2 = read_model(path("m2.h5"));
+  EXPECT_EQ(m2.attributes.at("algorithm"), "minibatch");
+  EXPECT_EQ(m2.attributes.at("init"), "continued");
+  EXPECT_EQ(m2.segment_names, m1.segment_names);
+  ASSERT_EQ(m2.counts.size(), 4u);
+  // Continuing adds the new quarter's 2000 rows per pass to the old counts: they only grow.
+  for (int c = 0; c < 4; ++c) EXPECT_GT(m2.counts[c], m1.counts[c]) << c;
+}
+
+TEST_F(Refresh, OldLabelsMatchByIdsEvenWhenRowsAreReordered) {
+  quarter_one(41);
+  ASSERT_EQ(run("fit " + path("q1.h5") + " -k 4 --seed 2 -o " + path("m1.h5") + " --labels " + path("l1.h5")).status, 0);
+  // The same customers in reverse order, ids kept: overlap by id, not by row position.
+  const Features q1 = read_features(path("q1.h5"));
+  Matrix<float> x(q1.x.rows(), q1.x.cols());
+  Ids ids;
+  for (std::int64_t r = 0; r < x.rows(); ++r) {
+    const std::int64_t from = x.rows() - 1 - r;
+    std::copy(q1.x.row(from), q1.x.row(from) + x.cols(), x.row(r));
+    ids.numeric.push_back(q1.ids.numeric[from]);
+  }
+  write_features(path("q2.h5"), x.view(), q1.feature_names, ids);
+  const Outcome r = run("refresh " + path("m1.h5") + " " + path("q2.h5") + " -o " + path("m2.h5") + " --old-labels " +
+                        path("l1.h5") + " --summary " + path("r.json"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const json s = read_json("r.json");
+  EXPECT_EQ(s["shared_ids"], 2000);
+  EXPECT_EQ(s["matching"], "hungarian on member overlap of the ids in --old-labels");
+  const Model m1 = read_model(path("m1.h5")), m2 = read_model(path("m2.h5"));
+  EXPECT_EQ(m2.segment_names, m1.segment_names);
+  // Every old segment's members all in its continuation: the overlap matrix is diagonal.
+  for (int i = 0; i < 4; ++i)
+    for (int c = 0; c < 4; ++c)
+      EXPECT_EQ(s["old_segments"][i]["overlap"][c].get<std::int64_t>(), i == c ? m1.segment_sizes[i] : 0);
+
+  // Bad --old-labels: ids of other customers, segments the model lacks, no ids in the data.
+  const std::vector<std::int32_t> labels = read_labels(path("l1.h5"));
+  std::vector<float> distances(labels.size(), 0.0f);
+  Ids others;
+  for (std::size_t r = 0; r < labels.size(); ++r) others.numeric.push_back(1000000 + static_cast<std::int64_t>(r));
+  write_labels_h5(path("others.h5"), labels, distances, others);
+  std::vector<std::int32_t> seven = labels;
+  seven[0] = 7;
+  write_labels_h5(path("seven.h5"), seven, distances, q1.ids);
+  write_features(path("noids.h5"), x.view(), q1.feature_names);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {path("q2.h5") + " --old-labels " + path("others.h5"), "none of its ids is in"},
+      {path("q2.h5") + " --old-labels " + path("seven.h5"), "segment 7 but the model"},
+      {path("noids.h5") + " --old-labels " + path("l1.h5"), "no /ids to match with --old-labels"},
+  };
+  const std::vector<std::string> before = files();
+  for (const auto& [args, expect] : cases) {
+    const Outcome o = run("refresh " + path("m1.h5") + " " + args + " -o " + path("new.h5"));
+    EXPECT_EQ(o.status, 2) << args << "\n" << o.output;
+    const auto lines = message_lines(o.output);
+    ASSERT_EQ(lines.size(), 1u) << o.output;
+    EXPECT_NE(lines[0].find(expect), std::string::npos) << lines[0];
+  }
+  EXPECT_EQ(files(), before);
+}
+
 // ---- names round trip ----------------------------------------------------------------------
 
 TEST_F(Refresh, FitNamesAcceptsTheDictionaryFitWrote) {

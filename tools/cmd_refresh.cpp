@@ -31,7 +31,7 @@ namespace {
 
 struct RefreshOptions {
   Common common;
-  std::string model, features, output, summary, labels, dictionary;
+  std::string model, features, output, summary, labels, dictionary, old_labels;
   int k = 0;  // 0: the model's K (or the re-check's with --allow-k-change)
   int n_init = 0;
   int max_iter = 0;  // 0: 300 for Lloyd, 100 passes for mini-batch
@@ -97,6 +97,7 @@ int run_refresh(const RefreshOptions& o) {
   OutputSet outputs;
   outputs.input(o.model, "model");
   outputs.input(o.features, "features");
+  outputs.input(o.old_labels, "--old-labels");
   outputs.output(o.output, "-o", {".h5", ".hdf5"});
   if (!o.summary.empty()) outputs.output(o.summary, "--summary", {".json"});
   if (!o.labels.empty()) outputs.output(o.labels, "--labels", {".h5", ".csv"});
@@ -212,9 +213,38 @@ int run_refresh(const RefreshOptions& o) {
       old_labels[r] = -1;
       ++outside;
     }
-  const Matrix<std::int64_t> overlap = overlap_counts(old_labels, k_old, fitted.labels, k_new);
   const std::vector<double> cost = squared_centroid_distances(old.centroids.view(), result.centroids.view());
-  const SegmentMatch match = match_segments(cost, overlap);
+  std::int64_t shared_ids = -1;
+  if (!o.old_labels.empty()) {
+    // Member overlap where ids match: the old run's label of each current row whose id it had.
+    const std::vector<std::int32_t> before = read_labels(o.old_labels);
+    const Ids before_ids = read_label_ids(o.old_labels);
+    if (before_ids.empty())
+      throw InputError("--old-labels " + o.old_labels + ": no /ids; pass the labels.h5 that fit --labels wrote for ids");
+    if (f.ids.empty())
+      throw InputError(where(f) + ": no /ids to match with --old-labels " + o.old_labels + "; prepare the file with ids");
+    const int labelled_k = validate_labels(before, static_cast<std::int64_t>(before.size()), o.old_labels);
+    if (labelled_k > k_old)
+      throw InputError("--old-labels " + o.old_labels + ": segment " + std::to_string(labelled_k - 1) +
+                       " but the model " + o.model + " has K=" + std::to_string(k_old) + "; pass the labels of this model");
+    std::unordered_map<std::string, std::int32_t> label_of;
+    for (std::int64_t r = 0; r < before_ids.size(); ++r) label_of.emplace(before_ids.str(r), before[r]);
+    shared_ids = 0;
+    for (std::size_t r = 0; r < old_labels.size(); ++r) {
+      const auto it = label_of.find(f.ids.str(static_cast<std::int64_t>(r)));
+      old_labels[r] = it == label_of.end() ? -1 : it->second;
+      shared_ids += it != label_of.end();
+    }
+    if (shared_ids == 0)
+      throw InputError("--old-labels " + o.old_labels + ": none of its ids is in " + where(f) +
+                       "; pass the labels of the model's own run, or leave --old-labels out");
+  }
+  const Matrix<std::int64_t> overlap = overlap_counts(old_labels, k_old, fitted.labels, k_new);
+  std::vector<double> pairing = cost;  // with ids: the Hungarian pairs maximise shared members
+  if (shared_ids >= 0)
+    for (int i = 0; i < k_old; ++i)
+      for (int j = 0; j < k_new; ++j) pairing[static_cast<std::size_t>(i) * k_new + j] = -static_cast<double>(overlap(i, j));
+  const SegmentMatch match = match_segments(pairing, overlap);
 
   // Step 4: the refreshed model, matched segments at their old index.
   Matrix<float> centroids(k_new, d);
@@ -361,9 +391,15 @@ int run_refresh(const RefreshOptions& o) {
   s["inertia"] = result.inertia;
   s["n_iter"] = result.n_iter;
   s["converged"] = result.converged;
-  s["matching"] = "hungarian on squared centroid distance; overlap of the current rows under the old and new centres";
-  s["reach"] = o.reach;
-  s["rows_outside_old_segments"] = outside;
+  if (shared_ids >= 0) {
+    s["matching"] = "hungarian on member overlap of the ids in --old-labels";
+    s["old_labels"] = o.old_labels;
+    s["shared_ids"] = shared_ids;
+  } else {
+    s["matching"] = "hungarian on squared centroid distance; overlap of the current rows under the old and new centres";
+    s["reach"] = o.reach;
+    s["rows_outside_old_segments"] = outside;
+  }
   json segs = json::array();
   for (int c = 0; c < k_new; ++c) {
     const int p = match.parent[c];
@@ -440,6 +476,7 @@ Command add_refresh_command(CLI::App& parent) {
   cmd->add_option("--summary", o.summary, "refresh.json to write: transitions, shares, lineage");
   cmd->add_option("--labels", o.labels, "labels.h5 or segments.csv of the current rows to write");
   cmd->add_option("--dictionary", o.dictionary, "segment dictionary to write (default: <new model>.segments.json)");
+  cmd->add_option("--old-labels", o.old_labels, "labels.h5 of the model's run (with /ids): match segments by shared members");
   cmd->add_option("-k,--k", o.k, "refit with this K (default: the model's)");
   cmd->add_option("--n-init", o.n_init, "extra k-means++ restarts beside the old centres; the lowest inertia wins")->capture_default_str();
   cmd->add_option("--max-iter", o.max_iter, "iterations (Lloyd: 300; mini-batch: passes, 100)");

@@ -200,6 +200,8 @@ void write_silhouette_samples(const std::string& path, std::span<const double> v
                               std::span<const std::int32_t> labels, const Ids& ids);
 /// Reads labels from labels.h5 (/labels) or segments.csv (column `segment`).
 std::vector<std::int32_t> read_labels(const std::string& path);
+/// The /ids of a labels.h5 (one per label; empty when the file has none).
+Ids read_label_ids(const std::string& path);
 
 /// Distance matrix writer: /distances float32 [rows x cols], chunked; rows written in blocks.
 /// `attributes`: root attributes beside format, format_version and created_by (what the values
