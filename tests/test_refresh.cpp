@@ -16,6 +16,9 @@
 #include <random>
 #include <sstream>
 
+#include <unistd.h>
+
+#include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/refresh.hpp"
 #include "test_support.hpp"
@@ -174,6 +177,33 @@ TEST(Sufficiency, WarningsByHand) {
   EXPECT_EQ(history_days_attribute({{"history_days", "812"}}), 812);
   EXPECT_EQ(history_days_attribute({{"history_days", "8x"}}), -1);
   EXPECT_EQ(history_days_attribute({}), -1);
+}
+
+TEST(Lineage, ModelFieldsRoundTripAndBadParentIsRefused) {
+  const auto folder = fs::temp_directory_path() / ("segforge_lineage_" + std::to_string(::getpid()));
+  fs::create_directories(folder);
+  Model m;
+  m.centroids = Matrix<float>(2, 1, std::vector<float>{0.0f, 1.0f});
+  m.segment_parent = {1, -1};
+  m.segment_transition = {"continued", "emerged"};
+  m.attributes = {{"parent_checksum", "0123456789abcdef"}};
+  const std::string good = (folder / "good.h5").string(), bad = (folder / "bad.h5").string();
+  write_model(good, m);
+  const Model back = read_model(good);
+  EXPECT_EQ(back.segment_parent, m.segment_parent);
+  EXPECT_EQ(back.segment_transition, m.segment_transition);
+  EXPECT_EQ(back.attributes.at("parent_checksum"), "0123456789abcdef");
+  EXPECT_EQ(back.checksum.size(), 16u);
+  m.segment_parent = {1, -2};
+  write_model(bad, m);
+  try {
+    read_model(bad);
+    ADD_FAILURE() << "a parent index of -2 was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.h5:/segments/parent row 1: -2 is not a segment index"), std::string::npos)
+        << e.what();
+  }
+  fs::remove_all(folder);
 }
 
 // ---- the command ---------------------------------------------------------------------------
