@@ -344,9 +344,9 @@ TEST_F(Refresh, RecheckKReportsWithoutChangingK) {
   ASSERT_EQ(r.status, 0) << r.output;
   const json s = read_json("r.json");
   ASSERT_TRUE(s["recheck_k"].is_object());
-  EXPECT_EQ(s["recheck_k"]["records"].size(), 3u);  // K = 3, 4, 5
+  EXPECT_EQ(s["recheck_k"]["records"].size(), 4u);  // K = 3..6 (6 so that 5 can win)
   EXPECT_EQ(s["k_new"], 4);
-  EXPECT_NE(r.output.find("re-check of K over 3..5"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("re-check of K (sweep over 3..6): K = 4, the model's"), std::string::npos) << r.output;
 }
 
 TEST_F(Refresh, SplitSegmentIsReportedAsSplit) {
@@ -413,6 +413,19 @@ TEST_F(Refresh, NewSegmentIsReportedAsEmerged) {
   EXPECT_EQ(s["segments"][4]["transition"], "emerged");
   EXPECT_NE(s["changes"].get<std::string>().find("emerged 4"), std::string::npos);
   for (const auto& e : s["old_segments"]) EXPECT_EQ(e["transition"], "survived");
+
+  // The re-check finds K = 5 itself: reported, and applied only with --allow-k-change.
+  const Outcome told = run("refresh " + path("m1.h5") + " " + path("q2.h5") + " --recheck-k -o " + path("m3.h5") +
+                           " --summary " + path("r3.json"));
+  ASSERT_EQ(told.status, 0) << told.output;
+  EXPECT_NE(told.output.find("K = 5; pass --allow-k-change to refit with it"), std::string::npos) << told.output;
+  EXPECT_EQ(read_json("r3.json")["k_new"], 4);
+  const Outcome changed = run("refresh " + path("m1.h5") + " " + path("q2.h5") + " --recheck-k --allow-k-change -o " +
+                              path("m4.h5") + " --summary " + path("r4.json"));
+  ASSERT_EQ(changed.status, 0) << changed.output;
+  const json s4 = read_json("r4.json");
+  EXPECT_EQ(s4["k_new"], 5);
+  EXPECT_EQ(s4["segments"][4]["transition"], "emerged");
 }
 
 TEST_F(Refresh, MiniBatchModelContinuesWithItsCounts) {

@@ -122,13 +122,15 @@ int run_refresh(const RefreshOptions& o) {
   // How the old centres fit the current data: the baseline a refit is measured against.
   const Assignment under_old = predict(*backend, *data, old.centroids.view());
 
-  // Step 1: optionally re-check K around the old one with the sweep.
+  // Step 1: optionally re-check K around the old one with the sweep. The candidates are
+  // K-1..K+1; K+2 is fitted too because the sweep's criteria never choose the top of their
+  // range (a score still improving there has no answer), so K+1 could not win otherwise.
   int k_new = o.k > 0 ? o.k : k_old;
   json recheck = nullptr;
   if (o.recheck_k) {
     SweepParams sp;
     sp.k_min = std::max(1, k_old - 1);
-    sp.k_max = static_cast<int>(std::min<std::int64_t>(k_old + 1, n));
+    sp.k_max = static_cast<int>(std::min<std::int64_t>(k_old + 2, n));
     sp.lloyd.n_init = 3;
     sp.lloyd.seed = o.seed;
     sp.seed = o.seed;
@@ -138,12 +140,17 @@ int run_refresh(const RefreshOptions& o) {
     const SweepResult r = sweep(*backend, *data, sp, line.callback());
     line.finish();
     recheck = sweep_json(r);
-    const bool differs = r.recommended_k > 0 && r.recommended_k != k_old;
-    if (differs && o.allow_k_change && o.k == 0) k_new = r.recommended_k;
-    std::fprintf(stderr, "re-check of K over %d..%d: %s%s\n", sp.k_min, sp.k_max,
-                 r.recommended_k > 0 ? ("K = " + std::to_string(r.recommended_k)).c_str() : r.reason.c_str(),
-                 !differs ? " (the model's K)" : o.allow_k_change ? (o.k == 0 ? "; --allow-k-change: refitting with it" : "; -k given: not used")
-                                                                 : "; pass --allow-k-change to refit with it");
+    const int rk = r.recommended_k;
+    const bool candidate = rk > 0 && rk != k_old && rk <= k_old + 1;
+    if (candidate && o.allow_k_change && o.k == 0) k_new = rk;
+    const std::string verdict =
+        rk == 0 ? r.reason + "; keeping K = " + std::to_string(k_new)
+        : rk == k_old ? "K = " + std::to_string(rk) + ", the model's"
+        : !candidate ? "K = " + std::to_string(rk) + ", outside K-1..K+1; not applied (pass -k to refit with it)"
+        : o.k > 0 ? "K = " + std::to_string(rk) + "; -k given, not applied"
+        : o.allow_k_change ? "K = " + std::to_string(rk) + "; --allow-k-change: refitting with it"
+                           : "K = " + std::to_string(rk) + "; pass --allow-k-change to refit with it";
+    std::fprintf(stderr, "re-check of K (sweep over %d..%d): %s\n", sp.k_min, sp.k_max, verdict.c_str());
   }
 
   // Step 2: refit. With the old K: from the old centres (mini-batch: continuing with its

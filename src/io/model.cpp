@@ -1,7 +1,8 @@
 // model.h5: /centroids float32 [n_clusters x n_features], copies of /feature_names,
 // /feature_roles and /scaler, /segments/names and /segments/sizes, the segment profiles and dictionary
 // (/segments/shares, centres_original, z_scores, top_features, descriptions, outreach),
-// /counts for mini-batch, and the run's provenance as root attributes. A bare file holding only
+// /counts for mini-batch, a refreshed model's lineage (/segments/parent, /segments/transition and
+// parent_* attributes), and the run's provenance as root attributes. A bare file holding only
 // /centroids is a valid model (--init).
 
 #include "atomic_file.hpp"
