@@ -156,6 +156,35 @@ TEST(Transitions, AbsorbAndDissolve) {
   EXPECT_EQ(m.new_transition[1], Transition::emerged);
 }
 
+TEST(Transitions, AbsorbedWithARemnantThatKeepsTheName) {
+  // Old 0 (100 rows): 60 go into new 1 with all 50 of old 1; 40 stay as new 0 (only old 0's).
+  Matrix<std::int64_t> o(2, 2, 0);
+  o(0, 0) = 40;
+  o(0, 1) = 60;
+  o(1, 1) = 50;
+  const SegmentMatch m = match_segments(diagonal_cost(2, 2), o);
+  EXPECT_EQ(m.parent, (std::vector<int>{0, 1}));  // both pairs kept: names carry over
+  EXPECT_EQ(m.old_transition[0], Transition::absorbed);
+  EXPECT_EQ(m.old_to[0], (std::vector<int>{0, 1}));
+  EXPECT_EQ(m.old_transition[1], Transition::absorbed);
+  EXPECT_EQ(m.new_transition[0], Transition::split_from);  // the remnant of old 0
+  EXPECT_EQ(m.new_transition[1], Transition::merged);
+  EXPECT_EQ(m.new_from[1], (std::vector<int>{0, 1}));
+}
+
+TEST(Transitions, FewerSegmentsKeepOldIndicesWhereTheyExist) {
+  // K 3 -> 2: old 2 continues as new 0 but index 2 no longer exists; old 0 as new 1 keeps 0.
+  Matrix<std::int64_t> o(3, 2, 0);
+  o(0, 1) = 100;
+  o(2, 0) = 100;
+  const std::vector<double> cost = {9, 0, 9, 9, 0, 9};
+  const SegmentMatch m = match_segments(cost, o);
+  EXPECT_EQ(m.order, (std::vector<int>{1, 0}));  // new 1 at index 0; new 0 takes the free index 1
+  EXPECT_EQ(m.parent, (std::vector<int>{0, 2}));
+  EXPECT_EQ(m.child, (std::vector<int>{0, -1, 1}));
+  EXPECT_EQ(m.old_transition[1], Transition::dissolved);
+}
+
 TEST(Sufficiency, WarningsByHand) {
   SufficiencyInput in;
   in.n_samples = 499;

@@ -176,6 +176,14 @@ SegmentMatch match_segments(std::span<const double> cost, const Matrix<std::int6
     for (int i : sources[j]) {
       m.old_transition[i] = Transition::absorbed;
       m.old_to[i] = {index_of[j]};
+      // Most of X merged into Y, but X's match is another segment, mostly X's members: the
+      // remnant that stayed. It keeps X's name (the members a CRM knows) and is a piece of X.
+      if (match_new[i] >= 0 && match_new[i] != j) {
+        const int remnant = index_of[match_new[i]];
+        if (m.new_transition[remnant] == Transition::continued) m.new_transition[remnant] = Transition::split_from;
+        m.old_to[i].push_back(remnant);
+        std::sort(m.old_to[i].begin(), m.old_to[i].end());
+      }
     }
   }
   return m;
