@@ -460,8 +460,16 @@ int run_refresh(const RefreshOptions& o) {
                result.n_iter);
   for (int c = 0; c < k_new; ++c) {
     const int p = match.parent[c];
+    std::string was;
+    if (p >= 0) {  // how far it moved: the share then and now, the centre's shift (model units)
+      char detail[96];
+      const double before = p < static_cast<int>(old.segment_shares.size()) ? old.segment_shares[p] : std::nan("");
+      std::snprintf(detail, sizeof detail, "; share %.1f%% -> %.1f%%, centre moved %.3g", 100.0 * before,
+                    100.0 * profiles[c].share, std::sqrt(cost[static_cast<std::size_t>(p) * k_new + match.order[c]]));
+      was = "(was " + std::to_string(p) + " " + old_names[p] + detail + ")";
+    }
     std::fprintf(stderr, "  %d  %-40s %-11s %s\n", c, names[c].c_str(), transition_name(match.new_transition[c]).c_str(),
-                 p >= 0 ? ("(was " + std::to_string(p) + " " + old_names[p] + ")").c_str() : "");
+                 was.c_str());
   }
   for (int i = 0; i < k_old; ++i)
     if (match.old_transition[i] != Transition::survived)
