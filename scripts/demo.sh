@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end on data segforge makes itself: synthetic donors with known segments → segforge-prep
 # rfm → sweep (which K) → fit (named, profiled segments) → stability → predict for new donors →
-# report.html. Outputs in out/demo/.
+# report.html -> next quarter: prep --scaler-from -> refresh (same names where segments
+# survive). Outputs in out/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -30,4 +31,11 @@ $S predict $d/model.h5 $d/new_features.h5 -o $d/new_segments.csv
 $S report $d/model.h5 --features $d/features.h5 --labels $d/segments.csv \
   --sweep $d/sweep.json --stability $d/stability.json -o $d/report.html
 head -n 4 $d/new_segments.csv
+# Next quarter: the same donors' gifts up to 2024-04-01, prepared like the training data, and a
+# refresh from the model's centres: surviving segments keep their index and name; refresh.json
+# says what survived, split, merged, dissolved or emerged (scripts/cron/refresh_quarterly.sh
+# runs this loop with the drift verdict deciding).
+$P synth donors -n 20000 --seed 1 --end 2024-04-01 -o $d/gifts_q2.csv --events $d/events_q2.csv
+$P rfm $d/gifts_q2.csv --events $d/events_q2.csv --as-of 2024-04-01 --scaler-from $d/features.h5 -o $d/features_q2.h5
+$S refresh $d/model.h5 $d/features_q2.h5 -o $d/model_q2.h5 --summary $d/refresh.json --labels $d/segments_q2.csv
 echo "demo: K=$k recommended; open $d/report.html (named segments, profiles, charts; works offline)"

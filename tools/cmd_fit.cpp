@@ -14,6 +14,7 @@
 #include "segforge/kmeans.hpp"
 #include "segforge/metrics.hpp"
 #include "segforge/outputs.hpp"
+#include "segforge/refresh.hpp"
 #include "segforge/segments.hpp"
 #include "segforge/select.hpp"
 #include "segforge/validate.hpp"
@@ -48,6 +49,7 @@ struct FitOptions {
   std::string names;       // names.json overrides
   std::string dictionary;  // segment dictionary (default: beside the model, <model>.segments.json)
   std::int64_t min_segment_size = 0;
+  bool strict = false;  // data-sufficiency warnings are errors
   std::vector<std::string> roles;  // --role COLUMN=ROLE
   std::string audience = "auto";
   CheckpointOptions checkpoint;
@@ -82,8 +84,27 @@ std::string dictionary_path(const std::string& model) {
 /// by segment number ("0", "1", ...) or by the automatic name; each value a name or an object
 /// with any of name, description, outreach.
 void apply_name_overrides(const std::string& path, std::vector<SegmentEntry>& entries) {
-  const json j = read_json_file(path, "--names");
+  json j = read_json_file(path, "--names");
   const int k = static_cast<int>(entries.size());
+  // The segment dictionary fit writes ({"format": "segforge-segments", "segments": [...]}):
+  // its entries' name, description and outreach, keyed by their "segment" number.
+  if (j.is_object() && j.contains("format") && j["format"] == "segforge-segments") {
+    if (!j.contains("segments") || !j["segments"].is_array())
+      throw InputError("--names " + path + ": a segment dictionary without a 'segments' array; pass the file segforge fit wrote");
+    json by_segment = json::object();
+    for (const auto& e : j["segments"]) {
+      if (!e.is_object() || !e.contains("segment") || !e["segment"].is_number_integer())
+        throw InputError("--names " + path + ": a 'segments' entry without an integer 'segment'; pass the file segforge fit wrote");
+      json fields = json::object();
+      for (const char* field : {"name", "description", "outreach"})
+        if (e.contains(field)) fields[field] = e[field];
+      by_segment[std::to_string(e["segment"].get<std::int64_t>())] = fields;
+    }
+    if (static_cast<int>(by_segment.size()) != k)
+      throw InputError("--names " + path + ": a dictionary of " + std::to_string(by_segment.size()) + " segments for " +
+                       std::to_string(k) + "; fit with the dictionary's K, or edit it to one entry per segment");
+    j = std::move(by_segment);
+  }
   const std::vector<SegmentEntry> automatic = entries;
   auto apply = [&](int segment, const json& value, const std::string& key) {
     SegmentEntry& e = entries[static_cast<std::size_t>(segment)];
@@ -242,6 +263,11 @@ int run_fit(const FitOptions& o) {
   if (!o.names.empty()) apply_name_overrides(o.names, entries);
   std::vector<std::string> names;
   for (const auto& e : entries) names.push_back(e.name);
+  // Guards (src/refresh/match.cpp): few rows, under two years of history, small segments make
+  // segment estimates noisy (printed with the profiles); --strict makes them errors.
+  const std::vector<std::string> guard_warnings = sufficiency_warnings(
+      {n, history_days_attribute(inspect_features(f.path, f.dataset).attributes), sizes, names, o.min_segment_size});
+  if (o.strict && !guard_warnings.empty()) throw InputError(where(f) + ": " + guard_warnings.front() + " (--strict)");
 
   const BackendInfo info = backend->info();
   Model model;
@@ -318,15 +344,7 @@ int run_fit(const FitOptions& o) {
       std::fprintf(stderr, " %s %s (z %+.2f)", f.feature_names[j].c_str(), analyst_number(p.centre_original[j]).c_str(), p.z_scores[j]);
     std::fprintf(stderr, "\n");
   }
-  // Guards: small segments and small data make segment estimates noisy.
-  const std::int64_t min_size = o.min_segment_size > 0 ? o.min_segment_size : default_min_segment_size(n);
-  if (n < 500)
-    std::fprintf(stderr, "segforge: warning: only %lld rows (< 500): segment estimates are noisy\n",
-                 static_cast<long long>(n));
-  for (int c = 0; c < k; ++c)
-    if (sizes[c] < min_size)
-      std::fprintf(stderr, "segforge: warning: segment %d (%s) has %lld rows, below the minimum segment size %lld (--min-segment-size); consider a smaller K\n",
-                   c, names[c].c_str(), static_cast<long long>(sizes[c]), static_cast<long long>(min_size));
+  for (const auto& w : guard_warnings) std::fprintf(stderr, "segforge: warning: %s\n", w.c_str());
   std::fprintf(stderr, "segment dictionary: %s\n", dictionary.c_str());
 
   if (!o.metrics.empty()) {
@@ -432,6 +450,7 @@ Command add_fit_command(CLI::App& parent) {
   cmd->add_option("--names", o.names, "names.json: segment names (and description, outreach) overriding the automatic ones");
   cmd->add_option("--dictionary", o.dictionary, "segment dictionary to write (default: <model>.segments.json)");
   cmd->add_option("--min-segment-size", o.min_segment_size, "warn below this many rows (0: 1% of N, at least 20, at most 1000)")->capture_default_str();
+  cmd->add_flag("--strict", o.strict, "data-sufficiency warnings (< 500 rows, < 2 years of history, small segments) are errors");
   add_checkpoint_options(cmd, o.checkpoint);
   add_common(cmd, o.common);
   add_sample_weight(cmd, o.common);

@@ -22,35 +22,6 @@
 namespace segforge::cli {
 namespace {
 
-/// The first feature the two scalers of the same width transform differently: another
-/// transform, a mean or scale more than 1e-6 relative apart, or other clip bounds; "" when none.
-std::string scaling_difference(const Scaler& model, const Scaler& file, const std::vector<std::string>& names) {
-  auto close = [](double x, double y) {
-    return x == y || std::abs(x - y) <= 1e-6 * std::max(std::abs(x), std::abs(y));
-  };
-  auto value = [](double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.6g", v);
-    return std::string(buf);
-  };
-  if (model.mean.size() != file.mean.size()) return "another number of features";
-  for (std::size_t j = 0; j < model.mean.size(); ++j) {
-    const std::string feature = "feature '" + (j < names.size() ? names[j] : std::to_string(j)) + "': ";
-    if (model.transform[j] != file.transform[j])
-      return feature + "transform " + file.transform[j] + ", the model's " + model.transform[j];
-    if (!close(model.mean[j], file.mean[j]) || !close(model.scale[j], file.scale[j]))
-      return feature + "mean " + value(file.mean[j]) + " and scale " + value(file.scale[j]) + ", the model's " +
-             value(model.mean[j]) + " and " + value(model.scale[j]);
-  }
-  if (model.clip_low.empty() != file.clip_low.empty())
-    return model.clip_low.empty() ? "the file is winsorized, the model's data were not"
-                                  : "the model's data were winsorized, the file is not";
-  for (std::size_t j = 0; j < model.clip_low.size(); ++j)
-    if (!close(model.clip_low[j], file.clip_low[j]) || !close(model.clip_high[j], file.clip_high[j]))
-      return "feature '" + (j < names.size() ? names[j] : std::to_string(j)) + "': other winsorizing bounds";
-  return {};
-}
-
 int run_predict(const Common& c, const std::string& model_path, const std::string& features,
                 const std::string& out, bool allow_other_scaling) {
   OutputSet outputs;
@@ -72,7 +43,7 @@ int run_predict(const Common& c, const std::string& model_path, const std::strin
   // Same columns but scaled on other data (fitted anew on the new records): the centres then
   // mean something else, and many records land in another segment (issue 14.8: 18% did).
   if (!model.scaler.empty() && !f.scaler.empty()) {
-    const std::string difference = scaling_difference(model.scaler, f.scaler, f.feature_names);
+    const std::string difference = scaler_difference(f.scaler, model.scaler, f.feature_names, "the model");
     if (!difference.empty()) {
       if (!allow_other_scaling)
         throw InputError(features + ":/scaler: scaled otherwise than the data of the model " + model_path + " (" +

@@ -10,6 +10,7 @@
 
 #include "cli_common.hpp"
 #include "segforge/outputs.hpp"
+#include "segforge/refresh.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/report.hpp"
@@ -37,6 +38,8 @@ struct ReportOptions {
   std::int64_t scatter_rows = 4000, silhouette_rows = 4000;
   std::uint64_t seed = 0;
   bool allow_other_features = false;
+  bool strict = false;                 // data-sufficiency warnings are errors
+  std::int64_t min_segment_size = 0;   // 0: default_min_segment_size(N)
 };
 
 std::string read_text(const fs::path& path) {
@@ -163,6 +166,17 @@ int run_report(const ReportOptions& o) {
     if (static_cast<int>(model.segment_descriptions.size()) == k) in.dictionary[c].description = model.segment_descriptions[c];
     if (static_cast<int>(model.segment_outreach.size()) == k) in.dictionary[c].outreach = model.segment_outreach[c];
   }
+  // Data sufficiency (src/refresh/match.cpp): shown at the top of the report; --strict refuses.
+  std::vector<std::int64_t> guard_sizes;
+  for (const auto& p : in.profiles) guard_sizes.push_back(p.size);
+  std::vector<std::string> guard_names;
+  for (const auto& e : in.dictionary) guard_names.push_back(e.name);
+  for (const auto& w : sufficiency_warnings({n, history_days_attribute(inspect_features(f.path, f.dataset).attributes),
+                                             guard_sizes, guard_names, o.min_segment_size})) {
+    if (o.strict) throw InputError(where(f) + ": " + w + " (--strict)");
+    in.notes.push_back("Data sufficiency: " + w + ".");
+    std::cerr << "segforge: warning: " << w << "\n";
+  }
   ReportViewParams vp;
   vp.scatter_rows = o.scatter_rows;
   vp.silhouette_rows = o.silhouette_rows;
@@ -208,6 +222,8 @@ Command add_report_command(CLI::App& parent) {
   cmd->add_option("--seed", o.seed, "seed of the samples")->capture_default_str();
   cmd->add_flag("--allow-other-features", o.allow_other_features,
                 "describe a features file other than the one the model was fitted on (by default refused)");
+  cmd->add_flag("--strict", o.strict, "data-sufficiency warnings (< 500 rows, < 2 years of history, small segments) are errors");
+  cmd->add_option("--min-segment-size", o.min_segment_size, "warn below this many rows (0: 1% of N, at least 20, at most 1000)");
   add_common(cmd, o.common);
   return {cmd, [options] { return run_report(*options); }};
 }

@@ -63,6 +63,7 @@ int run(int argc, char** argv, std::string& message) {
       add_distances_command(app), add_info_command(app),    add_synth_command(app),
       add_sweep_command(app),     add_stability_command(app), add_report_command(app),
       add_drift_command(app),
+      add_refresh_command(app),
   };
   try {
     app.parse(argc, argv);

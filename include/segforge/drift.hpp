@@ -112,11 +112,7 @@ double linear_quantile(const std::vector<double>& sorted, double q);
 /// Per-feature drift of column j: reference quantile bins, PSI, KS, mean shift.
 FeatureDrift feature_drift(std::vector<double> reference, std::vector<double> current, int n_bins, double epsilon);
 
-/// The first feature two scalers of the same width transform differently ("feature 'x':
-/// transform log1p, the other's identity"), a mean or scale more than 1e-6 relative apart or other
-/// clip bounds; "" when they agree. `other` names the second scaler's owner in the text.
-std::string scaler_difference(const Scaler& first, const Scaler& second, const std::vector<std::string>& names,
-                              const std::string& other);
+
 
 
 /// Everything `segforge drift` reports. Prior validation is assumed: same columns in both

@@ -43,6 +43,13 @@ struct Ids {
   std::string str(std::int64_t i) const;  ///< the i-th id as text ("" when none)
 };
 
+/// How `file`'s scaling differs from `reference`'s (named `reference_name`, e.g. "the model"):
+/// the first feature with another transform, a mean or scale more than 1e-6 relative apart, or
+/// other clip bounds, or one of them having no scaler; "" when they transform alike. `names`
+/// name the features in the text. Used by predict, drift and refresh before they compare data.
+std::string scaler_difference(const Scaler& file, const Scaler& reference, const std::vector<std::string>& names,
+                              const std::string& reference_name);
+
 /// Ids that repeat: how many rows repeat an id of an earlier row, and the first such pair.
 struct RepeatedIds {
   std::int64_t rows = 0;  ///< rows whose id an earlier row has (0: every id is unique)
@@ -176,6 +183,15 @@ struct Model {
   Matrix<std::int32_t> segment_top_features;     ///< [n_clusters x n_top] feature indices, largest |z| first
   std::vector<std::string> segment_descriptions;  ///< [n_clusters]
   std::vector<std::string> segment_outreach;      ///< [n_clusters] suggested outreach
+  // Lineage of a refreshed model (segforge refresh; empty otherwise, and ignored by older
+  // readers): /segments/parent [n_clusters] int32, the parent model's segment each continues
+  // (-1: none), and /segments/transition [n_clusters] strings (continued, split_from, merged,
+  // emerged). The parent's checksum, dates and what changed are root attributes
+  // (parent_checksum, parent_file, refreshed_at, changes; docs/formats.md).
+  std::vector<std::int32_t> segment_parent;
+  std::vector<std::string> segment_transition;
+  /// XXH64 of the model file's bytes (16 hex digits), set by read_model; not written.
+  std::string checksum;
   /// attributes: algorithm, k, init, seed, n_init, n_iter, converged, inertia, backend, device,
   /// segforge_version, input_file, input_checksum, audience (donors|customers; validated). Written as string attributes on the root;
   /// read_model returns every root attribute as text (numbers in decimal). A bare file with only
@@ -203,6 +219,8 @@ void write_silhouette_samples(const std::string& path, std::span<const double> v
                               std::span<const std::int32_t> labels, const Ids& ids);
 /// Reads labels from labels.h5 (/labels) or segments.csv (column `segment`).
 std::vector<std::int32_t> read_labels(const std::string& path);
+/// The /ids of a labels.h5 (one per label; empty when the file has none).
+Ids read_label_ids(const std::string& path);
 
 /// Distance matrix writer: /distances float32 [rows x cols], chunked; rows written in blocks.
 /// `attributes`: root attributes beside format, format_version and created_by (what the values

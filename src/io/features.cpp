@@ -38,6 +38,34 @@ std::string Ids::str(std::int64_t i) const {
   return "";
 }
 
+std::string scaler_difference(const Scaler& a, const Scaler& b, const std::vector<std::string>& names,
+                              const std::string& other) {
+  auto close = [](double x, double y) {
+    return x == y || std::abs(x - y) <= 1e-6 * std::max(std::abs(x), std::abs(y));
+  };
+  auto g6 = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    return std::string(buf);
+  };
+  auto feature = [&](std::size_t j) { return "feature '" + (j < names.size() ? names[j] : std::to_string(j)) + "': "; };
+  if (a.empty() != b.empty()) return a.empty() ? "it has no /scaler, " + other + " has one" : "it has a /scaler, " + other + " has none";
+  if (a.mean.size() != b.mean.size()) return "another number of features";
+  for (std::size_t j = 0; j < a.mean.size(); ++j) {
+    if (a.transform[j] != b.transform[j])
+      return feature(j) + "transform " + a.transform[j] + ", " + other + "'s " + b.transform[j];
+    if (!close(a.mean[j], b.mean[j]) || !close(a.scale[j], b.scale[j]))
+      return feature(j) + "mean " + g6(a.mean[j]) + " and scale " + g6(a.scale[j]) + ", " +
+             other + "'s " + g6(b.mean[j]) + " and " + g6(b.scale[j]);
+  }
+  if (a.clip_low.empty() != b.clip_low.empty())
+    return a.clip_low.empty() ? other + " is winsorized, it is not" : "it is winsorized, " + other + " is not";
+  for (std::size_t j = 0; j < a.clip_low.size(); ++j)
+    if (!close(a.clip_low[j], b.clip_low[j]) || !close(a.clip_high[j], b.clip_high[j]))
+      return feature(j) + "other winsorizing bounds than " + other + "'s";
+  return {};
+}
+
 RepeatedIds repeated_ids(const Ids& ids) {
   RepeatedIds out;
   auto scan = [&](const auto& values) {

@@ -321,4 +321,11 @@ std::vector<std::int32_t> read_labels(const std::string& path) {
                    "; pass a labels.h5 (/labels) or segments.csv (column 'segment') file");
 }
 
+Ids read_label_ids(const std::string& path) {
+  // The /ids stored beside /labels by segforge fit --labels and predict (one per label).
+  const std::int64_t n = static_cast<std::int64_t>(read_labels_h5(path).size());
+  io::Hid file = io::open_for_read(path);
+  return io::read_ids(file, path, n, "/labels");
+}
+
 }  // namespace segforge

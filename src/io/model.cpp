@@ -1,15 +1,19 @@
 // model.h5: /centroids float32 [n_clusters x n_features], copies of /feature_names,
 // /feature_roles and /scaler, /segments/names and /segments/sizes, the segment profiles and dictionary
 // (/segments/shares, centres_original, z_scores, top_features, descriptions, outreach),
-// /counts for mini-batch, and the run's provenance as root attributes. A bare file holding only
+// /counts for mini-batch, a refreshed model's lineage (/segments/parent, /segments/transition and
+// parent_* attributes), and the run's provenance as root attributes. A bare file holding only
 // /centroids is a valid model (--init).
 
 #include "atomic_file.hpp"
+#include "checksum.hpp"
 #include "feature_roles.hpp"
 #include "hdf5_util.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/validate.hpp"
+
+#include <cstdint>
 
 namespace segforge {
 
@@ -61,6 +65,8 @@ void write_model(const std::string& path, const Model& model) {
                   "segment_top_features must have n_clusters rows");
   SEGFORGE_ASSERT(fits(model.segment_descriptions.size(), k), "segment_descriptions must match n_clusters");
   SEGFORGE_ASSERT(fits(model.segment_outreach.size(), k), "segment_outreach must match n_clusters");
+  SEGFORGE_ASSERT(fits(model.segment_parent.size(), k), "segment_parent must match n_clusters");
+  SEGFORGE_ASSERT(fits(model.segment_transition.size(), k), "segment_transition must match n_clusters");
 
   io::TempOutput out(path);
   {
@@ -74,7 +80,8 @@ void write_model(const std::string& path, const Model& model) {
     io::write_feature_roles(file, model.feature_roles, path);
     const bool profiles = !model.segment_shares.empty() || !model.segment_centres_original.empty() ||
                           !model.segment_z_scores.empty() || !model.segment_top_features.empty() ||
-                          !model.segment_descriptions.empty() || !model.segment_outreach.empty();
+                          !model.segment_descriptions.empty() || !model.segment_outreach.empty() ||
+                          !model.segment_parent.empty() || !model.segment_transition.empty();
     if (!model.segment_names.empty() || !model.segment_sizes.empty() || profiles) {
       io::Hid segments = io::create_group(file, "segments", path);
       if (!model.segment_names.empty())
@@ -100,6 +107,11 @@ void write_model(const std::string& path, const Model& model) {
         io::write_strings(segments, "descriptions", model.segment_descriptions, path);
       if (!model.segment_outreach.empty())
         io::write_strings(segments, "outreach", model.segment_outreach, path);
+      if (!model.segment_parent.empty())
+        io::write_dataset(segments, "parent", H5T_STD_I32LE, H5T_NATIVE_INT32, {static_cast<hsize_t>(k)},
+                          model.segment_parent.data(), path);
+      if (!model.segment_transition.empty())
+        io::write_strings(segments, "transition", model.segment_transition, path);
     }
     if (!model.counts.empty())
       io::write_dataset(file, "counts", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
@@ -172,6 +184,22 @@ Model read_model(const std::string& path) {
     model.segment_outreach = io::read_strings(text, path, "/segments/outreach");
     check_length(model.segment_outreach.size(), "/segments/outreach");
   }
+  if (io::object_exists(file, "/segments/parent")) {
+    io::Hid parent = io::open_dataset(file, path, "/segments/parent", "store one parent index per centre");
+    const std::vector<std::int64_t> values = io::read_int64s(parent, path, "/segments/parent");
+    check_length(values.size(), "/segments/parent");
+    for (std::size_t c = 0; c < values.size(); ++c) {
+      if (values[c] < -1 || values[c] > INT32_MAX)
+        throw InputError(io::where(path, "/segments/parent") + " row " + std::to_string(c) + ": " +
+                         std::to_string(values[c]) + " is not a segment index or -1; store the parent's index or -1");
+      model.segment_parent.push_back(static_cast<std::int32_t>(values[c]));
+    }
+  }
+  if (io::object_exists(file, "/segments/transition")) {
+    io::Hid text = io::open_dataset(file, path, "/segments/transition", "store one transition word per centre");
+    model.segment_transition = io::read_strings(text, path, "/segments/transition");
+    check_length(model.segment_transition.size(), "/segments/transition");
+  }
   if (io::object_exists(file, "/counts")) {
     io::Hid counts = io::open_dataset(file, path, "/counts", "store one count per centre");
     model.counts = io::read_doubles(counts, path, "/counts");
@@ -179,6 +207,7 @@ Model read_model(const std::string& path) {
   }
   model.attributes = io::read_attributes(file);
   validate_model(model, path);  // values, ranges and consistency (src/validate.cpp)
+  model.checksum = io::file_checksum(path);  // a refresh records its parent by it
   return model;
 }
 

@@ -86,28 +86,6 @@ std::string drift_level_name(DriftLevel level) {
   return "stable";
 }
 
-std::string scaler_difference(const Scaler& a, const Scaler& b, const std::vector<std::string>& names,
-                              const std::string& other) {
-  auto close = [](double x, double y) {
-    return x == y || std::abs(x - y) <= 1e-6 * std::max(std::abs(x), std::abs(y));
-  };
-  auto feature = [&](std::size_t j) { return "feature '" + (j < names.size() ? names[j] : std::to_string(j)) + "': "; };
-  if (a.empty() != b.empty()) return a.empty() ? "it has no /scaler, " + other + " has one" : "it has a /scaler, " + other + " has none";
-  if (a.mean.size() != b.mean.size()) return "another number of features";
-  for (std::size_t j = 0; j < a.mean.size(); ++j) {
-    if (a.transform[j] != b.transform[j])
-      return feature(j) + "transform " + a.transform[j] + ", " + other + "'s " + b.transform[j];
-    if (!close(a.mean[j], b.mean[j]) || !close(a.scale[j], b.scale[j]))
-      return feature(j) + "mean " + number(a.mean[j], "%.6g") + " and scale " + number(a.scale[j], "%.6g") + ", " +
-             other + "'s " + number(b.mean[j], "%.6g") + " and " + number(b.scale[j], "%.6g");
-  }
-  if (a.clip_low.empty() != b.clip_low.empty())
-    return a.clip_low.empty() ? other + " is winsorized, it is not" : "it is winsorized, " + other + " is not";
-  for (std::size_t j = 0; j < a.clip_low.size(); ++j)
-    if (!close(a.clip_low[j], b.clip_low[j]) || !close(a.clip_high[j], b.clip_high[j]))
-      return feature(j) + "other winsorizing bounds than " + other + "'s";
-  return {};
-}
 
 double population_stability_index(const std::vector<double>& reference_shares,
                                   const std::vector<double>& current_shares, double epsilon) {
