@@ -165,6 +165,25 @@ StabilityResult stability_from_json(const json& j, const std::string& path);
 /// Profiles for metrics.json (tools/cmd_fit.cpp).
 json profiles_json(const std::vector<SegmentProfile>& profiles, const std::vector<std::string>& feature_names,
                    const std::vector<SegmentEntry>& dictionary);
+/// A fitted model's segment arrays from its profiles and named entries (tools/cmd_fit.cpp):
+/// names, sizes, shares, centres in original units, z-scores, top features, descriptions and
+/// outreach; fit and refresh both store them so.
+void set_segments(Model& model, const std::vector<SegmentProfile>& profiles, const std::vector<SegmentEntry>& entries,
+                  const std::vector<std::int64_t>& sizes);
+/// What a fitted model records about its fit (docs/formats.md, model attributes).
+struct FitRecord {
+  std::string algorithm, init;
+  int k = 0, n_init = 0, n_iter = 0;
+  std::uint64_t seed = 0;
+  bool converged = false;
+  double inertia = 0.0;
+};
+std::map<std::string, std::string> fit_attributes(const FitRecord& fit, const BackendInfo& info, const Features& f,
+                                                  Audience audience);
+/// The segment dictionary `path` (<model>.segments.json; `fit --names` reads it back).
+void write_segment_dictionary(const std::string& path, const std::string& model_path, std::int64_t n_samples,
+                              const std::vector<SegmentProfile>& profiles, const std::vector<std::string>& feature_names,
+                              const std::vector<SegmentEntry>& entries);
 /// Reads a JSON file; InputError naming it when it is missing or not JSON.
 json read_json_file(const std::string& path, const std::string& option);
 

@@ -275,40 +275,12 @@ int run_fit(const FitOptions& o) {
   model.feature_names = f.feature_names;
   model.feature_roles = feature_role_names(roles);  // what report and refresh name segments from
   model.scaler = f.scaler;
-  model.segment_names = names;
-  model.segment_sizes = sizes;
-  const auto d_top = profiles.empty() ? 0 : static_cast<std::int64_t>(profiles.front().top_features.size());
-  model.segment_centres_original = Matrix<double>(k, d);
-  model.segment_z_scores = Matrix<double>(k, d);
-  model.segment_top_features = Matrix<std::int32_t>(k, d_top, -1);
-  for (int c = 0; c < k; ++c) {
-    const SegmentProfile& p = profiles[c];
-    model.segment_shares.push_back(p.share);
-    std::copy(p.centre_original.begin(), p.centre_original.end(), model.segment_centres_original.row(c));
-    std::copy(p.z_scores.begin(), p.z_scores.end(), model.segment_z_scores.row(c));
-    std::copy(p.top_features.begin(), p.top_features.end(), model.segment_top_features.row(c));
-    model.segment_descriptions.push_back(entries[c].description);
-    model.segment_outreach.push_back(entries[c].outreach);
-  }
+  set_segments(model, profiles, entries, sizes);
   if (algorithm == Algorithm::minibatch) model.counts = result.counts;
-  char inertia_text[64];
-  std::snprintf(inertia_text, sizeof inertia_text, "%.17g", result.inertia);
   const std::string init_text = o.continue_from.empty() ? init_name(init) : "continued";
-  model.attributes = {{"algorithm", algorithm_name(algorithm)},
-                      {"k", std::to_string(k)},
-                      {"init", init_text},
-                      {"seed", std::to_string(o.seed)},
-                      {"n_init", std::to_string(o.n_init)},
-                      {"n_iter", std::to_string(result.n_iter)},
-                      {"converged", result.converged ? "true" : "false"},
-                      {"inertia", inertia_text},
-                      {"backend", info.name},
-                      {"device", info.device},
-                      {"segforge_version", SEGFORGE_VERSION},
-                      {"input_file", f.path},
-                      {"input_dataset", f.dataset},
-                      {"input_checksum", f.checksum},
-                      {"audience", audience_name(audience)}};
+  model.attributes = fit_attributes({algorithm_name(algorithm), init_text, k, o.n_init, result.n_iter, o.seed,
+                                     result.converged, result.inertia},
+                                    info, f, audience);
 
   Stopwatch metric_time;
   json s;
@@ -319,14 +291,7 @@ int run_fit(const FitOptions& o) {
 
   write_model(o.model, model);
   if (!o.labels.empty()) write_labels(o.labels, assignment, f.ids, names);
-  {
-    json dict = json_output("segforge-segments");
-    dict["model"] = o.model;
-    dict["k"] = k;
-    dict["n_samples"] = n;
-    dict["segments"] = profiles_json(profiles, f.feature_names, entries);
-    write_text_atomic(dictionary, dict.dump(2) + "\n");
-  }
+  write_segment_dictionary(dictionary, o.model, n, profiles, f.feature_names, entries);
 
   std::fprintf(stderr, "%s k=%d on %lld x %lld (%s): inertia %.6g, %d iterations%s\n",
                algorithm_name(algorithm).c_str(), k, static_cast<long long>(n),
@@ -383,6 +348,64 @@ int run_fit(const FitOptions& o) {
 }
 
 }  // namespace
+
+void set_segments(Model& model, const std::vector<SegmentProfile>& profiles, const std::vector<SegmentEntry>& entries,
+                  const std::vector<std::int64_t>& sizes) {
+  const auto k = static_cast<std::int64_t>(profiles.size());
+  const std::int64_t d = profiles.empty() ? 0 : static_cast<std::int64_t>(profiles.front().centre_original.size());
+  const auto d_top = profiles.empty() ? 0 : static_cast<std::int64_t>(profiles.front().top_features.size());
+  model.segment_names.clear();
+  for (const auto& e : entries) model.segment_names.push_back(e.name);
+  model.segment_sizes = sizes;
+  model.segment_shares.clear();
+  model.segment_descriptions.clear();
+  model.segment_outreach.clear();
+  model.segment_centres_original = Matrix<double>(k, d);
+  model.segment_z_scores = Matrix<double>(k, d);
+  model.segment_top_features = Matrix<std::int32_t>(k, d_top, -1);
+  for (std::int64_t c = 0; c < k; ++c) {
+    const SegmentProfile& p = profiles[static_cast<std::size_t>(c)];
+    const SegmentEntry& e = entries[static_cast<std::size_t>(c)];
+    model.segment_shares.push_back(p.share);
+    std::copy(p.centre_original.begin(), p.centre_original.end(), model.segment_centres_original.row(c));
+    std::copy(p.z_scores.begin(), p.z_scores.end(), model.segment_z_scores.row(c));
+    std::copy(p.top_features.begin(), p.top_features.end(), model.segment_top_features.row(c));
+    model.segment_descriptions.push_back(e.description);
+    model.segment_outreach.push_back(e.outreach);
+  }
+}
+
+std::map<std::string, std::string> fit_attributes(const FitRecord& fit, const BackendInfo& info, const Features& f,
+                                                  Audience audience) {
+  char inertia_text[64];
+  std::snprintf(inertia_text, sizeof inertia_text, "%.17g", fit.inertia);  // round-trips the double
+  return {{"algorithm", fit.algorithm},
+          {"k", std::to_string(fit.k)},
+          {"init", fit.init},
+          {"seed", std::to_string(fit.seed)},
+          {"n_init", std::to_string(fit.n_init)},
+          {"n_iter", std::to_string(fit.n_iter)},
+          {"converged", fit.converged ? "true" : "false"},
+          {"inertia", inertia_text},
+          {"backend", info.name},
+          {"device", info.device},
+          {"segforge_version", SEGFORGE_VERSION},
+          {"input_file", f.path},
+          {"input_dataset", f.dataset},
+          {"input_checksum", f.checksum},
+          {"audience", audience_name(audience)}};
+}
+
+void write_segment_dictionary(const std::string& path, const std::string& model_path, std::int64_t n_samples,
+                              const std::vector<SegmentProfile>& profiles, const std::vector<std::string>& feature_names,
+                              const std::vector<SegmentEntry>& entries) {
+  json dict = json_output("segforge-segments");
+  dict["model"] = model_path;
+  dict["k"] = profiles.size();
+  dict["n_samples"] = n_samples;
+  dict["segments"] = profiles_json(profiles, feature_names, entries);
+  write_text_atomic(path, dict.dump(2) + "\n");
+}
 
 json profiles_json(const std::vector<SegmentProfile>& profiles, const std::vector<std::string>& feature_names,
                    const std::vector<SegmentEntry>& dictionary) {

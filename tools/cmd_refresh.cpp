@@ -335,50 +335,27 @@ int run_refresh(const RefreshOptions& o) {
   model.feature_names = f.feature_names;
   model.feature_roles = feature_role_names(roles);
   model.scaler = old.scaler.empty() ? f.scaler : old.scaler;
-  model.segment_names = names;
-  model.segment_sizes = sizes;
   model.counts = algorithm == Algorithm::minibatch ? counts : std::vector<double>{};
-  const auto d_top = profiles.empty() ? 0 : static_cast<std::int64_t>(profiles.front().top_features.size());
-  model.segment_centres_original = Matrix<double>(k_new, d);
-  model.segment_z_scores = Matrix<double>(k_new, d);
-  model.segment_top_features = Matrix<std::int32_t>(k_new, d_top, -1);
+  set_segments(model, profiles, entries, sizes);
   for (int c = 0; c < k_new; ++c) {
-    const SegmentProfile& p = profiles[c];
-    model.segment_shares.push_back(p.share);
-    std::copy(p.centre_original.begin(), p.centre_original.end(), model.segment_centres_original.row(c));
-    std::copy(p.z_scores.begin(), p.z_scores.end(), model.segment_z_scores.row(c));
-    std::copy(p.top_features.begin(), p.top_features.end(), model.segment_top_features.row(c));
-    model.segment_descriptions.push_back(entries[c].description);
-    model.segment_outreach.push_back(entries[c].outreach);
     model.segment_parent.push_back(match.parent[c]);
     model.segment_transition.push_back(transition_name(match.new_transition[c]));
   }
-  char inertia_text[64];
-  std::snprintf(inertia_text, sizeof inertia_text, "%.17g", result.inertia);
   const std::string refreshed_at = utc_now();
   const std::string depth = attribute(old, "lineage_depth");
-  model.attributes = {{"algorithm", algorithm_name(algorithm)},
-                      {"k", std::to_string(k_new)},
-                      {"init", init_text},
-                      {"seed", std::to_string(o.seed)},
-                      {"n_init", std::to_string(o.n_init)},
-                      {"n_iter", std::to_string(result.n_iter)},
-                      {"converged", result.converged ? "true" : "false"},
-                      {"inertia", inertia_text},
-                      {"backend", info.name},
-                      {"device", info.device},
-                      {"segforge_version", SEGFORGE_VERSION},
-                      {"input_file", f.path},
-                      {"input_dataset", f.dataset},
-                      {"input_checksum", f.checksum},
-                      {"audience", audience_name(audience)},
-                      {"parent_checksum", old.checksum},
-                      {"parent_file", o.model},
-                      {"parent_input_checksum", attribute(old, "input_checksum")},
-                      {"parent_refreshed_at", attribute(old, "refreshed_at")},
-                      {"refreshed_at", refreshed_at},
-                      {"lineage_depth", std::to_string(depth.empty() ? 1 : std::atoi(depth.c_str()) + 1)},
-                      {"changes", changes}};
+  model.attributes = fit_attributes({algorithm_name(algorithm), init_text, k_new, o.n_init, result.n_iter, o.seed,
+                                     result.converged, result.inertia},
+                                    info, f, audience);
+  // Lineage (docs/formats.md): the parent model and what changed.
+  const std::map<std::string, std::string> lineage = {
+      {"parent_checksum", old.checksum},
+      {"parent_file", o.model},
+      {"parent_input_checksum", attribute(old, "input_checksum")},
+      {"parent_refreshed_at", attribute(old, "refreshed_at")},
+      {"refreshed_at", refreshed_at},
+      {"lineage_depth", std::to_string(depth.empty() ? 1 : std::atoi(depth.c_str()) + 1)},
+      {"changes", changes}};
+  model.attributes.insert(lineage.begin(), lineage.end());
   if (const auto as_of = info_file.attributes.find("as_of"); as_of != info_file.attributes.end())
     model.attributes["input_as_of"] = as_of->second;
 
@@ -444,14 +421,7 @@ int run_refresh(const RefreshOptions& o) {
   if (!output_rank()) return 0;
   write_model(o.output, model);
   if (!o.labels.empty()) write_labels(o.labels, assignment, f.ids, names);
-  {
-    json dict = json_output("segforge-segments");
-    dict["model"] = o.output;
-    dict["k"] = k_new;
-    dict["n_samples"] = n;
-    dict["segments"] = profiles_json(profiles, f.feature_names, entries);
-    write_text_atomic(dictionary, dict.dump(2) + "\n");
-  }
+  write_segment_dictionary(dictionary, o.output, n, profiles, f.feature_names, entries);
   if (!o.summary.empty()) write_text_atomic(o.summary, s.dump(2) + "\n");
   outputs.commit();
 
