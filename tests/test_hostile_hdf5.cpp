@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "segforge/checkpoint.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/row_source.hpp"
@@ -135,6 +136,71 @@ TEST(HostileFile, TheirTargetsAreReadableSoTheRefusalIsTheCheck) {
 TEST(SoftLink, WithinTheFileIsFollowed) {
   const Features f = read_features(fixture("soft_link.h5"));
   EXPECT_EQ(f.x.values(), (std::vector<float>{0, 1, 2, 3, 4, 5, 6, 7}));
+}
+
+// ---- extents the file does not store: one row per reader ----------------------------------
+// Each file claims 2^40 values (or [2^20 x 2^20]) over a few stored bytes; every reader sized
+// its buffers from the claim (bad_alloc, "out of memory", exit 1, or an OOM kill). Now the one
+// check in open_dataset refuses them before anything is allocated.
+
+const std::string kNotStored = "the file is damaged or was not completely written";
+
+const std::vector<Hostile> kHuge = {
+    {"model_segment_names_2e40_strings", [] { read_model(fixture("huge_model_names.h5")); },
+     {fixture("huge_model_names.h5") + ":/segments/names: shape 1-D [1099511627776] needs "
+      "8796093022208 bytes but the file stores 0;", kNotStored}},
+    {"feature_roles_2e40_fixed_strings", [] { read_features(fixture("huge_roles.h5")); },
+     {fixture("huge_roles.h5") + ":/feature_roles: shape 1-D [1099511627776] needs "
+      "17592186044416 bytes but the file stores 0;", kNotStored}},
+    {"scaler_mean_compressed", [] { read_features(fixture("huge_scaler.h5")); },
+     {fixture("huge_scaler.h5") + ":/scaler/mean: shape 1-D [1099511627776]",
+      "the file stores 0 (compressed)", kNotStored}},
+    {"scaler_from_file", [] { read_scaler(fixture("huge_scaler.h5")); },
+     {":/scaler/mean: shape 1-D [1099511627776]", kNotStored}},
+    {"labels_2e40", [] { read_labels(fixture("huge_labels.h5")); },
+     {fixture("huge_labels.h5") + ":/labels: shape 1-D [1099511627776] needs 4398046511104 bytes",
+      kNotStored}},
+    {"label_ids_reader", [] { read_label_ids(fixture("huge_labels.h5")); },
+     {":/labels: shape 1-D [1099511627776]", kNotStored}},
+    {"labels_partly_written_chunks", [] { read_labels(fixture("partial_labels.h5")); },
+     {fixture("partial_labels.h5") + ":/labels: shape 1-D [1000] needs 4000 bytes but the file "
+      "stores 400;", kNotStored}},
+    {"checkpoint_centres", [] { read_checkpoint(fixture("huge_checkpoint.h5")); },
+     {fixture("huge_checkpoint.h5") + ":/centres: shape 2-D [1048576 x 1048576] needs "
+      "4398046511104 bytes but the file stores 0;", kNotStored}},
+    {"extra_matrix", [] { read_extra_matrix(fixture("huge_checkpoint.h5"), "/centres"); },
+     {":/centres: shape 2-D [1048576 x 1048576]", kNotStored}},
+    {"extra_doubles", [] { read_extra_doubles(fixture("huge_scaler.h5"), "/scaler/mean"); },
+     {":/scaler/mean: shape 1-D [1099511627776]", kNotStored}},
+};
+
+INSTANTIATE_TEST_SUITE_P(Huge, HostileFile, ::testing::ValuesIn(kHuge),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(HugeClaim, CompressionUpToDeflatesBestRatioIsRead) {
+  // 100000 x 8 float32 zeros (3.2 MB) stored gzip level 9 in ~3 KB (1024:1): the bound leaves
+  // room for deflate's best ratio, so a legitimately compressed file is read in full.
+  const Matrix<float> x = read_extra_matrix(fixture("zeros_gzip.h5"), "/features");
+  EXPECT_EQ(x.rows(), 100000);
+  EXPECT_EQ(x.cols(), 8);
+  EXPECT_EQ(x.values(), std::vector<float>(800000, 0.0f));
+}
+
+TEST(HugeClaim, TheCliSaysSoWithExitTwoAndWritesNothing) {
+  TempDir dir;
+  const std::string log = dir.file("log.txt");
+  const std::string out = dir.file("out.csv");
+  const std::string command = std::string(SEGFORGE_BINARY) + " predict " +
+                              fixture("huge_model_names.h5") + " " + fixture("float64.h5") +
+                              " -o " + out + " --device cpu > " + log + " 2>&1";
+  const int raw = std::system(command.c_str());
+  std::stringstream text;
+  text << std::ifstream(log).rdbuf();
+  ASSERT_TRUE(WIFEXITED(raw)) << text.str();
+  EXPECT_EQ(WEXITSTATUS(raw), 2) << text.str();
+  EXPECT_NE(text.str().find(":/segments/names: shape 1-D [1099511627776]"), std::string::npos)
+      << text.str();
+  EXPECT_FALSE(fs::exists(out));
 }
 
 // ---- ids ------------------------------------------------------------------------------------

@@ -377,6 +377,49 @@ void check_storage(hid_t dataset, const std::string& path, const std::string& ob
   }
 }
 
+std::string decimal(unsigned __int128 v) {
+  std::string out;
+  do {
+    out.insert(out.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
+    v /= 10;
+  } while (v > 0);
+  return out;
+}
+
+/// Refuses a dataset whose extent claims more values than the file stores. The extent is only
+/// what the file says: a damaged, crafted or never completely written file can claim 2^40
+/// strings or [2 x 2^62] values over a few stored bytes, and every reader sizes its buffers from
+/// the extent (a bad_alloc, an OOM kill or an overflowing rows x cols). Without a filter every
+/// claimed byte is stored (contiguous, compact, and chunked once its chunks are written); with
+/// one at most ~1032:1 (deflate, the best ratio of any HDF5 filter segforge's writers or h5py
+/// use). Variable-length strings count one pointer each: their text lives in the file's heap,
+/// which HDF5 reads only as far as it is stored.
+void check_extent_is_stored(hid_t dataset, const std::string& path, const std::string& object) {
+  const std::vector<hsize_t> dims = extent(dataset);
+  Hid type = type_id(H5Dget_type(dataset));
+  if (!type.valid()) read_failed(path, object, "its dtype");
+  const std::size_t type_size = std::max<std::size_t>(H5Tget_size(type), 1);
+  constexpr hsize_t kMaxDim = hsize_t{1} << 62;
+  constexpr unsigned __int128 kSaturated = static_cast<unsigned __int128>(1) << 100;
+  unsigned __int128 bytes = type_size;
+  bool huge = false;
+  for (const hsize_t d : dims) {
+    huge = huge || d > kMaxDim;
+    bytes = std::min<unsigned __int128>(bytes * std::min(d, kMaxDim), kSaturated);
+  }
+  if (bytes == 0 && !huge) return;
+  Hid dcpl = plist_id(H5Dget_create_plist(dataset));
+  if (!dcpl.valid()) read_failed(path, object, "its storage properties");
+  const bool filtered = H5Pget_nfilters(dcpl) > 0;
+  const unsigned __int128 stored = H5Dget_storage_size(dataset);
+  if (huge || bytes > stored * (filtered ? 1100 : 1))
+    throw InputError(where(path, object) + ": shape " + describe_shape(dims) + " needs " +
+                     (bytes == kSaturated ? "more than 2^100" : decimal(bytes)) +
+                     " bytes but the file stores " + decimal(stored) +
+                     (filtered ? " (compressed)" : "") +
+                     "; the file is damaged or was not completely written; write it again");
+}
+
 }  // namespace
 
 bool object_exists(hid_t file, const std::string& object) {
@@ -424,6 +467,7 @@ Hid open_dataset(hid_t file, const std::string& path, const std::string& object,
   Hid dataset = dataset_id(H5Dopen2(file, full.c_str(), dapl.valid() ? dapl.get() : H5P_DEFAULT));
   if (!dataset.valid()) read_failed(path, full, "the dataset");
   check_storage(dataset, path, full);
+  check_extent_is_stored(dataset, path, full);
   return dataset;
 }
 
@@ -512,20 +556,6 @@ MatrixInfo open_matrix(hid_t file, const std::string& path, const std::string& o
   }
   info.rows = static_cast<std::int64_t>(dims[0]);
   info.cols = static_cast<std::int64_t>(dims[1]);
-  // The shape is only what the file claims: a damaged or never completely written file can
-  // claim [2 x 2^62] (rows x cols overflows) or [2^40 x 2^40] over a few stored bytes, and every
-  // reader sizes its buffers from it. The data must be stored: at most ~1032:1 for deflate, the
-  // best ratio of any HDF5 filter segforge's writers or h5py use (fuzz_hdf5).
-  const hsize_t type_size = H5Tget_size(type);
-  const unsigned __int128 bytes =
-      static_cast<unsigned __int128>(dims[0]) * dims[1] * (type_size == 0 ? 1 : type_size);
-  const unsigned __int128 stored = H5Dget_storage_size(info.dataset);
-  if (bytes > 0 && (dims[0] > (hsize_t{1} << 62) || dims[1] > (hsize_t{1} << 62) ||
-                    bytes > stored * 1100))
-    throw InputError(where(path, object) + ": shape " + describe_shape(dims) + " needs " +
-                     std::to_string(static_cast<double>(bytes)) + " bytes but the file stores " +
-                     std::to_string(static_cast<std::uint64_t>(stored)) +
-                     "; the file is damaged or was not completely written; write it again");
   return info;
 }
 

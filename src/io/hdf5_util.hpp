@@ -94,7 +94,9 @@ std::string found_hint(hid_t file);
 /// Opens a dataset; InputError "path: no dataset '/x'; <what_to_do> (found: ...)" when absent.
 /// The one place datasets are opened for reading: it also refuses data stored outside the file
 /// (external storage, virtual datasets; external links via object_exists) and data compressed
-/// with a filter this HDF5 library lacks (e.g. LZF), each with what to do.
+/// with a filter this HDF5 library lacks (e.g. LZF), each with what to do; and an extent the
+/// file does not store (more bytes than its storage holds, or ~1100 times it when compressed),
+/// so that no reader sizes a buffer from a damaged or crafted claim.
 Hid open_dataset(hid_t file, const std::string& path, const std::string& object,
                  const std::string& what_to_do);
 
