@@ -119,6 +119,7 @@ def hostile():
     """Files that make HDF5 read other files or data segforge cannot decode (issue 15, items 4,
     10 and 12); every one must be refused with a message saying why."""
     ok = np.arange(8, dtype=np.float32).reshape(4, 2)
+    vlen = h5py.string_dtype("utf-8")
 
     # The target of the links and mappings below: a normal file whose values the hostile files
     # would otherwise pass off as their own.
@@ -185,6 +186,27 @@ def hostile():
     with new("ids_latin1.h5") as f:
         create(f, "features", ok)
         create(f, "ids", np.array([b"ok", "Zo\u00eb".encode("latin-1"), b"x", b"y"]))
+
+    # Labels files' /ids follow the features' rules: good ones of every kind, and one fault each.
+    four = np.array([0, 1, 0, 1], dtype=np.int32)
+    with new("labels_ids_uint64.h5") as f:
+        create(f, "labels", four)
+        create(f, "ids", np.array([0, 1, 2**62, 2**63 - 1], dtype=np.uint64))
+    with new("labels_ids_text.h5") as f:
+        create(f, "labels", four)
+        create(f, "ids", np.array(["a", "Zo\u00eb", "c", "d"], dtype=object), dtype=vlen)
+    with new("labels_ids_uint64_big.h5") as f:
+        create(f, "labels", four)
+        create(f, "ids", np.array([5, 2**63 - 1, 2**63, 2**64 - 1], dtype=np.uint64))
+    with new("labels_ids_latin1.h5") as f:
+        create(f, "labels", four)
+        create(f, "ids", np.array([b"ok", "Zo\u00eb".encode("latin-1"), b"x", b"y"]))
+    with new("labels_ids_len.h5") as f:
+        create(f, "labels", four)
+        create(f, "ids", np.arange(3, dtype=np.int64))
+    with new("labels_ids_float.h5") as f:
+        create(f, "labels", four)
+        create(f, "ids", np.arange(4, dtype=np.float64))
 
     huge()
 

@@ -290,6 +290,52 @@ TEST(Ids, Utf8TextIdsAreReadBackByH5pyAsstr) {
 
 // ---- labels -----------------------------------------------------------------------------------
 
+// A labels file's /ids obey the features' rules (docs/formats.md "Ids"), through the same
+// reader, for both read_labels (score, report, refresh) and read_label_ids (refresh).
+TEST(LabelIds, EveryIdKindIsReadExactly) {
+  EXPECT_EQ(read_label_ids(fixture("labels_ids_uint64.h5")).numeric,
+            (std::vector<std::int64_t>{0, 1, std::int64_t{1} << 62,
+                                       std::numeric_limits<std::int64_t>::max()}));
+  EXPECT_EQ(read_label_ids(fixture("labels_ids_text.h5")).text,
+            (std::vector<std::string>{"a", "Zo\xC3\xAB", "c", "d"}));
+  EXPECT_EQ(read_labels(fixture("labels_ids_text.h5")), (std::vector<std::int32_t>{0, 1, 0, 1}));
+  EXPECT_TRUE(read_label_ids(fixture("labels_int64.h5")).empty());  // no /ids: none
+}
+
+const std::vector<std::pair<std::string, std::vector<std::string>>> kBadLabelIds = {
+    {"labels_ids_uint64_big.h5",
+     {":/ids row 2 (0-based)", "uint64 value 9223372036854775808", "store the ids as strings"}},
+    {"labels_ids_latin1.h5", {":/ids row 1 (0-based)", "not valid UTF-8", "0xEB at offset 2"}},
+    {"labels_ids_len.h5", {":/ids: 3 ids for 4 rows in /labels", "store one id per row"}},
+    {"labels_ids_float.h5", {":/ids: dtype float64 is neither integer nor string"}},
+};
+
+TEST(LabelIds, BadIdsAreRefusedByBothReadersNamingFileAndRow) {
+  for (const auto& [name, parts] : kBadLabelIds) {
+    SCOPED_TRACE(name);
+    std::vector<std::string> with_file = parts;
+    with_file.front() = fixture(name) + with_file.front();
+    expect_input_error([&] { read_label_ids(fixture(name)); }, with_file);
+    expect_input_error([&] { read_labels(fixture(name)); }, with_file);
+  }
+}
+
+TEST(LabelIds, ScoreRefusesALabelsFileWithBadIdsWithExitTwo) {
+  TempDir dir;
+  const std::string log = dir.file("log.txt");
+  const std::string command = std::string(SEGFORGE_BINARY) + " score " +
+                              fixture("hostile_target.h5") + " --dataset /secret --labels " +
+                              fixture("labels_ids_uint64_big.h5") + " --device cpu > " + log +
+                              " 2>&1";
+  const int raw = std::system(command.c_str());
+  std::stringstream text;
+  text << std::ifstream(log).rdbuf();
+  ASSERT_TRUE(WIFEXITED(raw)) << text.str();
+  EXPECT_EQ(WEXITSTATUS(raw), 2) << text.str();
+  EXPECT_NE(text.str().find("labels_ids_uint64_big.h5:/ids row 2 (0-based)"), std::string::npos)
+      << text.str();
+}
+
 TEST(Labels, Int32MaxIsReadAsItIs) {
   // The reader keeps 2147483647 exactly; refusing it as a segment number is validate_labels'
   // job (test_validate / test_cli), which must not overflow computing n_clusters from it.
