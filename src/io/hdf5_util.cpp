@@ -870,6 +870,11 @@ Hid create_file(const std::string& temp_path, const std::string& path) {
 #if H5_VERSION_GE(1, 10, 7)
   if (fapl.valid()) H5Pset_file_locking(fapl, true, true);
 #endif
+  // STRONG: closing the file closes what is still open in it, so the flush happens in that call
+  // and its failure (a full disk) is seen. Under HDF5's default (WEAK) a group or dataset left
+  // open defers the real close to its own H5*close, in a destructor that cannot report it: an
+  // incomplete file was then committed as if whole.
+  if (fapl.valid()) H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
   // EXCL: a file or symlink already at the temporary path is never followed or overwritten.
   Hid file = file_id(H5Fcreate(temp_path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT,
                                fapl.valid() ? fapl.get() : H5P_DEFAULT));
