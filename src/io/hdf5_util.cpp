@@ -680,8 +680,12 @@ std::map<std::string, std::string> read_attributes(hid_t object) {
     Hid type = type_id(H5Aget_type(attr));
     Hid space = space_id(H5Aget_space(attr));
     if (!type.valid() || !space.valid()) continue;
+    // A sane bound before sizing buffers from the attribute's dataspace: segforge's attributes
+    // are scalars, and a longer array is not shown (HDF5 itself checks that the values it holds
+    // are as many as the dataspace claims).
+    constexpr hssize_t kMaxAttributeValues = hssize_t{1} << 16;
     const hssize_t n = H5Sget_simple_extent_npoints(space);
-    if (n < 0) continue;
+    if (n < 0 || n > kMaxAttributeValues) continue;
     std::vector<std::string> parts;
     bool ok = true;
     switch (H5Tget_class(type)) {

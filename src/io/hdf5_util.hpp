@@ -142,7 +142,8 @@ std::vector<std::int64_t> read_int64_range(hid_t dataset, const std::string& pat
 /// What to do about uint64 ids above INT64_MAX (for read_int64s' `too_big_hint`).
 extern const char* const kIdsTooBig;
 /// Root (or any object's) attributes as text: strings as they are, numbers in decimal,
-/// arrays joined with ','; h5py booleans as "true"/"false". Other types are skipped.
+/// arrays joined with ','; h5py booleans as "true"/"false". Other types, and arrays of more than
+/// 65536 values, are skipped.
 std::map<std::string, std::string> read_attributes(hid_t object);
 
 /// /feature_names when present (length must be n_features), else empty.
