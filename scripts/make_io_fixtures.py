@@ -119,6 +119,7 @@ def hostile():
     """Files that make HDF5 read other files or data segforge cannot decode (issue 15, items 4,
     10 and 12); every one must be refused with a message saying why."""
     ok = np.arange(8, dtype=np.float32).reshape(4, 2)
+    vlen = h5py.string_dtype("utf-8")
 
     # The target of the links and mappings below: a normal file whose values the hostile files
     # would otherwise pass off as their own.
@@ -186,9 +187,90 @@ def hostile():
         create(f, "features", ok)
         create(f, "ids", np.array([b"ok", "Zo\u00eb".encode("latin-1"), b"x", b"y"]))
 
+    # Labels files' /ids follow the features' rules: good ones of every kind, and one fault each.
+    four = np.array([0, 1, 0, 1], dtype=np.int32)
+    with new("labels_ids_uint64.h5") as f:
+        create(f, "labels", four)
+        create(f, "ids", np.array([0, 1, 2**62, 2**63 - 1], dtype=np.uint64))
+    with new("labels_ids_text.h5") as f:
+        create(f, "labels", four)
+        create(f, "ids", np.array(["a", "Zo\u00eb", "c", "d"], dtype=object), dtype=vlen)
+    with new("labels_ids_uint64_big.h5") as f:
+        create(f, "labels", four)
+        create(f, "ids", np.array([5, 2**63 - 1, 2**63, 2**64 - 1], dtype=np.uint64))
+    with new("labels_ids_latin1.h5") as f:
+        create(f, "labels", four)
+        create(f, "ids", np.array([b"ok", "Zo\u00eb".encode("latin-1"), b"x", b"y"]))
+    with new("labels_ids_len.h5") as f:
+        create(f, "labels", four)
+        create(f, "ids", np.arange(3, dtype=np.int64))
+    with new("labels_ids_float.h5") as f:
+        create(f, "labels", four)
+        create(f, "ids", np.arange(4, dtype=np.float64))
+
+    huge()
+
     # A score label of 2147483647 (int32's largest): must be refused, not overflow.
     with new("labels_int32_max.h5") as f:
         create(f, "labels", np.array([0, 2147483647, 0, 2147483647], dtype=np.int32))
+
+
+def huge():
+    """Datasets whose extent claims far more values than the file stores (a damaged, crafted or
+    never completely written file): the readers size their buffers from the extent, so each must
+    be refused naming the dataset before anything is allocated. Datasets created with a shape
+    and never written store nothing (HDF5 allocates on the first write), so the files stay tiny."""
+    ok = np.arange(8, dtype=np.float32).reshape(4, 2)
+    vlen = h5py.string_dtype("utf-8")
+    n = 2**40
+
+    def claim(f, name, shape, dtype, **kw):
+        f.create_dataset(name, shape=shape, dtype=dtype, track_times=False, **kw)
+
+    # 2^40 variable-length strings as a model's segment names (read before their count is checked).
+    with new("huge_model_names.h5") as f:
+        create(f, "centroids", ok)
+        claim(f, "segments/names", (n,), vlen)
+    # 2^40 fixed-length strings as a features file's roles, chunked (no chunk written).
+    with new("huge_roles.h5") as f:
+        create(f, "features", ok)
+        claim(f, "feature_roles", (n,), "S16", chunks=(1024,))
+    # A scaler mean of 2^40 float64 (8 TiB), gzip-compressed with no chunk written.
+    with new("huge_scaler.h5") as f:
+        create(f, "features", ok)
+        g = f.create_group("scaler")
+        claim(g, "mean", (n,), np.float64, chunks=(4096,), compression="gzip")
+        create(g, "scale", np.ones(2))
+    # 2^40 labels.
+    with new("huge_labels.h5") as f:
+        claim(f, "labels", (n,), np.int32)
+    # Labels whose chunks were only partly written: 1000 claimed, 100 stored (the rest would read
+    # as the fill value 0).
+    with new("partial_labels.h5") as f:
+        d = f.create_dataset("labels", shape=(1000,), dtype=np.int32, chunks=(100,),
+                             track_times=False)
+        d[0:100] = 1
+    # A checkpoint (every attribute the reader needs) whose /centres claims [2^20 x 2^20] float32.
+    with new("huge_checkpoint.h5") as f:
+        attrs = {"format": "segforge-checkpoint", "algorithm": "lloyd", "phase": "runs",
+                 "settings": "", "run": "0", "step": "0", "n_empty": "0", "best_inertia": "inf",
+                 "best_n_iter": "0", "best_converged": "0", "best_n_empty": "0", "best_run": "0",
+                 "swaps_accepted": "0", "since_reassign": "0", "has_ewa": "0", "ewa": "0x0p+0",
+                 "has_ewa_min": "0", "ewa_min": "0x0p+0", "no_improvement": "0"}
+        for i in range(4):
+            attrs["rng_%d" % i] = "%016x" % (i + 1)
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        claim(f, "centres", (2**20, 2**20), np.float32)
+        create(f, "previous", np.zeros((0, 0), dtype=np.float32))
+        create(f, "counts", np.zeros(0))
+        create(f, "run_inertia", np.zeros(0))
+        create(f, "best/centroids", np.zeros((0, 0), dtype=np.float32))
+        create(f, "best/counts", np.zeros(0))
+    # The bound is not too tight: zeros compress ~1000:1 under deflate, and such a file is read.
+    with new("zeros_gzip.h5") as f:
+        create(f, "features", np.zeros((100000, 8), dtype=np.float32), chunks=(100000, 8),
+               compression="gzip", compression_opts=9)
 
 
 if __name__ == "__main__":

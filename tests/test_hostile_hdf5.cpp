@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "segforge/checkpoint.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/row_source.hpp"
@@ -137,6 +138,91 @@ TEST(SoftLink, WithinTheFileIsFollowed) {
   EXPECT_EQ(f.x.values(), (std::vector<float>{0, 1, 2, 3, 4, 5, 6, 7}));
 }
 
+// ---- extents the file does not store: one row per reader ----------------------------------
+// Each file claims 2^40 values (or [2^20 x 2^20]) over a few stored bytes; every reader sized
+// its buffers from the claim (bad_alloc, "out of memory", exit 1, or an OOM kill). Now the one
+// check in open_dataset refuses them before anything is allocated.
+
+const std::string kNotStored = "the file is damaged or was not completely written";
+
+const std::vector<Hostile> kHuge = {
+    {"model_segment_names_2e40_strings", [] { read_model(fixture("huge_model_names.h5")); },
+     {fixture("huge_model_names.h5") + ":/segments/names: shape 1-D [1099511627776] needs "
+      "8796093022208 bytes but the file stores 0;", kNotStored}},
+    {"feature_roles_2e40_fixed_strings", [] { read_features(fixture("huge_roles.h5")); },
+     {fixture("huge_roles.h5") + ":/feature_roles: shape 1-D [1099511627776] needs "
+      "17592186044416 bytes but the file stores 0;", kNotStored}},
+    {"scaler_mean_compressed", [] { read_features(fixture("huge_scaler.h5")); },
+     {fixture("huge_scaler.h5") + ":/scaler/mean: shape 1-D [1099511627776]",
+      "the file stores 0 (compressed)", kNotStored}},
+    {"scaler_from_file", [] { read_scaler(fixture("huge_scaler.h5")); },
+     {":/scaler/mean: shape 1-D [1099511627776]", kNotStored}},
+    {"labels_2e40", [] { read_labels(fixture("huge_labels.h5")); },
+     {fixture("huge_labels.h5") + ":/labels: shape 1-D [1099511627776] needs 4398046511104 bytes",
+      kNotStored}},
+    {"label_ids_reader", [] { read_label_ids(fixture("huge_labels.h5")); },
+     {":/labels: shape 1-D [1099511627776]", kNotStored}},
+    {"labels_partly_written_chunks", [] { read_labels(fixture("partial_labels.h5")); },
+     {fixture("partial_labels.h5") + ":/labels: shape 1-D [1000] needs 4000 bytes but the file "
+      "stores 400;", kNotStored}},
+    {"checkpoint_centres", [] { read_checkpoint(fixture("huge_checkpoint.h5")); },
+     {fixture("huge_checkpoint.h5") + ":/centres: shape 2-D [1048576 x 1048576] needs "
+      "4398046511104 bytes but the file stores 0;", kNotStored}},
+    {"extra_matrix", [] { read_extra_matrix(fixture("huge_checkpoint.h5"), "/centres"); },
+     {":/centres: shape 2-D [1048576 x 1048576]", kNotStored}},
+    {"extra_doubles", [] { read_extra_doubles(fixture("huge_scaler.h5"), "/scaler/mean"); },
+     {":/scaler/mean: shape 1-D [1099511627776]", kNotStored}},
+};
+
+INSTANTIATE_TEST_SUITE_P(Huge, HostileFile, ::testing::ValuesIn(kHuge),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(HugeClaim, CompressionUpToDeflatesBestRatioIsRead) {
+  // 100000 x 8 float32 zeros (3.2 MB) stored gzip level 9 in ~3 KB (1024:1): the bound leaves
+  // room for deflate's best ratio, so a legitimately compressed file is read in full.
+  const Matrix<float> x = read_extra_matrix(fixture("zeros_gzip.h5"), "/features");
+  EXPECT_EQ(x.rows(), 100000);
+  EXPECT_EQ(x.cols(), 8);
+  EXPECT_EQ(x.values(), std::vector<float>(800000, 0.0f));
+}
+
+TEST(HugeClaim, AttributeArraysBeyondTheBoundAreNotShown) {
+  // Root attributes are sized from their dataspace: up to 65536 values are read, longer arrays
+  // skipped (segforge's own attributes are scalars). Made at test time: 65537 values need
+  // HDF5's dense attribute storage (libver='latest').
+  TempDir dir;
+  const std::string path = dir.file("attrs.h5");
+  const std::string make =
+      "/usr/bin/python3 -c \"import h5py, numpy as np, sys; f = h5py.File(sys.argv[1], 'w', "
+      "libver='latest'); f['features'] = np.zeros((2, 2), 'f4'); "
+      "f.attrs['fits'] = np.arange(65536, dtype='u1'); "
+      "f.attrs['too_long'] = np.arange(65537, dtype='u1'); f.attrs['as_of'] = '2024-01-01'\" " +
+      path + " 2>/dev/null";
+  if (std::system(make.c_str()) != 0) GTEST_SKIP() << "needs Debian's python3-h5py (scripts/setup.sh)";
+  const FeatureFileInfo info = inspect_features(path);
+  EXPECT_EQ(info.attributes.count("too_long"), 0u);
+  ASSERT_EQ(info.attributes.count("fits"), 1u);
+  EXPECT_EQ(info.attributes.at("fits").substr(0, 8), "0,1,2,3,");
+  EXPECT_EQ(info.attributes.at("as_of"), "2024-01-01");
+}
+
+TEST(HugeClaim, TheCliSaysSoWithExitTwoAndWritesNothing) {
+  TempDir dir;
+  const std::string log = dir.file("log.txt");
+  const std::string out = dir.file("out.csv");
+  const std::string command = std::string(SEGFORGE_BINARY) + " predict " +
+                              fixture("huge_model_names.h5") + " " + fixture("float64.h5") +
+                              " -o " + out + " --device cpu > " + log + " 2>&1";
+  const int raw = std::system(command.c_str());
+  std::stringstream text;
+  text << std::ifstream(log).rdbuf();
+  ASSERT_TRUE(WIFEXITED(raw)) << text.str();
+  EXPECT_EQ(WEXITSTATUS(raw), 2) << text.str();
+  EXPECT_NE(text.str().find(":/segments/names: shape 1-D [1099511627776]"), std::string::npos)
+      << text.str();
+  EXPECT_FALSE(fs::exists(out));
+}
+
 // ---- ids ------------------------------------------------------------------------------------
 
 TEST(Ids, Uint64BelowTwoToTheSixtyThreeIsExact) {
@@ -223,6 +309,52 @@ TEST(Ids, Utf8TextIdsAreReadBackByH5pyAsstr) {
 }
 
 // ---- labels -----------------------------------------------------------------------------------
+
+// A labels file's /ids obey the features' rules (docs/formats.md "Ids"), through the same
+// reader, for both read_labels (score, report, refresh) and read_label_ids (refresh).
+TEST(LabelIds, EveryIdKindIsReadExactly) {
+  EXPECT_EQ(read_label_ids(fixture("labels_ids_uint64.h5")).numeric,
+            (std::vector<std::int64_t>{0, 1, std::int64_t{1} << 62,
+                                       std::numeric_limits<std::int64_t>::max()}));
+  EXPECT_EQ(read_label_ids(fixture("labels_ids_text.h5")).text,
+            (std::vector<std::string>{"a", "Zo\xC3\xAB", "c", "d"}));
+  EXPECT_EQ(read_labels(fixture("labels_ids_text.h5")), (std::vector<std::int32_t>{0, 1, 0, 1}));
+  EXPECT_TRUE(read_label_ids(fixture("labels_int64.h5")).empty());  // no /ids: none
+}
+
+const std::vector<std::pair<std::string, std::vector<std::string>>> kBadLabelIds = {
+    {"labels_ids_uint64_big.h5",
+     {":/ids row 2 (0-based)", "uint64 value 9223372036854775808", "store the ids as strings"}},
+    {"labels_ids_latin1.h5", {":/ids row 1 (0-based)", "not valid UTF-8", "0xEB at offset 2"}},
+    {"labels_ids_len.h5", {":/ids: 3 ids for 4 rows in /labels", "store one id per row"}},
+    {"labels_ids_float.h5", {":/ids: dtype float64 is neither integer nor string"}},
+};
+
+TEST(LabelIds, BadIdsAreRefusedByBothReadersNamingFileAndRow) {
+  for (const auto& [name, parts] : kBadLabelIds) {
+    SCOPED_TRACE(name);
+    std::vector<std::string> with_file = parts;
+    with_file.front() = fixture(name) + with_file.front();
+    expect_input_error([&] { read_label_ids(fixture(name)); }, with_file);
+    expect_input_error([&] { read_labels(fixture(name)); }, with_file);
+  }
+}
+
+TEST(LabelIds, ScoreRefusesALabelsFileWithBadIdsWithExitTwo) {
+  TempDir dir;
+  const std::string log = dir.file("log.txt");
+  const std::string command = std::string(SEGFORGE_BINARY) + " score " +
+                              fixture("hostile_target.h5") + " --dataset /secret --labels " +
+                              fixture("labels_ids_uint64_big.h5") + " --device cpu > " + log +
+                              " 2>&1";
+  const int raw = std::system(command.c_str());
+  std::stringstream text;
+  text << std::ifstream(log).rdbuf();
+  ASSERT_TRUE(WIFEXITED(raw)) << text.str();
+  EXPECT_EQ(WEXITSTATUS(raw), 2) << text.str();
+  EXPECT_NE(text.str().find("labels_ids_uint64_big.h5:/ids row 2 (0-based)"), std::string::npos)
+      << text.str();
+}
 
 TEST(Labels, Int32MaxIsReadAsItIs) {
   // The reader keeps 2147483647 exactly; refusing it as a segment number is validate_labels'

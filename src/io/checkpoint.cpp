@@ -137,9 +137,11 @@ void write_checkpoint(const std::string& path, const FitState& s) {
     write_matrix(file, "previous", s.previous, path);
     write_vector(file, "counts", s.counts, path);
     write_vector(file, "run_inertia", s.run_inertia, path);
-    io::Hid best = io::create_group(file, "best", path);
-    write_matrix(best, "centroids", s.best_centroids, path);
-    write_vector(best, "counts", s.best_counts, path);
+    {
+      io::Hid best = io::create_group(file, "best", path);
+      write_matrix(best, "centroids", s.best_centroids, path);
+      write_vector(best, "counts", s.best_counts, path);
+    }  // closed before the file, whose close must be the one that flushes (create_file)
     io::write_root_attributes(file, kFormat, a, path);
     if (!file.close()) io::write_failed(path, "the file (closing it)");
   }

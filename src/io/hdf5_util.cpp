@@ -377,6 +377,49 @@ void check_storage(hid_t dataset, const std::string& path, const std::string& ob
   }
 }
 
+std::string decimal(unsigned __int128 v) {
+  std::string out;
+  do {
+    out.insert(out.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
+    v /= 10;
+  } while (v > 0);
+  return out;
+}
+
+/// Refuses a dataset whose extent claims more values than the file stores. The extent is only
+/// what the file says: a damaged, crafted or never completely written file can claim 2^40
+/// strings or [2 x 2^62] values over a few stored bytes, and every reader sizes its buffers from
+/// the extent (a bad_alloc, an OOM kill or an overflowing rows x cols). Without a filter every
+/// claimed byte is stored (contiguous, compact, and chunked once its chunks are written); with
+/// one at most ~1032:1 (deflate, the best ratio of any HDF5 filter segforge's writers or h5py
+/// use). Variable-length strings count one pointer each: their text lives in the file's heap,
+/// which HDF5 reads only as far as it is stored.
+void check_extent_is_stored(hid_t dataset, const std::string& path, const std::string& object) {
+  const std::vector<hsize_t> dims = extent(dataset);
+  Hid type = type_id(H5Dget_type(dataset));
+  if (!type.valid()) read_failed(path, object, "its dtype");
+  const std::size_t type_size = std::max<std::size_t>(H5Tget_size(type), 1);
+  constexpr hsize_t kMaxDim = hsize_t{1} << 62;
+  constexpr unsigned __int128 kSaturated = static_cast<unsigned __int128>(1) << 100;
+  unsigned __int128 bytes = type_size;
+  bool huge = false;
+  for (const hsize_t d : dims) {
+    huge = huge || d > kMaxDim;
+    bytes = std::min<unsigned __int128>(bytes * std::min(d, kMaxDim), kSaturated);
+  }
+  if (bytes == 0 && !huge) return;
+  Hid dcpl = plist_id(H5Dget_create_plist(dataset));
+  if (!dcpl.valid()) read_failed(path, object, "its storage properties");
+  const bool filtered = H5Pget_nfilters(dcpl) > 0;
+  const unsigned __int128 stored = H5Dget_storage_size(dataset);
+  if (huge || bytes > stored * (filtered ? 1100 : 1))
+    throw InputError(where(path, object) + ": shape " + describe_shape(dims) + " needs " +
+                     (bytes == kSaturated ? "more than 2^100" : decimal(bytes)) +
+                     " bytes but the file stores " + decimal(stored) +
+                     (filtered ? " (compressed)" : "") +
+                     "; the file is damaged or was not completely written; write it again");
+}
+
 }  // namespace
 
 bool object_exists(hid_t file, const std::string& object) {
@@ -424,6 +467,7 @@ Hid open_dataset(hid_t file, const std::string& path, const std::string& object,
   Hid dataset = dataset_id(H5Dopen2(file, full.c_str(), dapl.valid() ? dapl.get() : H5P_DEFAULT));
   if (!dataset.valid()) read_failed(path, full, "the dataset");
   check_storage(dataset, path, full);
+  check_extent_is_stored(dataset, path, full);
   return dataset;
 }
 
@@ -512,20 +556,6 @@ MatrixInfo open_matrix(hid_t file, const std::string& path, const std::string& o
   }
   info.rows = static_cast<std::int64_t>(dims[0]);
   info.cols = static_cast<std::int64_t>(dims[1]);
-  // The shape is only what the file claims: a damaged or never completely written file can
-  // claim [2 x 2^62] (rows x cols overflows) or [2^40 x 2^40] over a few stored bytes, and every
-  // reader sizes its buffers from it. The data must be stored: at most ~1032:1 for deflate, the
-  // best ratio of any HDF5 filter segforge's writers or h5py use (fuzz_hdf5).
-  const hsize_t type_size = H5Tget_size(type);
-  const unsigned __int128 bytes =
-      static_cast<unsigned __int128>(dims[0]) * dims[1] * (type_size == 0 ? 1 : type_size);
-  const unsigned __int128 stored = H5Dget_storage_size(info.dataset);
-  if (bytes > 0 && (dims[0] > (hsize_t{1} << 62) || dims[1] > (hsize_t{1} << 62) ||
-                    bytes > stored * 1100))
-    throw InputError(where(path, object) + ": shape " + describe_shape(dims) + " needs " +
-                     std::to_string(static_cast<double>(bytes)) + " bytes but the file stores " +
-                     std::to_string(static_cast<std::uint64_t>(stored)) +
-                     "; the file is damaged or was not completely written; write it again");
   return info;
 }
 
@@ -650,8 +680,12 @@ std::map<std::string, std::string> read_attributes(hid_t object) {
     Hid type = type_id(H5Aget_type(attr));
     Hid space = space_id(H5Aget_space(attr));
     if (!type.valid() || !space.valid()) continue;
+    // A sane bound before sizing buffers from the attribute's dataspace: segforge's attributes
+    // are scalars, and a longer array is not shown (HDF5 itself checks that the values it holds
+    // are as many as the dataspace claims).
+    constexpr hssize_t kMaxAttributeValues = hssize_t{1} << 16;
     const hssize_t n = H5Sget_simple_extent_npoints(space);
-    if (n < 0) continue;
+    if (n < 0 || n > kMaxAttributeValues) continue;
     std::vector<std::string> parts;
     bool ok = true;
     switch (H5Tget_class(type)) {
@@ -840,6 +874,11 @@ Hid create_file(const std::string& temp_path, const std::string& path) {
 #if H5_VERSION_GE(1, 10, 7)
   if (fapl.valid()) H5Pset_file_locking(fapl, true, true);
 #endif
+  // STRONG: closing the file closes what is still open in it, so the flush happens in that call
+  // and its failure (a full disk) is seen. Under HDF5's default (WEAK) a group or dataset left
+  // open defers the real close to its own H5*close, in a destructor that cannot report it: an
+  // incomplete file was then committed as if whole.
+  if (fapl.valid()) H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
   // EXCL: a file or symlink already at the temporary path is never followed or overwritten.
   Hid file = file_id(H5Fcreate(temp_path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT,
                                fapl.valid() ? fapl.get() : H5P_DEFAULT));

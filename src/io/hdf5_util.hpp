@@ -94,7 +94,9 @@ std::string found_hint(hid_t file);
 /// Opens a dataset; InputError "path: no dataset '/x'; <what_to_do> (found: ...)" when absent.
 /// The one place datasets are opened for reading: it also refuses data stored outside the file
 /// (external storage, virtual datasets; external links via object_exists) and data compressed
-/// with a filter this HDF5 library lacks (e.g. LZF), each with what to do.
+/// with a filter this HDF5 library lacks (e.g. LZF), each with what to do; and an extent the
+/// file does not store (more bytes than its storage holds, or ~1100 times it when compressed),
+/// so that no reader sizes a buffer from a damaged or crafted claim.
 Hid open_dataset(hid_t file, const std::string& path, const std::string& object,
                  const std::string& what_to_do);
 
@@ -140,7 +142,8 @@ std::vector<std::int64_t> read_int64_range(hid_t dataset, const std::string& pat
 /// What to do about uint64 ids above INT64_MAX (for read_int64s' `too_big_hint`).
 extern const char* const kIdsTooBig;
 /// Root (or any object's) attributes as text: strings as they are, numbers in decimal,
-/// arrays joined with ','; h5py booleans as "true"/"false". Other types are skipped.
+/// arrays joined with ','; h5py booleans as "true"/"false". Other types, and arrays of more than
+/// 65536 values, are skipped.
 std::map<std::string, std::string> read_attributes(hid_t object);
 
 /// /feature_names when present (length must be n_features), else empty.

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <utility>
 
 #include "atomic_file.hpp"
 #include "hdf5_util.hpp"
@@ -187,7 +188,10 @@ std::vector<std::int32_t> read_labels_csv(const std::string& path) {
   return labels;
 }
 
-std::vector<std::int32_t> read_labels_h5(const std::string& path) {
+/// /labels and, when the file has them, its /ids, checked by the features reader's rules
+/// (io::read_ids: integer or UTF-8 text, uint64 within int64, one per label) whether or not the
+/// caller wants them: a labels file whose ids are wrong is refused by every command that reads it.
+std::vector<std::int32_t> read_labels_h5(const std::string& path, Ids* ids_out = nullptr) {
   io::Hid file = io::open_for_read(path);
   const std::string object = "/labels";
   const std::string at = io::where(path, object);
@@ -209,6 +213,8 @@ std::vector<std::int32_t> read_labels_h5(const std::string& path) {
                        std::to_string(wide[i]) + " does not fit int32; store segment numbers");
     labels[i] = static_cast<std::int32_t>(wide[i]);
   }
+  Ids ids = io::read_ids(file, path, static_cast<std::int64_t>(labels.size()), object);
+  if (ids_out != nullptr) *ids_out = std::move(ids);
   return labels;
 }
 
@@ -323,9 +329,9 @@ std::vector<std::int32_t> read_labels(const std::string& path) {
 
 Ids read_label_ids(const std::string& path) {
   // The /ids stored beside /labels by segforge fit --labels and predict (one per label).
-  const std::int64_t n = static_cast<std::int64_t>(read_labels_h5(path).size());
-  io::Hid file = io::open_for_read(path);
-  return io::read_ids(file, path, n, "/labels");
+  Ids ids;
+  read_labels_h5(path, &ids);
+  return ids;
 }
 
 }  // namespace segforge
