@@ -304,6 +304,13 @@ def main():
     ap.add_argument("--markdown")
     args = ap.parse_args()
     only = set(args.only) or {"lloyd", "silhouette", "overhead"}
+    try:
+        commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        if subprocess.run(["git", "-C", ROOT, "diff", "--quiet", "HEAD"]).returncode != 0:
+            commit += " (with uncommitted changes)"
+    except (OSError, subprocess.CalledProcessError):
+        commit = "?"
     data = Data(args)
     t0 = time.time()
     load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
@@ -316,13 +323,6 @@ def main():
         ov = overhead(data, args)
     pools = "; ".join(f"{p['internal_api']} {p.get('version') or ''} ({p['num_threads']} threads)" for p in threadpool_info())
     eng = segforge._common.engine("cpu")
-    try:
-        commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        if subprocess.run(["git", "-C", ROOT, "diff", "--quiet", "HEAD"]).returncode != 0:
-            commit += " (with uncommitted changes)"
-    except (OSError, subprocess.CalledProcessError):
-        commit = "?"
     meta = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; "
                        "shared with other engineers' builds and tests (load average below)",
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
