@@ -30,6 +30,9 @@ import sys
 import tempfile
 import time
 
+# Before numpy / scikit-learn / segforge load libgomp: under OMP_PROC_BIND it pins this
+# process's main thread to one core at start-up, and a child would inherit that (1 thread).
+ALL_CPUS = os.sched_getaffinity(0)
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "build", "python"))
@@ -209,7 +212,7 @@ def overhead(data, args):
     import h5py
     with h5py.File(init, "w") as f:  # a bare file with only /centroids is an --init file
         f["/centroids"] = C0
-    log(f"overhead at N=1M: {args.overhead_reps} reps")
+    log(f"overhead at N={n}: {args.overhead_reps} reps")
 
     def cli():
         out = os.path.join(tmp, "m.h5")
@@ -218,16 +221,18 @@ def overhead(data, args):
             if os.path.exists(p):
                 os.remove(p)
         t0 = time.perf_counter()
+        # All CPUs for the child (see ALL_CPUS).
         subprocess.run([data.tool("segforge"), "fit", path, "-k", str(k), "--init", init, "--n-init", "1",
                         "--max-iter", str(iters), "--tol", "0", "--refine", "none", "--device", "cpu",
                         "--silhouette", "none", "-o", out, "--metrics", metrics],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       preexec_fn=lambda: os.sched_setaffinity(0, ALL_CPUS))
         wall = time.perf_counter() - t0
         with open(metrics) as f:
             m = json.load(f)
         t = m["timings"]
         return {"engine": t["init"] + t["iterations"], "read": t["read"], "total": t["total"], "wall": wall,
-                "n_iter": m["n_iter"], "inertia": m["inertia"]}
+                "n_iter": m["n_iter"], "inertia": m["inertia"], "device": m["device"]}
 
     def py():
         km = segforge.KMeans(k, init=C0, n_init=1, max_iter=iters, tol=0.0, device="cpu")
@@ -236,6 +241,7 @@ def overhead(data, args):
         wall = time.perf_counter() - t0
         t = km.timings_
         return {"engine": t["init"] + t["iterations"], "labels": t["labels"], "native": t["native_call"],
+                "device": km.device_,
                 "wall": wall, "layer": wall - t["native_call"], "n_iter": km.n_iter_, "inertia": km.inertia_}
 
     res = alternate([("cli", cli), ("python", py)], args.overhead_reps)
@@ -245,7 +251,7 @@ def overhead(data, args):
            "cli_wall_s": med(c, "wall"), "py_engine_s": med(p, "engine"), "py_labels_s": med(p, "labels"),
            "py_wall_s": med(p, "wall"), "py_native_s": med(p, "native"), "py_layer_s": med(p, "layer"),
            "n_iter": [c[0]["n_iter"], p[0]["n_iter"]], "inertia": [c[0]["inertia"], p[0]["inertia"]],
-           "raw": res}
+           "devices": [c[0]["device"], p[0]["device"]], "raw": res}
     out["engine_ratio"] = out["py_engine_s"] / out["cli_engine_s"]
     out["overhead"] = (out["py_engine_s"] + out["py_layer_s"]) / out["cli_engine_s"] - 1
     log(f"  CLI engine {out['cli_engine_s']:.4f} s, Python engine {out['py_engine_s']:.4f} s, "
@@ -288,7 +294,7 @@ def markdown(rows, ov, meta):
               "",
               f"Overhead = (Python engine + Python layer) / CLI engine − 1 = **{100 * ov['overhead']:+.2f} %** (target < 5 %); "
               f"Python engine / CLI engine = {ov['engine_ratio']:.3f}; n_iter {ov['n_iter'][0]} / {ov['n_iter'][1]}, "
-              f"inertia {ov['inertia'][0]:.8g} / {ov['inertia'][1]:.8g}."]
+              f"inertia {ov['inertia'][0]:.8g} / {ov['inertia'][1]:.8g}; CLI: {ov['devices'][0]}; Python: {ov['devices'][1]}."]
     return "\n".join(L) + "\n"
 
 
