@@ -483,6 +483,20 @@ void save_model(const std::string& path, const py::array& centroids,
 
 // ---- segments: profiles, names, stability (src/segments, as fit, report and stability use them) --
 
+/// Runs one of the file readers' validators (src/validate.cpp) on arguments from Python: same
+/// checks and wording, but the remedy names the argument to fix instead of segforge-prep.
+template <class Fn>
+void check_argument(const std::string& argument, Fn&& fn) {
+  try {
+    fn();
+  } catch (const sf::InputError& e) {
+    std::string what = e.what();
+    const std::string prep = "; prepare the file again with segforge-prep";
+    if (what.ends_with(prep)) what.resize(what.size() - prep.size());
+    throw sf::InputError(what + "; fix the " + argument + " argument");
+  }
+}
+
 /// A scaler from the Python layer's dict (mean, scale, transform, optional clip_low/clip_high);
 /// None: no scaler. Checked by the readers' own validate_scaler.
 sf::Scaler scaler_from(const py::object& o, std::int64_t n_features, const std::string& where) {
@@ -494,7 +508,7 @@ sf::Scaler scaler_from(const py::object& o, std::int64_t n_features, const std::
   s.transform = d["transform"].cast<std::vector<std::string>>();
   if (d.contains("clip_low") && !d["clip_low"].is_none()) s.clip_low = d["clip_low"].cast<std::vector<double>>();
   if (d.contains("clip_high") && !d["clip_high"].is_none()) s.clip_high = d["clip_high"].cast<std::vector<double>>();
-  sf::validate_scaler(s, n_features, where, sf::FileKind::features);
+  check_argument("scaler", [&] { sf::validate_scaler(s, n_features, where, sf::FileKind::features); });
   return s;
 }
 
@@ -523,7 +537,7 @@ py::dict describe_segments(Engine& engine, const py::array& x, const py::array& 
   if (static_cast<std::int64_t>(feature_names.size()) != xv.cols)
     throw sf::InputError("feature_names: " + std::to_string(feature_names.size()) + " names for " +
                          std::to_string(xv.cols) + " columns of X; give one per column");
-  sf::validate_feature_names(feature_names, xv.cols, "feature_names", sf::FileKind::features);
+  check_argument("feature_names", [&] { sf::validate_feature_names(feature_names, xv.cols, "feature_names", sf::FileKind::features); });
   std::vector<sf::FeatureRole> role_values;
   if (!roles.empty()) {
     if (static_cast<std::int64_t>(roles.size()) != xv.cols)
@@ -681,7 +695,7 @@ void write_features_file(const std::string& path, const py::array& x,
   const auto xv = matrix_view(x, "X");
   if (xv.rows == 0) throw sf::InputError(path + ": X has 0 rows; a features file needs at least one");
   if (xv.cols == 0) throw sf::InputError(path + ": X has 0 columns; store at least one feature per row");
-  sf::validate_feature_names(feature_names, xv.cols, path, sf::FileKind::features);
+  check_argument("feature_names", [&] { sf::validate_feature_names(feature_names, xv.cols, path, sf::FileKind::features); });
   for (std::int64_t i = 0; i < xv.size(); ++i)
     if (!std::isfinite(xv.data[i]))
       throw sf::InputError(path + ": X row " + std::to_string(i / xv.cols) + " (0-based), column " +
@@ -693,8 +707,8 @@ void write_features_file(const std::string& path, const py::array& x,
   for (std::size_t j = 0; j < roles.size() && static_cast<std::int64_t>(roles.size()) == xv.cols; ++j)
     if (roles[j].empty())
       roles[j] = sf::feature_role_name(sf::feature_role(feature_names.empty() ? "f" + std::to_string(j) : feature_names[j]));
-  sf::validate_feature_roles(roles, xv.cols, path, sf::FileKind::features);
-  sf::validate_audience(audience, path, sf::FileKind::features);
+  check_argument("feature_roles", [&] { sf::validate_feature_roles(roles, xv.cols, path, sf::FileKind::features); });
+  check_argument("audience", [&] { sf::validate_audience(audience, path, sf::FileKind::features); });
   const sf::Scaler sc = scaler_from(scaler, xv.cols, path);
   sf::Ids ids;
   if (ids_numeric) {

@@ -241,21 +241,22 @@ def test_read_a_cli_written_file(tmp_path):
     (dict(X=np.zeros((0, 2))), "X has 0 rows"),
     (dict(X=np.zeros((2, 0)), feature_names=[]), "X has 0 columns"),
     (dict(X=np.zeros(3)), "X: expected a 2-D array"),
-    (dict(feature_names=["a", "a"]), "/feature_names"),
+    (dict(feature_names=["a", "a"]), "/feature_names: feature name 'a' appears twice"),
     (dict(feature_names=["a"]), "feature_names: 1 names for 2 columns"),
     (dict(ids=[1, 2, 3]), "3 ids for 2 rows of X"),
     (dict(ids=[1.5, 2.5]), "float ids would not round-trip"),
-    (dict(feature_roles=["recency", "money"]), "'money', not a role"),
+    (dict(feature_roles=["recency", "money"]), "'money', not a role; use recency, tenure, frequency, monetary, engagement or other; fix the feature_roles argument"),
     (dict(feature_roles=["recency"]), "/feature_roles"),
-    (dict(audience="voters"), "attribute audience is 'voters'"),
-    (dict(scaler={"mean": [0, 0], "scale": [1, 0], "transform": ["identity", "identity"]}), "/scaler"),
+    (dict(audience="voters"), "attribute audience is 'voters'; use donors or customers; fix the audience argument"),
+    (dict(scaler={"mean": [0, 0], "scale": [1, 0], "transform": ["identity", "identity"]}), "/scaler/scale: value 1 (0-based) is 0"),
 ])
 def test_write_features_bad_input_writes_nothing(tmp_path, kwargs, message):
     path = tmp_path / "bad.h5"
     args = dict(X=np.ones((2, 2)), feature_names=["a0", "a1"])
     args.update(kwargs)
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises(ValueError, match=re.escape(message)) as e:
         segforge.write_features(path, args.pop("X"), **args)
+    assert "segforge-prep" not in str(e.value)  # the remedy is the argument, not re-running prep
     assert os.listdir(tmp_path) == []  # nothing written, no temporary left
 
 
