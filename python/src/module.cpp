@@ -537,7 +537,9 @@ py::dict describe_segments(Engine& engine, const py::array& x, const py::array& 
   if (static_cast<std::int64_t>(feature_names.size()) != xv.cols)
     throw sf::InputError("feature_names: " + std::to_string(feature_names.size()) + " names for " +
                          std::to_string(xv.cols) + " columns of X; give one per column");
-  check_argument("feature_names", [&] { sf::validate_feature_names(feature_names, xv.cols, "feature_names", sf::FileKind::features); });
+  check_argument("feature_names", [&] {
+    sf::validate_feature_names(feature_names, xv.cols, "feature_names", sf::FileKind::features);
+  });
   std::vector<sf::FeatureRole> role_values;
   if (!roles.empty()) {
     if (static_cast<std::int64_t>(roles.size()) != xv.cols)
@@ -575,7 +577,8 @@ py::dict describe_segments(Engine& engine, const py::array& x, const py::array& 
       c = sf::Matrix<float>(n_clusters, xv.cols);
       for (int k = 0; k < n_clusters; ++k)
         for (std::int64_t j = 0; j < xv.cols; ++j)
-          c(k, j) = static_cast<float>(st.sums[static_cast<std::size_t>(k * xv.cols + j)] / st.counts[static_cast<std::size_t>(k)]);
+          c(k, j) = static_cast<float>(st.sums[static_cast<std::size_t>(k * xv.cols + j)] /
+                                       st.counts[static_cast<std::size_t>(k)]);
     }
     profiles = sf::segment_profiles(c.view(), sizes, engine.backend().column_stats(*data), sc, n_top);
   }
@@ -695,18 +698,23 @@ void write_features_file(const std::string& path, const py::array& x,
   const auto xv = matrix_view(x, "X");
   if (xv.rows == 0) throw sf::InputError(path + ": X has 0 rows; a features file needs at least one");
   if (xv.cols == 0) throw sf::InputError(path + ": X has 0 columns; store at least one feature per row");
-  check_argument("feature_names", [&] { sf::validate_feature_names(feature_names, xv.cols, path, sf::FileKind::features); });
+  check_argument("feature_names",
+                 [&] { sf::validate_feature_names(feature_names, xv.cols, path, sf::FileKind::features); });
   for (std::int64_t i = 0; i < xv.size(); ++i)
-    if (!std::isfinite(xv.data[i]))
+    if (!std::isfinite(xv.data[i])) {
+      const auto column = static_cast<std::size_t>(i % xv.cols);
       throw sf::InputError(path + ": X row " + std::to_string(i / xv.cols) + " (0-based), column " +
-                           std::to_string(i % xv.cols) + (feature_names.empty() ? "" : " '" + feature_names[static_cast<std::size_t>(i % xv.cols)] + "'") +
-                           " is " + (std::isnan(xv.data[i]) ? "NaN" : "infinite") +
+                           std::to_string(column) +
+                           (feature_names.empty() ? "" : " '" + feature_names[column] + "'") + " is " +
+                           (std::isnan(xv.data[i]) ? "NaN" : "infinite") +
                            "; the CLI refuses it: clean or drop the row first");
+    }
   // A role left "" is inferred from the name now (the stored /feature_roles has every entry).
   std::vector<std::string> roles = feature_roles;
   for (std::size_t j = 0; j < roles.size() && static_cast<std::int64_t>(roles.size()) == xv.cols; ++j)
     if (roles[j].empty())
-      roles[j] = sf::feature_role_name(sf::feature_role(feature_names.empty() ? "f" + std::to_string(j) : feature_names[j]));
+      roles[j] = sf::feature_role_name(
+          sf::feature_role(feature_names.empty() ? "f" + std::to_string(j) : feature_names[j]));
   check_argument("feature_roles", [&] { sf::validate_feature_roles(roles, xv.cols, path, sf::FileKind::features); });
   check_argument("audience", [&] { sf::validate_audience(audience, path, sf::FileKind::features); });
   const sf::Scaler sc = scaler_from(scaler, xv.cols, path);
