@@ -7,7 +7,10 @@ from ._segforge import __version__
 from .cluster import KMeans, MiniBatchKMeans, load_model
 from .metrics import (calinski_harabasz_score, davies_bouldin_score, silhouette_samples,
                       silhouette_score)
+from .features import Features, read_features, write_features
+from .segments import names, profiles, stability
 from .select import sweep
 
 __all__ = ["KMeans", "MiniBatchKMeans", "load_model", "silhouette_score", "silhouette_samples",
-           "davies_bouldin_score", "calinski_harabasz_score", "sweep", "__version__"]
+           "davies_bouldin_score", "calinski_harabasz_score", "sweep", "profiles", "names", "stability", "read_features",
+           "write_features", "Features", "__version__"]

@@ -214,6 +214,10 @@ class KMeans(_BaseKMeans):
                                    n_init, int(self.max_iter), float(self.tol),
                                    seed_from(self.random_state), str(self.refine), self._progress())
         self._set_result(res, self.n_clusters)
+        # Seconds the engine spent (its driver's own clocks), for comparing with the CLI's
+        # metrics.json timings (bench/py_bench.py).
+        self.timings_ = {"init": float(res["init_seconds"]), "iterations": float(res["iter_seconds"]),
+                         "labels": float(res["labels_seconds"]), "native_call": float(res["call_seconds"])}
         return self
 
 

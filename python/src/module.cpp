@@ -9,6 +9,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
 #include "segforge/metrics.hpp"
+#include "segforge/segments.hpp"
 #include "segforge/select.hpp"
 #include "segforge/validate.hpp"
 
@@ -181,6 +183,7 @@ py::dict fit_kmeans(Engine& engine, const py::array& x, const std::optional<py::
                     int n_clusters, const std::string& init, const std::optional<py::array>& init_centers,
                     int n_init, int max_iter, double tol, std::uint64_t seed, const std::string& refine,
                     const py::object& progress) {
+  const auto call_start = std::chrono::steady_clock::now();
   const auto xv = matrix_view(x, "X");
   const auto wv = weight_span(weights, xv.rows);
   sf::LloydParams p;
@@ -200,9 +203,16 @@ py::dict fit_kmeans(Engine& engine, const py::array& x, const std::optional<py::
   return run_released(progress, [&](const sf::ProgressFn& fn) {
     auto data = engine.lend(xv, wv);
     sf::KMeansResult r = sf::fit_lloyd(engine.backend(), *data, p, fn);
+    const auto t0 = std::chrono::steady_clock::now();
     sf::Assignment a = sf::predict(engine.backend(), *data, r.centroids.view());
+    const std::chrono::duration<double> labels_seconds = std::chrono::steady_clock::now() - t0;
     py::gil_scoped_acquire gil;
-    return result_dict(engine, std::move(r), a);
+    py::dict out = result_dict(engine, std::move(r), a);
+    // bench/py_bench.py: the final labelling pass, and the whole native call (what Python's
+    // wall time minus this leaves is the Python layer's own cost).
+    out["labels_seconds"] = labels_seconds.count();
+    out["call_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - call_start).count();
+    return out;
   });
 }
 
@@ -470,6 +480,261 @@ void save_model(const std::string& path, const py::array& centroids,
   sf::write_model(path, m);
 }
 
+
+// ---- segments: profiles, names, stability (src/segments, as fit, report and stability use them) --
+
+/// Runs one of the file readers' validators (src/validate.cpp) on arguments from Python: same
+/// checks and wording, but the remedy names the argument to fix instead of segforge-prep.
+template <class Fn>
+void check_argument(const std::string& argument, Fn&& fn) {
+  try {
+    fn();
+  } catch (const sf::InputError& e) {
+    std::string what = e.what();
+    const std::string prep = "; prepare the file again with segforge-prep";
+    if (what.ends_with(prep)) what.resize(what.size() - prep.size());
+    throw sf::InputError(what + "; fix the " + argument + " argument");
+  }
+}
+
+/// A scaler from the Python layer's dict (mean, scale, transform, optional clip_low/clip_high);
+/// None: no scaler. Checked by the readers' own validate_scaler.
+sf::Scaler scaler_from(const py::object& o, std::int64_t n_features, const std::string& where) {
+  sf::Scaler s;
+  if (o.is_none()) return s;
+  const py::dict d = o.cast<py::dict>();
+  s.mean = d["mean"].cast<std::vector<double>>();
+  s.scale = d["scale"].cast<std::vector<double>>();
+  s.transform = d["transform"].cast<std::vector<std::string>>();
+  if (d.contains("clip_low") && !d["clip_low"].is_none()) s.clip_low = d["clip_low"].cast<std::vector<double>>();
+  if (d.contains("clip_high") && !d["clip_high"].is_none()) s.clip_high = d["clip_high"].cast<std::vector<double>>();
+  check_argument("scaler", [&] { sf::validate_scaler(s, n_features, where, sf::FileKind::features); });
+  return s;
+}
+
+py::object scaler_dict(const sf::Scaler& s) {
+  if (s.empty()) return py::none();
+  py::dict d;
+  d["mean"] = s.mean;
+  d["scale"] = s.scale;
+  d["transform"] = s.transform;
+  d["clip_low"] = s.clip_low.empty() ? py::object(py::none()) : py::cast(s.clip_low);
+  d["clip_high"] = s.clip_high.empty() ? py::object(py::none()) : py::cast(s.clip_high);
+  return d;
+}
+
+/// Profiles and automatic names of the segments `labels` makes of x, as `segforge fit` makes
+/// them (segment_profiles over the data's column statistics, then name_segments). The centres
+/// are `centers` when given (a fitted model's), else each segment's mean row (label_stats), so
+/// a label with no rows needs `centers`. roles: one word per feature, "" = infer from the name.
+/// Returns {"profiles": [dict per segment], "names": [dict per segment]}.
+py::dict describe_segments(Engine& engine, const py::array& x, const py::array& labels, int n_clusters,
+                           const std::optional<py::array>& centers, const py::object& scaler,
+                           const std::vector<std::string>& feature_names,
+                           const std::vector<std::string>& roles, const std::string& audience, int n_top) {
+  const auto xv = matrix_view(x, "X");
+  const auto lv = label_span(labels, xv.rows);
+  if (static_cast<std::int64_t>(feature_names.size()) != xv.cols)
+    throw sf::InputError("feature_names: " + std::to_string(feature_names.size()) + " names for " +
+                         std::to_string(xv.cols) + " columns of X; give one per column");
+  check_argument("feature_names", [&] {
+    sf::validate_feature_names(feature_names, xv.cols, "feature_names", sf::FileKind::features);
+  });
+  std::vector<sf::FeatureRole> role_values;
+  if (!roles.empty()) {
+    if (static_cast<std::int64_t>(roles.size()) != xv.cols)
+      throw sf::InputError("roles: " + std::to_string(roles.size()) + " roles for " + std::to_string(xv.cols) +
+                           " features; give one per feature (None or '' to infer it from the name)");
+    for (std::size_t j = 0; j < roles.size(); ++j)
+      if (!roles[j].empty() && !sf::parse_feature_role(roles[j]))
+        throw sf::InputError("roles: '" + roles[j] + "' for feature '" + feature_names[j] +
+                             "' is not a role; use " + sf::feature_role_list());
+    role_values = sf::feature_roles(feature_names, roles);
+  }
+  const auto aud = sf::parse_audience(audience);
+  if (!aud) throw sf::InputError("audience='" + audience + "': use 'auto', 'donors' or 'customers'");
+  if (n_top < 0) throw sf::InputError("n_top=" + std::to_string(n_top) + ": use an int >= 0");
+  const sf::Scaler sc = scaler_from(scaler, xv.cols, "scaler");
+  std::optional<sf::Matrix<float>> given;
+  if (centers) {
+    given = copy_matrix(matrix_view(*centers, "centers"));
+    sf::validate_centroids(given->view(), n_clusters, xv.cols, "centers");
+  }
+  std::vector<std::int64_t> sizes(static_cast<std::size_t>(n_clusters), 0);
+  for (const std::int32_t l : lv) {
+    if (l < 0 || l >= n_clusters) throw std::invalid_argument("labels out of range (the Python layer checks)");
+    ++sizes[static_cast<std::size_t>(l)];
+  }
+  std::vector<sf::SegmentProfile> profiles;
+  {
+    py::gil_scoped_release release;
+    auto data = engine.lend(xv, {});
+    sf::Matrix<float> c;
+    if (given) {
+      c = std::move(*given);
+    } else {
+      const sf::LabelStats st = engine.backend().label_stats(*data, lv, n_clusters, {});
+      c = sf::Matrix<float>(n_clusters, xv.cols);
+      for (int k = 0; k < n_clusters; ++k)
+        for (std::int64_t j = 0; j < xv.cols; ++j)
+          c(k, j) = static_cast<float>(st.sums[static_cast<std::size_t>(k * xv.cols + j)] /
+                                       st.counts[static_cast<std::size_t>(k)]);
+    }
+    profiles = sf::segment_profiles(c.view(), sizes, engine.backend().column_stats(*data), sc, n_top);
+  }
+  const std::vector<sf::SegmentEntry> entries = sf::name_segments(profiles, feature_names, role_values, *aud);
+  py::list prof, names;
+  for (std::size_t k = 0; k < profiles.size(); ++k) {
+    const sf::SegmentProfile& p = profiles[k];
+    py::dict d;
+    d["segment"] = p.segment;
+    d["size"] = p.size;
+    d["share"] = p.share;
+    d["centre"] = p.centre;
+    d["centre_original"] = p.centre_original;
+    d["z_scores"] = p.z_scores;
+    d["top_features"] = p.top_features;
+    prof.append(d);
+    py::dict e;
+    e["segment"] = p.segment;
+    e["name"] = entries[k].name;
+    e["description"] = entries[k].description;
+    e["outreach"] = entries[k].outreach;
+    names.append(e);
+  }
+  py::dict out;
+  out["profiles"] = prof;
+  out["names"] = names;
+  return out;
+}
+
+/// segforge stability's computation (src/segments/stability.cpp) on x; the keys of its JSON.
+py::dict stability(Engine& engine, const py::array& x, int n_clusters, int runs, double sample_fraction,
+                   const std::string& init, int n_init, const std::string& refine, std::uint64_t seed,
+                   std::int64_t max_eval_rows, double ari_threshold, double jaccard_threshold,
+                   const py::object& progress) {
+  const auto xv = matrix_view(x, "X");
+  sf::StabilityParams p;
+  p.n_clusters = n_clusters;
+  p.runs = runs;
+  p.sample_fraction = sample_fraction;
+  p.seed = seed;
+  p.max_eval_rows = max_eval_rows;
+  p.ari_threshold = ari_threshold;
+  p.jaccard_threshold = jaccard_threshold;
+  p.lloyd.init.init = parse_init(init);
+  if (p.lloyd.init.init == sf::Init::given)
+    throw sf::InputError("stability: init cannot be an array (every run re-seeds); use 'k-means++', "
+                         "'scalable-k-means++' or 'random'");
+  p.lloyd.n_init = n_init;
+  p.lloyd.seed = seed;
+  p.lloyd.refine = parse_refine(refine);
+  sf::validate_stability(p, xv.rows, xv.cols, "X");
+  return run_released(progress, [&](const sf::ProgressFn& fn) {
+    auto data = engine.lend(xv, {});
+    const sf::StabilityResult r = sf::stability(engine.backend(), *data, p, fn);
+    py::gil_scoped_acquire gil;
+    py::dict out;
+    out["k"] = r.n_clusters;
+    out["runs"] = r.runs;
+    out["sample_fraction"] = r.sample_fraction;
+    out["n_samples"] = r.n_samples;
+    out["eval_rows"] = r.eval_rows;
+    out["ari_mean"] = r.ari_mean;
+    out["ari_min"] = r.ari_min;
+    out["ari_reference_mean"] = r.ari_reference_mean;
+    out["reference_sizes"] = r.reference_sizes;
+    out["jaccard_mean"] = r.jaccard_mean;
+    out["jaccard_min"] = r.jaccard_min;
+    out["segment_verdicts"] = r.segment_verdicts;
+    py::dict thr;
+    thr["ari_mean"] = r.ari_threshold;
+    thr["segment_jaccard"] = r.jaccard_threshold;
+    out["thresholds"] = thr;
+    out["stable"] = r.stable;
+    out["verdict"] = r.verdict;
+    out["seconds"] = r.seconds;
+    out["backend"] = engine.info().name;
+    out["device"] = engine.info().device;
+    return out;
+  });
+}
+
+// ---- features.h5 (src/io/features.cpp, the CLI's reader and writer) --------------------------
+
+py::dict read_features_file(const std::string& path, const std::string& dataset) {
+  sf::ReadOptions o;
+  o.dataset = dataset;
+  sf::Features f;
+  sf::FeatureFileInfo info;
+  {
+    py::gil_scoped_release release;
+    f = sf::read_features(path, o);  // validated by the reader, as for the CLI
+    info = sf::inspect_features(path, dataset);
+  }
+  py::dict out;
+  out["X"] = to_numpy(std::move(f.x));
+  out["feature_names"] = f.feature_names;
+  if (!f.ids.numeric.empty()) out["ids"] = to_numpy(std::move(f.ids.numeric));
+  else if (!f.ids.text.empty()) out["ids"] = f.ids.text;
+  else out["ids"] = py::none();
+  out["scaler"] = scaler_dict(f.scaler);
+  out["feature_roles"] = f.feature_roles;
+  out["audience"] = f.audience;
+  out["attributes"] = info.attributes;
+  out["checksum"] = f.checksum;
+  return out;
+}
+
+/// Writes x as a features file the CLI reads, refusing first (nothing written) what its reader
+/// would refuse: no rows or columns, a non-finite value, names, roles, audience or scaler that
+/// do not fit, ids not one per row.
+void write_features_file(const std::string& path, const py::array& x,
+                         const std::vector<std::string>& feature_names,
+                         const std::optional<py::array>& ids_numeric,
+                         const std::optional<std::vector<std::string>>& ids_text, const py::object& scaler,
+                         const std::vector<std::string>& feature_roles, const std::string& audience,
+                         const std::map<std::string, std::string>& attributes) {
+  const auto xv = matrix_view(x, "X");
+  if (xv.rows == 0) throw sf::InputError(path + ": X has 0 rows; a features file needs at least one");
+  if (xv.cols == 0) throw sf::InputError(path + ": X has 0 columns; store at least one feature per row");
+  check_argument("feature_names",
+                 [&] { sf::validate_feature_names(feature_names, xv.cols, path, sf::FileKind::features); });
+  for (std::int64_t i = 0; i < xv.size(); ++i)
+    if (!std::isfinite(xv.data[i])) {
+      const auto column = static_cast<std::size_t>(i % xv.cols);
+      throw sf::InputError(path + ": X row " + std::to_string(i / xv.cols) + " (0-based), column " +
+                           std::to_string(column) +
+                           (feature_names.empty() ? "" : " '" + feature_names[column] + "'") + " is " +
+                           (std::isnan(xv.data[i]) ? "NaN" : "infinite") +
+                           "; the CLI refuses it: clean or drop the row first");
+    }
+  // A role left "" is inferred from the name now (the stored /feature_roles has every entry).
+  std::vector<std::string> roles = feature_roles;
+  for (std::size_t j = 0; j < roles.size() && static_cast<std::int64_t>(roles.size()) == xv.cols; ++j)
+    if (roles[j].empty())
+      roles[j] = sf::feature_role_name(
+          sf::feature_role(feature_names.empty() ? "f" + std::to_string(j) : feature_names[j]));
+  check_argument("feature_roles", [&] { sf::validate_feature_roles(roles, xv.cols, path, sf::FileKind::features); });
+  check_argument("audience", [&] { sf::validate_audience(audience, path, sf::FileKind::features); });
+  const sf::Scaler sc = scaler_from(scaler, xv.cols, path);
+  sf::Ids ids;
+  if (ids_numeric) {
+    if (!py::isinstance<py::array_t<std::int64_t, py::array::c_style>>(*ids_numeric) || ids_numeric->ndim() != 1)
+      throw std::invalid_argument("ids must be a contiguous int64 array (the Python layer converts)");
+    const auto* p = static_cast<const std::int64_t*>(ids_numeric->data());
+    ids.numeric.assign(p, p + ids_numeric->shape(0));
+  } else if (ids_text) {
+    ids.text = *ids_text;
+  }
+  if (!ids.empty() && ids.size() != xv.rows)
+    throw sf::InputError(path + ": " + std::to_string(ids.size()) + " ids for " + std::to_string(xv.rows) +
+                         " rows of X; give one id per row");
+  std::map<std::string, std::string> attrs = attributes;
+  if (!audience.empty()) attrs["audience"] = audience;
+  py::gil_scoped_release release;
+  sf::write_features(path, xv, feature_names, ids, sc, attrs, {}, roles);
+}
 }  // namespace
 
 PYBIND11_MODULE(_segforge, m) {
@@ -505,6 +770,10 @@ PYBIND11_MODULE(_segforge, m) {
   m.def("sweep", &sweep);
   m.def("load_model", &load_model);
   m.def("save_model", &save_model);
+  m.def("describe_segments", &describe_segments);
+  m.def("stability", &stability);
+  m.def("read_features", &read_features_file);
+  m.def("write_features", &write_features_file);
   m.def("_last_rows_address", [] { return g_last_rows_address; },
         "debug hook: host address the last dataset read its rows from (0: not host-resident)");
   m.attr("__version__") = SEGFORGE_VERSION;
