@@ -92,10 +92,10 @@ json kpis_json(const KpiResult& r, const KpiOptions& o) {
   j["segments"] = json::array();
   for (const SegmentKpis& s : r.segments) j["segments"].push_back(segment_json(s));
   j["overall"] = segment_json(r.overall);
+  j["campaigns"] = json::array();
   if (!o.params.campaign_path.empty()) {
     j["campaign_file"] = o.params.campaign_path;
     j["lift_interval"] = "Newcombe (1998) hybrid score interval, method 10, 95%";
-    j["campaigns"] = json::array();
     for (const CampaignKpis& c : r.campaigns) {
       json cj = {{"campaign", c.campaign}, {"rows", c.rows}, {"rows_unlabelled", c.rows_unlabelled}};
       cj["segments"] = json::array();

@@ -423,7 +423,8 @@ KpiResult compute_kpis(const KpiParams& params) {
                               " (first " + quote_text(result.first_missing_id) +
                               "); they count as members who did not come back: check that the labels are of this "
                               "export as of that date");
-  if (last < end - 1)
+  // The export ends inside the window only when no row was dated after it.
+  if (last < end - 1 && result.gifts_summary.gifts.after_as_of_rows == 0)
     result.warnings.push_back("the export's latest transaction is " + result.last_transaction +
                               ", before the window's last day " + result.window_end + ": the window covers " +
                               std::to_string(last - as_of + 1) + " of its " + std::to_string(params.window_days) +
