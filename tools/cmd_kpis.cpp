@@ -3,6 +3,7 @@
 // response rate per arm and the lift of treated over control (Newcombe's interval). docs/kpis.md.
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -125,10 +126,12 @@ std::string money(double v) {
 void print_table(const KpiResult& r) {
   std::printf("KPIs of %lld members, window %s to %s (%d days)\n", static_cast<long long>(r.n_members),
               r.as_of.c_str(), r.window_end.c_str(), r.window_days);
-  std::printf("  %-28s %9s %10s %8s %12s %12s\n", "segment", "members", "retention", "gifts", "average gift",
+  int w = 28;  // the widest name sets the column
+  for (const SegmentKpis& s : r.segments) w = std::max(w, static_cast<int>(s.name.size()));
+  std::printf("  %-*s %9s %10s %8s %12s %12s\n", w, "segment", "members", "retention", "gifts", "average gift",
               "rev/member");
-  auto row = [](const SegmentKpis& s) {
-    std::printf("  %-28s %9lld %10s %8lld %12s %12s\n", s.name.c_str(), static_cast<long long>(s.members),
+  auto row = [w](const SegmentKpis& s) {
+    std::printf("  %-*s %9lld %10s %8lld %12s %12s\n", w, s.name.c_str(), static_cast<long long>(s.members),
                 pct(s.retention).c_str(), static_cast<long long>(s.gifts), money(s.average_gift).c_str(),
                 money(s.revenue_per_member).c_str());
   };
@@ -137,8 +140,8 @@ void print_table(const KpiResult& r) {
   for (const CampaignKpis& c : r.campaigns) {
     std::printf("campaign %s: response rate treated / control, lift (95%% Newcombe interval)\n",
                 c.campaign.empty() ? "(one campaign)" : c.campaign.c_str());
-    auto line = [](const CampaignSegmentKpis& s) {
-      std::printf("  %-28s %7s of %-6lld %7s of %-6lld ", s.name.c_str(), pct(s.treated.response_rate).c_str(),
+    auto line = [w](const CampaignSegmentKpis& s) {
+      std::printf("  %-*s %7s of %-6lld %7s of %-6lld ", w, s.name.c_str(), pct(s.treated.response_rate).c_str(),
                   static_cast<long long>(s.treated.members), pct(s.control.response_rate).c_str(),
                   static_cast<long long>(s.control.members));
       if (s.has_lift)
