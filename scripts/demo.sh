@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End to end on data segforge makes itself: synthetic donors with known segments → segforge-prep
 # rfm → sweep (which K) → fit (named, profiled segments) → stability → predict for new donors →
-# report.html -> next quarter: prep --scaler-from -> refresh (same names where segments
-# survive). Outputs in out/demo/.
+# report.html -> next quarter: prep --scaler-from -> drift (the verdict) -> refresh (same names
+# where segments survive) -> report -> kpis (the first quarter's segments over the second).
+# Outputs in out/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -31,11 +32,19 @@ $S predict $d/model.h5 $d/new_features.h5 -o $d/new_segments.csv
 $S report $d/model.h5 --features $d/features.h5 --labels $d/segments.csv \
   --sweep $d/sweep.json --stability $d/stability.json -o $d/report.html
 head -n 4 $d/new_segments.csv
-# Next quarter: the same donors' gifts up to 2024-04-01, prepared like the training data, and a
+# Next quarter: the same donors' gifts up to 2024-04-01, prepared like the training data; drift
+# says how far they moved (stable, watch or refresh, with its reasons; docs/drift.md), then a
 # refresh from the model's centres: surviving segments keep their index and name; refresh.json
 # says what survived, split, merged, dissolved or emerged (scripts/cron/refresh_quarterly.sh
-# runs this loop with the drift verdict deciding).
+# runs this loop with the drift verdict deciding). Last, the KPIs of the first quarter's
+# segments over the quarter that followed (docs/kpis.md).
 $P synth donors -n 20000 --seed 1 --end 2024-04-01 -o $d/gifts_q2.csv --events $d/events_q2.csv
 $P rfm $d/gifts_q2.csv --events $d/events_q2.csv --as-of 2024-04-01 --scaler-from $d/features.h5 -o $d/features_q2.h5
+$S drift $d/model.h5 $d/features.h5 $d/features_q2.h5 -o $d/drift.json
+verdict=$(/usr/bin/python3 -c "import json; print(json.load(open('$d/drift.json'))['verdict'])")
+echo "demo: drift verdict for the second quarter: $verdict"
 $S refresh $d/model.h5 $d/features_q2.h5 -o $d/model_q2.h5 --summary $d/refresh.json --labels $d/segments_q2.csv
+$S report $d/model_q2.h5 --features $d/features_q2.h5 --labels $d/segments_q2.csv --drift $d/drift.json \
+  -o $d/report_q2.html
+$S kpis $d/gifts_q2.csv $d/segments.csv --as-of 2024-01-01 --window-days 91 -o $d/kpis.json
 echo "demo: K=$k recommended; open $d/report.html (named segments, profiles, charts; works offline)"

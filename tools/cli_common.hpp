@@ -153,6 +153,7 @@ Command add_stability_command(CLI::App& parent);
 Command add_report_command(CLI::App& parent);
 Command add_drift_command(CLI::App& parent);
 Command add_refresh_command(CLI::App& parent);
+Command add_kpis_command(CLI::App& parent);
 
 /// `--criteria elbow,silhouette,gap,db,ch` (also davies_bouldin, calinski_harabasz).
 std::vector<Criterion> parse_criteria(const std::string& text);

@@ -64,6 +64,7 @@ int run(int argc, char** argv, std::string& message) {
       add_sweep_command(app),     add_stability_command(app), add_report_command(app),
       add_drift_command(app),
       add_refresh_command(app),
+      add_kpis_command(app),
   };
   try {
     app.parse(argc, argv);

@@ -336,6 +336,11 @@ class GiftsPass {
     if (!std::isfinite(d.total) || !std::isfinite(d.amount_12m) || !std::isfinite(d.amount_prev_12m))
       require_finite_sum(HUGE_VAL, counts_.path + " line " + std::to_string(t.line),
                          "the total of donor " + quote_text(state_.donor_ids.name(t.donor)));
+    if (state_.on_transaction) {
+      using Kind = CleanTransaction::Kind;
+      state_.on_transaction({state_.donor_ids.name(t.donor), t.day, t.net,
+                             is_zero(t) ? Kind::zero : t.net < 0 ? Kind::refund : Kind::gift});
+    }
     if (is_zero(t)) {
       ++s.zero_transactions;
       ++d.zero_transactions;
@@ -659,6 +664,21 @@ void write_excluded_csv(const std::string& path, const std::vector<ExcludedDonor
     if (!f) throw RuntimeFailure(path + ": write failed (disk full?); free space and run again");
   }
   out.commit();
+}
+
+RfmSummary for_each_transaction(const RfmParams& params,
+                                const std::function<void(const CleanTransaction&)>& visit) {
+  SEGFORGE_ASSERT(params.as_of.has_value(), "for_each_transaction needs as-of");
+  RfmState state;
+  state.on_transaction = visit;
+  {
+    CsvReader reader(params.gifts_path, params.delimiter, params.decimal);
+    GiftsPass gifts(params, reader, state);
+    gifts.settle_dates();
+    gifts.run();
+  }
+  require_rows_left(state.summary.gifts);
+  return std::move(state.summary);
 }
 
 RfmResult compute_rfm(const RfmParams& params) {

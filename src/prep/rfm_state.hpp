@@ -87,6 +87,8 @@ struct RfmState {
   bool has_campaign = false;
   bool has_channel = false;
   RfmSummary summary;
+  /// When set, each transaction is passed here as it is folded in (for_each_transaction).
+  std::function<void(const CleanTransaction&)> on_transaction;
   // Events.
   bool has_events = false;
   Day first_event = INT32_MAX;

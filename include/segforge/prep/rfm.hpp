@@ -47,8 +47,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "segforge/prep/common.hpp"
@@ -159,6 +161,22 @@ struct RfmResult {
 /// BadRows::error, dates whose order cannot be told, no donor left, or a small-data warning
 /// under `strict`.
 RfmResult compute_rfm(const RfmParams& params);
+
+/// One transaction of the gifts file as compute_rfm counts it (after its cleaning: duplicates,
+/// bad rows, unreadable or pre-1900 dates, --negatives, rows grouped by transaction id).
+struct CleanTransaction {
+  std::string_view donor_id;  ///< as spelled in the file (trimmed); valid during the call only
+  std::int32_t day = 0;       ///< days since 1970-01-01 (the earliest of its rows)
+  double amount = 0.0;        ///< net amount: > 0 a gift, < 0 a refund, 0 (to rounding) neither
+  enum class Kind { gift, refund, zero } kind = Kind::gift;
+};
+
+/// Streams the transactions dated before `params.as_of` (which must be set) through the same
+/// pass as compute_rfm, so that other commands (segforge kpis) count gifts exactly as the
+/// features did. Events and attributes are not read. Returns the summary of the gifts file
+/// (counts of rows read, used and dropped, and why). Throws as compute_rfm does.
+RfmSummary for_each_transaction(const RfmParams& params,
+                                const std::function<void(const CleanTransaction&)>& visit);
 
 /// Writes `excluded` as CSV (id,reason,transactions,net_amount), through a temporary file
 /// renamed into place. Ids that a spreadsheet would run as a formula (=, +, -, @, tab, CR
