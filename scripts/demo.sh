@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End to end on data segforge makes itself: synthetic donors with known segments → segforge-prep
 # rfm → sweep (which K) → fit (named, profiled segments) → stability → predict for new donors →
-# report.html -> next quarter: prep --scaler-from -> drift (the verdict) -> refresh (same names
-# where segments survive) -> report -> kpis (the first quarter's segments over the second).
+# report.html → the same from Python → next quarter: prep --scaler-from → drift (the verdict) →
+# refresh (same names where segments survive) → report → kpis (the first quarter's segments
+# over the second).
 # Outputs in out/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,21 @@ $S predict $d/model.h5 $d/new_features.h5 -o $d/new_segments.csv
 $S report $d/model.h5 --features $d/features.h5 --labels $d/segments.csv \
   --sweep $d/sweep.json --stability $d/stability.json -o $d/report.html
 head -n 4 $d/new_segments.csv
+# The same engine from Python (README, "Python"): the features file as numpy, the CLI's model
+# loaded, predict and a refit from its centres give the CLI's labels; segments.csv by pandas.
+PYTHONPATH=build/python /usr/bin/python3 - "$d" <<'PY'
+import sys
+import numpy as np, pandas as pd, segforge
+d = sys.argv[1]
+X, ids, names = segforge.read_features(f"{d}/features.h5")
+model = segforge.load_model(f"{d}/model.h5")
+cli = pd.read_csv(f"{d}/segments.csv")
+same = np.array_equal(model.predict(X), cli["segment"].to_numpy())
+refit = segforge.KMeans(model.n_clusters, init=model.cluster_centers_, n_init=1).fit(X)
+print(f"demo: python: {len(X)} donors x {len(names)} features; predict equals segments.csv: {same}; "
+      f"refit from the model's centres: inertia {refit.inertia_:.6g} (CLI {model.inertia_:.6g})")
+print(segforge.profiles(X, refit.labels_, feature_names=names)[["size", "share"]].to_string())
+PY
 # Next quarter: the same donors' gifts up to 2024-04-01, prepared like the training data; drift
 # says how far they moved (stable, watch or refresh, with its reasons; docs/drift.md), then a
 # refresh from the model's centres: surviving segments keep their index and name; refresh.json
