@@ -54,7 +54,13 @@ PY
 # says what survived, split, merged, dissolved or emerged (scripts/cron/refresh_quarterly.sh
 # runs this loop with the drift verdict deciding). Last, the KPIs of the first quarter's
 # segments over the quarter that followed (docs/kpis.md).
-$P synth donors -n 20000 --seed 1 --end 2024-04-01 -o $d/gifts_q2.csv --events $d/events_q2.csv
+# The Q2 export is Q1's rows plus the first quarter of 2024: the gifts and events dated from
+# 2024-01-01 of the same donors (same seed, same segments) simulated up to 2024-04-01.
+$P synth donors -n 20000 --seed 1 --end 2024-04-01 -o $d/sim_q2.csv --events $d/sim_events_q2.csv
+for f in gifts events; do
+  sim=$d/sim_q2.csv; [ $f = events ] && sim=$d/sim_events_q2.csv
+  { cat $d/$f.csv; awk -F, 'NR > 1 && $2 >= "2024-01-01"' "$sim"; } > $d/${f}_q2.csv
+done
 $P rfm $d/gifts_q2.csv --events $d/events_q2.csv --as-of 2024-04-01 --scaler-from $d/features.h5 -o $d/features_q2.h5
 $S drift $d/model.h5 $d/features.h5 $d/features_q2.h5 -o $d/drift.json
 verdict=$(/usr/bin/python3 -c "import json; print(json.load(open('$d/drift.json'))['verdict'])")
