@@ -26,6 +26,7 @@
 #include "bulk_buffer.hpp"
 #include "chunks.hpp"
 #include "kernels.hpp"
+#include "neighbours.hpp"
 #include "segforge/backend.hpp"
 #include "segforge/error.hpp"
 #include "segforge/matrix.hpp"
@@ -780,6 +781,30 @@ class CpuBackend final : public Backend {
     return out;
   }
 
+  Matrix<std::int64_t> grid_cells(const Dataset& data, std::span<const std::int32_t> columns,
+                                  std::span<const double> origin, double side) override {
+    return cpu::grid_cells(team(), host_rows_of(data), columns, origin, side);
+  }
+
+  std::vector<double> eps_neighbour_weights(const Dataset& data, const RowBlocks& blocks,
+                                            const BlockPairs& pairs, double eps) override {
+    return cpu::eps_neighbour_weights(team(), host_rows_of(data), blocks, pairs, eps);
+  }
+
+  std::vector<std::int64_t> eps_min_root(const Dataset& data, const RowBlocks& blocks, const BlockPairs& pairs,
+                                         double eps, std::span<const std::int64_t> roots) override {
+    return cpu::eps_min_root(team(), host_rows_of(data), blocks, pairs, eps, roots);
+  }
+
+  void nearest_within_eps(const Dataset& query, const RowBlocks& query_blocks,
+                          std::span<const std::uint8_t> query_mask, const Dataset& reference,
+                          const RowBlocks& reference_blocks, std::span<const std::uint8_t> reference_mask,
+                          const BlockPairs& pairs, double eps, std::span<std::int64_t> nearest,
+                          std::span<double> sq_distances) override {
+    cpu::nearest_within_eps(team(), host_rows_of(query), query_blocks, query_mask, host_rows_of(reference),
+                            reference_blocks, reference_mask, pairs, eps, nearest, sq_distances);
+  }
+
  private:
   int team() const { return cpu::resolve_team(threads_); }
 
@@ -790,6 +815,14 @@ class CpuBackend final : public Backend {
   }
   std::reference_wrapper<cpu::BlockScratch> block_scratch(i64 d) {
     return std::ref(block_scratch_.get(0, d, [d] { return cpu::BlockScratch(d); }));
+  }
+
+  /// A resident dataset's rows for the neighbour ops, which visit rows in any order.
+  static cpu::HostRows host_rows_of(const Dataset& data) {
+    const auto& ds = cpu_data(data);
+    if (ds.streamed())
+      throw InputError("DBSCAN needs its rows in memory (it compares rows in any order); raise --memory-budget");
+    return {ds.row(0), ds.n, ds.d, ds.weights.empty() ? nullptr : ds.weights.data()};
   }
 
   static cpu::Centres centres(MatrixView<const float> c) { return cpu::Centres(c); }

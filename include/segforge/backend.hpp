@@ -58,6 +58,22 @@ struct ColumnStats {
   std::vector<double> variance;  ///< [n_features]
 };
 
+/// Rows grouped into blocks for the eps-neighbour ops (DBSCAN): block b holds the dataset rows
+/// order[starts[b]], ..., order[starts[b + 1] − 1]. The blocks are cells of a grid (src/cluster/
+/// neighbours.cpp), so that rows within eps of each other lie in the same or neighbouring blocks.
+struct RowBlocks {
+  std::vector<std::int64_t> order;   ///< [n_rows] a permutation of the dataset's row indices
+  std::vector<std::int64_t> starts;  ///< [n_blocks + 1] ascending, starts[0] = 0, back() = n_rows
+  std::int64_t n_blocks() const { return starts.empty() ? 0 : static_cast<std::int64_t>(starts.size()) - 1; }
+};
+
+/// Which block pairs may hold rows within eps: query block a against the reference blocks
+/// targets[offsets[a]], ..., targets[offsets[a + 1] − 1] (ascending). Pairs not listed hold none.
+struct BlockPairs {
+  std::vector<std::int64_t> offsets;  ///< [n_query_blocks + 1]
+  std::vector<std::int64_t> targets;  ///< reference block indices
+};
+
 struct BackendInfo {
   std::string name;    ///< "cpu" or "cuda"
   std::string device;  ///< e.g. "x86_64, 2 threads" or "NVIDIA H100 80GB HBM3 (sm_90)"
@@ -181,7 +197,61 @@ class Backend {
   virtual Matrix<float> distance_tile(const Dataset& a, std::int64_t a_begin, std::int64_t a_count,
                                       const Dataset& b, std::int64_t b_begin, std::int64_t b_count,
                                       bool squared) = 0;
+
+  // ---- eps-neighbourhoods (DBSCAN) ------------------------------------------------------------
+  // Every distance here is Σ_j (x_j − y_j)² over j ascending in double (the rows' float32 values
+  // widened), compared with eps² — what scikit-learn's KD-tree and ball-tree queries compute — so
+  // the set of rows within eps is the same as theirs. Each op visits only the listed block pairs
+  // and stores no neighbour list: memory O(rows) beyond the data. The default implementations
+  // say that the backend has no such op yet.
+
+  /// Grid cells: floor((x_j − origin_c) / side) for each listed column j = columns[c], clamped
+  /// to ±2^40. [out] [n_samples x columns.size()]
+  virtual Matrix<std::int64_t> grid_cells(const Dataset& data, std::span<const std::int32_t> columns,
+                                          std::span<const double> origin, double side) {
+    (void)data, (void)columns, (void)origin, (void)side;
+    throw no_neighbour_ops();
+  }
+
+  /// DBSCAN's neighbourhood weight: for every row i, Σ w_j over the rows j with ||x_i − x_j|| <= eps,
+  /// i itself included, looked for in the candidate blocks of i's block. [out] [n_samples]
+  virtual std::vector<double> eps_neighbour_weights(const Dataset& data, const RowBlocks& blocks,
+                                                    const BlockPairs& pairs, double eps) {
+    (void)data, (void)blocks, (void)pairs, (void)eps;
+    throw no_neighbour_ops();
+  }
+
+  /// One step of minimum-label propagation over core rows: for every row i with roots[i] >= 0,
+  /// the smallest roots[j] over the rows j within eps with roots[j] >= 0 (i included); -1 for
+  /// rows with roots[i] < 0. [in] roots [n_samples]; [out] [n_samples]
+  virtual std::vector<std::int64_t> eps_min_root(const Dataset& data, const RowBlocks& blocks,
+                                                 const BlockPairs& pairs, double eps,
+                                                 std::span<const std::int64_t> roots) {
+    (void)data, (void)blocks, (void)pairs, (void)eps, (void)roots;
+    throw no_neighbour_ops();
+  }
+
+  /// For every row q of `query` with query_mask[q] != 0 (empty mask: every row), the row r of
+  /// `reference` with reference_mask[r] != 0 (empty: every row) nearest to it within eps, ties to
+  /// the lower r, and its squared distance; -1 and +inf where there is none (and for masked-out
+  /// query rows). Pairs are query blocks against reference blocks.
+  /// [out] nearest [query n_samples], sq_distances [query n_samples]
+  virtual void nearest_within_eps(const Dataset& query, const RowBlocks& query_blocks,
+                                  std::span<const std::uint8_t> query_mask, const Dataset& reference,
+                                  const RowBlocks& reference_blocks, std::span<const std::uint8_t> reference_mask,
+                                  const BlockPairs& pairs, double eps, std::span<std::int64_t> nearest,
+                                  std::span<double> sq_distances) {
+    (void)query, (void)query_blocks, (void)query_mask, (void)reference, (void)reference_blocks;
+    (void)reference_mask, (void)pairs, (void)eps, (void)nearest, (void)sq_distances;
+    throw no_neighbour_ops();
+  }
+
+ private:
+  InputError no_neighbour_ops() const {
+    return InputError("DBSCAN does not run on the " + info().name + " backend yet; pass --device cpu");
+  }
 };
+
 
 enum class DeviceChoice { auto_select, gpu, cpu };
 

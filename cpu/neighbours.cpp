@@ -1,0 +1,178 @@
+// The CPU backend's eps-neighbour ops (neighbours.hpp).
+
+#include "neighbours.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "segforge/error.hpp"
+
+namespace segforge::cpu {
+namespace {
+
+using i64 = std::int64_t;
+
+/// Query rows per tile, and reference rows widened to double at a time.
+constexpr i64 kQueryTile = 64;
+constexpr i64 kRefTile = 256;
+
+/// A tile of query rows: positions [p0, p1) of one query block's rows, after the query mask.
+struct QueryTile {
+  i64 block;
+  i64 p0, p1;  ///< into `active` (the query positions that pass the mask)
+};
+
+void check_blocks(const RowBlocks& blocks, i64 n, const char* what) {
+  SEGFORGE_ASSERT(static_cast<i64>(blocks.order.size()) == n, std::string(what) + " blocks must order every row");
+  SEGFORGE_ASSERT(!blocks.starts.empty() && blocks.starts.front() == 0 && blocks.starts.back() == n,
+                  std::string(what) + " blocks must start at 0 and end at n");
+}
+
+/// For every query tile, calls visit(tile_rows, n_tile, ref_row, d2s...) ... see for_pairs.
+/// visit(q, r, d2): query row q (dataset index), reference row r, squared distance d2 <= eps².
+/// Each query row's visits come from one thread, in ascending candidate block order, then in the
+/// reference block's row order. `keep_ref(r)` filters reference rows before any distance.
+template <class KeepQuery, class KeepRef, class Visit>
+void for_pairs(int team, HostRows q, const RowBlocks& qb, HostRows r, const RowBlocks& rb,
+               const BlockPairs& pairs, double eps, KeepQuery keep_query, KeepRef keep_ref, Visit visit) {
+  check_blocks(qb, q.n, "query");
+  check_blocks(rb, r.n, "reference");
+  SEGFORGE_ASSERT(q.d == r.d, "query and reference differ in n_features");
+  SEGFORGE_ASSERT(static_cast<i64>(pairs.offsets.size()) == qb.n_blocks() + 1, "pairs must list every query block");
+  const i64 d = q.d;
+  const double eps2 = eps * eps;
+  // The query positions that pass the mask, cut into tiles within one block.
+  std::vector<i64> active;
+  std::vector<QueryTile> tiles;
+  active.reserve(qb.order.size());
+  for (i64 b = 0; b < qb.n_blocks(); ++b) {
+    const i64 first = static_cast<i64>(active.size());
+    for (i64 p = qb.starts[b]; p < qb.starts[b + 1]; ++p)
+      if (keep_query(qb.order[p])) active.push_back(qb.order[p]);
+    const i64 last = static_cast<i64>(active.size());
+    if (pairs.offsets[b] == pairs.offsets[b + 1]) continue;
+    for (i64 p = first; p < last; p += kQueryTile) tiles.push_back({b, p, std::min(last, p + kQueryTile)});
+  }
+  const i64 n_tiles = static_cast<i64>(tiles.size());
+  if (n_tiles == 0) return;
+  team = static_cast<int>(std::min<i64>(team, n_tiles));
+#pragma omp parallel num_threads(team)
+  {
+    std::vector<double> qbuf(static_cast<std::size_t>(kQueryTile * d));
+    std::vector<double> tbuf(static_cast<std::size_t>(kRefTile * d));  // column-major [d x kRefTile]
+    std::vector<i64> trow(static_cast<std::size_t>(kRefTile));
+    std::vector<double> acc(static_cast<std::size_t>(kRefTile));
+#pragma omp for schedule(dynamic, 1)
+    for (i64 t = 0; t < n_tiles; ++t) {
+      const QueryTile& tile = tiles[static_cast<std::size_t>(t)];
+      const i64 nq = tile.p1 - tile.p0;
+      for (i64 i = 0; i < nq; ++i) {
+        const float* x = q.rows + active[static_cast<std::size_t>(tile.p0 + i)] * d;
+        for (i64 j = 0; j < d; ++j) qbuf[static_cast<std::size_t>(i * d + j)] = x[j];
+      }
+      for (i64 c = pairs.offsets[tile.block]; c < pairs.offsets[tile.block + 1]; ++c) {
+        const i64 b = pairs.targets[static_cast<std::size_t>(c)];
+        i64 p = rb.starts[b];
+        const i64 end = rb.starts[b + 1];
+        while (p < end) {
+          // The next (up to) kRefTile reference rows that pass keep_ref, widened column-major.
+          i64 nt = 0;
+          for (; p < end && nt < kRefTile; ++p) {
+            const i64 row = rb.order[p];
+            if (!keep_ref(row)) continue;
+            const float* y = r.rows + row * d;
+            for (i64 j = 0; j < d; ++j) tbuf[static_cast<std::size_t>(j * kRefTile + nt)] = y[j];
+            trow[static_cast<std::size_t>(nt)] = row;
+            ++nt;
+          }
+          for (i64 i = 0; i < nq; ++i) {
+            const double* x = qbuf.data() + i * d;
+            std::fill_n(acc.data(), nt, 0.0);
+            for (i64 j = 0; j < d; ++j) {
+              const double xj = x[j];
+              const double* col = tbuf.data() + j * kRefTile;
+              for (i64 s = 0; s < nt; ++s) {
+                const double v = xj - col[s];
+                acc[static_cast<std::size_t>(s)] += v * v;
+              }
+            }
+            const i64 qrow = active[static_cast<std::size_t>(tile.p0 + i)];
+            for (i64 s = 0; s < nt; ++s)
+              if (acc[static_cast<std::size_t>(s)] <= eps2) visit(qrow, trow[static_cast<std::size_t>(s)], acc[static_cast<std::size_t>(s)]);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+Matrix<std::int64_t> grid_cells(int team, HostRows data, std::span<const std::int32_t> columns,
+                                std::span<const double> origin, double side) {
+  SEGFORGE_ASSERT(columns.size() == origin.size(), "one origin per grid column");
+  SEGFORGE_ASSERT(side > 0.0, "grid side must be positive");
+  const i64 p = static_cast<i64>(columns.size());
+  Matrix<std::int64_t> out(data.n, p);
+  const double limit = 1099511627776.0;  // 2^40: any coordinate beyond is clamped (still exact pruning)
+#pragma omp parallel for schedule(static) num_threads(team)
+  for (i64 i = 0; i < data.n; ++i)
+    for (i64 c = 0; c < p; ++c) {
+      const double v = std::floor((static_cast<double>(data.rows[i * data.d + columns[c]]) - origin[c]) / side);
+      out(i, c) = static_cast<std::int64_t>(std::clamp(v, -limit, limit));
+    }
+  return out;
+}
+
+std::vector<double> eps_neighbour_weights(int team, HostRows data, const RowBlocks& blocks,
+                                          const BlockPairs& pairs, double eps) {
+  std::vector<double> out(static_cast<std::size_t>(data.n), 0.0);
+  const float* w = data.weights;
+  for_pairs(team, data, blocks, data, blocks, pairs, eps, [](i64) { return true; }, [](i64) { return true; },
+            [&](i64 q, i64 r, double) { out[static_cast<std::size_t>(q)] += w ? static_cast<double>(w[r]) : 1.0; });
+  return out;
+}
+
+std::vector<std::int64_t> eps_min_root(int team, HostRows data, const RowBlocks& blocks,
+                                       const BlockPairs& pairs, double eps,
+                                       std::span<const std::int64_t> roots) {
+  SEGFORGE_ASSERT(static_cast<i64>(roots.size()) == data.n, "one root per row");
+  std::vector<std::int64_t> out(roots.begin(), roots.end());
+  auto core = [&](i64 i) { return roots[static_cast<std::size_t>(i)] >= 0; };
+  for_pairs(team, data, blocks, data, blocks, pairs, eps, core, core, [&](i64 q, i64 r, double) {
+    auto& m = out[static_cast<std::size_t>(q)];
+    m = std::min(m, roots[static_cast<std::size_t>(r)]);
+  });
+  return out;
+}
+
+void nearest_within_eps(int team, HostRows query, const RowBlocks& query_blocks,
+                        std::span<const std::uint8_t> query_mask, HostRows reference,
+                        const RowBlocks& reference_blocks, std::span<const std::uint8_t> reference_mask,
+                        const BlockPairs& pairs, double eps, std::span<std::int64_t> nearest,
+                        std::span<double> sq_distances) {
+  SEGFORGE_ASSERT(static_cast<i64>(nearest.size()) == query.n && static_cast<i64>(sq_distances.size()) == query.n,
+                  "one output per query row");
+  SEGFORGE_ASSERT(query_mask.empty() || static_cast<i64>(query_mask.size()) == query.n, "one query mask per row");
+  SEGFORGE_ASSERT(reference_mask.empty() || static_cast<i64>(reference_mask.size()) == reference.n,
+                  "one reference mask per row");
+  std::fill(nearest.begin(), nearest.end(), -1);
+  std::fill(sq_distances.begin(), sq_distances.end(), std::numeric_limits<double>::infinity());
+  for_pairs(
+      team, query, query_blocks, reference, reference_blocks, pairs, eps,
+      [&](i64 i) { return query_mask.empty() || query_mask[static_cast<std::size_t>(i)] != 0; },
+      [&](i64 i) { return reference_mask.empty() || reference_mask[static_cast<std::size_t>(i)] != 0; },
+      [&](i64 q, i64 r, double d2) {
+        auto& best = nearest[static_cast<std::size_t>(q)];
+        auto& best_d2 = sq_distances[static_cast<std::size_t>(q)];
+        if (d2 < best_d2 || (d2 == best_d2 && r < best)) {
+          best = r;
+          best_d2 = d2;
+        }
+      });
+}
+
+}  // namespace segforge::cpu
