@@ -300,6 +300,15 @@ void validate_model(const Model& m, const std::string& path) {
   per_centre(m.segment_outreach.size(), "/segments/outreach");
   per_centre(m.counts.size(), "/counts");
   f.finite_non_negative(m.counts, "/counts");
+  if (m.is_dbscan()) {
+    f.expect(!m.dbscan_core_rows.empty(), "/dbscan/core_rows", "no core rows; a DBSCAN model needs them to predict");
+    f.finite(m.dbscan_core_rows, "/dbscan/core_rows");
+    const auto eps = m.attributes.find("eps");
+    char* end = nullptr;
+    const double v = eps == m.attributes.end() ? 0.0 : std::strtod(eps->second.c_str(), &end);
+    f.expect(eps != m.attributes.end() && end != eps->second.c_str() && *end == '\0' && std::isfinite(v) && v > 0, "",
+             "attribute eps is missing or not a positive number; a DBSCAN model predicts within eps");
+  }
   const auto attr = m.attributes.find("k");
   if (attr != m.attributes.end()) {
     char* end = nullptr;

@@ -13,6 +13,9 @@
 #include "segforge/backend.hpp"
 #include "segforge/dbscan.hpp"
 #include "segforge/error.hpp"
+#include "segforge/io.hpp"
+#include <nlohmann/json.hpp>
+#include <fstream>
 #include "test_support.hpp"
 
 namespace segforge {
@@ -243,6 +246,125 @@ TEST(Dbscan, EverythingNoiseOrOneClusterIsNoCrash) {
   const DbscanResult f = fit_dbscan(*backend, *flat, DbscanParams{0.5, 5.0});
   EXPECT_EQ(f.n_clusters, 1);
   EXPECT_EQ(f.n_core, 50);
+}
+
+
+// ---- the command line: fit --algorithm dbscan, predict, refusals ---------------------------------
+
+class DbscanCli : public test::TempDirTest {
+ protected:
+  int segforge(const std::string& args, std::string* out = nullptr) const {
+    return shell(std::string(SEGFORGE_BINARY) + " " + args + " --device cpu", out);
+  }
+  static std::string quote(const std::string& s) { return "'" + s + "'"; }
+  /// segments.csv as (id, segment, name) rows, header left out.
+  std::vector<std::vector<std::string>> csv(const std::string& file) const {
+    std::ifstream in(path(file));
+    std::string line;
+    std::getline(in, line);
+    std::vector<std::vector<std::string>> rows;
+    while (std::getline(in, line)) {
+      std::vector<std::string> fields;
+      std::string field;
+      bool quoted = false;
+      for (char ch : line) {
+        if (ch == '"') quoted = !quoted;
+        else if (ch == ',' && !quoted) fields.push_back(field), field.clear();
+        else field += ch;
+      }
+      fields.push_back(field);
+      rows.push_back(fields);
+    }
+    return rows;
+  }
+};
+
+TEST_F(DbscanCli, FitWritesScikitLearnsLabelsWithOutliersAndPredictGivesThemBack) {
+  const std::string features = (fixtures() / "blobs_noise_3d.h5").string();
+  const Case c = load("blobs_noise_3d");
+  std::string out;
+  ASSERT_EQ(segforge("fit " + quote(features) + " --algorithm dbscan --eps " + std::to_string(c.eps) + " --min-samples " +
+                         std::to_string(c.min_samples) + " -o " + quote(path("model.h5")) + " --labels " +
+                         quote(path("segments.csv")) + " --metrics " + quote(path("metrics.json")),
+                     &out),
+            0)
+      << out;
+  const auto rows = csv("segments.csv");
+  ASSERT_EQ(static_cast<std::int64_t>(rows.size()), c.x.rows());
+  std::int64_t outliers = 0;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    ASSERT_EQ(rows[i].size(), 4u) << i;
+    EXPECT_EQ(rows[i][0], std::to_string(i));  // no /ids: row numbers
+    const int label = std::stoi(rows[i][1]);
+    if (c.core[i]) EXPECT_EQ(label, c.labels[i]) << "core row " << i;
+    EXPECT_EQ(label < 0, c.labels[i] < 0) << "row " << i;
+    if (label < 0) {
+      ++outliers;
+      EXPECT_EQ(rows[i][2], "Outliers");
+      EXPECT_EQ(rows[i][3], "");  // no core row within eps: no distance
+    } else {
+      EXPECT_FALSE(rows[i][2].empty());
+    }
+  }
+  nlohmann::json m;
+  std::ifstream(path("metrics.json")) >> m;
+  EXPECT_EQ(m.at("algorithm"), "dbscan");
+  EXPECT_EQ(m.at("n_noise").get<std::int64_t>(), outliers);
+  EXPECT_EQ(m.at("k").get<int>(), 6);
+  EXPECT_GE(m.at("silhouette").get<double>(), -1.0);
+  EXPECT_LE(m.at("silhouette").get<double>(), 1.0);
+  const Model model = read_model(path("model.h5"));
+  EXPECT_TRUE(model.is_dbscan());
+  EXPECT_EQ(model.attributes.at("algorithm"), "dbscan");
+  std::int64_t n_core = 0;
+  for (int v : c.core) n_core += v;
+  EXPECT_EQ(model.dbscan_core_rows.rows(), n_core);
+  EXPECT_EQ(model.centroids.rows(), 6);
+  // predict on the training rows: the same segments.csv.
+  ASSERT_EQ(segforge("predict " + quote(path("model.h5")) + " " + quote(features) + " -o " + quote(path("again.csv")), &out), 0)
+      << out;
+  const auto again = csv("again.csv");
+  ASSERT_EQ(again.size(), rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(again[i][1], rows[i][1]) << i;
+    EXPECT_EQ(again[i][2], rows[i][2]) << i;
+  }
+}
+
+TEST_F(DbscanCli, EpsAutoPrintsItsChoice) {
+  const std::string features = (fixtures() / "blobs_noise_3d.h5").string();
+  std::string out;
+  ASSERT_EQ(segforge("fit " + quote(features) + " --algorithm dbscan --min-samples 10 -o " + quote(path("model.h5")), &out), 0)
+      << out;
+  EXPECT_NE(out.find("eps auto: "), std::string::npos) << out;
+  EXPECT_NE(out.find("the knee"), std::string::npos) << out;
+}
+
+TEST_F(DbscanCli, BadInputIsOneLineExitTwoNothingWritten) {
+  const std::string features = (fixtures() / "moons.h5").string();
+  const std::string model = quote(path("model.h5"));
+  const std::pair<std::string, std::string> cases[] = {
+      {"--algorithm dbscan --eps 0", "must be a positive distance"},
+      {"--algorithm dbscan --eps -0.5", "must be a positive distance"},
+      {"--algorithm dbscan --eps abc", "not a number"},
+      {"--algorithm dbscan --eps 0.1 --min-samples 0", "must be at least 1"},
+      {"--algorithm dbscan --eps 0.000001", "every row is noise"},
+      {"--algorithm dbscan --eps 0.1 -k 3", "DBSCAN finds the number of segments itself"},
+      {"--algorithm dbscan --eps 0.1 --resume x.h5", "K-Means options"},
+      {"", "the number of segments is required"},
+  };
+  for (const auto& [args, message] : cases) {
+    std::string out;
+    EXPECT_EQ(segforge("fit " + quote(features) + " " + args + " -o " + model, &out), 2) << args << "\n" << out;
+    EXPECT_NE(out.find(message), std::string::npos) << args << "\n" << out;
+    EXPECT_FALSE(fs::exists(path("model.h5"))) << args;
+  }
+  // A DBSCAN model where only K-Means models are understood yet: refused, naming the model.
+  std::string out;
+  ASSERT_EQ(segforge("fit " + quote(features) + " --algorithm dbscan --eps 0.08 --min-samples 8 -o " + model, &out), 0) << out;
+  EXPECT_EQ(segforge("refresh " + model + " " + quote(features) + " -o " + quote(path("new.h5")), &out), 2) << out;
+  EXPECT_NE(out.find("a DBSCAN model"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(path("new.h5")));
 }
 
 }  // namespace

@@ -351,7 +351,8 @@ json json_output(const std::string& format) {
 
 std::vector<std::int64_t> sizes_of(std::span<const std::int32_t> labels, int k) {
   std::vector<std::int64_t> sizes(static_cast<std::size_t>(k), 0);
-  for (auto l : labels) ++sizes[static_cast<std::size_t>(l)];
+  for (auto l : labels)
+    if (l >= 0) ++sizes[static_cast<std::size_t>(l)];  // -1: DBSCAN's outliers, in no segment
   return sizes;
 }
 

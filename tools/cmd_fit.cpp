@@ -9,6 +9,7 @@
 #include "checkpoint_options.hpp"
 #include "cli_common.hpp"
 #include "segforge/number_format.hpp"
+#include "segforge/dbscan.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
@@ -53,6 +54,9 @@ struct FitOptions {
   std::vector<std::string> roles;  // --role COLUMN=ROLE
   std::string audience = "auto";
   CheckpointOptions checkpoint;
+  std::string eps = "auto";      // DBSCAN: a distance, or auto (the knee of the k-distance curve)
+  double min_samples = 5.0;      // DBSCAN
+  std::int64_t eps_sample = 2000;  // DBSCAN --eps auto: rows of the k-distance curve
 };
 
 /// What a fit's result depends on, as "key=value" words: a checkpoint records it and a resume
@@ -161,7 +165,203 @@ void apply_name_overrides(const std::string& path, std::vector<SegmentEntry>& en
                          " are both named '" + entries[a].name + "'; names must be unique within a model");
 }
 
+/// segforge fit --algorithm dbscan: the same outputs as K-Means (model, labels or segments.csv,
+/// dictionary, metrics), clusters numbered as scikit-learn numbers them, noise as the segment -1
+/// "Outliers"; the model keeps the core rows for predict and each cluster's mean as its centre.
+int run_fit_dbscan(const FitOptions& o) {
+  Stopwatch total;
+  if (o.k != 0)
+    throw InputError("-k " + std::to_string(o.k) + ": DBSCAN finds the number of segments itself; leave out -k and set "
+                     "--eps and --min-samples");
+  if (!o.checkpoint.path.empty() || !o.checkpoint.resume.empty() || !o.continue_from.empty() || o.init != "k-means++")
+    throw InputError("--checkpoint, --resume, --continue-from and --init are K-Means options; DBSCAN takes --eps and --min-samples");
+  OutputSet outputs;
+  outputs.input(o.features, "features");
+  outputs.input(o.names, "--names");
+  outputs.output(o.model, "-o", {".h5", ".hdf5"});
+  if (!o.labels.empty()) outputs.output(o.labels, "--labels", {".h5", ".csv"});
+  if (!o.metrics.empty()) outputs.output(o.metrics, "--metrics", {".json"});
+  const std::string dictionary = o.dictionary.empty() ? dictionary_path(o.model) : o.dictionary;
+  outputs.output(dictionary, "--dictionary", {".json"});
+  const SilhouetteSpec silhouette = parse_silhouette(o.silhouette);
+  DbscanParams p;
+  p.min_samples = o.min_samples;
+  const bool auto_eps = o.eps == "auto";
+  if (!auto_eps) {
+    std::size_t used = 0;
+    try {
+      p.eps = std::stod(o.eps, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != o.eps.size())
+      throw InputError("--eps " + o.eps + ": not a number; pass a distance in the features' units, or auto");
+  }
+  validate(DbscanParams{auto_eps ? 1.0 : p.eps, p.min_samples}, "--eps/--min-samples");
+  if (o.eps_sample < 10) throw InputError("--eps-sample " + std::to_string(o.eps_sample) + ": use at least 10 rows");
+  auto backend = open_backend(o.common);
+
+  Stopwatch read_time;
+  Features f = load(o.features, o.common);
+  const double read_seconds = read_time.seconds();
+  const std::int64_t n = f.n_rows_total, d = f.x.cols();
+  if (f.disk_rows > 0 || f.x.rows() != n)
+    throw InputError(where(f) + ": DBSCAN compares rows in any order and runs in one process with every row in memory; "
+                     "raise --memory-budget, and run it without mpirun");
+  std::vector<FeatureRole> roles = feature_roles(f.feature_names, f.feature_roles);
+  apply_role_settings(o.roles, f.feature_names, roles);
+  const Audience audience = resolve_audience(*parse_audience(o.audience), f.audience, f.feature_names);
+  auto data = open_data(*backend, f, o.common);
+
+  Stopwatch fit_time;
+  if (auto_eps) {
+    if (p.min_samples != std::floor(p.min_samples))
+      throw InputError("--min-samples " + std::to_string(p.min_samples) + ": --eps auto needs a whole number of rows");
+    const EpsSuggestion s = suggest_eps(*backend, *data, static_cast<int>(p.min_samples), o.eps_sample, o.seed);
+    p.eps = s.eps;
+    std::fprintf(stderr, "eps auto: %s (%s of the %zu-row k-distance curve, k = min_samples = %s; segforge fit --eps E to set it)\n",
+                 analyst_number(p.eps).c_str(), s.knee_found ? "the knee" : "no knee: the 90th percentile", s.curve.size(),
+                 analyst_number(p.min_samples).c_str());
+  }
+  const DbscanResult r = fit_dbscan(*backend, *data, p);
+  const double fit_seconds = fit_time.seconds();
+  if (r.n_clusters == 0)
+    throw InputError(where(f) + ": every row is noise at eps " + analyst_number(p.eps) + " with min_samples " +
+                     analyst_number(p.min_samples) + "; raise --eps or lower --min-samples (--eps auto takes eps from the data)");
+  const int k = r.n_clusters;
+
+  // Each cluster's mean (noise rows go to an extra label that is left out) and its sum of squares.
+  std::vector<std::int32_t> with_noise = r.labels;
+  for (auto& l : with_noise)
+    if (l < 0) l = k;
+  const LabelStats means = backend->label_stats(*data, with_noise, k + 1, MatrixView<const float>{});
+  Matrix<float> centroids(k + 1, d);
+  for (int c = 0; c < k; ++c)
+    for (std::int64_t j = 0; j < d; ++j)
+      centroids(c, j) = static_cast<float>(means.sums[static_cast<std::size_t>(c * d + j)] / means.counts[static_cast<std::size_t>(c)]);
+  const LabelStats spread = backend->label_stats(*data, with_noise, k + 1, centroids.view());
+  double inertia = 0.0;
+  for (int c = 0; c < k; ++c) inertia += spread.sq_dist_sums[static_cast<std::size_t>(c)];
+  centroids = Matrix<float>(k, d, std::vector<float>(centroids.data(), centroids.data() + k * d));
+  const std::vector<std::int64_t> sizes = sizes_of(r.labels, k);  // noise is in none
+
+  const std::vector<SegmentProfile> profiles = segment_profiles(centroids.view(), sizes, backend->column_stats(*data), f.scaler);
+  std::vector<SegmentEntry> entries = name_segments(profiles, f.feature_names, roles, audience);
+  if (!o.names.empty()) apply_name_overrides(o.names, entries);
+  std::vector<std::string> names;
+  for (const auto& e : entries) names.push_back(e.name);
+  std::vector<std::string> warnings = sufficiency_warnings(
+      {n, history_days_attribute(inspect_features(f.path, f.dataset).attributes), sizes, names, o.min_segment_size});
+  if (o.strict && !warnings.empty()) throw InputError(where(f) + ": " + warnings.front() + " (--strict)");
+  // Schubert et al. 2017's red flags: most rows noise (eps too small), or one cluster holding
+  // nearly everything (eps too large).
+  const double noise_share = static_cast<double>(r.n_noise) / static_cast<double>(n);
+  if (noise_share > 0.5)
+    warnings.push_back(analyst_number(100.0 * noise_share) + "% of the rows are outliers (noise): eps " + analyst_number(p.eps) +
+                       " is probably too small for min_samples " + analyst_number(p.min_samples));
+  if (k == 1 && r.n_noise < n / 100)
+    warnings.push_back("one segment holds " + analyst_number(100.0 - 100.0 * noise_share) +
+                       "% of the rows: eps " + analyst_number(p.eps) + " is probably too large");
+
+  const BackendInfo info = backend->info();
+  Model model;
+  model.centroids = centroids;
+  model.feature_names = f.feature_names;
+  model.feature_roles = feature_role_names(roles);
+  model.scaler = f.scaler;
+  set_segments(model, profiles, entries, sizes);
+  std::vector<std::int64_t> core_rows;
+  for (std::int64_t i = 0; i < n; ++i)
+    if (r.core[static_cast<std::size_t>(i)]) {
+      core_rows.push_back(i);
+      model.dbscan_core_labels.push_back(r.labels[static_cast<std::size_t>(i)]);
+    }
+  model.dbscan_core_rows = backend->gather(*data, core_rows);
+  model.attributes = fit_attributes({"dbscan", "-", k, 1, r.rounds, o.seed, true, inertia}, info, f, audience);
+  char eps_text[64];
+  std::snprintf(eps_text, sizeof eps_text, "%.17g", p.eps);
+  model.attributes["eps"] = eps_text;
+  model.attributes["min_samples"] = analyst_number(p.min_samples);
+  model.attributes["n_noise"] = std::to_string(r.n_noise);
+
+  Assignment assignment;
+  assignment.labels = r.labels;
+  assignment.sq_distances.resize(r.distances.size());
+  for (std::size_t i = 0; i < r.distances.size(); ++i) assignment.sq_distances[i] = r.distances[i] * r.distances[i];
+  ProgressLine line;
+  Stopwatch metric_time;
+  json s;
+  if (!o.metrics.empty()) {  // scores of the clustered rows (noise left out)
+    std::vector<std::int64_t> kept;
+    std::vector<std::int32_t> kept_labels;
+    for (std::int64_t i = 0; i < n; ++i)
+      if (r.labels[static_cast<std::size_t>(i)] >= 0) kept.push_back(i), kept_labels.push_back(r.labels[static_cast<std::size_t>(i)]);
+    const Matrix<float> rows = backend->gather(*data, kept);
+    auto clustered = backend->upload(rows.view());
+    s = scores(*backend, *clustered, kept_labels, k, silhouette, o.seed, line);
+  }
+  const double metric_seconds = metric_time.seconds();
+
+  write_model(o.model, model);
+  if (!o.labels.empty()) write_labels(o.labels, assignment, f.ids, names);
+  write_segment_dictionary(dictionary, o.model, n, profiles, f.feature_names, entries);
+  std::fprintf(stderr, "dbscan eps %s, min_samples %s on %lld x %lld (%s): %d segments, %lld core, %lld border, %lld outliers (%s%%)\n",
+               analyst_number(p.eps).c_str(), analyst_number(p.min_samples).c_str(), static_cast<long long>(n),
+               static_cast<long long>(d), info.name.c_str(), k, static_cast<long long>(r.n_core),
+               static_cast<long long>(r.n_border), static_cast<long long>(r.n_noise), analyst_number(100.0 * noise_share).c_str());
+  for (int c = 0; c < k; ++c) {
+    const SegmentProfile& sp = profiles[c];
+    std::fprintf(stderr, "  %d  %-40s %10lld rows (%5.1f%%) ", c, names[c].c_str(), static_cast<long long>(sizes[c]),
+                 100.0 * static_cast<double>(sizes[c]) / static_cast<double>(n));
+    for (int j : sp.top_features)
+      std::fprintf(stderr, " %s %s (z %+.2f)", f.feature_names[j].c_str(), analyst_number(sp.centre_original[j]).c_str(), sp.z_scores[j]);
+    std::fprintf(stderr, "\n");
+  }
+  std::fprintf(stderr, " -1  %-40s %10lld rows (%5.1f%%)  no core row within eps\n", kOutliersName,
+               static_cast<long long>(r.n_noise), 100.0 * noise_share);
+  for (const auto& w : warnings) std::fprintf(stderr, "segforge: warning: %s\n", w.c_str());
+  std::fprintf(stderr, "segment dictionary: %s\n", dictionary.c_str());
+  if (!o.metrics.empty()) {
+    json m = json_output("segforge-metrics");
+    m["k"] = k;
+    m["n_samples"] = n;
+    m["n_features"] = d;
+    m["algorithm"] = "dbscan";
+    m["eps"] = p.eps;
+    m["eps_auto"] = auto_eps;
+    m["min_samples"] = p.min_samples;
+    m["n_core"] = r.n_core;
+    m["n_border"] = r.n_border;
+    m["n_noise"] = r.n_noise;
+    m["noise_share"] = noise_share;
+    m["inertia"] = inertia;
+    m["n_iter"] = r.rounds;
+    m["backend"] = info.name;
+    m["device"] = info.device;
+    m["sizes"] = sizes;
+    m["segment_names"] = names;
+    m["profiles"] = profiles_json(profiles, f.feature_names, entries);
+    for (auto& [key, value] : s.items()) m[key] = value;
+    m["scores_over"] = "clustered rows (outliers left out)";
+    m["grid"] = {{"columns", r.grid_columns}, {"cells", r.n_blocks}, {"cell_pairs", r.n_block_pairs}};
+    m["peak_rss_bytes"] = peak_rss_bytes();
+    m["timings"] = {{"read", read_seconds},
+                    {"neighbours", r.neighbour_seconds},
+                    {"components", r.component_seconds},
+                    {"borders", r.border_seconds},
+                    {"fit", fit_seconds},
+                    {"metrics", metric_seconds},
+                    {"total", total.seconds()}};
+    write_text_atomic(o.metrics, m.dump(2) + "\n");
+  }
+  outputs.commit();
+  if (!o.metrics.empty()) print_scores(s);
+  return 0;
+}
+
 int run_fit(const FitOptions& o) {
+  if (o.algorithm == "dbscan") return run_fit_dbscan(o);
+  if (o.k == 0) throw InputError("-k: the number of segments is required for K-Means (--algorithm lloyd|minibatch)");
   Stopwatch total;
   const Algorithm algorithm = parse_algorithm(o.algorithm);
   std::string centres_file;
@@ -449,12 +649,15 @@ Command add_fit_command(CLI::App& parent) {
   FitOptions& o = *options;
   auto* cmd = parent.add_subcommand("fit", "Cluster a feature matrix with K-Means and write the model");
   cmd->add_option("features", o.features, "features.h5")->required();
-  cmd->add_option("-k,--k", o.k, "number of segments")->required();
+  cmd->add_option("-k,--k", o.k, "number of segments (K-Means; DBSCAN finds it)");
   cmd->add_option("-o,--output", o.model, "model.h5 to write")->required();
   cmd->add_option("--role", o.roles, "COLUMN=ROLE for the automatic names (recency|tenure|frequency|monetary|engagement|other; see docs/segments.md)");
   cmd->add_option("--audience", o.audience, "auto|donors|customers: the words and outreach of the automatic names (auto: the features file's, else inferred)")
       ->check(CLI::IsMember({"auto", "donors", "customers"}))->capture_default_str();
-  cmd->add_option("--algorithm", o.algorithm, "lloyd|minibatch")->capture_default_str();
+  cmd->add_option("--algorithm", o.algorithm, "lloyd|minibatch|dbscan")->check(CLI::IsMember({"lloyd", "minibatch", "dbscan"}))->capture_default_str();
+  cmd->add_option("--eps", o.eps, "DBSCAN: neighbourhood radius in the features' units, or auto (the knee of the k-distance curve)")->capture_default_str();
+  cmd->add_option("--min-samples", o.min_samples, "DBSCAN: weight within eps, the row itself included, that makes a row core")->capture_default_str();
+  cmd->add_option("--eps-sample", o.eps_sample, "DBSCAN --eps auto: rows sampled for the k-distance curve")->capture_default_str();
   cmd->add_option("--init", o.init, "k-means++|scalable-k-means++|random|FILE.h5")->capture_default_str();
   cmd->add_option("--n-init", o.n_init, "restarts; the lowest inertia wins")->capture_default_str();
   cmd->add_option("--max-iter", o.max_iter, "iterations (Lloyd: 300; mini-batch: passes, 100)");

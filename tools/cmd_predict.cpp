@@ -9,6 +9,7 @@
 
 #include "cli_common.hpp"
 #include "segforge/outputs.hpp"
+#include "segforge/dbscan.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
@@ -54,19 +55,38 @@ int run_predict(const Common& c, const std::string& model_path, const std::strin
                      features.c_str(), difference.c_str());
     }
   }
+  if (model.is_dbscan() && (f.disk_rows > 0 || f.x.rows() != f.n_rows_total))
+    throw InputError(where(f) + ": a DBSCAN model predicts in one process with every row in memory; raise "
+                     "--memory-budget, and run it without mpirun");
   auto backend = open_backend(c);
   auto data = open_data(*backend, f, c);
   // Under MPI every rank labels its rows and all of them get every label; rank 0 writes.
-  const Assignment a = predict(*backend, *data, model.centroids.view());
+  Assignment a;
+  if (model.is_dbscan()) {
+    // The segment of the nearest core row within eps, else -1 (Outliers).
+    auto core = backend->upload(model.dbscan_core_rows.view());
+    const DbscanAssignment p =
+        predict_dbscan(*backend, *data, *core, model.dbscan_core_labels, std::stod(model.attributes.at("eps")));
+    a.labels = p.labels;
+    for (float v : p.distances) a.sq_distances.push_back(v * v);
+  } else {
+    a = predict(*backend, *data, model.centroids.view());
+  }
   if (!output_rank()) return 0;
   std::vector<std::string> names = model.segment_names;
   for (auto i = static_cast<std::int64_t>(names.size()); i < model.centroids.rows(); ++i)
     names.push_back("segment " + std::to_string(i + 1));
   write_labels(out, a, f.ids, names);
   outputs.commit();
-  std::fprintf(stderr, "predicted %lld rows into %lld segments (inertia %.6g)\n",
-               static_cast<long long>(f.n_rows_total), static_cast<long long>(model.centroids.rows()),
-               a.inertia);
+  if (model.is_dbscan()) {
+    const auto outliers = std::count(a.labels.begin(), a.labels.end(), -1);
+    std::fprintf(stderr, "predicted %lld rows into %lld segments; %lld outliers (no core row within eps)\n",
+                 static_cast<long long>(f.n_rows_total), static_cast<long long>(model.centroids.rows()),
+                 static_cast<long long>(outliers));
+  } else {
+    std::fprintf(stderr, "predicted %lld rows into %lld segments (inertia %.6g)\n",
+                 static_cast<long long>(f.n_rows_total), static_cast<long long>(model.centroids.rows()), a.inertia);
+  }
   return 0;
 }
 

@@ -90,6 +90,8 @@ int run_report(const ReportOptions& o) {
   outputs.input(o.drift, "--drift");
   outputs.output(o.output, "-o", {".html", ".htm"});
   const Model model = read_model(o.model);
+  if (model.is_dbscan())
+    throw InputError(o.model + ": a DBSCAN model; segforge report draws K-Means models so far (the model's segments.csv, metrics.json and segment dictionary describe its segments)");
   const Features f = load(o.features, o.common);
   const std::int64_t n = f.x.rows(), d = f.x.cols();
   const int k = static_cast<int>(model.centroids.rows());

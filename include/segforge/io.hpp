@@ -190,6 +190,13 @@ struct Model {
   // (parent_checksum, parent_file, refreshed_at, changes; docs/formats.md).
   std::vector<std::int32_t> segment_parent;
   std::vector<std::string> segment_transition;
+  // A DBSCAN model (attribute algorithm = dbscan, with eps and min_samples): /dbscan/core_rows
+  // float32 [n_core x n_features] and /dbscan/core_labels int32 [n_core] in [0, n_clusters);
+  // predict gives a row the segment of its nearest core row within eps, else -1 (outlier).
+  // /centroids then holds each cluster's mean, for profiles and names. Empty otherwise.
+  Matrix<float> dbscan_core_rows;
+  std::vector<std::int32_t> dbscan_core_labels;
+  bool is_dbscan() const { return !dbscan_core_labels.empty(); }
   /// XXH64 of the model file's bytes (16 hex digits), set by read_model; not written.
   std::string checksum;
   /// attributes: algorithm, k, init, seed, n_init, n_iter, converged, inertia, backend, device,
@@ -208,7 +215,10 @@ Model read_model(const std::string& path);
 /// /ids when known.
 void write_labels_h5(const std::string& path, std::span<const std::int32_t> labels,
                      std::span<const float> distances, const Ids& ids);
-/// segments.csv: id,segment,segment_name,distance (id = row number when no ids).
+/// The segment name of label -1 (DBSCAN's noise) in segments.csv and summaries.
+inline constexpr const char* kOutliersName = "Outliers";
+/// segments.csv: id,segment,segment_name,distance (id = row number when no ids). Label -1 is
+/// named kOutliersName with an empty distance where it is NaN.
 void write_segments_csv(const std::string& path, std::span<const std::int32_t> labels,
                         std::span<const float> distances, const Ids& ids,
                         const std::vector<std::string>& segment_names);

@@ -1,6 +1,7 @@
 // Labels: labels.h5 (/labels int32 [N], /distances float32 [N], /ids) and segments.csv
 // (id,segment,segment_name,distance; RFC 4180 quoting) for CRM import.
 
+#include <cmath>
 #include <unistd.h>
 
 #include <algorithm>
@@ -300,8 +301,10 @@ void write_segments_csv(const std::string& path, std::span<const std::int32_t> l
       buf += ',';
       if (labels[i] >= 0 && static_cast<std::size_t>(labels[i]) < quoted_names.size())
         buf += quoted_names[static_cast<std::size_t>(labels[i])];
+      else if (labels[i] == -1)
+        buf += kOutliersName;  // DBSCAN's noise: a segment the CRM can see
       buf += ',';
-      append_number(buf, distances[i]);
+      if (!std::isnan(distances[i])) append_number(buf, distances[i]);  // noise: no core row within eps
       buf += '\n';
       if (buf.size() >= kFlushBytes) {
         io::write_all(fd, buf.data(), buf.size(), path);

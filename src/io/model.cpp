@@ -113,6 +113,14 @@ void write_model(const std::string& path, const Model& model) {
       if (!model.segment_transition.empty())
         io::write_strings(segments, "transition", model.segment_transition, path);
     }
+    if (model.is_dbscan()) {
+      io::Hid group = io::create_group(file, "dbscan", path);
+      io::write_dataset(group, "core_rows", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT,
+                        {static_cast<hsize_t>(model.dbscan_core_rows.rows()), static_cast<hsize_t>(d)},
+                        model.dbscan_core_rows.data(), path);
+      io::write_dataset(group, "core_labels", H5T_STD_I32LE, H5T_NATIVE_INT32,
+                        {static_cast<hsize_t>(model.dbscan_core_labels.size())}, model.dbscan_core_labels.data(), path);
+    }
     if (!model.counts.empty())
       io::write_dataset(file, "counts", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
                         {static_cast<hsize_t>(k)}, model.counts.data(), path);
@@ -204,6 +212,26 @@ Model read_model(const std::string& path) {
     io::Hid counts = io::open_dataset(file, path, "/counts", "store one count per centre");
     model.counts = io::read_doubles(counts, path, "/counts");
     check_length(model.counts.size(), "/counts");
+  }
+  if (io::object_exists(file, "/dbscan/core_rows") || io::object_exists(file, "/dbscan/core_labels")) {
+    const std::string what = "a DBSCAN model's core rows; refit with segforge fit --algorithm dbscan";
+    io::MatrixInfo core = io::open_matrix(file, path, "/dbscan/core_rows", what, "[n_core x n_features]");
+    if (core.cols != m.cols)
+      throw InputError(io::where(path, "/dbscan/core_rows") + ": " + std::to_string(core.cols) + " columns but /centroids has " +
+                       std::to_string(m.cols) + "; " + what);
+    model.dbscan_core_rows = Matrix<float>(core.rows, core.cols);
+    io::read_rows(core, path, "/dbscan/core_rows", 0, core.rows, model.dbscan_core_rows.data());
+    io::Hid labels = io::open_dataset(file, path, "/dbscan/core_labels", what);
+    const std::vector<std::int64_t> values = io::read_int64s(labels, path, "/dbscan/core_labels");
+    if (static_cast<std::int64_t>(values.size()) != core.rows)
+      throw InputError(io::where(path, "/dbscan/core_labels") + ": " + std::to_string(values.size()) + " labels for " +
+                       std::to_string(core.rows) + " core rows; " + what);
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (values[i] < 0 || values[i] >= m.rows)
+        throw InputError(io::where(path, "/dbscan/core_labels") + " row " + std::to_string(i) + ": " +
+                         std::to_string(values[i]) + " is not a segment of the " + std::to_string(m.rows) + " in /centroids; " + what);
+      model.dbscan_core_labels.push_back(static_cast<std::int32_t>(values[i]));
+    }
   }
   model.attributes = io::read_attributes(file);
   validate_model(model, path);  // values, ranges and consistency (src/validate.cpp)
