@@ -28,6 +28,7 @@
 
 #include "device.cuh"
 #include "kernels.cuh"
+#include "neighbours.cuh"
 #include "segforge/backend.hpp"
 #include "segforge/error.hpp"
 #include "segforge/matrix.hpp"
@@ -498,6 +499,80 @@ class CudaBackend final : public Backend {
     return out;
   }
 
+  // ---- eps-neighbourhoods (DBSCAN): neighbours.cuh, one thread per query row ----------------
+
+  Matrix<std::int64_t> grid_cells(const Dataset& data, std::span<const std::int32_t> columns,
+                                  std::span<const double> origin, double side) override {
+    const auto& ds = cuda_data(data);
+    SEGFORGE_ASSERT(columns.size() == origin.size() && side > 0.0, "grid columns, origins and side");
+    const i64 p = static_cast<i64>(columns.size());
+    Matrix<std::int64_t> out(ds.n, p);
+    if (ds.n == 0 || p == 0) return out;
+    DeviceBuffer<std::int32_t> cols = gpu::to_device(columns.data(), p);
+    DeviceBuffer<double> org = gpu::to_device(origin.data(), p);
+    DeviceBuffer<std::int64_t> cells(ds.n * p);
+    gpu::grid_cells_kernel<<<grid_for(ds.n, kThreads), kThreads>>>(ds.rows.data(), ds.n, static_cast<int>(ds.d), cols.data(),
+                                                                   org.data(), static_cast<int>(p), side, cells.data());
+    gpu::check_launch("grid_cells_kernel");
+    cells.download(out.data(), ds.n * p);
+    return out;
+  }
+
+  std::vector<double> eps_neighbour_weights(const Dataset& data, const RowBlocks& blocks, const BlockPairs& pairs,
+                                            double eps) override {
+    const auto& ds = cuda_data(data);
+    EpsLaunch l(ds, blocks, ds, blocks, pairs, eps, [](i64) { return true; });
+    DeviceBuffer<double> out(ds.n);
+    gpu::check(cudaMemset(out.data(), 0, out.bytes()), "cudaMemset");
+    if (l.p.n_active > 0) {
+      gpu::eps_weights_kernel<<<grid_for(l.p.n_active, kThreads), kThreads>>>(l.p, ds.weights.data(), out.data());
+      gpu::check_launch("eps_weights_kernel");
+    }
+    return out.to_host();
+  }
+
+  std::vector<std::int64_t> eps_min_root(const Dataset& data, const RowBlocks& blocks, const BlockPairs& pairs, double eps,
+                                         std::span<const std::int64_t> roots) override {
+    const auto& ds = cuda_data(data);
+    SEGFORGE_ASSERT(static_cast<i64>(roots.size()) == ds.n, "one root per row");
+    EpsLaunch l(ds, blocks, ds, blocks, pairs, eps, [&](i64 i) { return roots[static_cast<std::size_t>(i)] >= 0; });
+    DeviceBuffer<std::int64_t> dev_roots = gpu::to_device(roots.data(), ds.n);
+    DeviceBuffer<std::int64_t> out = gpu::to_device(roots.data(), ds.n);
+    if (l.p.n_active > 0) {
+      gpu::eps_min_root_kernel<<<grid_for(l.p.n_active, kThreads), kThreads>>>(l.p, dev_roots.data(), out.data());
+      gpu::check_launch("eps_min_root_kernel");
+    }
+    return out.to_host();
+  }
+
+  void nearest_within_eps(const Dataset& query, const RowBlocks& query_blocks, std::span<const std::uint8_t> query_mask,
+                          const Dataset& reference, const RowBlocks& reference_blocks,
+                          std::span<const std::uint8_t> reference_mask, const BlockPairs& pairs, double eps,
+                          std::span<std::int64_t> nearest, std::span<double> sq_distances) override {
+    const auto& q = cuda_data(query);
+    const auto& r = cuda_data(reference);
+    SEGFORGE_ASSERT(static_cast<i64>(nearest.size()) == q.n && static_cast<i64>(sq_distances.size()) == q.n,
+                    "one output per query row");
+    SEGFORGE_ASSERT(reference_mask.empty() || static_cast<i64>(reference_mask.size()) == r.n, "one reference mask per row");
+    EpsLaunch l(q, query_blocks, r, reference_blocks, pairs, eps,
+                [&](i64 i) { return query_mask.empty() || query_mask[static_cast<std::size_t>(i)] != 0; });
+    std::vector<std::int64_t> none(static_cast<std::size_t>(q.n), -1);
+    std::vector<double> inf(static_cast<std::size_t>(q.n), std::numeric_limits<double>::infinity());
+    DeviceBuffer<std::int64_t> dev_nearest = gpu::to_device(none.data(), q.n);
+    DeviceBuffer<double> dev_d2 = gpu::to_device(inf.data(), q.n);
+    DeviceBuffer<std::uint8_t> mask(reference_mask.empty() ? 0 : r.n);
+    if (!reference_mask.empty()) mask.upload(reference_mask.data(), r.n);
+    if (l.p.n_active > 0) {
+      gpu::nearest_kernel<<<grid_for(l.p.n_active, kThreads), kThreads>>>(
+          l.p, reference_mask.empty() ? nullptr : mask.data(), dev_nearest.data(), dev_d2.data());
+      gpu::check_launch("nearest_kernel");
+    }
+    if (q.n > 0) {
+      dev_nearest.download(nearest.data(), q.n);
+      dev_d2.download(sq_distances.data(), q.n);
+    }
+  }
+
  private:
   /// Centres for a pass; `at_least` is 1 where every row needs a nearest centre.
   static void check_centres(const CudaDataset& ds, MatrixView<const float> c, i64 at_least = 0) {
@@ -581,6 +656,47 @@ class CudaBackend final : public Backend {
     gpu::check_launch("pass_kernel");
     return reduce_blocks(partial, n_blocks, width);
   }
+
+  /// The device copies of one eps op's blocks and pairs, and the query rows it processes (those
+  /// `keep` admits, in block order), as gpu::EpsPairs.
+  struct EpsLaunch {
+    template <class Keep>
+    EpsLaunch(const CudaDataset& q, const RowBlocks& qb, const CudaDataset& r, const RowBlocks& rb, const BlockPairs& pairs,
+              double eps, Keep keep) {
+      SEGFORGE_ASSERT(q.d == r.d, "query and reference differ in n_features");
+      SEGFORGE_ASSERT(static_cast<i64>(qb.order.size()) == q.n && static_cast<i64>(rb.order.size()) == r.n,
+                      "blocks must order every row");
+      SEGFORGE_ASSERT(static_cast<i64>(pairs.offsets.size()) == qb.n_blocks() + 1, "pairs must list every query block");
+      std::vector<std::int64_t> rows, row_block;
+      for (i64 b = 0; b < qb.n_blocks(); ++b)
+        for (i64 k = qb.starts[b]; k < qb.starts[b + 1]; ++k)
+          if (keep(qb.order[k])) rows.push_back(qb.order[k]), row_block.push_back(b);
+      active = upload(rows);
+      active_block = upload(row_block);
+      offsets = upload(pairs.offsets);
+      targets = upload(pairs.targets);
+      r_order = upload(rb.order);
+      r_starts = upload(rb.starts);
+      p.q_rows = q.rows.data();
+      p.r_rows = r.rows.data();
+      p.d = static_cast<int>(q.d);
+      p.active = active.data();
+      p.active_block = active_block.data();
+      p.n_active = static_cast<i64>(rows.size());
+      p.offsets = offsets.data();
+      p.targets = targets.data();
+      p.r_order = r_order.data();
+      p.r_starts = r_starts.data();
+      p.eps2 = eps * eps;
+    }
+    static DeviceBuffer<std::int64_t> upload(const std::vector<std::int64_t>& v) {
+      DeviceBuffer<std::int64_t> out(static_cast<i64>(v.size()));
+      if (!v.empty()) out.upload(v.data(), static_cast<i64>(v.size()));
+      return out;
+    }
+    DeviceBuffer<std::int64_t> active, active_block, offsets, targets, r_order, r_starts;
+    gpu::EpsPairs p;
+  };
 
   int device_;
   cudaDeviceProp props_{};

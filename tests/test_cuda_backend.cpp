@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "segforge/dbscan.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -369,6 +371,30 @@ TEST_P(CudaVsCpu, DistanceTile) {
 
 // N not a multiple of the 1024-row sub-chunk; K not a multiple of 8 or 32; K·D past the shared
 // memory budget (centres read through the cache); weighted and unweighted.
+// DBSCAN's eps ops (neighbours.cuh) against the CPU backend's: the same core rows, clusters,
+// borders and distances, bit for bit, and predict on the training rows.
+TEST_P(CudaVsCpu, Dbscan) {
+  const Shape& s = GetParam();
+  if (s.n < 10) GTEST_SKIP() << "too few rows for a k-distance curve";
+  const int min_samples = 5;
+  const double eps = suggest_eps(*cpu_, *cdata_, min_samples, 500, 3).eps;
+  const DbscanResult g = fit_dbscan(*gpu_, *gdata_, DbscanParams{eps, static_cast<double>(min_samples)});
+  const DbscanResult c = fit_dbscan(*cpu_, *cdata_, DbscanParams{eps, static_cast<double>(min_samples)});
+  EXPECT_EQ(g.core, c.core);
+  EXPECT_EQ(g.labels, c.labels);
+  ASSERT_EQ(g.distances.size(), c.distances.size());
+  EXPECT_EQ(0, std::memcmp(g.distances.data(), c.distances.data(), g.distances.size() * sizeof(float)));
+  std::vector<i64> core_rows;
+  std::vector<std::int32_t> core_labels;
+  for (i64 i = 0; i < x_.rows(); ++i)
+    if (c.core[i]) core_rows.push_back(i), core_labels.push_back(c.labels[i]);
+  if (core_rows.empty()) return;
+  const Matrix<float> cores = cpu_->gather(*cdata_, core_rows);
+  auto gcore = gpu_->upload(cores.view());
+  const DbscanAssignment p = predict_dbscan(*gpu_, *gdata_, *gcore, core_labels, eps);
+  EXPECT_EQ(p.labels, c.labels);
+}
+
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaVsCpu,
                          testing::Values(Shape{1000, 2, 3, false}, Shape{4099, 8, 7, true},
                                          Shape{3001, 33, 45, false}, Shape{2500, 5, 300, true},

@@ -43,7 +43,7 @@ std::string init_name(Init init) {
 Algorithm parse_algorithm(const std::string& text) {
   if (text == "lloyd") return Algorithm::lloyd;
   if (text == "minibatch") return Algorithm::minibatch;
-  throw InputError("--algorithm " + text + ": unknown; use lloyd or minibatch");
+  throw InputError("--algorithm " + text + ": unknown; use lloyd, minibatch or dbscan (fit)");
 }
 
 std::string algorithm_name(Algorithm a) { return a == Algorithm::lloyd ? "lloyd" : "minibatch"; }

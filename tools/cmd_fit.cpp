@@ -32,7 +32,7 @@ constexpr int kUnset = std::numeric_limits<int>::min();
 struct FitOptions {
   Common common;
   std::string features, model, labels, metrics;
-  int k = 0;
+  int k = kUnset;  // required for K-Means; DBSCAN finds K
   std::string algorithm = "lloyd";
   std::string init = "k-means++";
   int n_init = 3;
@@ -165,12 +165,44 @@ void apply_name_overrides(const std::string& path, std::vector<SegmentEntry>& en
                          " are both named '" + entries[a].name + "'; names must be unique within a model");
 }
 
+/// One line per segment on stderr: number, name, rows, share of all rows, and the features that
+/// most set it apart, in original units.
+void print_segments(const std::vector<SegmentProfile>& profiles, const std::vector<std::string>& names,
+                    const std::vector<std::int64_t>& sizes, std::int64_t n, const std::vector<std::string>& feature_names) {
+  for (std::size_t c = 0; c < profiles.size(); ++c) {
+    const SegmentProfile& p = profiles[c];
+    std::fprintf(stderr, "  %zu  %-40s %10lld rows (%5.1f%%) ", c, names[c].c_str(), static_cast<long long>(sizes[c]),
+                 100.0 * static_cast<double>(sizes[c]) / static_cast<double>(n));
+    for (int j : p.top_features)
+      std::fprintf(stderr, " %s %s (z %+.2f)", feature_names[j].c_str(), analyst_number(p.centre_original[j]).c_str(), p.z_scores[j]);
+    std::fprintf(stderr, "\n");
+  }
+}
+
+/// The metrics.json fields of every method: shape, backend, segments, profiles and scores.
+json segment_metrics(int k, std::int64_t n, std::int64_t d, const std::string& algorithm, const BackendInfo& info,
+                     const std::vector<std::int64_t>& sizes, const std::vector<std::string>& names, json profiles,
+                     const json& scores) {
+  json m = json_output("segforge-metrics");
+  m["k"] = k;
+  m["n_samples"] = n;
+  m["n_features"] = d;
+  m["algorithm"] = algorithm;
+  m["backend"] = info.name;
+  m["device"] = info.device;
+  m["sizes"] = sizes;
+  m["segment_names"] = names;
+  m["profiles"] = std::move(profiles);
+  for (const auto& [key, value] : scores.items()) m[key] = value;
+  return m;
+}
+
 /// segforge fit --algorithm dbscan: the same outputs as K-Means (model, labels or segments.csv,
 /// dictionary, metrics), clusters numbered as scikit-learn numbers them, noise as the segment -1
 /// "Outliers"; the model keeps the core rows for predict and each cluster's mean as its centre.
 int run_fit_dbscan(const FitOptions& o) {
   Stopwatch total;
-  if (o.k != 0)
+  if (o.k != kUnset)
     throw InputError("-k " + std::to_string(o.k) + ": DBSCAN finds the number of segments itself; leave out -k and set "
                      "--eps and --min-samples");
   if (!o.checkpoint.path.empty() || !o.checkpoint.resume.empty() || !o.continue_from.empty() || o.init != "k-means++")
@@ -309,24 +341,13 @@ int run_fit_dbscan(const FitOptions& o) {
                analyst_number(p.eps).c_str(), analyst_number(p.min_samples).c_str(), static_cast<long long>(n),
                static_cast<long long>(d), info.name.c_str(), k, static_cast<long long>(r.n_core),
                static_cast<long long>(r.n_border), static_cast<long long>(r.n_noise), analyst_number(100.0 * noise_share).c_str());
-  for (int c = 0; c < k; ++c) {
-    const SegmentProfile& sp = profiles[c];
-    std::fprintf(stderr, "  %d  %-40s %10lld rows (%5.1f%%) ", c, names[c].c_str(), static_cast<long long>(sizes[c]),
-                 100.0 * static_cast<double>(sizes[c]) / static_cast<double>(n));
-    for (int j : sp.top_features)
-      std::fprintf(stderr, " %s %s (z %+.2f)", f.feature_names[j].c_str(), analyst_number(sp.centre_original[j]).c_str(), sp.z_scores[j]);
-    std::fprintf(stderr, "\n");
-  }
+  print_segments(profiles, names, sizes, n, f.feature_names);
   std::fprintf(stderr, " -1  %-40s %10lld rows (%5.1f%%)  no core row within eps\n", kOutliersName,
                static_cast<long long>(r.n_noise), 100.0 * noise_share);
   for (const auto& w : warnings) std::fprintf(stderr, "segforge: warning: %s\n", w.c_str());
   std::fprintf(stderr, "segment dictionary: %s\n", dictionary.c_str());
   if (!o.metrics.empty()) {
-    json m = json_output("segforge-metrics");
-    m["k"] = k;
-    m["n_samples"] = n;
-    m["n_features"] = d;
-    m["algorithm"] = "dbscan";
+    json m = segment_metrics(k, n, d, "dbscan", info, sizes, names, profiles_json(profiles, f.feature_names, entries), s);
     m["eps"] = p.eps;
     m["eps_auto"] = auto_eps;
     m["min_samples"] = p.min_samples;
@@ -336,12 +357,6 @@ int run_fit_dbscan(const FitOptions& o) {
     m["noise_share"] = noise_share;
     m["inertia"] = inertia;
     m["n_iter"] = r.rounds;
-    m["backend"] = info.name;
-    m["device"] = info.device;
-    m["sizes"] = sizes;
-    m["segment_names"] = names;
-    m["profiles"] = profiles_json(profiles, f.feature_names, entries);
-    for (auto& [key, value] : s.items()) m[key] = value;
     m["scores_over"] = "clustered rows (outliers left out)";
     m["grid"] = {{"columns", r.grid_columns}, {"cells", r.n_blocks}, {"cell_pairs", r.n_block_pairs}};
     m["peak_rss_bytes"] = peak_rss_bytes();
@@ -361,7 +376,7 @@ int run_fit_dbscan(const FitOptions& o) {
 
 int run_fit(const FitOptions& o) {
   if (o.algorithm == "dbscan") return run_fit_dbscan(o);
-  if (o.k == 0) throw InputError("-k: the number of segments is required for K-Means (--algorithm lloyd|minibatch)");
+  if (o.k == kUnset) throw InputError("-k: the number of segments is required for K-Means (--algorithm lloyd|minibatch)");
   Stopwatch total;
   const Algorithm algorithm = parse_algorithm(o.algorithm);
   std::string centres_file;
@@ -501,23 +516,13 @@ int run_fit(const FitOptions& o) {
     std::fprintf(stderr, "%d empty clusters re-seeded from the farthest points\n",
                  result.n_empty_relocated);
   // Profiles: size, share and the features that most set each segment apart (original units).
-  for (int c = 0; c < k; ++c) {
-    const SegmentProfile& p = profiles[c];
-    std::fprintf(stderr, "  %d  %-40s %10lld rows (%5.1f%%) ", c, names[c].c_str(),
-                 static_cast<long long>(sizes[c]), 100.0 * p.share);
-    for (int j : p.top_features)
-      std::fprintf(stderr, " %s %s (z %+.2f)", f.feature_names[j].c_str(), analyst_number(p.centre_original[j]).c_str(), p.z_scores[j]);
-    std::fprintf(stderr, "\n");
-  }
+  print_segments(profiles, names, sizes, n, f.feature_names);
   for (const auto& w : guard_warnings) std::fprintf(stderr, "segforge: warning: %s\n", w.c_str());
   std::fprintf(stderr, "segment dictionary: %s\n", dictionary.c_str());
 
   if (!o.metrics.empty()) {
-    json m = json_output("segforge-metrics");
-    m["k"] = k;
-    m["n_samples"] = n;
-    m["n_features"] = d;
-    m["algorithm"] = algorithm_name(algorithm);
+    json m = segment_metrics(k, n, d, algorithm_name(algorithm), info, sizes, names,
+                             profiles_json(profiles, f.feature_names, entries), s);
     m["init"] = init_text;
     m["seed"] = o.seed;
     m["inertia"] = result.inertia;
@@ -526,12 +531,6 @@ int run_fit(const FitOptions& o) {
     m["n_empty_relocated"] = result.n_empty_relocated;
     m["n_swaps_accepted"] = result.n_swaps_accepted;
     m["run_inertia"] = result.run_inertia;
-    m["backend"] = info.name;
-    m["device"] = info.device;
-    m["sizes"] = sizes;
-    m["segment_names"] = names;
-    m["profiles"] = profiles_json(profiles, f.feature_names, entries);
-    for (auto& [key, value] : s.items()) m[key] = value;
     m["out_of_core"] = f.disk_rows > 0;
     m["peak_rss_bytes"] = peak_rss_bytes();  // VmHWM so far: the fit, scores and outputs
     m["timings"] = {{"read", read_seconds},
@@ -654,7 +653,7 @@ Command add_fit_command(CLI::App& parent) {
   cmd->add_option("--role", o.roles, "COLUMN=ROLE for the automatic names (recency|tenure|frequency|monetary|engagement|other; see docs/segments.md)");
   cmd->add_option("--audience", o.audience, "auto|donors|customers: the words and outreach of the automatic names (auto: the features file's, else inferred)")
       ->check(CLI::IsMember({"auto", "donors", "customers"}))->capture_default_str();
-  cmd->add_option("--algorithm", o.algorithm, "lloyd|minibatch|dbscan")->check(CLI::IsMember({"lloyd", "minibatch", "dbscan"}))->capture_default_str();
+  cmd->add_option("--algorithm", o.algorithm, "lloyd|minibatch|dbscan")->capture_default_str();
   cmd->add_option("--eps", o.eps, "DBSCAN: neighbourhood radius in the features' units, or auto (the knee of the k-distance curve)")->capture_default_str();
   cmd->add_option("--min-samples", o.min_samples, "DBSCAN: weight within eps, the row itself included, that makes a row core")->capture_default_str();
   cmd->add_option("--eps-sample", o.eps_sample, "DBSCAN --eps auto: rows sampled for the k-distance curve")->capture_default_str();

@@ -303,11 +303,103 @@ class MiniBatchKMeans(_BaseKMeans):
         return self
 
 
+class DBSCAN(ClusterMixin, BaseEstimator):
+    """Exact DBSCAN with scikit-learn's parameters and results, over segforge's engine.
+
+    The same core rows (``core_sample_indices_``), the same clusters of core rows numbered the
+    same way, and the same noise (-1) as ``sklearn.cluster.DBSCAN`` on the same float32 values;
+    a border row joins the cluster of its *nearest* core row within eps (scikit-learn: the
+    cluster that reached it first, which depends on the row order). Memory is O(N) beyond the
+    data (no neighbourhoods are stored). Only ``metric='euclidean'``; ``algorithm``,
+    ``leaf_size``, ``p`` and ``n_jobs`` are accepted for compatibility and ignored (``n_threads``
+    sets the threads). Beyond scikit-learn, ``predict(X)`` gives new rows the cluster of their
+    nearest core row within eps, else -1; on the training rows it returns ``labels_``."""
+
+    def __init__(self, eps=0.5, *, min_samples=5, metric="euclidean", metric_params=None,
+                 algorithm="auto", leaf_size=30, p=None, n_jobs=None, device="auto", n_threads=None,
+                 copy=True):
+        self.eps = eps
+        self.min_samples = min_samples
+        self.metric = metric
+        self.metric_params = metric_params
+        self.algorithm = algorithm
+        self.leaf_size = leaf_size
+        self.p = p
+        self.n_jobs = n_jobs
+        self.device = device
+        self.n_threads = n_threads
+        self.copy = copy
+
+    def _engine(self):
+        return _BaseKMeans._engine(self)
+
+    def _check_X(self, X, reset):
+        return _BaseKMeans._check_X(self, X, reset)
+
+    def fit(self, X, y=None, sample_weight=None):
+        if not isinstance(self.eps, numbers.Real) or isinstance(self.eps, bool) or not self.eps > 0:
+            raise ValueError("eps=%r: use a float > 0" % (self.eps,))
+        if not isinstance(self.min_samples, numbers.Integral) or isinstance(self.min_samples, bool) \
+                or self.min_samples < 1:
+            raise ValueError("min_samples=%r: use an int >= 1" % (self.min_samples,))
+        if self.metric != "euclidean":
+            raise ValueError("metric=%r: segforge's DBSCAN is Euclidean only" % (self.metric,))
+        X = self._check_X(X, reset=True)
+        w = None
+        if sample_weight is not None:
+            w = np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=np.float64), dtype=np.float32)
+            if np.any(w < 0):
+                raise ValueError("sample_weight row %d is negative; weights must be >= 0"
+                                 % int(np.flatnonzero(w < 0)[0]))
+        res = _segforge.fit_dbscan(self._engine(), X, w, float(self.eps), float(self.min_samples))
+        self.labels_ = np.asarray(res["labels"], dtype=np.int64)
+        core = np.asarray(res["core"], dtype=bool)
+        self.core_sample_indices_ = np.flatnonzero(core)
+        self.components_ = np.array(X[core], dtype=np.float32)
+        self._core_labels = np.ascontiguousarray(res["labels"][core], dtype=np.int32)
+        self.n_clusters_ = int(res["n_clusters"])
+        self.backend_ = res["backend"]
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        return self.fit(X, sample_weight=sample_weight).labels_
+
+    def predict(self, X):
+        check_is_fitted(self, "components_")
+        X = self._check_X(X, reset=False)
+        if len(self.components_) == 0:
+            return np.full(X.shape[0], -1, dtype=np.int64)
+        labels, _ = _segforge.predict_dbscan(self._engine(), X, self.components_, self._core_labels,
+                                             float(self.eps))
+        return np.asarray(labels, dtype=np.int64)
+
+    def _more_tags(self):
+        return {"preserves_dtype": [np.float32]}
+
+
+def _load_dbscan(m):
+    attrs = m["attributes"]
+    est = DBSCAN(eps=float(attrs["eps"]), min_samples=int(float(attrs.get("min_samples", "5"))))
+    est.components_ = np.asarray(m["dbscan_core_rows"], dtype=np.float32)
+    est._core_labels = np.ascontiguousarray(m["dbscan_core_labels"], dtype=np.int32)
+    est.n_features_in_ = est.components_.shape[1]
+    names = list(m["feature_names"])
+    d = est.n_features_in_
+    if names and names != ["f%d" % j for j in range(d)]:
+        est.feature_names_in_ = np.asarray(names, dtype=object)
+    est.n_clusters_ = int(attrs.get("k", "0"))
+    est.segment_names_ = list(m["segment_names"])
+    est.model_attributes_ = dict(attrs)
+    return est
+
+
 def load_model(path):
-    """A fitted KMeans or MiniBatchKMeans from a model.h5 written by `segforge fit` (or by
+    """A fitted KMeans, MiniBatchKMeans or DBSCAN from a model.h5 written by `segforge fit` (or by
     estimator.save). The model's segment names are kept in `segment_names_`."""
     m = _segforge.load_model(str(path))
     attrs = m["attributes"]
+    if attrs.get("algorithm") == "dbscan":
+        return _load_dbscan(m)
     centers = m["centroids"]
     k, d = centers.shape
     cls = MiniBatchKMeans if attrs.get("algorithm") == "minibatch" else KMeans

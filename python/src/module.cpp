@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "segforge/backend.hpp"
+#include "segforge/dbscan.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
@@ -457,6 +458,8 @@ py::dict load_model(const std::string& path) {
   out["segment_names"] = m.segment_names;
   out["segment_sizes"] = m.segment_sizes;
   out["counts"] = to_numpy(std::move(m.counts));
+  out["dbscan_core_rows"] = to_numpy(std::move(m.dbscan_core_rows));
+  out["dbscan_core_labels"] = to_numpy(std::move(m.dbscan_core_labels));
   out["attributes"] = m.attributes;
   out["scaler_mean"] = m.scaler.mean;
   out["scaler_scale"] = m.scaler.scale;
@@ -737,6 +740,48 @@ void write_features_file(const std::string& path, const py::array& x,
 }
 }  // namespace
 
+/// DBSCAN (src/cluster/dbscan.cpp): labels (-1 noise), core flags, distances to the nearest core
+/// row of the row's cluster (NaN for noise), and what the fit saw.
+py::dict fit_dbscan(Engine& engine, const py::array& x, const std::optional<py::array>& weights, double eps,
+                    double min_samples) {
+  const auto xv = matrix_view(x, "X");
+  const auto wv = weight_span(weights, xv.rows);
+  sf::validate(sf::DbscanParams{eps, min_samples}, "DBSCAN");
+  sf::DbscanResult r;
+  {
+    py::gil_scoped_release release;
+    auto data = engine.lend(xv, wv);
+    r = sf::fit_dbscan(engine.backend(), *data, sf::DbscanParams{eps, min_samples});
+  }
+  py::dict out;
+  out["labels"] = to_numpy(std::move(r.labels));
+  out["core"] = to_numpy(std::move(r.core));
+  out["distances"] = to_numpy(std::move(r.distances));
+  out["n_clusters"] = r.n_clusters;
+  out["n_noise"] = r.n_noise;
+  out["rounds"] = r.rounds;
+  out["backend"] = engine.info().name;
+  return out;
+}
+
+/// New rows: the cluster of the nearest core row within eps, else -1; and that distance.
+py::tuple predict_dbscan(Engine& engine, const py::array& x, const py::array& core_rows, const py::array& core_labels,
+                         double eps) {
+  const auto xv = matrix_view(x, "X");
+  const auto cv = matrix_view(core_rows, "components");
+  if (cv.cols != xv.cols)
+    throw sf::InputError("X has " + std::to_string(xv.cols) + " features, but the model has " + std::to_string(cv.cols));
+  const auto lv = label_span(core_labels, cv.rows);
+  sf::DbscanAssignment a;
+  {
+    py::gil_scoped_release release;
+    auto data = engine.lend(xv, {});
+    auto core = engine.backend().upload(cv);
+    a = sf::predict_dbscan(engine.backend(), *data, *core, lv, eps);
+  }
+  return py::make_tuple(to_numpy(std::move(a.labels)), to_numpy(std::move(a.distances)));
+}
+
 PYBIND11_MODULE(_segforge, m) {
   m.doc() = "segforge's native core: the engine's drivers and Backend, for the segforge package";
   py::register_exception_translator([](std::exception_ptr p) {
@@ -760,6 +805,9 @@ PYBIND11_MODULE(_segforge, m) {
         py::arg("n_clusters"), py::arg("init"), py::arg("init_centers"), py::arg("n_init"),
         py::arg("max_iter"), py::arg("tol"), py::arg("batch_size"), py::arg("max_no_improvement"),
         py::arg("reassignment_ratio"), py::arg("init_size"), py::arg("seed"), py::arg("progress"));
+  m.def("fit_dbscan", &fit_dbscan, py::arg("engine"), py::arg("X"), py::arg("sample_weight"), py::arg("eps"),
+        py::arg("min_samples"));
+  m.def("predict_dbscan", &predict_dbscan);
   m.def("init_centers", &init_centers);
   m.def("minibatch_partial_step", &minibatch_partial_step);
   m.def("predict", &predict);

@@ -46,7 +46,8 @@ GridSpec choose_grid(const ColumnStats& stats, double eps) {
     g.columns.push_back(j);
   }
   std::sort(g.columns.begin(), g.columns.end());
-  for (std::int32_t j : g.columns) g.origin.push_back(stats.mean[j]);
+  // Origin 0, not the mean: the cells then do not hang on how a backend rounds the mean.
+  g.origin.assign(g.columns.size(), 0.0);
   return g;
 }
 
