@@ -15,6 +15,7 @@ both programs get the same eps. Both results are checked to agree: the same core
   bench/dbscan_peers.py                      # N = 100k and 1M for D = 2, 8, 16; 10M x 8 segforge alone
   bench/dbscan_peers.py --quick              # N = 20k, one repetition (a smoke run)
   bench/dbscan_peers.py --n 100000 --d 8 --reps 3
+  bench/dbscan_peers.py --n 10000000 --d 8 --segforge-only --reps 1
 
 Run with Debian's Python after scripts/setup.sh and scripts/build.sh. Not a test and not run in CI.
 """
@@ -116,6 +117,7 @@ def main():
     ap.add_argument("--sk-timeout", type=int, default=900)
     ap.add_argument("--sk-memory", type=float, default=16.0, help="GiB of address space for scikit-learn")
     ap.add_argument("--no-10m", action="store_true", help="leave out the 10M x 8 segforge-only row")
+    ap.add_argument("--segforge-only", action="store_true", help="do not run scikit-learn")
     a = ap.parse_args()
     cli = os.path.join(a.build, "tools", "segforge")
     out = os.path.join(ROOT, "out", "bench", "dbscan")
@@ -123,7 +125,7 @@ def main():
     ns = a.n or ([20_000] if a.quick else [100_000, 1_000_000])
     ds = a.d or [2, 8, 16]
     reps = 1 if a.quick else a.reps
-    cases = [(n, d, True) for n in ns for d in ds]
+    cases = [(n, d, not a.segforge_only) for n in ns for d in ds]
     if not a.quick and not a.no_10m and not a.n:
         cases.append((10_000_000, 8, False))
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()

@@ -787,8 +787,8 @@ class CpuBackend final : public Backend {
   }
 
   std::vector<double> eps_neighbour_weights(const Dataset& data, const RowBlocks& blocks,
-                                            const BlockPairs& pairs, double eps) override {
-    return cpu::eps_neighbour_weights(team(), host_rows_of(data), blocks, pairs, eps);
+                                            const BlockPairs& pairs, double eps, double stop_at) override {
+    return cpu::eps_neighbour_weights(team(), host_rows_of(data), blocks, pairs, eps, stop_at);
   }
 
   std::vector<std::int64_t> eps_min_root(const Dataset& data, const RowBlocks& blocks, const BlockPairs& pairs,

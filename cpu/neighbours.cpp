@@ -35,9 +35,11 @@ void check_blocks(const RowBlocks& blocks, i64 n, const char* what) {
 /// visit(q, r, d2): query row q (dataset index), reference row r, squared distance d2 <= eps².
 /// Each query row's visits come from one thread, in ascending candidate block order, then in the
 /// reference block's row order. `keep_ref(r)` filters reference rows before any distance.
-template <class KeepQuery, class KeepRef, class Visit>
+/// `done(q)` true: query row q needs no more visits (checked before each tile of reference rows;
+/// the visitor itself ignores visits after it, so where a row stops does not depend on tiling).
+template <class KeepQuery, class KeepRef, class Visit, class Done>
 void for_pairs(int team, HostRows q, const RowBlocks& qb, HostRows r, const RowBlocks& rb,
-               const BlockPairs& pairs, double eps, KeepQuery keep_query, KeepRef keep_ref, Visit visit) {
+               const BlockPairs& pairs, double eps, KeepQuery keep_query, KeepRef keep_ref, Visit visit, Done done) {
   check_blocks(qb, q.n, "query");
   check_blocks(rb, r.n, "reference");
   SEGFORGE_ASSERT(q.d == r.d, "query and reference differ in n_features");
@@ -73,11 +75,16 @@ void for_pairs(int team, HostRows q, const RowBlocks& qb, HostRows r, const RowB
         const float* x = q.rows + active[static_cast<std::size_t>(tile.p0 + i)] * d;
         for (i64 j = 0; j < d; ++j) qbuf[static_cast<std::size_t>(i * d + j)] = x[j];
       }
-      for (i64 c = pairs.offsets[tile.block]; c < pairs.offsets[tile.block + 1]; ++c) {
+      auto all_done = [&] {
+        for (i64 i = 0; i < nq; ++i)
+          if (!done(active[static_cast<std::size_t>(tile.p0 + i)])) return false;
+        return true;
+      };
+      for (i64 c = pairs.offsets[tile.block]; c < pairs.offsets[tile.block + 1] && !all_done(); ++c) {
         const i64 b = pairs.targets[static_cast<std::size_t>(c)];
         i64 p = rb.starts[b];
         const i64 end = rb.starts[b + 1];
-        while (p < end) {
+        while (p < end && !all_done()) {
           // The next (up to) kRefTile reference rows that pass keep_ref, widened column-major.
           i64 nt = 0;
           for (; p < end && nt < kRefTile; ++p) {
@@ -89,6 +96,7 @@ void for_pairs(int team, HostRows q, const RowBlocks& qb, HostRows r, const RowB
             ++nt;
           }
           for (i64 i = 0; i < nq; ++i) {
+            if (done(active[static_cast<std::size_t>(tile.p0 + i)])) continue;
             const double* x = qbuf.data() + i * d;
             std::fill_n(acc.data(), nt, 0.0);
             for (i64 j = 0; j < d; ++j) {
@@ -128,11 +136,16 @@ Matrix<std::int64_t> grid_cells(int team, HostRows data, std::span<const std::in
 }
 
 std::vector<double> eps_neighbour_weights(int team, HostRows data, const RowBlocks& blocks,
-                                          const BlockPairs& pairs, double eps) {
+                                          const BlockPairs& pairs, double eps, double stop_at) {
   std::vector<double> out(static_cast<std::size_t>(data.n), 0.0);
   const float* w = data.weights;
-  for_pairs(team, data, blocks, data, blocks, pairs, eps, [](i64) { return true; }, [](i64) { return true; },
-            [&](i64 q, i64 r, double) { out[static_cast<std::size_t>(q)] += w ? static_cast<double>(w[r]) : 1.0; });
+  auto done = [&](i64 q) { return out[static_cast<std::size_t>(q)] >= stop_at; };
+  for_pairs(
+      team, data, blocks, data, blocks, pairs, eps, [](i64) { return true; }, [](i64) { return true; },
+      [&](i64 q, i64 r, double) {
+        if (!done(q)) out[static_cast<std::size_t>(q)] += w ? static_cast<double>(w[r]) : 1.0;
+      },
+      done);
   return out;
 }
 
@@ -140,12 +153,41 @@ std::vector<std::int64_t> eps_min_root(int team, HostRows data, const RowBlocks&
                                        const BlockPairs& pairs, double eps,
                                        std::span<const std::int64_t> roots) {
   SEGFORGE_ASSERT(static_cast<i64>(roots.size()) == data.n, "one root per row");
+  check_blocks(blocks, data.n, "query");
   std::vector<std::int64_t> out(roots.begin(), roots.end());
-  auto core = [&](i64 i) { return roots[static_cast<std::size_t>(i)] >= 0; };
-  for_pairs(team, data, blocks, data, blocks, pairs, eps, core, core, [&](i64 q, i64 r, double) {
-    auto& m = out[static_cast<std::size_t>(q)];
-    m = std::min(m, roots[static_cast<std::size_t>(r)]);
-  });
+  const double eps2 = eps * eps;
+  const i64 d = data.d;
+  // One query row at a time: in each candidate block the rows come in ascending root order, so
+  // the first one within eps holds the block's smallest root, and a block whose first root is
+  // not below the best so far is skipped whole.
+#pragma omp parallel for schedule(dynamic, 16) num_threads(team)
+  for (i64 a = 0; a < blocks.n_blocks(); ++a) {
+    for (i64 p = blocks.starts[a]; p < blocks.starts[a + 1]; ++p) {
+      const i64 q = blocks.order[static_cast<std::size_t>(p)];
+      std::int64_t best = roots[static_cast<std::size_t>(q)];
+      if (best < 0) continue;
+      const float* x = data.rows + q * d;
+      for (i64 c = pairs.offsets[a]; c < pairs.offsets[a + 1]; ++c) {
+        const i64 b = pairs.targets[static_cast<std::size_t>(c)];
+        for (i64 k = blocks.starts[b]; k < blocks.starts[b + 1]; ++k) {
+          const i64 r = blocks.order[static_cast<std::size_t>(k)];
+          const std::int64_t root = roots[static_cast<std::size_t>(r)];
+          if (root < 0 || root >= best) break;  // no smaller root further in this block
+          const float* y = data.rows + r * d;
+          double s = 0.0;
+          for (i64 j = 0; j < d; ++j) {
+            const double v = static_cast<double>(x[j]) - y[j];
+            s += v * v;
+          }
+          if (s <= eps2) {
+            best = root;
+            break;
+          }
+        }
+      }
+      out[static_cast<std::size_t>(q)] = best;
+    }
+  }
   return out;
 }
 
@@ -172,7 +214,8 @@ void nearest_within_eps(int team, HostRows query, const RowBlocks& query_blocks,
           best = r;
           best_d2 = d2;
         }
-      });
+      },
+      [](i64) { return false; });
 }
 
 }  // namespace segforge::cpu

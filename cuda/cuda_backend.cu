@@ -519,13 +519,13 @@ class CudaBackend final : public Backend {
   }
 
   std::vector<double> eps_neighbour_weights(const Dataset& data, const RowBlocks& blocks, const BlockPairs& pairs,
-                                            double eps) override {
+                                            double eps, double stop_at) override {
     const auto& ds = cuda_data(data);
     EpsLaunch l(ds, blocks, ds, blocks, pairs, eps, [](i64) { return true; });
     DeviceBuffer<double> out(ds.n);
     gpu::check(cudaMemset(out.data(), 0, out.bytes()), "cudaMemset");
     if (l.p.n_active > 0) {
-      gpu::eps_weights_kernel<<<grid_for(l.p.n_active, kThreads), kThreads>>>(l.p, ds.weights.data(), out.data());
+      gpu::eps_weights_kernel<<<grid_for(l.p.n_active, kThreads), kThreads>>>(l.p, ds.weights.data(), stop_at, out.data());
       gpu::check_launch("eps_weights_kernel");
     }
     return out.to_host();

@@ -55,28 +55,11 @@ __device__ void for_eps_pairs(const EpsPairs& p, std::int64_t t, Keep keep, Visi
   }
 }
 
-struct KeepAll {
-  __device__ bool operator()(std::int64_t) const { return true; }
-};
 struct KeepMasked {
   const std::uint8_t* mask;  ///< nullptr: every row
   __device__ bool operator()(std::int64_t r) const { return mask == nullptr || mask[r] != 0; }
 };
-struct KeepRooted {
-  const std::int64_t* roots;
-  __device__ bool operator()(std::int64_t r) const { return roots[r] >= 0; }
-};
 
-struct SumWeights {
-  const float* weights;  ///< [reference n]
-  double sum = 0.0;
-  __device__ void operator()(std::int64_t, std::int64_t r, double) { sum = __dadd_rn(sum, static_cast<double>(weights[r])); }
-};
-struct MinRoot {
-  const std::int64_t* roots;
-  std::int64_t best;
-  __device__ void operator()(std::int64_t, std::int64_t r, double) { best = roots[r] < best ? roots[r] : best; }
-};
 struct Nearest {
   std::int64_t best = -1;
   double best_d2 = 0.0;
@@ -85,22 +68,47 @@ struct Nearest {
   }
 };
 
-/// out[q] = Σ w over the rows within eps (every query row that has candidate blocks).
-__global__ void eps_weights_kernel(EpsPairs p, const float* weights, double* out) {
+/// out[q] = Σ w over the rows within eps, in candidate block order, stopping once it reaches
+/// stop_at (the CPU backend stops at the same row, so the sums are the same).
+__global__ void eps_weights_kernel(EpsPairs p, const float* weights, double stop_at, double* out) {
   const std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t >= p.n_active) return;
-  SumWeights v{weights};
-  for_eps_pairs(p, t, KeepAll{}, v);
-  out[p.active[t]] = v.sum;
+  const std::int64_t q = p.active[t];
+  const std::int64_t b = p.active_block[t];
+  const float* x = p.q_rows + q * p.d;
+  double sum = 0.0;
+  for (std::int64_t c = p.offsets[b]; c < p.offsets[b + 1] && sum < stop_at; ++c) {
+    const std::int64_t rb = p.targets[c];
+    for (std::int64_t k = p.r_starts[rb]; k < p.r_starts[rb + 1] && sum < stop_at; ++k) {
+      const std::int64_t r = p.r_order[k];
+      if (exact_sq_distance(x, p.r_rows + r * p.d, p.d) <= p.eps2) sum = __dadd_rn(sum, static_cast<double>(weights[r]));
+    }
+  }
+  out[q] = sum;
 }
 
-/// out[q] = min roots[r] over the rooted rows within eps, itself included (out starts as roots).
+/// out[q] = min roots[r] over the rooted rows within eps, itself included. Within a block the
+/// rooted rows come first in ascending root order (the op's precondition): the first one within
+/// eps has the block's smallest root, and a block whose next root is not below the best is left.
 __global__ void eps_min_root_kernel(EpsPairs p, const std::int64_t* roots, std::int64_t* out) {
   const std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t >= p.n_active) return;
-  MinRoot v{roots, roots[p.active[t]]};
-  for_eps_pairs(p, t, KeepRooted{roots}, v);
-  out[p.active[t]] = v.best;
+  const std::int64_t q = p.active[t];
+  const std::int64_t b = p.active_block[t];
+  const float* x = p.q_rows + q * p.d;
+  std::int64_t best = roots[q];
+  for (std::int64_t c = p.offsets[b]; c < p.offsets[b + 1]; ++c) {
+    const std::int64_t rb = p.targets[c];
+    for (std::int64_t k = p.r_starts[rb]; k < p.r_starts[rb + 1]; ++k) {
+      const std::int64_t r = p.r_order[k];
+      if (roots[r] < 0 || roots[r] >= best) break;
+      if (exact_sq_distance(x, p.r_rows + r * p.d, p.d) <= p.eps2) {
+        best = roots[r];
+        break;
+      }
+    }
+  }
+  out[q] = best;
 }
 
 /// The nearest admitted reference row within eps, ties to the lower row; -1 where none.

@@ -227,7 +227,7 @@ DbscanResult fit_dbscan(Backend& backend, const Dataset& data, const DbscanParam
   r.grid_columns = spec.columns;
   r.n_blocks = grid.blocks.n_blocks();
   r.n_block_pairs = static_cast<i64>(pairs.targets.size());
-  const std::vector<double> weight = backend.eps_neighbour_weights(data, grid.blocks, pairs, params.eps);
+  const std::vector<double> weight = backend.eps_neighbour_weights(data, grid.blocks, pairs, params.eps, params.min_samples);
   std::vector<i64> roots(static_cast<std::size_t>(n), -1);
   MinUnionFind uf;
   uf.parent.resize(static_cast<std::size_t>(n));
@@ -246,10 +246,23 @@ DbscanResult fit_dbscan(Backend& backend, const Dataset& data, const DbscanParam
   // outside neighbour at least halves per pass. Stop when a pass unites nothing.
   t0 = std::chrono::steady_clock::now();
   if (r.n_core > 0) {
+    RowBlocks by_root;
+    by_root.starts = grid.blocks.starts;
     for (;;) {
       const BlockPairs live = r.rounds == 0 ? pairs : active_pairs(grid.blocks, pairs, roots);
       if (live.targets.empty()) break;
-      const std::vector<i64> lowest = backend.eps_min_root(data, grid.blocks, live, params.eps, roots);
+      // The op's precondition: in each block the core rows first, by ascending root.
+      by_root.order = grid.blocks.order;
+      for (i64 b = 0; b < grid.blocks.n_blocks(); ++b)
+        std::stable_sort(by_root.order.begin() + grid.blocks.starts[b], by_root.order.begin() + grid.blocks.starts[b + 1],
+                         [&](i64 x, i64 y) {
+                           const auto key = [&](i64 i) {
+                             const i64 v = roots[static_cast<std::size_t>(i)];
+                             return v < 0 ? std::numeric_limits<i64>::max() : v;
+                           };
+                           return key(x) < key(y);
+                         });
+      const std::vector<i64> lowest = backend.eps_min_root(data, by_root, live, params.eps, roots);
       ++r.rounds;
       bool united = false;
       for (i64 i = 0; i < n; ++i) {
