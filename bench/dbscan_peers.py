@@ -24,6 +24,7 @@ import datetime
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -84,11 +85,17 @@ def run_segforge(cli, path, eps, m, out):
 
 def run_sklearn(path, eps, m, out, timeout, memory_gib):
     lab = out + "/sk_labels.npy"
+    # Its own process group, so that a timeout ends scikit-learn too, not only /usr/bin/time.
+    proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", sys.executable, "-c", SK_CHILD, path, repr(eps), str(m),
+                             str(memory_gib), lab], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
-        r = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-c", SK_CHILD, path, repr(eps), str(m),
-                            str(memory_gib), lab], capture_output=True, text=True, timeout=timeout)
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return dict(failed="over %d s" % timeout)
+    r = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     if r.returncode != 0:
         last = (r.stderr.strip().splitlines() or ["?"])
         return dict(failed="MemoryError" if "MemoryError" in r.stderr else "exit %d: %s" % (r.returncode, last[-2:]))

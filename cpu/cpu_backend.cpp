@@ -791,9 +791,9 @@ class CpuBackend final : public Backend {
     return cpu::eps_neighbour_weights(team(), host_rows_of(data), blocks, pairs, eps, stop_at);
   }
 
-  std::vector<std::int64_t> eps_min_root(const Dataset& data, const RowBlocks& blocks, const BlockPairs& pairs,
+  std::vector<std::int64_t> eps_lower_root(const Dataset& data, const RowBlocks& blocks, const BlockPairs& pairs,
                                          double eps, std::span<const std::int64_t> roots) override {
-    return cpu::eps_min_root(team(), host_rows_of(data), blocks, pairs, eps, roots);
+    return cpu::eps_lower_root(team(), host_rows_of(data), blocks, pairs, eps, roots);
   }
 
   void nearest_within_eps(const Dataset& query, const RowBlocks& query_blocks,

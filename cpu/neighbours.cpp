@@ -37,9 +37,12 @@ void check_blocks(const RowBlocks& blocks, i64 n, const char* what) {
 /// reference block's row order. `keep_ref(r)` filters reference rows before any distance.
 /// `done(q)` true: query row q needs no more visits (checked before each tile of reference rows;
 /// the visitor itself ignores visits after it, so where a row stops does not depend on tiling).
+/// `own_first` (query and reference the same blocks): the query's own block is visited first,
+/// then the other candidates in ascending order.
 template <class KeepQuery, class KeepRef, class Visit, class Done>
 void for_pairs(int team, HostRows q, const RowBlocks& qb, HostRows r, const RowBlocks& rb,
-               const BlockPairs& pairs, double eps, KeepQuery keep_query, KeepRef keep_ref, Visit visit, Done done) {
+               const BlockPairs& pairs, double eps, KeepQuery keep_query, KeepRef keep_ref, Visit visit, Done done,
+               bool own_first = false) {
   check_blocks(qb, q.n, "query");
   check_blocks(rb, r.n, "reference");
   SEGFORGE_ASSERT(q.d == r.d, "query and reference differ in n_features");
@@ -80,8 +83,11 @@ void for_pairs(int team, HostRows q, const RowBlocks& qb, HostRows r, const RowB
           if (!done(active[static_cast<std::size_t>(tile.p0 + i)])) return false;
         return true;
       };
-      for (i64 c = pairs.offsets[tile.block]; c < pairs.offsets[tile.block + 1] && !all_done(); ++c) {
-        const i64 b = pairs.targets[static_cast<std::size_t>(c)];
+      const i64 c0 = pairs.offsets[tile.block], c1 = pairs.offsets[tile.block + 1];
+      const bool own = own_first && std::binary_search(pairs.targets.begin() + c0, pairs.targets.begin() + c1, tile.block);
+      for (i64 c = own ? c0 - 1 : c0; c < c1 && !all_done(); ++c) {
+        const i64 b = c < c0 ? tile.block : pairs.targets[static_cast<std::size_t>(c)];
+        if (own && c >= c0 && b == tile.block) continue;  // visited first
         i64 p = rb.starts[b];
         const i64 end = rb.starts[b + 1];
         while (p < end && !all_done()) {
@@ -145,11 +151,11 @@ std::vector<double> eps_neighbour_weights(int team, HostRows data, const RowBloc
       [&](i64 q, i64 r, double) {
         if (!done(q)) out[static_cast<std::size_t>(q)] += w ? static_cast<double>(w[r]) : 1.0;
       },
-      done);
+      done, /*own_first=*/true);
   return out;
 }
 
-std::vector<std::int64_t> eps_min_root(int team, HostRows data, const RowBlocks& blocks,
+std::vector<std::int64_t> eps_lower_root(int team, HostRows data, const RowBlocks& blocks,
                                        const BlockPairs& pairs, double eps,
                                        std::span<const std::int64_t> roots) {
   SEGFORGE_ASSERT(static_cast<i64>(roots.size()) == data.n, "one root per row");
@@ -157,22 +163,26 @@ std::vector<std::int64_t> eps_min_root(int team, HostRows data, const RowBlocks&
   std::vector<std::int64_t> out(roots.begin(), roots.end());
   const double eps2 = eps * eps;
   const i64 d = data.d;
-  // One query row at a time: in each candidate block the rows come in ascending root order, so
-  // the first one within eps holds the block's smallest root, and a block whose first root is
-  // not below the best so far is skipped whole.
+  // One query row at a time; it stops at the first core row within eps whose root is lower. In
+  // each block the core rows come in ascending root order, so a block is left at the first root
+  // that is not lower. The own block first: neighbours are likeliest there.
 #pragma omp parallel for schedule(dynamic, 16) num_threads(team)
   for (i64 a = 0; a < blocks.n_blocks(); ++a) {
+    const i64 c0 = pairs.offsets[a], c1 = pairs.offsets[a + 1];
+    const bool own = std::binary_search(pairs.targets.begin() + c0, pairs.targets.begin() + c1, a);
     for (i64 p = blocks.starts[a]; p < blocks.starts[a + 1]; ++p) {
       const i64 q = blocks.order[static_cast<std::size_t>(p)];
-      std::int64_t best = roots[static_cast<std::size_t>(q)];
-      if (best < 0) continue;
+      const std::int64_t mine = roots[static_cast<std::size_t>(q)];
+      if (mine < 0) continue;
       const float* x = data.rows + q * d;
-      for (i64 c = pairs.offsets[a]; c < pairs.offsets[a + 1]; ++c) {
-        const i64 b = pairs.targets[static_cast<std::size_t>(c)];
+      std::int64_t found = mine;
+      for (i64 c = own ? c0 - 1 : c0; c < c1 && found == mine; ++c) {
+        const i64 b = c < c0 ? a : pairs.targets[static_cast<std::size_t>(c)];
+        if (c >= c0 && b == a) continue;  // the own block came first
         for (i64 k = blocks.starts[b]; k < blocks.starts[b + 1]; ++k) {
           const i64 r = blocks.order[static_cast<std::size_t>(k)];
           const std::int64_t root = roots[static_cast<std::size_t>(r)];
-          if (root < 0 || root >= best) break;  // no smaller root further in this block
+          if (root < 0 || root >= mine) break;  // no lower root further in this block
           const float* y = data.rows + r * d;
           double s = 0.0;
           for (i64 j = 0; j < d; ++j) {
@@ -180,12 +190,12 @@ std::vector<std::int64_t> eps_min_root(int team, HostRows data, const RowBlocks&
             s += v * v;
           }
           if (s <= eps2) {
-            best = root;
+            found = root;
             break;
           }
         }
       }
-      out[static_cast<std::size_t>(q)] = best;
+      out[static_cast<std::size_t>(q)] = found;
     }
   }
   return out;

@@ -31,7 +31,7 @@ Matrix<std::int64_t> grid_cells(int team, HostRows data, std::span<const std::in
 std::vector<double> eps_neighbour_weights(int team, HostRows data, const RowBlocks& blocks,
                                           const BlockPairs& pairs, double eps, double stop_at);
 
-std::vector<std::int64_t> eps_min_root(int team, HostRows data, const RowBlocks& blocks,
+std::vector<std::int64_t> eps_lower_root(int team, HostRows data, const RowBlocks& blocks,
                                        const BlockPairs& pairs, double eps,
                                        std::span<const std::int64_t> roots);
 

@@ -531,7 +531,7 @@ class CudaBackend final : public Backend {
     return out.to_host();
   }
 
-  std::vector<std::int64_t> eps_min_root(const Dataset& data, const RowBlocks& blocks, const BlockPairs& pairs, double eps,
+  std::vector<std::int64_t> eps_lower_root(const Dataset& data, const RowBlocks& blocks, const BlockPairs& pairs, double eps,
                                          std::span<const std::int64_t> roots) override {
     const auto& ds = cuda_data(data);
     SEGFORGE_ASSERT(static_cast<i64>(roots.size()) == ds.n, "one root per row");
@@ -539,8 +539,8 @@ class CudaBackend final : public Backend {
     DeviceBuffer<std::int64_t> dev_roots = gpu::to_device(roots.data(), ds.n);
     DeviceBuffer<std::int64_t> out = gpu::to_device(roots.data(), ds.n);
     if (l.p.n_active > 0) {
-      gpu::eps_min_root_kernel<<<grid_for(l.p.n_active, kThreads), kThreads>>>(l.p, dev_roots.data(), out.data());
-      gpu::check_launch("eps_min_root_kernel");
+      gpu::eps_lower_root_kernel<<<grid_for(l.p.n_active, kThreads), kThreads>>>(l.p, dev_roots.data(), out.data());
+      gpu::check_launch("eps_lower_root_kernel");
     }
     return out.to_host();
   }

@@ -68,7 +68,7 @@ struct Nearest {
   }
 };
 
-/// out[q] = Σ w over the rows within eps, in candidate block order, stopping once it reaches
+/// out[q] = Σ w over the rows within eps, own block first, stopping once it reaches
 /// stop_at (the CPU backend stops at the same row, so the sums are the same).
 __global__ void eps_weights_kernel(EpsPairs p, const float* weights, double stop_at, double* out) {
   const std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -77,8 +77,13 @@ __global__ void eps_weights_kernel(EpsPairs p, const float* weights, double stop
   const std::int64_t b = p.active_block[t];
   const float* x = p.q_rows + q * p.d;
   double sum = 0.0;
-  for (std::int64_t c = p.offsets[b]; c < p.offsets[b + 1] && sum < stop_at; ++c) {
-    const std::int64_t rb = p.targets[c];
+  // The own block first, then the other candidates ascending (the CPU backend's order).
+  const std::int64_t c0 = p.offsets[b], c1 = p.offsets[b + 1];
+  bool own = false;
+  for (std::int64_t c = c0; c < c1; ++c) own = own || p.targets[c] == b;
+  for (std::int64_t c = own ? c0 - 1 : c0; c < c1 && sum < stop_at; ++c) {
+    const std::int64_t rb = c < c0 ? b : p.targets[c];
+    if (c >= c0 && rb == b) continue;
     for (std::int64_t k = p.r_starts[rb]; k < p.r_starts[rb + 1] && sum < stop_at; ++k) {
       const std::int64_t r = p.r_order[k];
       if (exact_sq_distance(x, p.r_rows + r * p.d, p.d) <= p.eps2) sum = __dadd_rn(sum, static_cast<double>(weights[r]));
@@ -87,28 +92,33 @@ __global__ void eps_weights_kernel(EpsPairs p, const float* weights, double stop
   out[q] = sum;
 }
 
-/// out[q] = min roots[r] over the rooted rows within eps, itself included. Within a block the
-/// rooted rows come first in ascending root order (the op's precondition): the first one within
-/// eps has the block's smallest root, and a block whose next root is not below the best is left.
-__global__ void eps_min_root_kernel(EpsPairs p, const std::int64_t* roots, std::int64_t* out) {
+/// out[q] = the root of the first rooted row within eps whose root is below q's, own block first,
+/// then the other candidate blocks ascending (the CPU backend's order); q's root when none.
+/// Within a block the rooted rows come first in ascending root order (the op's precondition).
+__global__ void eps_lower_root_kernel(EpsPairs p, const std::int64_t* roots, std::int64_t* out) {
   const std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t >= p.n_active) return;
   const std::int64_t q = p.active[t];
-  const std::int64_t b = p.active_block[t];
+  const std::int64_t a = p.active_block[t];
   const float* x = p.q_rows + q * p.d;
-  std::int64_t best = roots[q];
-  for (std::int64_t c = p.offsets[b]; c < p.offsets[b + 1]; ++c) {
-    const std::int64_t rb = p.targets[c];
+  const std::int64_t mine = roots[q];
+  const std::int64_t c0 = p.offsets[a], c1 = p.offsets[a + 1];
+  bool own = false;
+  for (std::int64_t c = c0; c < c1; ++c) own = own || p.targets[c] == a;
+  std::int64_t found = mine;
+  for (std::int64_t c = own ? c0 - 1 : c0; c < c1 && found == mine; ++c) {
+    const std::int64_t rb = c < c0 ? a : p.targets[c];
+    if (c >= c0 && rb == a) continue;
     for (std::int64_t k = p.r_starts[rb]; k < p.r_starts[rb + 1]; ++k) {
       const std::int64_t r = p.r_order[k];
-      if (roots[r] < 0 || roots[r] >= best) break;
+      if (roots[r] < 0 || roots[r] >= mine) break;
       if (exact_sq_distance(x, p.r_rows + r * p.d, p.d) <= p.eps2) {
-        best = roots[r];
+        found = roots[r];
         break;
       }
     }
   }
-  out[q] = best;
+  out[q] = found;
 }
 
 /// The nearest admitted reference row within eps, ties to the lower row; -1 where none.

@@ -214,8 +214,8 @@ class Backend {
   }
 
   /// DBSCAN's neighbourhood weight: for every row i, Σ w_j over the rows j with ||x_i − x_j|| <= eps,
-  /// i itself included, looked for in the candidate blocks of i's block (ascending, then in block
-  /// order), stopping once the sum reaches `stop_at` (the core test needs no more; +inf: the whole
+  /// i itself included, looked for in the candidate blocks of i's block (its own block first, then
+  /// the others ascending, each in block order), stopping once the sum reaches `stop_at` (the core test needs no more; +inf: the whole
   /// weight). [out] [n_samples]
   virtual std::vector<double> eps_neighbour_weights(const Dataset& data, const RowBlocks& blocks,
                                                     const BlockPairs& pairs, double eps, double stop_at) {
@@ -223,12 +223,13 @@ class Backend {
     throw no_neighbour_ops();
   }
 
-  /// One step of minimum-label propagation over core rows: for every row i with roots[i] >= 0,
-  /// the smallest roots[j] over the rows j within eps with roots[j] >= 0 (i included); -1 for
-  /// rows with roots[i] < 0. Precondition, which lets a block be left at its first row within
-  /// eps: within each block the rows with roots >= 0 come first, in ascending root order.
-  /// [in] roots [n_samples]; [out] [n_samples]
-  virtual std::vector<std::int64_t> eps_min_root(const Dataset& data, const RowBlocks& blocks,
+  /// One step of label propagation over core rows: for every row i with roots[i] >= 0, the root
+  /// of the first row j within eps with 0 <= roots[j] < roots[i], looking in i's own block first
+  /// (when it is a candidate), then in the other candidate blocks in ascending order, each block
+  /// in its row order; roots[i] when there is none, -1 for rows with roots[i] < 0. Precondition,
+  /// which lets a block be left early: within each block the rows with roots >= 0 come first, in
+  /// ascending root order. [in] roots [n_samples]; [out] [n_samples]
+  virtual std::vector<std::int64_t> eps_lower_root(const Dataset& data, const RowBlocks& blocks,
                                                  const BlockPairs& pairs, double eps,
                                                  std::span<const std::int64_t> roots) {
     (void)data, (void)blocks, (void)pairs, (void)eps, (void)roots;

@@ -10,8 +10,8 @@
 //   first, which depends on the row order;
 // - every other row is noise, label -1.
 // Nothing of size O(neighbours) is stored: rows are grouped into grid cells of side eps over
-// up to three columns (rows within eps lie in neighbouring cells), and each pass computes
-// distances between the rows of neighbouring cells only. Components come from minimum-label
+// up to six columns (rows within eps lie in neighbouring cells), and each pass computes
+// distances between the rows of neighbouring cells only. Components come from label
 // propagation over those pairs with a union-find in the driver (a few passes).
 
 #include <cstdint>

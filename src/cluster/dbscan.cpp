@@ -22,19 +22,23 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-/// Columns the grid is cut on (at most three: 3^P neighbouring cells per cell), their origin and
-/// the side. Two rows within eps differ by at most eps in every column, so with cells of side
-/// eps they lie in cells whose coordinates differ by at most 1 on each grid column: the pruning
-/// is exact in any dimension, and tight where the grid columns carry most of the spread.
+/// Columns the grid is cut on, their origin and the side. Two rows within eps differ by at most
+/// eps in every column, so with cells of side eps they lie in cells whose coordinates differ by
+/// at most 1 on each grid column: the pruning is exact in any dimension, and tight where the grid
+/// columns carry most of the spread.
 struct GridSpec {
   std::vector<std::int32_t> columns;
   std::vector<double> origin;
   double side = 1.0;
 };
 
-constexpr int kMaxGridColumns = 3;
+/// At most this many grid columns: a cell has up to 3^P neighbours, found by a walk over the
+/// sorted cells that stops at empty ranges (neighbour_pairs).
+constexpr int kMaxGridColumns = 6;
 
-/// The columns of largest variance (ties: the lower index), skipping constant ones.
+/// The columns of largest variance (ties: the lower index), up to kMaxGridColumns of them, and
+/// only those whose standard deviation is at least eps / 2 (a column narrower than a few cells
+/// prunes nothing and only multiplies the neighbour cells), but always the widest non-constant one.
 GridSpec choose_grid(const ColumnStats& stats, double eps) {
   GridSpec g;
   g.side = eps;
@@ -43,6 +47,7 @@ GridSpec choose_grid(const ColumnStats& stats, double eps) {
   std::stable_sort(idx.begin(), idx.end(), [&](std::int32_t a, std::int32_t b) { return stats.variance[a] > stats.variance[b]; });
   for (std::int32_t j : idx) {
     if (static_cast<int>(g.columns.size()) == kMaxGridColumns || !(stats.variance[j] > 0.0)) break;
+    if (!g.columns.empty() && std::sqrt(stats.variance[j]) < 0.5 * eps) break;
     g.columns.push_back(j);
   }
   std::sort(g.columns.begin(), g.columns.end());
@@ -94,7 +99,10 @@ GridBlocks grid_blocks(Backend& backend, const Dataset& data, const GridSpec& sp
 }
 
 /// Query cells against reference cells whose coordinates differ by at most 1 on every grid
-/// column (binary search in the reference's sorted cells), targets ascending.
+/// column, targets ascending. The reference cells are sorted lexicographically, so the cells that
+/// share a prefix of exact values form a range sorted by the next column: a walk fixes one column
+/// at a time to each of its three values and stops where a range is empty (at most 3^P leaves,
+/// far fewer where the neighbourhood is sparse).
 BlockPairs neighbour_pairs(const GridBlocks& query, const GridBlocks& reference) {
   SEGFORGE_ASSERT(query.p == reference.p, "the two grids differ");
   BlockPairs pairs;
@@ -108,39 +116,32 @@ BlockPairs neighbour_pairs(const GridBlocks& query, const GridBlocks& reference)
     }
     return pairs;
   }
-  int n_offsets = 1;
-  for (int c = 0; c < p; ++c) n_offsets *= 3;
-  std::vector<std::int64_t> want(static_cast<std::size_t>(p));
-  auto cell_less = [&](i64 b, const std::vector<std::int64_t>& key) {
-    for (int c = 0; c < p; ++c) {
-      const std::int64_t v = reference.cells[static_cast<std::size_t>(b * p + c)];
-      if (v != key[static_cast<std::size_t>(c)]) return v < key[static_cast<std::size_t>(c)];
+  auto cell = [&](i64 b, int c) { return reference.cells[static_cast<std::size_t>(b * p + c)]; };
+  const std::int64_t* want = nullptr;
+  // Reference blocks [lo, hi) share the query's neighbour values on columns < c.
+  auto walk = [&](auto&& self, int c, i64 lo, i64 hi) -> void {
+    if (c == p) {
+      for (i64 b = lo; b < hi; ++b) pairs.targets.push_back(b);
+      return;
     }
-    return false;
+    for (std::int64_t v = want[c] - 1; v <= want[c] + 1; ++v) {
+      i64 l = lo, h = hi;  // first block with cell(b, c) >= v
+      while (l < h) {
+        const i64 m = l + (h - l) / 2;
+        if (cell(m, c) < v) l = m + 1; else h = m;
+      }
+      i64 e = l, h2 = hi;  // first block with cell(b, c) > v
+      while (e < h2) {
+        const i64 m = e + (h2 - e) / 2;
+        if (cell(m, c) <= v) e = m + 1; else h2 = m;
+      }
+      if (l < e) self(self, c + 1, l, e);
+      lo = e;  // the next value starts after this one's range
+    }
   };
-  std::vector<i64> found;
   for (i64 a = 0; a < nq; ++a) {
-    found.clear();
-    for (int o = 0; o < n_offsets; ++o) {
-      int rest = o;
-      for (int c = 0; c < p; ++c) {
-        want[static_cast<std::size_t>(c)] = query.cells[static_cast<std::size_t>(a * p + c)] + (rest % 3) - 1;
-        rest /= 3;
-      }
-      i64 lo = 0, hi = nr;  // first reference block whose cell is not less than `want`
-      while (lo < hi) {
-        const i64 mid = lo + (hi - lo) / 2;
-        if (cell_less(mid, want)) lo = mid + 1; else hi = mid;
-      }
-      if (lo < nr && !cell_less(lo, want)) {
-        bool equal = true;
-        for (int c = 0; c < p && equal; ++c)
-          equal = reference.cells[static_cast<std::size_t>(lo * p + c)] == want[static_cast<std::size_t>(c)];
-        if (equal) found.push_back(lo);
-      }
-    }
-    std::sort(found.begin(), found.end());
-    pairs.targets.insert(pairs.targets.end(), found.begin(), found.end());
+    want = query.cells.data() + a * p;
+    walk(walk, 0, 0, nr);
     pairs.offsets.push_back(static_cast<i64>(pairs.targets.size()));
   }
   return pairs;
@@ -240,10 +241,11 @@ DbscanResult fit_dbscan(Backend& backend, const Dataset& data, const DbscanParam
     }
   r.neighbour_seconds = seconds_since(t0);
 
-  // Step 2: components of the core rows. Each pass gives every core row the lowest root among
-  // its core neighbours; uniting it with that root merges every component that has a
-  // neighbouring component with at least one other, so the number of components with an
-  // outside neighbour at least halves per pass. Stop when a pass unites nothing.
+  // Step 2: components of the core rows. Each pass gives every core row the root of a core
+  // neighbour with a lower root, if it has one (the first found); uniting the two merges every
+  // component that borders one with a lower root into such a one, so the components shrink in
+  // number every pass. Stop when a pass unites nothing: then every core row's core neighbours
+  // share its root, and the roots are the connected components.
   t0 = std::chrono::steady_clock::now();
   if (r.n_core > 0) {
     RowBlocks by_root;
@@ -262,7 +264,7 @@ DbscanResult fit_dbscan(Backend& backend, const Dataset& data, const DbscanParam
                            };
                            return key(x) < key(y);
                          });
-      const std::vector<i64> lowest = backend.eps_min_root(data, by_root, live, params.eps, roots);
+      const std::vector<i64> lowest = backend.eps_lower_root(data, by_root, live, params.eps, roots);
       ++r.rounds;
       bool united = false;
       for (i64 i = 0; i < n; ++i) {
