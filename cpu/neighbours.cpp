@@ -25,6 +25,16 @@ struct QueryTile {
   i64 p0, p1;  ///< into `active` (the query positions that pass the mask)
 };
 
+/// Σ_j (x_j − y_j)² over j ascending in double (never fused: -ffp-contract=off).
+double exact_sq_distance(const float* x, const float* y, i64 d) {
+  double s = 0.0;
+  for (i64 j = 0; j < d; ++j) {
+    const double v = static_cast<double>(x[j]) - y[j];
+    s += v * v;
+  }
+  return s;
+}
+
 void check_blocks(const RowBlocks& blocks, i64 n, const char* what) {
   SEGFORGE_ASSERT(static_cast<i64>(blocks.order.size()) == n, std::string(what) + " blocks must order every row");
   SEGFORGE_ASSERT(!blocks.starts.empty() && blocks.starts.front() == 0 && blocks.starts.back() == n,
@@ -183,13 +193,7 @@ std::vector<std::int64_t> eps_lower_root(int team, HostRows data, const RowBlock
           const i64 r = blocks.order[static_cast<std::size_t>(k)];
           const std::int64_t root = roots[static_cast<std::size_t>(r)];
           if (root < 0 || root >= mine) break;  // no lower root further in this block
-          const float* y = data.rows + r * d;
-          double s = 0.0;
-          for (i64 j = 0; j < d; ++j) {
-            const double v = static_cast<double>(x[j]) - y[j];
-            s += v * v;
-          }
-          if (s <= eps2) {
+          if (exact_sq_distance(x, data.rows + r * d, d) <= eps2) {
             found = root;
             break;
           }

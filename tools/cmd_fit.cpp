@@ -165,6 +165,52 @@ void apply_name_overrides(const std::string& path, std::vector<SegmentEntry>& en
                          " are both named '" + entries[a].name + "'; names must be unique within a model");
 }
 
+/// The outputs every fit writes (model, labels, metrics, dictionary), declared on `outputs`;
+/// returns the dictionary's path.
+std::string declare_fit_outputs(OutputSet& outputs, const FitOptions& o) {
+  outputs.output(o.model, "-o", {".h5", ".hdf5"});
+  if (!o.labels.empty()) outputs.output(o.labels, "--labels", {".h5", ".csv"});
+  if (!o.metrics.empty()) outputs.output(o.metrics, "--metrics", {".json"});
+  const std::string dictionary = o.dictionary.empty() ? dictionary_path(o.model) : o.dictionary;
+  outputs.output(dictionary, "--dictionary", {".json"});
+  return dictionary;
+}
+
+/// The roles and audience the names speak of: the features file's (inferred from the names for
+/// a file without /feature_roles), then --role and --audience; checked before the fit.
+struct Naming {
+  std::vector<FeatureRole> roles;
+  Audience audience;
+};
+Naming naming_of(const FitOptions& o, const Features& f) {
+  std::vector<FeatureRole> roles = feature_roles(f.feature_names, f.feature_roles);
+  apply_role_settings(o.roles, f.feature_names, roles);  // --role COLUMN=ROLE
+  return {std::move(roles), resolve_audience(*parse_audience(o.audience), f.audience, f.feature_names)};
+}
+
+/// What a fit says about its segments: profiles against the data's column statistics, the
+/// automatic names with --names applied, and the data-sufficiency guards (src/refresh/match.cpp:
+/// few rows, under two years of history, small segments; --strict makes them errors).
+struct Description {
+  std::vector<SegmentProfile> profiles;
+  std::vector<SegmentEntry> entries;
+  std::vector<std::string> names;
+  std::vector<std::string> warnings;
+};
+Description describe_segments(const FitOptions& o, Backend& backend, const Dataset& data, const Features& f,
+                              const Naming& naming, MatrixView<const float> centroids,
+                              const std::vector<std::int64_t>& sizes) {
+  Description out;
+  out.profiles = segment_profiles(centroids, sizes, backend.column_stats(data), f.scaler);
+  out.entries = name_segments(out.profiles, f.feature_names, naming.roles, naming.audience);
+  if (!o.names.empty()) apply_name_overrides(o.names, out.entries);
+  for (const auto& e : out.entries) out.names.push_back(e.name);
+  out.warnings = sufficiency_warnings({f.n_rows_total, history_days_attribute(inspect_features(f.path, f.dataset).attributes),
+                                       sizes, out.names, o.min_segment_size});
+  if (o.strict && !out.warnings.empty()) throw InputError(where(f) + ": " + out.warnings.front() + " (--strict)");
+  return out;
+}
+
 /// One line per segment on stderr: number, name, rows, share of all rows, and the features that
 /// most set it apart, in original units.
 void print_segments(const std::vector<SegmentProfile>& profiles, const std::vector<std::string>& names,
@@ -210,11 +256,7 @@ int run_fit_dbscan(const FitOptions& o) {
   OutputSet outputs;
   outputs.input(o.features, "features");
   outputs.input(o.names, "--names");
-  outputs.output(o.model, "-o", {".h5", ".hdf5"});
-  if (!o.labels.empty()) outputs.output(o.labels, "--labels", {".h5", ".csv"});
-  if (!o.metrics.empty()) outputs.output(o.metrics, "--metrics", {".json"});
-  const std::string dictionary = o.dictionary.empty() ? dictionary_path(o.model) : o.dictionary;
-  outputs.output(dictionary, "--dictionary", {".json"});
+  const std::string dictionary = declare_fit_outputs(outputs, o);
   const SilhouetteSpec silhouette = parse_silhouette(o.silhouette);
   DbscanParams p;
   p.min_samples = o.min_samples;
@@ -240,9 +282,7 @@ int run_fit_dbscan(const FitOptions& o) {
   if (f.disk_rows > 0 || f.x.rows() != n)
     throw InputError(where(f) + ": DBSCAN compares rows in any order and runs in one process with every row in memory; "
                      "raise --memory-budget, and run it without mpirun");
-  std::vector<FeatureRole> roles = feature_roles(f.feature_names, f.feature_roles);
-  apply_role_settings(o.roles, f.feature_names, roles);
-  const Audience audience = resolve_audience(*parse_audience(o.audience), f.audience, f.feature_names);
+  const Naming naming = naming_of(o, f);
   auto data = open_data(*backend, f, o.common);
 
   Stopwatch fit_time;
@@ -277,14 +317,11 @@ int run_fit_dbscan(const FitOptions& o) {
   centroids = Matrix<float>(k, d, std::vector<float>(centroids.data(), centroids.data() + k * d));
   const std::vector<std::int64_t> sizes = sizes_of(r.labels, k);  // noise is in none
 
-  const std::vector<SegmentProfile> profiles = segment_profiles(centroids.view(), sizes, backend->column_stats(*data), f.scaler);
-  std::vector<SegmentEntry> entries = name_segments(profiles, f.feature_names, roles, audience);
-  if (!o.names.empty()) apply_name_overrides(o.names, entries);
-  std::vector<std::string> names;
-  for (const auto& e : entries) names.push_back(e.name);
-  std::vector<std::string> warnings = sufficiency_warnings(
-      {n, history_days_attribute(inspect_features(f.path, f.dataset).attributes), sizes, names, o.min_segment_size});
-  if (o.strict && !warnings.empty()) throw InputError(where(f) + ": " + warnings.front() + " (--strict)");
+  Description described = describe_segments(o, *backend, *data, f, naming, centroids.view(), sizes);
+  const std::vector<SegmentProfile>& profiles = described.profiles;
+  const std::vector<SegmentEntry>& entries = described.entries;
+  const std::vector<std::string>& names = described.names;
+  std::vector<std::string>& warnings = described.warnings;
   // Schubert et al. 2017's red flags: most rows noise (eps too small), or one cluster holding
   // nearly everything (eps too large).
   const double noise_share = static_cast<double>(r.n_noise) / static_cast<double>(n);
@@ -299,7 +336,7 @@ int run_fit_dbscan(const FitOptions& o) {
   Model model;
   model.centroids = centroids;
   model.feature_names = f.feature_names;
-  model.feature_roles = feature_role_names(roles);
+  model.feature_roles = feature_role_names(naming.roles);
   model.scaler = f.scaler;
   set_segments(model, profiles, entries, sizes);
   std::vector<std::int64_t> core_rows;
@@ -309,7 +346,7 @@ int run_fit_dbscan(const FitOptions& o) {
       model.dbscan_core_labels.push_back(r.labels[static_cast<std::size_t>(i)]);
     }
   model.dbscan_core_rows = backend->gather(*data, core_rows);
-  model.attributes = fit_attributes({"dbscan", "-", k, 1, r.rounds, o.seed, true, inertia}, info, f, audience);
+  model.attributes = fit_attributes({"dbscan", "-", k, 1, r.rounds, o.seed, true, inertia}, info, f, naming.audience);
   char eps_text[64];
   std::snprintf(eps_text, sizeof eps_text, "%.17g", p.eps);
   model.attributes["eps"] = eps_text;
@@ -388,11 +425,7 @@ int run_fit(const FitOptions& o) {
   outputs.input(o.continue_from, "--continue-from");
   outputs.input(o.names, "--names");
   outputs.input(o.checkpoint.resume, "--resume");
-  outputs.output(o.model, "-o", {".h5", ".hdf5"});
-  if (!o.labels.empty()) outputs.output(o.labels, "--labels", {".h5", ".csv"});
-  if (!o.metrics.empty()) outputs.output(o.metrics, "--metrics", {".json"});
-  const std::string dictionary = o.dictionary.empty() ? dictionary_path(o.model) : o.dictionary;
-  outputs.output(dictionary, "--dictionary", {".json"});
+  const std::string dictionary = declare_fit_outputs(outputs, o);
   const std::string checkpoint_file = o.checkpoint.path.empty() ? o.checkpoint.resume : o.checkpoint.path;
   if (!checkpoint_file.empty())
     outputs.standalone(checkpoint_file, o.checkpoint.path.empty() ? "--resume" : "--checkpoint",
@@ -405,11 +438,7 @@ int run_fit(const FitOptions& o) {
   Features f = load(o.features, o.common);
   const double read_seconds = read_time.seconds();
   const std::int64_t n = f.n_rows_total, d = f.x.cols();  // all ranks' rows under MPI
-  // The roles and audience the names speak of: the features file's (inferred from the names for
-  // a file without /feature_roles), then --role and --audience; checked before the fit.
-  std::vector<FeatureRole> roles = feature_roles(f.feature_names, f.feature_roles);
-  apply_role_settings(o.roles, f.feature_names, roles);  // --role COLUMN=ROLE
-  const Audience audience = resolve_audience(*parse_audience(o.audience), f.audience, f.feature_names);
+  const Naming naming = naming_of(o, f);
 
   InitParams ip;
   ip.init = init;
@@ -471,31 +500,24 @@ int run_fit(const FitOptions& o) {
   const int k = o.k;
   const Assignment assignment = predict(*backend, *data, result.centroids.view());
   const std::vector<std::int64_t> sizes = sizes_of(assignment.labels, k);
-  // Profiles against the data's column statistics; automatic names, then --names overrides.
-  const std::vector<SegmentProfile> profiles =
-      segment_profiles(result.centroids.view(), sizes, backend->column_stats(*data), f.scaler);
-  std::vector<SegmentEntry> entries = name_segments(profiles, f.feature_names, roles, audience);
-  if (!o.names.empty()) apply_name_overrides(o.names, entries);
-  std::vector<std::string> names;
-  for (const auto& e : entries) names.push_back(e.name);
-  // Guards (src/refresh/match.cpp): few rows, under two years of history, small segments make
-  // segment estimates noisy (printed with the profiles); --strict makes them errors.
-  const std::vector<std::string> guard_warnings = sufficiency_warnings(
-      {n, history_days_attribute(inspect_features(f.path, f.dataset).attributes), sizes, names, o.min_segment_size});
-  if (o.strict && !guard_warnings.empty()) throw InputError(where(f) + ": " + guard_warnings.front() + " (--strict)");
+  const Description described = describe_segments(o, *backend, *data, f, naming, result.centroids.view(), sizes);
+  const std::vector<SegmentProfile>& profiles = described.profiles;
+  const std::vector<SegmentEntry>& entries = described.entries;
+  const std::vector<std::string>& names = described.names;
+  const std::vector<std::string>& guard_warnings = described.warnings;
 
   const BackendInfo info = backend->info();
   Model model;
   model.centroids = result.centroids;
   model.feature_names = f.feature_names;
-  model.feature_roles = feature_role_names(roles);  // what report and refresh name segments from
+  model.feature_roles = feature_role_names(naming.roles);  // what report and refresh name segments from
   model.scaler = f.scaler;
   set_segments(model, profiles, entries, sizes);
   if (algorithm == Algorithm::minibatch) model.counts = result.counts;
   const std::string init_text = o.continue_from.empty() ? init_name(init) : "continued";
   model.attributes = fit_attributes({algorithm_name(algorithm), init_text, k, o.n_init, result.n_iter, o.seed,
                                      result.converged, result.inertia},
-                                    info, f, audience);
+                                    info, f, naming.audience);
 
   Stopwatch metric_time;
   json s;

@@ -41,10 +41,8 @@ def _check_weights(sample_weight, X):
     return np.ascontiguousarray(w, dtype=np.float32)
 
 
-class _BaseKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator):
-    """What KMeans and MiniBatchKMeans share: input checks, predict, transform, score, save."""
-
-    _algorithm_name = "lloyd"
+class _EngineMixin:
+    """Every estimator's input conversion (copy=False refuses a copy) and its engine."""
 
     def _check_X(self, X, reset):
         if not self.copy and needs_copy(X):
@@ -59,6 +57,12 @@ class _BaseKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixi
                                            or self.n_threads < 1):
             raise ValueError("n_threads=%r: use an int >= 1 or None" % (self.n_threads,))
         return engine(self.device, self.n_threads)
+
+
+class _BaseKMeans(_EngineMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator):
+    """What KMeans and MiniBatchKMeans share: input checks, predict, transform, score, save."""
+
+    _algorithm_name = "lloyd"
 
     def _check_common(self, X):
         n_samples = X.shape[0]
@@ -303,7 +307,7 @@ class MiniBatchKMeans(_BaseKMeans):
         return self
 
 
-class DBSCAN(ClusterMixin, BaseEstimator):
+class DBSCAN(_EngineMixin, ClusterMixin, BaseEstimator):
     """Exact DBSCAN with scikit-learn's parameters and results, over segforge's engine.
 
     The same core rows (``core_sample_indices_``), the same clusters of core rows numbered the
@@ -329,12 +333,6 @@ class DBSCAN(ClusterMixin, BaseEstimator):
         self.device = device
         self.n_threads = n_threads
         self.copy = copy
-
-    def _engine(self):
-        return _BaseKMeans._engine(self)
-
-    def _check_X(self, X, reset):
-        return _BaseKMeans._check_X(self, X, reset)
 
     def fit(self, X, y=None, sample_weight=None):
         if not isinstance(self.eps, numbers.Real) or isinstance(self.eps, bool) or not self.eps > 0:

@@ -250,20 +250,20 @@ DbscanResult fit_dbscan(Backend& backend, const Dataset& data, const DbscanParam
   if (r.n_core > 0) {
     RowBlocks by_root;
     by_root.starts = grid.blocks.starts;
+    // The op's precondition: in each block the core rows first, by ascending root.
+    const auto root_key = [&](i64 i) {
+      const i64 v = roots[static_cast<std::size_t>(i)];
+      return v < 0 ? std::numeric_limits<i64>::max() : v;
+    };
+    BlockPairs pruned;
     for (;;) {
-      const BlockPairs live = r.rounds == 0 ? pairs : active_pairs(grid.blocks, pairs, roots);
+      if (r.rounds > 0) pruned = active_pairs(grid.blocks, pairs, roots);
+      const BlockPairs& live = r.rounds == 0 ? pairs : pruned;
       if (live.targets.empty()) break;
-      // The op's precondition: in each block the core rows first, by ascending root.
       by_root.order = grid.blocks.order;
       for (i64 b = 0; b < grid.blocks.n_blocks(); ++b)
         std::stable_sort(by_root.order.begin() + grid.blocks.starts[b], by_root.order.begin() + grid.blocks.starts[b + 1],
-                         [&](i64 x, i64 y) {
-                           const auto key = [&](i64 i) {
-                             const i64 v = roots[static_cast<std::size_t>(i)];
-                             return v < 0 ? std::numeric_limits<i64>::max() : v;
-                           };
-                           return key(x) < key(y);
-                         });
+                         [&](i64 x, i64 y) { return root_key(x) < root_key(y); });
       const std::vector<i64> lowest = backend.eps_lower_root(data, by_root, live, params.eps, roots);
       ++r.rounds;
       bool united = false;
