@@ -218,6 +218,11 @@ TEST(Names, OneHotLevelsCountOnceByTheirHighLevel) {
   SegmentProfile m = profile(0, {0.1, 1.2, -1.1});
   m.centre_original = {30.0, 250.0, 12.0};
   EXPECT_EQ(name_segments({m}, {"Age", "amount_web", "amount_store"})[0].name, "High amount_web, Low amount_store");
+  // A pure level back through float32 scaling reads a rounding error above 1 (Mall's Genre: the
+  // female segment's genre_female 1.0000001): still one block, named once.
+  SegmentProfile p = profile(0, {0.89, -0.89, -0.75});
+  p.centre_original = {1.0000001192092896, -1.1920928955078125e-07, 28.4};
+  EXPECT_EQ(name_segments({p}, {"genre_female", "genre_male", "Age"})[0].name, "High genre_female, Low Age");
 }
 
 TEST(Names, MakeUnique) {

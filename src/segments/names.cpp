@@ -135,12 +135,13 @@ std::string block_of(const SegmentProfile& p, const std::vector<std::string>& fe
   int levels = 0;
   for (std::size_t k = 0; k < feature_names.size(); ++k) {
     if (name_prefix(feature_names[k]) != prefix) continue;
+    // The share comes back through the inverse scaling in float32: 1 may read 1.0000001.
     const double share = p.centre_original[k];
-    if (!(share >= 0.0 && share <= 1.0)) return "";
+    if (!(share >= -1e-6 && share <= 1.0 + 1e-6)) return "";
     sum += share;
     ++levels;
   }
-  return levels >= 2 && sum <= 1.0 + 1e-6 ? prefix : "";
+  return levels >= 2 && sum <= 1.0 + 1e-5 ? prefix : "";
 }
 
 /// "High income, Low age": the two notable features of largest |z| (none notable: none). A
