@@ -340,6 +340,77 @@ TEST_F(DbscanCli, EpsAutoPrintsItsChoice) {
   EXPECT_NE(out.find("the knee"), std::string::npos) << out;
 }
 
+// segforge dbscan-eps: the curve fit --eps auto reads (same sample, same seed), sorted, its
+// knee where fit puts eps; the curve itself is k_distances' (checked against scikit-learn's
+// NearestNeighbors above).
+TEST_F(DbscanCli, DbscanEpsWritesTheCurveFitEpsAutoChoosesFrom) {
+  const std::string features = (fixtures() / "blobs_noise_3d.h5").string();
+  std::string out;
+  ASSERT_EQ(segforge("dbscan-eps " + quote(features) + " --min-samples 10 --sample 500 --seed 7 -o " + quote(path("eps.json")), &out), 0)
+      << out;
+  EXPECT_NE(out.find("suggested eps: "), std::string::npos) << out;
+  nlohmann::json j;
+  std::ifstream(path("eps.json")) >> j;
+  EXPECT_EQ(j.at("format"), "segforge-dbscan-eps");
+  EXPECT_EQ(j.at("min_samples").get<int>(), 10);
+  const auto curve = j.at("curve").get<std::vector<double>>();
+  ASSERT_EQ(curve.size(), 500u);
+  EXPECT_TRUE(std::is_sorted(curve.begin(), curve.end()));
+  EXPECT_TRUE(j.at("knee_found").get<bool>());
+  EXPECT_EQ(curve[j.at("index").get<std::size_t>()], j.at("eps").get<double>());
+  // The same library call on the same rows, and fit --eps auto with the same sample and seed.
+  const Case c = load("blobs_noise_3d");
+  auto backend = make_cpu_backend(2);
+  auto data = backend->upload(c.x.view());
+  const EpsSuggestion s = suggest_eps(*backend, *data, 10, 500, 7);
+  EXPECT_EQ(s.curve, curve);
+  EXPECT_EQ(s.eps, j.at("eps").get<double>());
+  ASSERT_EQ(segforge("fit " + quote(features) + " --algorithm dbscan --min-samples 10 --eps-sample 500 --seed 7 -o " +
+                         quote(path("model.h5")) + " --metrics " + quote(path("metrics.json")),
+                     &out),
+            0)
+      << out;
+  nlohmann::json m;
+  std::ifstream(path("metrics.json")) >> m;
+  EXPECT_EQ(m.at("eps").get<double>(), j.at("eps").get<double>());
+  // Bad input: one line, exit 2, nothing written.
+  for (const std::string& args : std::vector<std::string>{"--min-samples 0", "--sample 3", "-o " + quote(features)}) {
+    EXPECT_EQ(segforge("dbscan-eps " + quote(features) + " " + args + (args[1] == 'o' ? "" : " -o " + quote(path("bad.json"))), &out), 2)
+        << args << "\n" << out;
+    EXPECT_FALSE(fs::exists(path("bad.json"))) << args;
+  }
+}
+
+// segforge stability --algorithm dbscan: the full-data fit is fit's (same segments and outliers),
+// and the flags that belong to the other method are refused.
+TEST_F(DbscanCli, StabilityOfADbscanFit) {
+  const std::string features = (fixtures() / "blobs_noise_3d.h5").string();
+  const Case c = load("blobs_noise_3d");
+  std::string out;
+  const std::string params = " --eps " + std::to_string(c.eps) + " --min-samples " + std::to_string(c.min_samples);
+  ASSERT_EQ(segforge("stability " + quote(features) + " --algorithm dbscan" + params + " --runs 4 -o " + quote(path("st.json")), &out), 0)
+      << out;
+  nlohmann::json j;
+  std::ifstream(path("st.json")) >> j;
+  EXPECT_EQ(j.at("algorithm"), "dbscan");
+  EXPECT_EQ(j.at("k").get<int>(), 6);  // scikit-learn's clusters on this fixture
+  std::vector<std::int64_t> sizes(6, 0);
+  std::int64_t noise = 0;
+  for (int l : c.labels) l < 0 ? ++noise : ++sizes[static_cast<std::size_t>(l)];
+  // scikit-learn gives a border row the cluster that reached it first, segforge the nearest
+  // core row's: the sizes may differ by those rows only.
+  const auto got = j.at("reference_sizes").get<std::vector<std::int64_t>>();
+  ASSERT_EQ(got.size(), 6u);
+  for (int l = 0; l < 6; ++l) EXPECT_NEAR(static_cast<double>(got[l]), static_cast<double>(sizes[l]), 0.02 * sizes[l]) << l;
+  EXPECT_EQ(j.at("reference_unassigned").get<std::int64_t>(), noise);
+  EXPECT_EQ(j.at("run_segments").size(), 4u);
+  EXPECT_TRUE(j.at("stable").get<bool>()) << out;
+  for (const std::string& args : std::vector<std::string>{" --algorithm dbscan -k 3" + params, " --algorithm dbscan --eps 0", " --algorithm birch -k 3", ""}) {
+    EXPECT_EQ(segforge("stability " + quote(features) + args + " -o " + quote(path("bad.json")), &out), 2) << args << "\n" << out;
+    EXPECT_FALSE(fs::exists(path("bad.json"))) << args;
+  }
+}
+
 TEST_F(DbscanCli, BadInputIsOneLineExitTwoNothingWritten) {
   const std::string features = (fixtures() / "moons.h5").string();
   const std::string model = quote(path("model.h5"));

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
 #include <sstream>
@@ -215,18 +216,18 @@ const { chromium } = require(process.argv[2]);
 })().catch(e => { console.log('FAILED ' + e); process.exit(1); });
 )JS";
 
-TEST_F(ReportCli, OpensInHeadlessChromiumWithEveryChartDrawn) {
+/// Opens `html` in headless Chromium (playwright-core when installed, else --dump-dom): the page
+/// reports ready, `charts` charts drew with no error, the 3-D one its WebGL canvas; the
+/// screenshot is kept as test-artifacts/`shot`.
+/// `dir`: the test's temporary folder (for the scripts and the browser profile).
+void expect_every_chart_drawn(const fs::path& dir, const std::string& html, int charts, const std::string& shot) {
+  auto path = [&](const std::string& name) { return (dir / name).string(); };
+  auto run = [&](const std::string& command, std::string* output = nullptr) {
+    return test::run_shell(command, dir / "log.txt", output);
+  };
   const std::string chromium = test::chromium_binary();
-  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs Debian's chromium)";
-  const fs::path plotly = repo_root() / "node_modules/plotly.js-dist-min/plotly.min.js";
-  if (!fs::exists(plotly)) GTEST_SKIP() << "plotly.js is not installed: run `npm ci` in " << repo_root();
-  make_report();
-  const std::string page = read_file(path("report.html"));
-  ASSERT_NE(page.find("id=\"chart-pca-3d\""), std::string::npos);
-  const int charts = count(page, "class=\"chart\"");
-  EXPECT_EQ(charts, 9);  // 4 sweep curves, silhouette plot, heat map, 2-D, 3-D, stability
   fs::create_directories(artifacts_dir());
-  const std::string screenshot = (artifacts_dir() / "report.png").string();
+  const std::string screenshot = (artifacts_dir() / shot).string();
   fs::remove(screenshot);
   // The page's own bookkeeping (data-report-ready, data-errors) serves both ways of looking.
   const fs::path playwright = repo_root() / "node_modules/playwright-core";
@@ -235,7 +236,7 @@ TEST_F(ReportCli, OpensInHeadlessChromiumWithEveryChartDrawn) {
   if (!node.empty() && fs::exists(playwright)) {
     std::ofstream(path("check.js")) << kPlaywrightCheck;
     ASSERT_EQ(run("timeout 240 " + node + " " + path("check.js") + " " + playwright.string() + " " + chromium + " " +
-                      path("report.html") + " " + screenshot,
+                      html + " " + screenshot,
                   &out),
               0)
         << out;
@@ -255,7 +256,7 @@ TEST_F(ReportCli, OpensInHeadlessChromiumWithEveryChartDrawn) {
     const std::string flags = " --headless --no-sandbox --disable-gpu --disable-background-networking "
                               "--disable-component-update --disable-sync --no-first-run --enable-unsafe-swiftshader "
                               "--virtual-time-budget=20000 --user-data-dir=" + path("profile");
-    ASSERT_EQ(run("timeout 240 " + chromium + flags + " --dump-dom file://" + path("report.html") + " > " +
+    ASSERT_EQ(run("timeout 240 " + chromium + flags + " --dump-dom file://" + html + " > " +
                   path("dom.html") + " 2>/dev/null"),
               0);
     const std::string dom = read_file(path("dom.html"));
@@ -265,11 +266,102 @@ TEST_F(ReportCli, OpensInHeadlessChromiumWithEveryChartDrawn) {
     EXPECT_GE(count(dom, "class=\"main-svg\""), charts);
     EXPECT_GE(count(dom, "<canvas"), 1);
     run("timeout 240 " + chromium + flags + " --window-size=1400,5000 --screenshot=" + screenshot + " file://" +
-        path("report.html"));
+        html);
   }
   EXPECT_TRUE(fs::exists(screenshot)) << screenshot;
   if (fs::exists(screenshot)) EXPECT_GT(fs::file_size(screenshot), 50000u);
   std::cout << "  [artifact] " << screenshot << "\n";
+}
+
+TEST_F(ReportCli, OpensInHeadlessChromiumWithEveryChartDrawn) {
+  const std::string chromium = test::chromium_binary();
+  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs Debian's chromium)";
+  const fs::path plotly = repo_root() / "node_modules/plotly.js-dist-min/plotly.min.js";
+  if (!fs::exists(plotly)) GTEST_SKIP() << "plotly.js is not installed: run `npm ci` in " << repo_root();
+  make_report();
+  const std::string page = read_file(path("report.html"));
+  ASSERT_NE(page.find("id=\"chart-pca-3d\""), std::string::npos);
+  const int charts = count(page, "class=\"chart\"");
+  EXPECT_EQ(charts, 9);  // 4 sweep curves, silhouette plot, heat map, 2-D, 3-D, stability
+  expect_every_chart_drawn(path(""), path("report.html"), charts, "report.png");
+}
+
+// A DBSCAN model: the outliers as segment -1 (grey, no centre, left out of the silhouette as
+// fit's metrics leave them out), the k-distance curve with the model's eps, DBSCAN's stability;
+// every chart draws in Chromium.
+TEST_F(ReportCli, DbscanModelWithOutliersTheEpsCurveAndStability) {
+  // The donors plus 40 rows scattered far from the groups: outliers at any sensible eps.
+  Matrix<float> x = read_features(path("donors.h5")).x;
+  std::mt19937 gen(5);
+  std::uniform_real_distribution<float> far(-8.0f, 8.0f);
+  std::vector<float> values(x.data(), x.data() + x.size());
+  for (int i = 0; i < 40; ++i)
+    for (int j = 0; j < 4; ++j) values.push_back(far(gen) + (far(gen) > 0 ? 12.0f : -12.0f));
+  const Matrix<float> noisy(x.rows() + 40, 4, values);
+  write_features(path("noisy.h5"), noisy.view(), {"recency_days", "frequency_gifts", "monetary_total", "tenure_days"});
+  std::string out;
+  ASSERT_EQ(segforge("dbscan-eps " + path("noisy.h5") + " --min-samples 10 --device cpu -o " + path("eps.json"), &out), 0) << out;
+  nlohmann::json curve;
+  std::ifstream(path("eps.json")) >> curve;
+  const std::string eps = std::to_string(curve.at("eps").get<double>());
+  ASSERT_EQ(segforge("fit " + path("noisy.h5") + " --algorithm dbscan --eps " + eps + " --min-samples 10 --device cpu -o " +
+                         path("model.h5") + " --labels " + path("segments.csv") + " --metrics " + path("metrics.json"),
+                     &out),
+            0)
+      << out;
+  nlohmann::json metrics;
+  std::ifstream(path("metrics.json")) >> metrics;
+  const int k = metrics.at("k").get<int>();
+  const std::int64_t n_noise = metrics.at("n_noise").get<std::int64_t>();
+  ASSERT_EQ(k, 4) << out;
+  ASSERT_GE(n_noise, 40) << out;
+  ASSERT_EQ(segforge("stability " + path("noisy.h5") + " --algorithm dbscan --eps " + eps +
+                         " --min-samples 10 --runs 3 --device cpu -o " + path("stability.json"),
+                     &out),
+            0)
+      << out;
+  ASSERT_EQ(segforge("report " + path("model.h5") + " --features " + path("noisy.h5") + " --dbscan-eps " + path("eps.json") +
+                         " --stability " + path("stability.json") + " --device cpu -o " + path("report.html"),
+                     &out),
+            0)
+      << out;
+  const std::string page = read_file(path("report.html"));
+  EXPECT_NE(page.find("K = 4 and the outliers"), std::string::npos);
+  EXPECT_NE(page.find("id=\"choosing-eps\""), std::string::npos);
+  EXPECT_NE(page.find("DBSCAN found the number of segments itself"), std::string::npos);
+  // The outliers' profile row: segment -1, its size fit's n_noise.
+  EXPECT_TRUE(std::regex_search(page, std::regex("<tr><td>-1</td><td class=\"nowrap\"><span class=\"swatch\" style=\"background:#b0b0b0\"></span>Outliers</td><td class=\"num\">" +
+                                                 std::to_string(n_noise) + "</td>")))
+      << "no outliers row of " << n_noise;
+  // The report's silhouette (exact: fewer rows than --silhouette-rows) is fit's, over the
+  // clustered rows only.
+  const std::string opening = "id=\"segforge-data\">";
+  const auto data_at = page.find(opening);
+  ASSERT_NE(data_at, std::string::npos);
+  const auto data_end = page.find("</script>", data_at);
+  const auto data = nlohmann::json::parse(page.substr(data_at + opening.size(), data_end - data_at - opening.size()));
+  EXPECT_NEAR(data.at("silhouette").at("score").get<double>(), metrics.at("silhouette").get<double>(), 1e-6);
+  EXPECT_EQ(data.at("silhouette").at("by_segment").size(), 5u);
+  EXPECT_TRUE(data.at("silhouette").at("by_segment").at(4).empty());
+  EXPECT_EQ(data.at("pca").at("centres").at("x").size(), 4u);  // the outliers have no centre
+  EXPECT_EQ(data.at("segments").at(4).at("name"), "Outliers");
+  EXPECT_NEAR(data.at("eps").at("model_eps").get<double>(), std::stod(eps), 1e-6);
+  // K-Means-only inputs are refused for a DBSCAN model, and the other way round.
+  EXPECT_EQ(segforge("report " + path("model.h5") + " --features " + path("noisy.h5") + " --drift " + path("eps.json") +
+                         " --device cpu -o " + path("bad.html"),
+                     &out),
+            2)
+      << out;
+  EXPECT_NE(out.find("DBSCAN model"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(path("bad.html")));
+
+  const std::string chromium = test::chromium_binary();
+  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs Debian's chromium)";
+  if (!fs::exists(repo_root() / "node_modules/plotly.js-dist-min/plotly.min.js"))
+    GTEST_SKIP() << "plotly.js is not installed: run `npm ci` in " << repo_root();
+  const int charts = count(page, "class=\"chart\"");
+  EXPECT_EQ(charts, 6);  // eps curve, silhouette, heat map, 2-D, 3-D, stability
+  expect_every_chart_drawn(path(""), path("report.html"), charts, "report-dbscan.png");
 }
 
 TEST_F(ReportCli, AtLaptopWidthNoAxisIsClippedNoLabelsOverlapAndWideTablesScroll) {

@@ -341,6 +341,105 @@ TEST(Stability, SeparatedBlobsAreStableAndADiscIsNot) {
   EXPECT_NE(bad.verdict.find("unstable"), std::string::npos) << bad.verdict;
 }
 
+// The driver with fits that return fixed labelings: a re-fit that finds another number of
+// segments, and rows in no segment, against hand-computed ARI and Jaccard.
+TEST(Stability, ReFitsWithAnotherNumberOfSegmentsAndRowsInNone) {
+  auto backend = make_cpu_backend();
+  Matrix<float> rows(8, 1);
+  for (std::int64_t i = 0; i < 8; ++i) rows(i, 0) = static_cast<float>(i);
+  auto data = backend->upload(rows.view());
+  // The reference: {0,1} {2,3,4,5}, rows 6 and 7 in no segment. Every re-fit: {0,...,5} one
+  // segment, {6,7} a second one.
+  const std::vector<std::int32_t> reference{0, 0, 1, 1, 1, 1, -1, -1}, merged{0, 0, 0, 0, 0, 0, 1, 1};
+  int fits = 0;
+  const RefitFn refit = [&](Dataset&, std::uint64_t) {
+    Refitted f;
+    f.n_segments = 2;
+    f.row_labels = fits++ == 0 ? reference : merged;
+    return f;
+  };
+  const LabelFn label = [](const Dataset&, const Refitted& f, std::span<std::int32_t> out) {
+    std::copy(f.row_labels.begin(), f.row_labels.end(), out.begin());
+  };
+  StabilityParams p;
+  p.runs = 3;
+  const StabilityResult r = stability_of(*backend, *data, p, refit, label);
+  EXPECT_EQ(r.n_clusters, 2);
+  EXPECT_EQ(r.reference_sizes, (std::vector<std::int64_t>{2, 4}));
+  EXPECT_EQ(r.reference_unassigned, 2);
+  EXPECT_EQ(r.run_segments, (std::vector<int>{2, 2, 2}));
+  // Identical runs: ARI 1 between them. Against the reference (rows in none a class of their
+  // own: {0,1} {2,3,4,5} {6,7} vs {0..5} {6,7}): the independent ARI of test_support.hpp.
+  EXPECT_DOUBLE_EQ(r.ari_mean, 1.0);
+  const std::vector<std::int32_t> ref3{0, 0, 1, 1, 1, 1, 2, 2};
+  EXPECT_NEAR(r.ari_reference_mean, test::adjusted_rand_index(merged, ref3), 1e-12);
+  // Jaccard: the run's segment 0 (6 rows) against reference segment 0: 2/6, segment 1: 4/6;
+  // the run's segment 1 (rows in none of the reference) 0 against both. The Hungarian method on
+  // [[1/3, 2/3], [0, 0]] gives segment 1 its 2/3 and leaves segment 0 with the empty match: 0.
+  EXPECT_DOUBLE_EQ(r.jaccard_mean[0], 0.0);
+  EXPECT_NEAR(r.jaccard_mean[1], 2.0 / 3.0, 1e-15);
+  EXPECT_EQ(r.segment_verdicts[0], "dissolved");
+  EXPECT_FALSE(r.stable);
+
+  // A re-fit with fewer segments than the reference: the unmatched reference segment scores 0.
+  fits = 0;
+  const std::vector<std::int32_t> three{0, 0, 1, 1, 2, 2, 2, 2}, one{0, 0, 0, 0, 0, 0, 0, 0};
+  const RefitFn shrinking = [&](Dataset&, std::uint64_t) {
+    Refitted f;
+    f.row_labels = fits++ == 0 ? three : one;
+    f.n_segments = fits == 1 ? 3 : 1;
+    return f;
+  };
+  const StabilityResult s = stability_of(*backend, *data, p, shrinking, label);
+  EXPECT_EQ(s.n_clusters, 3);
+  EXPECT_EQ(s.run_segments, (std::vector<int>{1, 1, 1}));
+  // The one run segment (all 8 rows) matches the largest reference segment best: 4/8.
+  EXPECT_DOUBLE_EQ(s.jaccard_mean[2], 0.5);
+  EXPECT_DOUBLE_EQ(s.jaccard_mean[0], 0.0);
+  EXPECT_DOUBLE_EQ(s.jaccard_mean[1], 0.0);
+  EXPECT_NEAR(s.ari_reference_mean, test::adjusted_rand_index(one, three), 1e-12);
+
+  // A fit that finds nothing: a clear error, not a crash.
+  const RefitFn nothing = [&](Dataset&, std::uint64_t) {
+    Refitted f;
+    f.row_labels.assign(8, -1);
+    return f;
+  };
+  EXPECT_THROW(stability_of(*backend, *data, p, nothing, label), InputError);
+}
+
+// DBSCAN's stability: separated blobs keep their clusters under subsampling (min_samples scaled
+// with the sample); a chain of points spaced just under eps breaks apart when rows are removed.
+TEST(Stability, DbscanBlobsAreStableAndAThinChainIsNot) {
+  auto backend = make_cpu_backend();
+  std::mt19937 gen(31);
+  const Matrix<float> blobs = test::random_blobs(gen, 1500, 2, 3, 15.0);
+  auto data = backend->upload(blobs.view());
+  StabilityParams p;
+  p.runs = 5;
+  const StabilityResult good = stability_dbscan(*backend, *data, p, DbscanParams{1.0, 10.0});
+  EXPECT_EQ(good.n_clusters, 3);
+  EXPECT_TRUE(good.stable) << good.verdict;
+  EXPECT_GT(good.ari_mean, 0.95);
+  for (int k : good.run_segments) EXPECT_EQ(k, 3);
+  for (double j : good.jaccard_mean) EXPECT_GT(j, 0.9);
+
+  // Two dense ends joined by a single-file chain of rows 0.9 apart at eps 1: removing 20% of
+  // the chain's rows cuts it, so the re-fits find two segments where the full data has one.
+  Matrix<float> chain(0, 2);
+  std::vector<float> values;
+  std::normal_distribution<float> g(0.0f, 0.3f);
+  for (int end = 0; end < 2; ++end)
+    for (int i = 0; i < 300; ++i) values.push_back(end * 30.0f + g(gen)), values.push_back(g(gen));
+  for (int i = 1; i < 33; ++i) values.push_back(0.9f * static_cast<float>(i)), values.push_back(0.0f);
+  const Matrix<float> x(static_cast<std::int64_t>(values.size() / 2), 2, values);
+  auto chained = backend->upload(x.view());
+  const StabilityResult bad = stability_dbscan(*backend, *chained, p, DbscanParams{1.0, 2.0});
+  EXPECT_EQ(bad.n_clusters, 1);
+  EXPECT_FALSE(bad.stable) << bad.verdict;
+  for (int k : bad.run_segments) EXPECT_GE(k, 2);
+}
+
 TEST(Stability, Validation) {
   StabilityParams p;
   p.n_clusters = 3;

@@ -14,6 +14,7 @@
 #include "memory_budget.hpp"
 #include "segforge/backend.hpp"
 #include "segforge/checkpoint.hpp"
+#include "segforge/dbscan.hpp"
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
 #include "segforge/metrics.hpp"
@@ -154,6 +155,7 @@ Command add_report_command(CLI::App& parent);
 Command add_drift_command(CLI::App& parent);
 Command add_refresh_command(CLI::App& parent);
 Command add_kpis_command(CLI::App& parent);
+Command add_dbscan_eps_command(CLI::App& parent);
 
 /// `--criteria elbow,silhouette,gap,db,ch` (also davies_bouldin, calinski_harabasz).
 std::vector<Criterion> parse_criteria(const std::string& text);
@@ -163,6 +165,10 @@ SweepResult sweep_from_json(const json& j, const std::string& path);
 /// stability.json (tools/cmd_stability.cpp), and back for the report.
 json stability_json(const StabilityResult& r);
 StabilityResult stability_from_json(const json& j, const std::string& path);
+/// dbscan-eps.json (tools/cmd_dbscan_eps.cpp), and back for the report (`min_samples` receives
+/// the curve's k).
+json eps_curve_json(const EpsSuggestion& s, int min_samples, std::int64_t n_samples, std::uint64_t seed);
+EpsSuggestion eps_curve_from_json(const json& j, const std::string& path, int* min_samples);
 /// Profiles for metrics.json (tools/cmd_fit.cpp).
 json profiles_json(const std::vector<SegmentProfile>& profiles, const std::vector<std::string>& feature_names,
                    const std::vector<SegmentEntry>& dictionary);

@@ -1,11 +1,13 @@
 // segforge report: one self-contained report.html (charts by plotly.js, inlined) for a model.
 
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 #include "cli_common.hpp"
@@ -34,7 +36,7 @@ constexpr const char* kPlotlyRelative = "node_modules/plotly.js-dist-min/plotly.
 
 struct ReportOptions {
   Common common;
-  std::string model, features, labels, sweep, stability, drift, output, plotly, title = "Segmentation report";
+  std::string model, features, labels, sweep, stability, drift, dbscan_eps, output, plotly, title = "Segmentation report";
   std::int64_t scatter_rows = 4000, silhouette_rows = 4000;
   std::uint64_t seed = 0;
   bool allow_other_features = false;
@@ -88,10 +90,14 @@ int run_report(const ReportOptions& o) {
   outputs.input(o.stability, "--stability");
   outputs.input(o.labels, "--labels");
   outputs.input(o.drift, "--drift");
+  outputs.input(o.dbscan_eps, "--dbscan-eps");
   outputs.output(o.output, "-o", {".html", ".htm"});
   const Model model = read_model(o.model);
-  if (model.is_dbscan())
-    throw InputError(o.model + ": a DBSCAN model; segforge report draws K-Means models so far (the model's segments.csv, metrics.json and segment dictionary describe its segments)");
+  const bool dbscan = model.is_dbscan();
+  if (dbscan && !o.drift.empty())
+    throw InputError("--drift " + o.drift + ": the model " + o.model + " is a DBSCAN model, which segforge drift does not take");
+  if (!dbscan && !o.dbscan_eps.empty())
+    throw InputError("--dbscan-eps " + o.dbscan_eps + ": the model " + o.model + " is not a DBSCAN model; leave it out");
   const Features f = load(o.features, o.common);
   const std::int64_t n = f.x.rows(), d = f.x.cols();
   const int k = static_cast<int>(model.centroids.rows());
@@ -134,13 +140,41 @@ int run_report(const ReportOptions& o) {
   std::vector<std::int32_t> labels;
   if (!o.labels.empty()) {
     labels = read_labels(o.labels);
-    const int max_k = validate_labels(labels, n, o.labels + " against " + where(f));
-    if (max_k > k)
-      throw InputError(o.labels + ": segment " + std::to_string(max_k - 1) + " but the model has K=" +
-                       std::to_string(k) + "; pass the labels of this model");
+    if (dbscan) {  // DBSCAN's outliers are -1: shifted by one for the check
+      for (auto& l : labels) l = l == std::numeric_limits<std::int32_t>::max() ? l : l + 1;
+      const int max_k = validate_labels(labels, n, o.labels + " against " + where(f) + " (outliers -1)");
+      for (auto& l : labels) --l;
+      if (max_k > k + 1)
+        throw InputError(o.labels + ": segment " + std::to_string(max_k - 2) + " but the model has K=" +
+                         std::to_string(k) + "; pass the labels of this model");
+    } else {
+      const int max_k = validate_labels(labels, n, o.labels + " against " + where(f));
+      if (max_k > k)
+        throw InputError(o.labels + ": segment " + std::to_string(max_k - 1) + " but the model has K=" +
+                         std::to_string(k) + "; pass the labels of this model");
+    }
+  } else if (dbscan) {
+    auto core = backend->upload(model.dbscan_core_rows.view());
+    labels = predict_dbscan(*backend, *data, *core, model.dbscan_core_labels, std::stod(model.attributes.at("eps"))).labels;
   } else {
     labels = predict(*backend, *data, model.centroids.view()).labels;
   }
+  // DBSCAN's outliers become segment K of the report (its profile is their mean), shown as -1.
+  std::int64_t n_noise = 0;
+  Matrix<float> centres = model.centroids;
+  if (dbscan) {
+    for (auto& l : labels)
+      if (l < 0) l = k, ++n_noise;
+    if (n_noise > 0) {
+      const LabelStats st = backend->label_stats(*data, labels, k + 1, MatrixView<const float>{});
+      Matrix<float> with(k + 1, d);
+      std::copy(model.centroids.data(), model.centroids.data() + k * d, with.data());
+      for (std::int64_t j = 0; j < d; ++j)
+        with(k, j) = static_cast<float>(st.sums[static_cast<std::size_t>(k * d + j)] / st.counts[static_cast<std::size_t>(k)]);
+      centres = std::move(with);
+    }
+  }
+  const int segments = static_cast<int>(centres.rows());
   if (stability && stability->n_clusters != k)
     throw InputError("--stability " + o.stability + ": made for K=" + std::to_string(stability->n_clusters) +
                      ", the model has K=" + std::to_string(k) + "; run segforge stability with -k " + std::to_string(k));
@@ -152,7 +186,7 @@ int run_report(const ReportOptions& o) {
   in.model_attributes = model.attributes;
   in.n_samples = n;
   in.feature_names = f.feature_names;
-  in.profiles = segment_profiles(model.centroids.view(), sizes_of(labels, k), backend->column_stats(*data),
+  in.profiles = segment_profiles(centres.view(), sizes_of(labels, segments), backend->column_stats(*data),
                                  model.scaler.empty() ? f.scaler : model.scaler);
   // The model's names and dictionary; the automatic ones where the model has none, from the
   // model's roles and audience (an older model's: the features file's, else inferred).
@@ -163,6 +197,13 @@ int run_report(const ReportOptions& o) {
   in.dictionary = name_segments(
       in.profiles, f.feature_names,
       feature_roles(f.feature_names, !model.feature_roles.empty() ? model.feature_roles : f.feature_roles), audience);
+  if (segments > k) {  // the outliers: not named from their mean, which describes no group
+    in.profiles[k].segment = -1;
+    in.dictionary[k] = SegmentEntry{};
+    in.dictionary[k].name = kOutliersName;
+    in.dictionary[k].description = "Rows with no core row within eps (DBSCAN's noise): they belong to no dense group.";
+    in.dictionary[k].outreach = "Review them one by one, or treat them with the general programme.";
+  }
   for (int c = 0; c < k; ++c) {
     if (static_cast<int>(model.segment_names.size()) == k) in.dictionary[c].name = model.segment_names[c];
     if (static_cast<int>(model.segment_descriptions.size()) == k) in.dictionary[c].description = model.segment_descriptions[c];
@@ -170,9 +211,8 @@ int run_report(const ReportOptions& o) {
   }
   // Data sufficiency (src/refresh/match.cpp): shown at the top of the report; --strict refuses.
   std::vector<std::int64_t> guard_sizes;
-  for (const auto& p : in.profiles) guard_sizes.push_back(p.size);
   std::vector<std::string> guard_names;
-  for (const auto& e : in.dictionary) guard_names.push_back(e.name);
+  for (int c = 0; c < k; ++c) guard_sizes.push_back(in.profiles[c].size), guard_names.push_back(in.dictionary[c].name);
   for (const auto& w : sufficiency_warnings({n, history_days_attribute(inspect_features(f.path, f.dataset).attributes),
                                              guard_sizes, guard_names, o.min_segment_size})) {
     if (o.strict) throw InputError(where(f) + ": " + w + " (--strict)");
@@ -183,7 +223,22 @@ int run_report(const ReportOptions& o) {
   vp.scatter_rows = o.scatter_rows;
   vp.silhouette_rows = o.silhouette_rows;
   vp.seed = o.seed;
-  in.views = report_views(*backend, *data, labels, model.centroids.view(), vp);
+  if (dbscan) vp.silhouette_segments = k;
+  in.views = report_views(*backend, *data, labels, centres.view(), vp);
+  if (dbscan) {
+    ReportDbscan db;
+    db.eps = std::stod(model.attributes.at("eps"));
+    db.min_samples = std::stod(model.attributes.at("min_samples"));
+    db.n_noise = n_noise;
+    if (!o.dbscan_eps.empty()) {
+      db.curve = eps_curve_from_json(read_json_file(o.dbscan_eps, "--dbscan-eps"), o.dbscan_eps, &db.curve_min_samples);
+    } else if (db.min_samples == std::floor(db.min_samples) && db.min_samples <= static_cast<double>(n)) {
+      // The curve fit --eps auto reads, from the same sample (--seed).
+      db.curve_min_samples = static_cast<int>(db.min_samples);
+      db.curve = suggest_eps(*backend, *data, db.curve_min_samples, 2000, o.seed);
+    }
+    in.dbscan = std::move(db);
+  }
   in.sweep = std::move(sweep);
   in.stability = std::move(stability);
   in.drift = std::move(drift);
@@ -216,6 +271,7 @@ Command add_report_command(CLI::App& parent) {
   cmd->add_option("--labels", o.labels, "labels.h5 or segments.csv (default: assign with the model)");
   cmd->add_option("--sweep", o.sweep, "sweep.json from segforge sweep");
   cmd->add_option("--stability", o.stability, "stability.json from segforge stability");
+  cmd->add_option("--dbscan-eps", o.dbscan_eps, "a DBSCAN model's k-distance curve (the -o of segforge dbscan-eps); without it the report computes one");
   cmd->add_option("--drift", o.drift, "drift.json from segforge drift: adds a \"What changed\" section");
   cmd->add_option("--plotly", o.plotly, "plotly.min.js to inline (default: node_modules/plotly.js-dist-min, or $SEGFORGE_PLOTLY_JS)");
   cmd->add_option("--title", o.title, "report title")->capture_default_str();

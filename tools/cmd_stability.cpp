@@ -2,6 +2,7 @@
 // Jaccard (Hungarian-matched) and a verdict with its thresholds.
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -9,6 +10,7 @@
 #include "cli_common.hpp"
 #include "segforge/outputs.hpp"
 #include "segforge/error.hpp"
+#include "segforge/number_format.hpp"
 #include "segforge/io.hpp"
 #include "segforge/segments.hpp"
 
@@ -20,6 +22,8 @@ struct StabilityOptions {
   Common common;
   std::string features, output;
   int k = 0;
+  std::string algorithm = "k-means";  // or dbscan
+  double eps = 0.0, min_samples = 5.0;  // DBSCAN
   int runs = 10;
   double sample_fraction = 0.8;
   int n_init = 3;
@@ -47,16 +51,38 @@ int run_stability(const StabilityOptions& o) {
   p.lloyd.n_init = o.n_init;
   p.lloyd.seed = o.seed;
   p.lloyd.refine = parse_refine(o.refine);
+  const bool dbscan = o.algorithm == "dbscan";
+  if (!dbscan && o.algorithm != "k-means" && o.algorithm != "lloyd")
+    throw InputError("--algorithm " + o.algorithm + ": use k-means (Lloyd, the default) or dbscan");
+  const DbscanParams db{o.eps, o.min_samples};
+  if (dbscan) {
+    if (o.k != 0) throw InputError("-k " + std::to_string(o.k) + ": DBSCAN finds the number of segments itself; leave out -k");
+    validate(db, "--eps/--min-samples");
+  } else if (o.k == 0) {
+    throw InputError("-k: the number of segments is required for K-Means stability (or --algorithm dbscan --eps E)");
+  }
   auto backend = open_backend(o.common);
   const Features f = load(o.features, o.common);
-  validate_stability(p, f.x.rows(), f.x.cols(), where(f));
+  StabilityParams checked = p;
+  if (dbscan) checked.n_clusters = 1;  // the run and sample checks; DBSCAN finds K itself
+  validate_stability(checked, f.x.rows(), f.x.cols(), where(f));
   auto data = backend->upload(f.x.view());
   ProgressLine line;
-  const StabilityResult r = stability(*backend, *data, p, line.callback());
+  const StabilityResult r = dbscan ? stability_dbscan(*backend, *data, p, db, line.callback())
+                                   : stability(*backend, *data, p, line.callback());
   line.finish();
 
-  std::printf("stability of K=%d over %d runs on %.0f%% subsamples (%lld rows compared)\n", r.n_clusters,
-              r.runs, 100.0 * r.sample_fraction, static_cast<long long>(r.eval_rows));
+  if (dbscan) {
+    const auto [lo, hi] = std::minmax_element(r.run_segments.begin(), r.run_segments.end());
+    std::printf("stability of DBSCAN (eps %s, min_samples %s; %s in each re-fit) over %d runs on %.0f%% subsamples "
+                "(%lld rows compared): %d segments and %lld outliers on all rows, %d to %d segments in the re-fits\n",
+                analyst_number(o.eps).c_str(), analyst_number(o.min_samples).c_str(),
+                analyst_number(o.min_samples * r.sample_fraction).c_str(), r.runs, 100.0 * r.sample_fraction,
+                static_cast<long long>(r.eval_rows), r.n_clusters, static_cast<long long>(r.reference_unassigned), *lo, *hi);
+  } else {
+    std::printf("stability of K=%d over %d runs on %.0f%% subsamples (%lld rows compared)\n", r.n_clusters,
+                r.runs, 100.0 * r.sample_fraction, static_cast<long long>(r.eval_rows));
+  }
   std::printf("  ARI between runs: mean %.4f, min %.4f; against the full-data fit: mean %.4f\n", r.ari_mean,
               r.ari_min, r.ari_reference_mean);
   std::printf("  %7s %10s %13s %13s  %s\n", "segment", "rows", "Jaccard mean", "Jaccard min", "verdict");
@@ -70,6 +96,11 @@ int run_stability(const StabilityOptions& o) {
     j["device"] = backend->info().device;
     j["input_file"] = f.path;
     j["seed"] = o.seed;
+    j["algorithm"] = dbscan ? "dbscan" : "k-means";
+    if (dbscan) {
+      j["eps"] = o.eps;
+      j["min_samples"] = o.min_samples;
+    }
     write_text_atomic(o.output, j.dump(2) + "\n");
     outputs.commit();
   }
@@ -89,6 +120,8 @@ json stability_json(const StabilityResult& r) {
   j["ari_min"] = r.ari_min;
   j["ari_reference_mean"] = r.ari_reference_mean;
   j["reference_sizes"] = r.reference_sizes;
+  j["reference_unassigned"] = r.reference_unassigned;
+  j["run_segments"] = r.run_segments;
   j["jaccard_mean"] = r.jaccard_mean;
   j["jaccard_min"] = r.jaccard_min;
   j["segment_verdicts"] = r.segment_verdicts;
@@ -113,6 +146,8 @@ StabilityResult stability_from_json(const json& j, const std::string& path) {
     r.ari_min = j.at("ari_min").get<double>();
     r.ari_reference_mean = j.value("ari_reference_mean", 0.0);
     r.reference_sizes = j.at("reference_sizes").get<std::vector<std::int64_t>>();
+    r.reference_unassigned = j.value("reference_unassigned", std::int64_t{0});
+    r.run_segments = j.value("run_segments", std::vector<int>{});
     r.jaccard_mean = j.at("jaccard_mean").get<std::vector<double>>();
     r.jaccard_min = j.at("jaccard_min").get<std::vector<double>>();
     r.segment_verdicts = j.at("segment_verdicts").get<std::vector<std::string>>();
@@ -141,7 +176,10 @@ Command add_stability_command(CLI::App& parent) {
   StabilityOptions& o = *options;
   auto* cmd = parent.add_subcommand("stability", "Re-fit on subsamples and seeds: ARI, per-segment Jaccard, a verdict");
   cmd->add_option("features", o.features, "features.h5")->required();
-  cmd->add_option("-k,--k", o.k, "number of segments")->required();
+  cmd->add_option("-k,--k", o.k, "number of segments (K-Means)");
+  cmd->add_option("--algorithm", o.algorithm, "k-means (Lloyd) or dbscan")->capture_default_str();
+  cmd->add_option("--eps", o.eps, "DBSCAN: neighbourhood radius, as for fit");
+  cmd->add_option("--min-samples", o.min_samples, "DBSCAN: min_samples on all rows; each re-fit uses it times --sample-fraction")->capture_default_str();
   cmd->add_option("--runs", o.runs, "re-fits R")->capture_default_str();
   cmd->add_option("--sample-fraction", o.sample_fraction, "rows per re-fit, a fraction in (0, 1]")->capture_default_str();
   cmd->add_option("-o,--output", o.output, "stability.json to write");

@@ -65,6 +65,7 @@ int run(int argc, char** argv, std::string& message) {
       add_drift_command(app),
       add_refresh_command(app),
       add_kpis_command(app),
+      add_dbscan_eps_command(app),
   };
   try {
     app.parse(argc, argv);

@@ -78,6 +78,7 @@ std::vector<double> k_distances(Backend& backend, const Dataset& data, int min_s
 struct EpsSuggestion {
   double eps = 0.0;
   bool knee_found = false;
+  std::int64_t index = 0;     ///< the position of eps on the curve
   std::vector<double> curve;  ///< the sorted k-distances
 };
 EpsSuggestion suggest_eps(Backend& backend, const Dataset& data, int min_samples, std::int64_t sample_size,

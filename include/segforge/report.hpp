@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "segforge/backend.hpp"
+#include "segforge/dbscan.hpp"
 #include "segforge/drift.hpp"
 #include "segforge/matrix.hpp"
 #include "segforge/segments.hpp"
@@ -24,6 +25,9 @@ struct ReportViewParams {
   std::int64_t scatter_rows = 4000;     ///< points in the 2-D and 3-D scatter (a uniform sample)
   std::int64_t silhouette_rows = 4000;  ///< rows in the silhouette plot (exact when N is at most this)
   std::uint64_t seed = 0;
+  /// Segments [0, silhouette_segments) get the silhouette; rows of the others (DBSCAN's
+  /// outliers) are left out of it. -1: every segment.
+  int silhouette_segments = -1;
 };
 
 /// What the charts show of the data.
@@ -43,6 +47,16 @@ struct ReportViews {
 ReportViews report_views(Backend& backend, const Dataset& data, std::span<const std::int32_t> labels,
                          MatrixView<const float> centroids, const ReportViewParams& params);
 
+/// What the report shows of a DBSCAN model: its parameters and, when given or computed, the
+/// k-distance curve eps was (or can be) chosen from.
+struct ReportDbscan {
+  double eps = 0.0;
+  double min_samples = 0.0;
+  std::int64_t n_noise = 0;
+  std::optional<EpsSuggestion> curve;  ///< the sorted k-distances with the knee's position
+  int curve_min_samples = 0;           ///< the curve's k
+};
+
 struct ReportInput {
   std::string title = "Segmentation report";
   std::string model_path;
@@ -50,14 +64,16 @@ struct ReportInput {
   std::map<std::string, std::string> model_attributes;
   std::int64_t n_samples = 0;
   std::vector<std::string> feature_names;
-  std::vector<SegmentProfile> profiles;  ///< [K]
-  std::vector<SegmentEntry> dictionary;  ///< [K] name, description, outreach
+  /// [K], and for a DBSCAN model with outliers one more, last: the outliers (its segment -1)
+  std::vector<SegmentProfile> profiles;
+  std::vector<SegmentEntry> dictionary;  ///< one per profile: name, description, outreach
   ReportViews views;
   std::optional<SweepResult> sweep;
   std::optional<StabilityResult> stability;
   /// `segforge drift` of this model (--drift): the "What changed" section. Its segments are the
   /// model's (K of them, in the model's order).
   std::optional<DriftResult> drift;
+  std::optional<ReportDbscan> dbscan;  ///< a DBSCAN model's section "Choosing eps"
   std::vector<std::string> notes;  ///< shown at the top (e.g. where plotly.js was not found)
   std::string plotly_js;           ///< plotly.js source to inline; empty: no charts
   std::string generated_by;        ///< "segforge 0.1.0"

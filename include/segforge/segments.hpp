@@ -5,12 +5,14 @@
 // Backend seam; nothing here prints.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "segforge/backend.hpp"
+#include "segforge/dbscan.hpp"
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
 #include "segforge/matrix.hpp"
@@ -156,6 +158,8 @@ struct StabilityResult {
   double ari_min = 0.0;
   double ari_reference_mean = 0.0;  ///< each run against the full-data fit
   std::vector<std::int64_t> reference_sizes;  ///< [K] segments of the full-data fit
+  std::int64_t reference_unassigned = 0;       ///< rows of the full-data fit in no segment (DBSCAN's outliers)
+  std::vector<int> run_segments;               ///< [R] segments each re-fit found
   std::vector<double> jaccard_mean;  ///< [K] per reference segment, matched by the Hungarian method
   std::vector<double> jaccard_min;   ///< [K]
   std::vector<std::string> segment_verdicts;  ///< [K] segment_stability_verdict of mean and min
@@ -173,6 +177,33 @@ struct StabilityResult {
 /// stable" by segment_stability_verdict (its mean and its worst run).
 StabilityResult stability(Backend& backend, Dataset& data, const StabilityParams& params,
                           const ProgressFn& progress = {});
+
+/// One fit of a stability check, as the labeling step needs it: centres (K-Means), or the rows
+/// and their segments that label other rows (DBSCAN's core rows), and the number of segments.
+struct Refitted {
+  Matrix<float> centres;
+  std::vector<std::int32_t> row_labels;
+  int n_segments = 0;
+};
+/// Fits on `rows` (all rows for the reference, a subsample for a re-fit) with `seed`.
+using RefitFn = std::function<Refitted(Dataset& rows, std::uint64_t seed)>;
+/// Labels every row of `all` with `fit`'s segments: [0, n_segments), or -1 for none.
+using LabelFn = std::function<void(const Dataset& all, const Refitted& fit, std::span<std::int32_t> labels)>;
+
+/// The one stability driver, for any method: the reference fit on all rows, `params.runs`
+/// re-fits on subsamples, each labeling the evaluation rows. Rows in no segment are one more
+/// class for the ARI and belong to no segment's Jaccard set; a re-fit may find another number of
+/// segments (the Hungarian matching is on the table padded with zeros, so a reference segment
+/// left unmatched scores 0). `params.lloyd` and `params.n_clusters` are K-Means's; other methods
+/// pass them unused, except lloyd.seed (the reference's seed).
+StabilityResult stability_of(Backend& backend, Dataset& data, const StabilityParams& params, const RefitFn& refit,
+                             const LabelFn& label, const ProgressFn& progress = {});
+
+/// DBSCAN's stability: each re-fit runs with the same eps and min_samples × sample_fraction, so
+/// that the density a core row needs stays the same on the subsample; rows are labelled by the
+/// re-fit's core rows (predict_dbscan), outliers in no segment.
+StabilityResult stability_dbscan(Backend& backend, Dataset& data, const StabilityParams& params,
+                                 const DbscanParams& dbscan, const ProgressFn& progress = {});
 
 /// One segment's verdict from its Jaccard agreement over the re-fits, by Hennig's thresholds
 /// (2007, "Cluster-wise assessment of cluster stability"; 2008): <= 0.5 "dissolved", < 0.6

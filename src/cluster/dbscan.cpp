@@ -396,16 +396,19 @@ EpsSuggestion suggest_eps(Backend& backend, const Dataset& data, int min_samples
     double best = 0.0;
     for (i64 i = 0; i < s; ++i) {
       const double d = static_cast<double>(i) / static_cast<double>(s - 1) - (out.curve[static_cast<std::size_t>(i)] - lo) / span;
-      if (d > best) best = d, out.eps = out.curve[static_cast<std::size_t>(i)], out.knee_found = true;
+      if (d > best) best = d, out.eps = out.curve[static_cast<std::size_t>(i)], out.index = i, out.knee_found = true;
     }
   }
-  if (!out.knee_found)
-    out.eps = out.curve[static_cast<std::size_t>(std::min<i64>(s - 1, static_cast<i64>(0.9 * static_cast<double>(s))))];
+  if (!out.knee_found) {
+    out.index = std::min<i64>(s - 1, static_cast<i64>(0.9 * static_cast<double>(s)));
+    out.eps = out.curve[static_cast<std::size_t>(out.index)];
+  }
   if (!(out.eps > 0.0)) {
     // Many duplicates: the knee sits at distance 0. The smallest positive k-distance instead.
-    for (double v : out.curve)
-      if (v > 0.0) {
-        out.eps = v;
+    for (i64 i = 0; i < s; ++i)
+      if (out.curve[static_cast<std::size_t>(i)] > 0.0) {
+        out.eps = out.curve[static_cast<std::size_t>(i)];
+        out.index = i;
         break;
       }
   }

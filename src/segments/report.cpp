@@ -141,6 +141,17 @@ footer { color: #66707a; font-size: 12px; padding: 0 32px 24px; }
 constexpr const char* kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 std::string colour(std::size_t c) { return kPalette[c % 10]; }
+/// DBSCAN's outliers (segment -1) are grey, the segments the palette's colours.
+constexpr const char* kOutlierColour = "#b0b0b0";
+std::string colour(const ReportInput& in, std::size_t c) {
+  return c < in.profiles.size() && in.profiles[c].segment < 0 ? kOutlierColour : colour(c);
+}
+/// The segments the model found: the profiles less DBSCAN's outliers.
+std::size_t cluster_count(const ReportInput& in) {
+  std::size_t k = 0;
+  for (const auto& p : in.profiles) k += p.segment >= 0;
+  return k;
+}
 
 /// Installed first, so that any error in a later script is counted on the page itself.
 constexpr const char* kErrorHook = R"JS(
@@ -152,6 +163,7 @@ constexpr const char* kDraw = R"JS(
 (function () {
   var data = JSON.parse(document.getElementById('segforge-data').textContent);
   var palette = data.palette;
+  var colourOf = function (c) { return data.segments[c].colour; };
   var config = { displaylogo: false, responsive: true };
   var pending = [];
   // Every 2-D axis: margins grow to fit its tick labels and title (a right-hand second axis
@@ -217,6 +229,19 @@ constexpr const char* kDraw = R"JS(
   function vline(k) {
     return [{ type: 'line', x0: k, x1: k, yref: 'paper', y0: 0, y1: 1, line: { dash: 'dot', color: '#c0392b', width: 2 } }];
   }
+  if (data.eps) {
+    var e = data.eps;
+    var epsShapes = [{ type: 'line', xref: 'paper', x0: 0, x1: 1, y0: e.model_eps, y1: e.model_eps,
+                       line: { dash: 'dot', color: '#1f77b4', width: 2 } }];
+    draw('chart-eps', [{ x: e.x, y: e.y, mode: 'lines', name: 'distance to the ' + e.k + '-th nearest row, sorted' },
+                       { x: [e.knee_x], y: [e.suggested], mode: 'markers', name: e.knee_found ? 'knee (--eps auto)' : '90th percentile (no knee)',
+                         marker: { size: 16, symbol: 'star', color: '#c0392b' } }],
+         { title: { text: 'k-distance curve (k = ' + e.k + '): rows above the dotted line have fewer than k rows within eps' },
+           xaxis: { title: { text: 'rows sorted by k-distance (%)' }, range: [0, 100] },
+           yaxis: { title: { text: 'k-distance' } }, shapes: epsShapes,
+           annotations: [{ xref: 'paper', x: 0, xanchor: 'left', y: e.model_eps, yanchor: 'bottom', showarrow: false,
+                           text: 'model eps = ' + e.model_eps_text, bgcolor: 'rgba(255,255,255,0.85)', font: { size: 11, color: '#1f77b4' } }] });
+  }
   var sweep = data.sweep;
   if (sweep) {
     var ks = sweep.records.map(function (r) { return r.k; });
@@ -249,9 +274,10 @@ constexpr const char* kDraw = R"JS(
   if (data.silhouette) {
     var traces = [], offset = 0, ticks = [], labels = [];
     data.silhouette.by_segment.forEach(function (values, c) {
+      if (!values.length) return;  // DBSCAN's outliers have no silhouette
       var ys = values.map(function (_, i) { return offset + i; });
       traces.push({ type: 'bar', orientation: 'h', x: values, y: ys, name: names[c], width: 1,
-                    marker: { color: palette[c % palette.length], line: { width: 0 } } });
+                    marker: { color: colourOf(c), line: { width: 0 } } });
       ticks.push(offset + values.length / 2); labels.push(names[c]);
       offset += values.length + Math.max(8, Math.round(data.silhouette.n / 60));
     });
@@ -268,20 +294,20 @@ constexpr const char* kDraw = R"JS(
   var flat = [], solid = [];
   pca.segments.forEach(function (s, c) {
     flat.push({ type: 'scatter', mode: 'markers', x: s.x, y: s.y, name: names[c],
-                marker: { size: 4, opacity: 0.6, color: palette[c % palette.length] } });
+                marker: { size: 4, opacity: 0.6, color: colourOf(c) } });
     solid.push({ type: 'scatter3d', mode: 'markers', x: s.x, y: s.y, z: s.z, name: names[c],
-                 marker: { size: 2, opacity: 0.7, color: palette[c % palette.length] } });
+                 marker: { size: 2, opacity: 0.7, color: colourOf(c) } });
   });
   flat.push({ type: 'scatter', mode: 'markers', x: pca.centres.x, y: pca.centres.y, name: 'centres',
-              text: names, hoverinfo: 'text',
+              text: pca.centres.names, hoverinfo: 'text',
               marker: { size: 14, symbol: 'x', color: '#111', line: { width: 2 } } });
   solid.push({ type: 'scatter3d', mode: 'markers', x: pca.centres.x, y: pca.centres.y, z: pca.centres.z,
-               name: 'centres', text: names, marker: { size: 7, symbol: 'diamond', color: '#111' } });
+               name: 'centres', text: pca.centres.names, marker: { size: 7, symbol: 'diamond', color: '#111' } });
   draw('chart-pca-2d', flat, { title: { text: 'Segments on the first two principal axes (sample of ' + pca.n + ')' },
                                xaxis: { title: { text: axis(0) } }, yaxis: { title: { text: axis(1) } }, height: 520 },
        function (el) {
-         return labelCentres(el, pca.centres.x, pca.centres.y, names,
-                             names.map(function (_, c) { return palette[c % palette.length]; }));
+         return labelCentres(el, pca.centres.x, pca.centres.y, pca.centres.names,
+                             pca.centres.segments.map(function (c) { return colourOf(c); }));
        });
   draw('chart-pca-3d', solid, { title: { text: 'Interactive 3-D view (drag to rotate)' }, height: 560,
                                 legend: { orientation: 'h', y: -0.05, itemsizing: 'constant' },
@@ -294,9 +320,9 @@ constexpr const char* kDraw = R"JS(
          xaxis: { automargin: true } });
   if (data.stability) {
     draw('chart-stability', [
-        { type: 'bar', x: names, y: data.stability.jaccard_mean, name: 'mean Jaccard',
-          marker: { color: names.map(function (_, c) { return palette[c % palette.length]; }) } },
-        { type: 'scatter', mode: 'markers', x: names, y: data.stability.jaccard_min, name: 'lowest run',
+        { type: 'bar', x: names.slice(0, data.stability.jaccard_mean.length), y: data.stability.jaccard_mean, name: 'mean Jaccard',
+          marker: { color: names.map(function (_, c) { return colourOf(c); }) } },
+        { type: 'scatter', mode: 'markers', x: names.slice(0, data.stability.jaccard_min.length), y: data.stability.jaccard_min, name: 'lowest run',
           marker: { symbol: 'line-ew-open', size: 24, color: '#111', line: { width: 3 } } }],
          { title: { text: 'Per-segment Jaccard agreement across re-fits' }, yaxis: { range: [0, 1.05], title: { text: 'Jaccard' } },
            // Hennig's lines: stable at the threshold (0.75), dissolved at or below 0.5.
@@ -358,7 +384,7 @@ std::string data_json(const ReportInput& in) {
   for (std::size_t c = 0; c < k; ++c) {
     if (c) j += ",";
     j += "{\"name\":" + json_string(in.dictionary[c].name) + ",\"size\":" + std::to_string(in.profiles[c].size) +
-         ",\"share\":" + json_number(in.profiles[c].share) + "}";
+         ",\"share\":" + json_number(in.profiles[c].share) + ",\"colour\":" + json_string(colour(in, c)) + "}";
   }
   j += "],\"z_scores\":[";
   for (std::size_t c = 0; c < k; ++c) j += (c ? "," : "") + json_numbers(in.profiles[c].z_scores);
@@ -405,13 +431,21 @@ std::string data_json(const ReportInput& in) {
     for (std::size_t c = 0; c < k; ++c)
       j += std::string(c ? "," : "") + "{\"x\":" + json_numbers(xs[c]) + ",\"y\":" + json_numbers(ys[c]) +
            ",\"z\":" + json_numbers(zs[c]) + "}";
+    // Centres of the segments; DBSCAN's outliers have none (their mean describes no group).
     std::vector<double> cx, cy, cz;
+    std::vector<std::string> cn;
+    std::vector<std::int64_t> ci;
     for (std::int64_t c = 0; c < v.centres.rows(); ++c) {
+      if (static_cast<std::size_t>(c) < k && in.profiles[static_cast<std::size_t>(c)].segment < 0) continue;
+      cn.push_back(static_cast<std::size_t>(c) < k ? in.dictionary[static_cast<std::size_t>(c)].name : std::string());
+      ci.push_back(c);
       cx.push_back(v.centres(c, 0));
       cy.push_back(v.centres(c, 1));
       cz.push_back(v.centres(c, 2));
     }
-    j += "],\"centres\":{\"x\":" + json_numbers(cx) + ",\"y\":" + json_numbers(cy) + ",\"z\":" + json_numbers(cz) + "}}";
+    j += "],\"centres\":{\"x\":" + json_numbers(cx) + ",\"y\":" + json_numbers(cy) + ",\"z\":" + json_numbers(cz) +
+         ",\"names\":" + json_array(cn, json_string) + ",\"segments\":" +
+         json_array(ci, [](std::int64_t c) { return std::to_string(c); }) + "}}";
   }
   if (in.drift) {
     const DriftResult& d = *in.drift;
@@ -442,6 +476,22 @@ std::string data_json(const ReportInput& in) {
     }
     j += "}";
   }
+  if (in.dbscan && in.dbscan->curve) {
+    // At most 2,000 points of the curve (every step-th by rank, the last and the knee kept).
+    const EpsSuggestion& e = *in.dbscan->curve;
+    const std::size_t m = e.curve.size();
+    const std::size_t step = std::max<std::size_t>(1, (m + 1999) / 2000);
+    std::vector<double> xs, ys;
+    const double scale = m > 1 ? 100.0 / static_cast<double>(m - 1) : 0.0;
+    for (std::size_t i = 0; i < m; ++i)
+      if (i % step == 0 || i + 1 == m || static_cast<std::int64_t>(i) == e.index)
+        xs.push_back(scale * static_cast<double>(i)), ys.push_back(e.curve[i]);
+    j += ",\"eps\":{\"k\":" + std::to_string(in.dbscan->curve_min_samples) + ",\"x\":" + json_numbers(xs) +
+         ",\"y\":" + json_numbers(ys) + ",\"knee_x\":" + json_number(scale * static_cast<double>(e.index)) +
+         ",\"suggested\":" + json_number(e.eps) + ",\"knee_found\":" + (e.knee_found ? "true" : "false") +
+         ",\"model_eps\":" + json_number(in.dbscan->eps) + ",\"model_eps_text\":" +
+         json_string(analyst_number(in.dbscan->eps)) + "}";
+  }
   if (in.stability) {
     j += ",\"stability\":{\"jaccard_mean\":" + json_numbers(in.stability->jaccard_mean) +
          ",\"jaccard_min\":" + json_numbers(in.stability->jaccard_min) +
@@ -456,7 +506,7 @@ std::string profile_table(const ReportInput& in) {
   t += "</tr></thead><tbody>\n";
   for (std::size_t c = 0; c < in.profiles.size(); ++c) {
     const SegmentProfile& p = in.profiles[c];
-    t += "<tr><td>" + std::to_string(p.segment) + "</td><td class=\"nowrap\"><span class=\"swatch\" style=\"background:" + colour(c) +
+    t += "<tr><td>" + std::to_string(p.segment) + "</td><td class=\"nowrap\"><span class=\"swatch\" style=\"background:" + colour(in, c) +
          "\"></span>" + html(in.dictionary[c].name) + "</td><td class=\"num\">" + thousands(p.size) +
          "</td><td class=\"num\">" + fmt("%.1f%%", 100.0 * p.share) + "</td><td>";
     for (std::size_t i = 0; i < p.top_features.size(); ++i) {
@@ -477,7 +527,7 @@ std::string profile_table(const ReportInput& in) {
 std::string dictionary_table(const ReportInput& in) {
   std::string t = "<div class=\"scroll\"><table><thead><tr><th>#</th><th>name</th><th>description</th><th>suggested outreach</th></tr></thead><tbody>\n";
   for (std::size_t c = 0; c < in.dictionary.size(); ++c)
-    t += "<tr><td>" + std::to_string(c) + "</td><td><span class=\"swatch\" style=\"background:" + colour(c) +
+    t += "<tr><td>" + std::to_string(in.profiles[c].segment) + "</td><td><span class=\"swatch\" style=\"background:" + colour(in, c) +
          "\"></span><b>" + html(in.dictionary[c].name) + "</b></td><td>" + html(in.dictionary[c].description) +
          "</td><td>" + html(in.dictionary[c].outreach) + "</td></tr>\n";
   return t + "</tbody></table></div>\n";
@@ -565,23 +615,36 @@ ReportViews report_views(Backend& backend, const Dataset& data, std::span<const 
   for (std::int64_t i : rows) v.point_labels.push_back(labels[i]);
   v.centres = pad3(pca_project(box, centroids, 3));
 
-  // The silhouette of a stratified sample (exact when the data are small).
-  std::vector<std::int64_t> sizes(static_cast<std::size_t>(k), 0);
-  for (auto l : labels) ++sizes[l];
+  // The silhouette of a stratified sample (exact when the data are small), over the rows of
+  // segments [0, ks) (DBSCAN's outliers left out, as fit's metrics leave them out).
+  const int ks = params.silhouette_segments < 0 ? k : std::min(k, params.silhouette_segments);
+  std::unique_ptr<Dataset> kept;
+  std::vector<std::int32_t> kept_labels;
+  if (ks < k) {
+    std::vector<std::int64_t> keep;
+    for (std::int64_t i = 0; i < n; ++i)
+      if (labels[i] < ks) keep.push_back(i), kept_labels.push_back(labels[i]);
+    kept = backend.upload(backend.gather(data, keep).view());
+  }
+  const Dataset& scored = kept ? *kept : data;
+  const std::span<const std::int32_t> scored_labels = kept ? std::span<const std::int32_t>(kept_labels) : labels;
+  const std::int64_t ns = scored.n_samples();
+  std::vector<std::int64_t> sizes(static_cast<std::size_t>(ks), 0);
+  for (auto l : scored_labels) ++sizes[l];
   const auto occupied = std::count_if(sizes.begin(), sizes.end(), [](auto s) { return s > 0; });
-  if (occupied >= 2 && occupied <= n - 1) {
+  if (occupied >= 2 && occupied <= ns - 1) {
     const SilhouetteResult s =
-        n <= params.silhouette_rows
-            ? silhouette_exact(backend, data, labels, k)
-            : silhouette_sampled(backend, data, labels, k, params.silhouette_rows, mix64(params.seed + 1), 50);
+        ns <= params.silhouette_rows
+            ? silhouette_exact(backend, scored, scored_labels, ks)
+            : silhouette_sampled(backend, scored, scored_labels, ks, params.silhouette_rows, mix64(params.seed + 1), 50);
     v.has_silhouette = true;
     v.silhouette_score = s.score;
     v.silhouette_sampled = s.sampled;
     v.silhouette_values = s.values;
     if (s.sampled)
-      for (std::int64_t i : s.rows) v.silhouette_labels.push_back(labels[i]);
+      for (std::int64_t i : s.rows) v.silhouette_labels.push_back(scored_labels[i]);
     else
-      v.silhouette_labels.assign(labels.begin(), labels.end());
+      v.silhouette_labels.assign(scored_labels.begin(), scored_labels.end());
   }
   return v;
 }
@@ -604,12 +667,16 @@ std::string render_report_html(const ReportInput& in) {
   }
   h += "</head>\n<body>\n<header><h1>" + html(in.title) + "</h1>\n";
   h += "<p>model " + html(in.model_path) + " · features " + html(in.features_path) + " · " + thousands(in.n_samples) +
-       " rows × " + std::to_string(in.feature_names.size()) + " features · K = " + std::to_string(k) + "</p>\n";
+       " rows × " + std::to_string(in.feature_names.size()) + " features · K = " + std::to_string(cluster_count(in)) +
+       (cluster_count(in) < k ? " and the outliers" : "") + "</p>\n";
   auto attr = [&](const char* key) {
     const auto it = in.model_attributes.find(key);
     return it == in.model_attributes.end() ? std::string() : it->second;
   };
-  if (!attr("algorithm").empty())
+  if (in.dbscan)
+    h += "<p>DBSCAN, eps " + html(analyst_number(in.dbscan->eps)) + ", min_samples " + html(analyst_number(in.dbscan->min_samples)) +
+         " · " + html(attr("backend")) + " (" + html(attr("device")) + ")</p>\n";
+  else if (!attr("algorithm").empty())
     h += "<p>" + html(attr("algorithm")) + ", init " + html(attr("init")) + ", seed " + html(attr("seed")) +
          ", n_init " + html(attr("n_init")) + ", inertia " + html(number_text(attr("inertia"))) + " · " + html(attr("backend")) +
          " (" + html(attr("device")) + ")</p>\n";
@@ -627,12 +694,18 @@ std::string render_report_html(const ReportInput& in) {
     for (const auto& w : in.sweep->warnings) h += "<div class=\"warn\">" + html(w) + "</div>\n";
   } else if (in.sweep) {
     h += "<div class=\"warn\">The sweep gave no recommendation: " + html(in.sweep->reason) + "</div>\n";
+  } else if (in.dbscan) {
+    const double share = in.n_samples > 0 ? static_cast<double>(in.dbscan->n_noise) / static_cast<double>(in.n_samples) : 0.0;
+    h += "<p>DBSCAN found the number of segments itself: " + std::to_string(cluster_count(in)) + " dense groups at eps " +
+         html(analyst_number(in.dbscan->eps)) + " and min_samples " + html(analyst_number(in.dbscan->min_samples)) + "; " +
+         thousands(in.dbscan->n_noise) + " rows (" + fmt("%.1f%%", 100.0 * share) +
+         ") have no core row within eps and are the outliers (segment -1).</p>\n";
   } else {
     h += "<p>No sweep given (segforge sweep … -o sweep.json, then --sweep sweep.json) — the choice of K is not shown.</p>\n";
   }
-  h += "<p>" + std::to_string(k) + " segments: ";
+  h += "<p>" + std::to_string(cluster_count(in)) + " segments" + (cluster_count(in) < k ? " and the outliers" : "") + ": ";
   for (std::size_t c = 0; c < k; ++c)
-    h += std::string(c ? ", " : "") + "<span class=\"swatch\" style=\"background:" + colour(c) + "\"></span><b>" +
+    h += std::string(c ? ", " : "") + "<span class=\"swatch\" style=\"background:" + colour(in, c) + "\"></span><b>" +
          html(in.dictionary[c].name) + "</b> (" + fmt("%.1f%%", 100.0 * in.profiles[c].share) + ")";
   h += ".</p>\n";
   if (in.stability)
@@ -641,6 +714,21 @@ std::string render_report_html(const ReportInput& in) {
   h += "</section>\n";
 
   if (in.drift) h += what_changed(in, charts);
+
+  if (in.dbscan && in.dbscan->curve) {
+    const EpsSuggestion& e = *in.dbscan->curve;
+    h += "<section id=\"choosing-eps\"><h2>Choosing eps</h2>\n<p>The k-distance curve of " + thousands(static_cast<std::int64_t>(e.curve.size())) +
+         " sampled rows (k = " + std::to_string(in.dbscan->curve_min_samples) +
+         "): each row's distance to its k-th nearest row, the row itself counted first, sorted. A row is core when eps "
+         "reaches its k-distance. " + (e.knee_found ? std::string("The knee") : std::string("The curve has no knee; its 90th percentile")) +
+         " is at " + html(analyst_number(e.eps)) + " (what --eps auto takes); this model uses eps " +
+         html(analyst_number(in.dbscan->eps)) + ".</p>\n";
+    if (in.dbscan->curve_min_samples != static_cast<int>(in.dbscan->min_samples))
+      h += "<div class=\"warn\">The curve is for k = " + std::to_string(in.dbscan->curve_min_samples) +
+           ", the model's min_samples is " + html(analyst_number(in.dbscan->min_samples)) + ".</div>\n";
+    if (charts) h += chart_div("chart-eps");
+    h += "</section>\n";
+  }
 
   if (in.sweep) {
     h += "<section id=\"choosing-k\"><h2>Choosing K</h2>\n";

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "segforge/dbscan.hpp"
 #include "segforge/error.hpp"
 #include "segforge/rng.hpp"
 #include "segforge/segments.hpp"
@@ -149,11 +150,51 @@ void validate_stability(const StabilityParams& params, std::int64_t n_samples, s
 
 StabilityResult stability(Backend& backend, Dataset& data, const StabilityParams& params,
                           const ProgressFn& progress) {
+  LloydParams p = params.lloyd;
+  p.n_clusters = params.n_clusters;
+  const auto refit = [&](Dataset& rows, std::uint64_t seed) {
+    LloydParams q = p;
+    q.seed = seed;
+    return Refitted{fit_lloyd(backend, rows, q).centroids, {}, params.n_clusters};
+  };
+  const auto label = [&](const Dataset& all, const Refitted& fit, std::span<std::int32_t> labels) {
+    std::vector<float> dist(labels.size());
+    backend.assign(all, fit.centres.view(), labels, dist);
+  };
+  return stability_of(backend, data, params, refit, label, progress);
+}
+
+StabilityResult stability_dbscan(Backend& backend, Dataset& data, const StabilityParams& params,
+                                 const DbscanParams& dbscan, const ProgressFn& progress) {
+  validate(dbscan, "DBSCAN stability");
+  const double all_rows = static_cast<double>(data.n_samples());
+  const auto refit = [&](Dataset& rows, std::uint64_t) {
+    DbscanParams q = dbscan;
+    q.min_samples = std::max(1.0, dbscan.min_samples * static_cast<double>(rows.n_samples()) / all_rows);
+    const DbscanResult r = fit_dbscan(backend, rows, q);
+    Refitted fit;
+    std::vector<std::int64_t> core;
+    for (std::int64_t i = 0; i < rows.n_samples(); ++i)
+      if (r.core[static_cast<std::size_t>(i)]) core.push_back(i), fit.row_labels.push_back(r.labels[static_cast<std::size_t>(i)]);
+    fit.centres = backend.gather(rows, core);  // the core rows
+    fit.n_segments = r.n_clusters;
+    return fit;
+  };
+  const auto label = [&](const Dataset& all, const Refitted& fit, std::span<std::int32_t> labels) {
+    std::fill(labels.begin(), labels.end(), -1);
+    if (fit.n_segments == 0) return;
+    const auto core = backend.upload(fit.centres.view());
+    const DbscanAssignment a = predict_dbscan(backend, all, *core, fit.row_labels, dbscan.eps);
+    std::copy(a.labels.begin(), a.labels.end(), labels.begin());
+  };
+  return stability_of(backend, data, params, refit, label, progress);
+}
+
+StabilityResult stability_of(Backend& backend, Dataset& data, const StabilityParams& params, const RefitFn& refit,
+                             const LabelFn& label, const ProgressFn& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::int64_t n = data.n_samples();
-  const int k = params.n_clusters;
   StabilityResult out;
-  out.n_clusters = k;
   out.runs = params.runs;
   out.sample_fraction = params.sample_fraction;
   out.n_samples = n;
@@ -171,72 +212,94 @@ StabilityResult stability(Backend& backend, Dataset& data, const StabilityParams
     std::sort(eval.begin(), eval.end());
   }
   out.eval_rows = static_cast<std::int64_t>(eval.size());
-  std::vector<std::int32_t> all_labels(static_cast<std::size_t>(n));
-  std::vector<float> all_dist(static_cast<std::size_t>(n));
-  auto label_eval_rows = [&](const Matrix<float>& centroids) {
-    backend.assign(data, centroids.view(), all_labels, all_dist);
+  // A labeling of the evaluation rows: segments [0, k), and k for rows in none (-1).
+  struct Labeling {
     std::vector<std::int32_t> labels;
-    labels.reserve(eval.size());
-    for (std::int64_t i : eval) labels.push_back(all_labels[i]);
-    return labels;
+    int k = 0;
+  };
+  std::vector<std::int32_t> all_labels(static_cast<std::size_t>(n));
+  auto label_eval_rows = [&](const Refitted& fit) {
+    label(data, fit, all_labels);
+    Labeling l;
+    l.k = fit.n_segments;
+    l.labels.reserve(eval.size());
+    for (std::int64_t i : eval) {
+      const std::int32_t v = all_labels[static_cast<std::size_t>(i)];
+      SEGFORGE_ASSERT(v >= -1 && v < l.k, "stability: a label outside the refit's segments");
+      l.labels.push_back(v < 0 ? l.k : v);
+    }
+    return l;
   };
 
-  LloydParams p = params.lloyd;
-  p.n_clusters = k;
-  const std::vector<std::int32_t> reference = label_eval_rows(fit_lloyd(backend, data, p).centroids);
+  const Labeling reference = label_eval_rows(refit(data, params.lloyd.seed));
+  const int k = reference.k;
+  if (k == 0)
+    throw InputError("stability: the fit on all rows found no segment (every row is an outlier); change the "
+                     "method's parameters (DBSCAN: raise --eps or lower --min-samples)");
+  out.n_clusters = k;
   out.reference_sizes.assign(static_cast<std::size_t>(k), 0);
-  for (auto l : reference) ++out.reference_sizes[l];
+  for (auto l : reference.labels)
+    if (l < k) ++out.reference_sizes[l];
+    else ++out.reference_unassigned;
 
-  const auto m = std::max<std::int64_t>(k, std::llround(params.sample_fraction * static_cast<double>(n)));
-  std::vector<std::vector<std::int32_t>> runs;
+  const auto m = std::max<std::int64_t>(std::max(params.n_clusters, 1),
+                                        std::llround(params.sample_fraction * static_cast<double>(n)));
+  std::vector<Labeling> runs;
   for (int r = 0; r < params.runs; ++r) {
-    LloydParams q = p;
-    q.seed = rng.split();
+    const std::uint64_t seed = rng.split();
     std::vector<std::int64_t> rows = rng.choose(n, m);
     std::sort(rows.begin(), rows.end());
     const auto sample = backend.upload(backend.gather(data, rows).view());
-    runs.push_back(label_eval_rows(fit_lloyd(backend, *sample, q).centroids));
+    runs.push_back(label_eval_rows(refit(*sample, seed)));
+    out.run_segments.push_back(runs.back().k);
     if (progress) progress({"stability", 0, r + 1, params.runs});
   }
 
-  // ARI between every pair of runs, and of each run against the full-data fit.
+  // ARI between every pair of runs, and of each run against the full-data fit; rows in no
+  // segment are one more class of each labeling (empty for K-Means, where it changes nothing).
   double sum = 0.0;
   out.ari_min = std::numeric_limits<double>::infinity();
   int pairs = 0;
   for (int a = 0; a < params.runs; ++a)
     for (int b = a + 1; b < params.runs; ++b) {
-      const double ari = adjusted_rand_index(runs[a], k, runs[b], k);
+      const double ari = adjusted_rand_index(runs[a].labels, runs[a].k + 1, runs[b].labels, runs[b].k + 1);
       sum += ari;
       out.ari_min = std::min(out.ari_min, ari);
       ++pairs;
     }
   out.ari_mean = sum / pairs;
   double ref_sum = 0.0;
-  for (const auto& run : runs) ref_sum += adjusted_rand_index(run, k, reference, k);
+  for (const auto& run : runs) ref_sum += adjusted_rand_index(run.labels, run.k + 1, reference.labels, k + 1);
   out.ari_reference_mean = ref_sum / params.runs;
 
-  // Per reference segment: the Jaccard index of the run's segment matched to it.
+  // Per reference segment: the Jaccard index of the run's segment matched to it by the
+  // Hungarian method on the square table padded with zeros (a run with fewer segments leaves
+  // some reference segments unmatched: Jaccard 0, dissolved; rows in no segment belong to none).
   out.jaccard_mean.assign(static_cast<std::size_t>(k), 0.0);
   out.jaccard_min.assign(static_cast<std::size_t>(k), std::numeric_limits<double>::infinity());
   for (const auto& run : runs) {
-    const std::vector<double> t = contingency(run, k, reference, k);
-    std::vector<double> size_run(static_cast<std::size_t>(k), 0.0), size_ref(static_cast<std::size_t>(k), 0.0);
-    for (int i = 0; i < k; ++i)
-      for (int j = 0; j < k; ++j) {
-        size_run[i] += t[i * k + j];
-        size_ref[j] += t[i * k + j];
+    const int kr = run.k, side = std::max(kr, k);
+    const std::vector<double> t = contingency(run.labels, kr + 1, reference.labels, k + 1);
+    auto cell = [&](int i, int j) { return t[static_cast<std::size_t>(i) * (k + 1) + j]; };
+    std::vector<double> size_run(static_cast<std::size_t>(kr), 0.0), size_ref(static_cast<std::size_t>(k), 0.0);
+    for (int i = 0; i <= kr; ++i)
+      for (int j = 0; j <= k; ++j) {
+        if (i < kr) size_run[i] += cell(i, j);
+        if (j < k) size_ref[j] += cell(i, j);
       }
-    std::vector<double> jaccard(t.size(), 0.0);
-    for (int i = 0; i < k; ++i)
+    std::vector<double> jaccard(static_cast<std::size_t>(side) * side, 0.0);
+    for (int i = 0; i < kr; ++i)
       for (int j = 0; j < k; ++j) {
-        const double uni = size_run[i] + size_ref[j] - t[i * k + j];
-        jaccard[i * k + j] = uni > 0 ? t[i * k + j] / uni : 0.0;
+        const double uni = size_run[i] + size_ref[j] - cell(i, j);
+        jaccard[static_cast<std::size_t>(i) * side + j] = uni > 0 ? cell(i, j) / uni : 0.0;
       }
-    const std::vector<int> match = hungarian_maximise(jaccard, k);
-    for (int i = 0; i < k; ++i) {
+    const std::vector<int> match = hungarian_maximise(jaccard, side);
+    for (int i = 0; i < side; ++i) {
       const int j = match[i];
-      out.jaccard_mean[j] += jaccard[i * k + j] / params.runs;
-      out.jaccard_min[j] = std::min(out.jaccard_min[j], jaccard[i * k + j]);
+      if (j >= k) continue;
+      const double v = jaccard[static_cast<std::size_t>(i) * side + j];
+      out.jaccard_mean[j] += v / params.runs;
+      out.jaccard_min[j] = std::min(out.jaccard_min[j], v);
     }
   }
 
