@@ -35,6 +35,46 @@ double exact_sq_distance(const float* x, const float* y, i64 d) {
   return s;
 }
 
+/// Each block's bounding box over every column, in double: [n_blocks x d] lower and upper ends.
+struct BlockBoxes {
+  std::vector<double> lo, hi;
+};
+
+BlockBoxes block_boxes(int team, HostRows rows, const RowBlocks& blocks) {
+  const i64 nb = blocks.n_blocks(), d = rows.d;
+  BlockBoxes box;
+  box.lo.assign(static_cast<std::size_t>(nb * d), std::numeric_limits<double>::infinity());
+  box.hi.assign(static_cast<std::size_t>(nb * d), -std::numeric_limits<double>::infinity());
+#pragma omp parallel for schedule(dynamic, 64) num_threads(team)
+  for (i64 b = 0; b < nb; ++b) {
+    double* lo = box.lo.data() + b * d;
+    double* hi = box.hi.data() + b * d;
+    for (i64 p = blocks.starts[b]; p < blocks.starts[b + 1]; ++p) {
+      const float* y = rows.rows + blocks.order[static_cast<std::size_t>(p)] * d;
+      for (i64 j = 0; j < d; ++j) {
+        lo[j] = std::min(lo[j], static_cast<double>(y[j]));
+        hi[j] = std::max(hi[j], static_cast<double>(y[j]));
+      }
+    }
+  }
+  return box;
+}
+
+/// A lower bound of the squared distance from x to any row in the box: Σ_j gap_j² over j
+/// ascending in double, gap_j the distance from x_j to [lo_j, hi_j]. Each |x_j − y_j| rounds to
+/// at least gap_j and rounding is monotonic, so with the same order of summation a bound above
+/// eps² proves every row of the box farther than eps as exact_sq_distance (and the tiles below)
+/// compute it: skipping such blocks changes no result.
+double box_sq_gap(const float* x, const double* lo, const double* hi, i64 d) {
+  double s = 0.0;
+  for (i64 j = 0; j < d; ++j) {
+    const double v = static_cast<double>(x[j]);
+    const double g = v < lo[j] ? lo[j] - v : v > hi[j] ? v - hi[j] : 0.0;
+    s += g * g;
+  }
+  return s;
+}
+
 void check_blocks(const RowBlocks& blocks, i64 n, const char* what) {
   SEGFORGE_ASSERT(static_cast<i64>(blocks.order.size()) == n, std::string(what) + " blocks must order every row");
   SEGFORGE_ASSERT(!blocks.starts.empty() && blocks.starts.front() == 0 && blocks.starts.back() == n,
@@ -73,6 +113,7 @@ void for_pairs(int team, HostRows q, const RowBlocks& qb, HostRows r, const RowB
   }
   const i64 n_tiles = static_cast<i64>(tiles.size());
   if (n_tiles == 0) return;
+  const BlockBoxes box = block_boxes(team, r, rb);
   team = static_cast<int>(std::min<i64>(team, n_tiles));
 #pragma omp parallel num_threads(team)
   {
@@ -80,6 +121,7 @@ void for_pairs(int team, HostRows q, const RowBlocks& qb, HostRows r, const RowB
     std::vector<double> tbuf(static_cast<std::size_t>(kRefTile * d));  // column-major [d x kRefTile]
     std::vector<i64> trow(static_cast<std::size_t>(kRefTile));
     std::vector<double> acc(static_cast<std::size_t>(kRefTile));
+    std::vector<std::uint8_t> far(static_cast<std::size_t>(kQueryTile));  // the block's box is beyond eps
 #pragma omp for schedule(dynamic, 1)
     for (i64 t = 0; t < n_tiles; ++t) {
       const QueryTile& tile = tiles[static_cast<std::size_t>(t)];
@@ -98,6 +140,14 @@ void for_pairs(int team, HostRows q, const RowBlocks& qb, HostRows r, const RowB
       for (i64 c = own ? c0 - 1 : c0; c < c1 && !all_done(); ++c) {
         const i64 b = c < c0 ? tile.block : pairs.targets[static_cast<std::size_t>(c)];
         if (own && c >= c0 && b == tile.block) continue;  // visited first
+        bool any = false;
+        for (i64 i = 0; i < nq; ++i) {
+          const i64 qrow = active[static_cast<std::size_t>(tile.p0 + i)];
+          far[static_cast<std::size_t>(i)] =
+              done(qrow) || box_sq_gap(q.rows + qrow * d, box.lo.data() + b * d, box.hi.data() + b * d, d) > eps2;
+          any = any || !far[static_cast<std::size_t>(i)];
+        }
+        if (!any) continue;
         i64 p = rb.starts[b];
         const i64 end = rb.starts[b + 1];
         while (p < end && !all_done()) {
@@ -112,7 +162,7 @@ void for_pairs(int team, HostRows q, const RowBlocks& qb, HostRows r, const RowB
             ++nt;
           }
           for (i64 i = 0; i < nq; ++i) {
-            if (done(active[static_cast<std::size_t>(tile.p0 + i)])) continue;
+            if (far[static_cast<std::size_t>(i)] || done(active[static_cast<std::size_t>(tile.p0 + i)])) continue;
             const double* x = qbuf.data() + i * d;
             std::fill_n(acc.data(), nt, 0.0);
             for (i64 j = 0; j < d; ++j) {
@@ -173,11 +223,59 @@ std::vector<std::int64_t> eps_lower_root(int team, HostRows data, const RowBlock
   std::vector<std::int64_t> out(roots.begin(), roots.end());
   const double eps2 = eps * eps;
   const i64 d = data.d;
+  const i64 nb = blocks.n_blocks();
+  // Each block's core rows cut into chunks of consecutive rows (at most kChunk, and a new one
+  // at a change of root once a chunk has kMinChunk rows), each with its bounding box: after the
+  // first pass a chunk is mostly rows of one component, which lie together, so a query row skips
+  // whole chunks beyond eps (box_sq_gap: exact) instead of scanning rows it cannot reach.
+  constexpr i64 kChunk = 16, kMinChunk = 4;
+  std::vector<i64> chunk_start;                      // position of each chunk's first row
+  std::vector<i64> block_chunks(static_cast<std::size_t>(nb + 1), 0);
+  std::vector<i64> core_end(static_cast<std::size_t>(nb));  // where each block's core rows end
+  for (i64 b = 0; b < nb; ++b) {
+    block_chunks[static_cast<std::size_t>(b)] = static_cast<i64>(chunk_start.size());
+    i64 size = 0;
+    i64 p = blocks.starts[b];
+    for (; p < blocks.starts[b + 1]; ++p) {
+      const std::int64_t root = roots[static_cast<std::size_t>(blocks.order[static_cast<std::size_t>(p)])];
+      if (root < 0) break;  // the core rows come first
+      const bool changed = size > 0 && root != roots[static_cast<std::size_t>(blocks.order[static_cast<std::size_t>(p - 1)])];
+      if (size == 0 || size == kChunk || (changed && size >= kMinChunk)) {
+        chunk_start.push_back(p);
+        size = 0;
+      }
+      ++size;
+    }
+    core_end[static_cast<std::size_t>(b)] = p;
+  }
+  block_chunks[static_cast<std::size_t>(nb)] = static_cast<i64>(chunk_start.size());
+  const i64 n_chunks = static_cast<i64>(chunk_start.size());
+  auto chunk_end = [&](i64 c, i64 b) {
+    return c + 1 < block_chunks[static_cast<std::size_t>(b + 1)] ? chunk_start[static_cast<std::size_t>(c + 1)]
+                                                              : core_end[static_cast<std::size_t>(b)];
+  };
+  std::vector<i64> chunk_block(static_cast<std::size_t>(n_chunks));
+  for (i64 b = 0; b < nb; ++b)
+    for (i64 c = block_chunks[static_cast<std::size_t>(b)]; c < block_chunks[static_cast<std::size_t>(b + 1)]; ++c)
+      chunk_block[static_cast<std::size_t>(c)] = b;
+  std::vector<double> lo(static_cast<std::size_t>(n_chunks * d), std::numeric_limits<double>::infinity());
+  std::vector<double> hi(static_cast<std::size_t>(n_chunks * d), -std::numeric_limits<double>::infinity());
+#pragma omp parallel for schedule(static) num_threads(team)
+  for (i64 c = 0; c < n_chunks; ++c) {
+    const i64 b = chunk_block[static_cast<std::size_t>(c)];
+    for (i64 p = chunk_start[static_cast<std::size_t>(c)]; p < chunk_end(c, b); ++p) {
+      const float* y = data.rows + blocks.order[static_cast<std::size_t>(p)] * d;
+      for (i64 j = 0; j < d; ++j) {
+        lo[static_cast<std::size_t>(c * d + j)] = std::min(lo[static_cast<std::size_t>(c * d + j)], static_cast<double>(y[j]));
+        hi[static_cast<std::size_t>(c * d + j)] = std::max(hi[static_cast<std::size_t>(c * d + j)], static_cast<double>(y[j]));
+      }
+    }
+  }
   // One query row at a time; it stops at the first core row within eps whose root is lower. In
   // each block the core rows come in ascending root order, so a block is left at the first root
   // that is not lower. The own block first: neighbours are likeliest there.
 #pragma omp parallel for schedule(dynamic, 16) num_threads(team)
-  for (i64 a = 0; a < blocks.n_blocks(); ++a) {
+  for (i64 a = 0; a < nb; ++a) {
     const i64 c0 = pairs.offsets[a], c1 = pairs.offsets[a + 1];
     const bool own = std::binary_search(pairs.targets.begin() + c0, pairs.targets.begin() + c1, a);
     for (i64 p = blocks.starts[a]; p < blocks.starts[a + 1]; ++p) {
@@ -189,13 +287,18 @@ std::vector<std::int64_t> eps_lower_root(int team, HostRows data, const RowBlock
       for (i64 c = own ? c0 - 1 : c0; c < c1 && found == mine; ++c) {
         const i64 b = c < c0 ? a : pairs.targets[static_cast<std::size_t>(c)];
         if (c >= c0 && b == a) continue;  // the own block came first
-        for (i64 k = blocks.starts[b]; k < blocks.starts[b + 1]; ++k) {
-          const i64 r = blocks.order[static_cast<std::size_t>(k)];
-          const std::int64_t root = roots[static_cast<std::size_t>(r)];
-          if (root < 0 || root >= mine) break;  // no lower root further in this block
-          if (exact_sq_distance(x, data.rows + r * d, d) <= eps2) {
-            found = root;
-            break;
+        for (i64 h = block_chunks[static_cast<std::size_t>(b)]; h < block_chunks[static_cast<std::size_t>(b + 1)] && found == mine; ++h) {
+          const i64 first = chunk_start[static_cast<std::size_t>(h)];
+          if (roots[static_cast<std::size_t>(blocks.order[static_cast<std::size_t>(first)])] >= mine) break;
+          if (box_sq_gap(x, lo.data() + h * d, hi.data() + h * d, d) > eps2) continue;
+          for (i64 k = first, end = chunk_end(h, b); k < end; ++k) {
+            const i64 r = blocks.order[static_cast<std::size_t>(k)];
+            const std::int64_t root = roots[static_cast<std::size_t>(r)];
+            if (root < 0 || root >= mine) break;  // no lower root further in this block
+            if (exact_sq_distance(x, data.rows + r * d, d) <= eps2) {
+              found = root;
+              break;
+            }
           }
         }
       }

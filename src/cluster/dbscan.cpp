@@ -354,30 +354,37 @@ std::vector<double> k_distances(Backend& backend, const Dataset& data, int min_s
   const Matrix<float> sample_rows = backend.gather(data, rows);
   auto sample = backend.upload(sample_rows.view());
   const i64 s = static_cast<i64>(rows.size());
-  // The min_samples smallest squared distances of each sample row, over tiles of the data.
+  // The min_samples smallest squared distances of each sample row, over tiles of the data: a
+  // row's k best so far as a max-heap, and a tile's value enters only below the heap's top.
+  // Tiles of at most 512 x 4096 (8 MiB): larger ones are fresh mappings from the allocator
+  // every time (glibc's mmap threshold stops at 32 MiB), and their page faults cost more than
+  // the distances.
   const i64 k = min_samples;
-  std::vector<std::vector<float>> best(static_cast<std::size_t>(s));
-  constexpr i64 kTile = 8192;
-  for (i64 b0 = 0; b0 < n; b0 += kTile) {
-    const i64 nb = std::min(kTile, n - b0);
-    const Matrix<float> tile = backend.distance_tile(*sample, 0, s, data, b0, nb, /*squared=*/true);
-    for (i64 i = 0; i < s; ++i) {
-      std::vector<float>& keep = best[static_cast<std::size_t>(i)];
-      keep.insert(keep.end(), tile.row(i), tile.row(i) + nb);
-      if (static_cast<i64>(keep.size()) > 4 * k + kTile) {
-        std::nth_element(keep.begin(), keep.begin() + (k - 1), keep.end());
-        keep.resize(static_cast<std::size_t>(k));
+  std::vector<float> best(static_cast<std::size_t>(s * k), std::numeric_limits<float>::infinity());  // [s x k] heaps
+  constexpr i64 kSampleTile = 512, kDataTile = 4096;
+  for (i64 a0 = 0; a0 < s; a0 += kSampleTile) {
+    const i64 na = std::min(kSampleTile, s - a0);
+    for (i64 b0 = 0; b0 < n; b0 += kDataTile) {
+      const i64 nb = std::min(kDataTile, n - b0);
+      const Matrix<float> tile = backend.distance_tile(*sample, a0, na, data, b0, nb, /*squared=*/true);
+      for (i64 i = 0; i < na; ++i) {
+        float* heap = best.data() + (a0 + i) * k;
+        const float* row = tile.row(i);
+        for (i64 j = 0; j < nb; ++j)
+          if (row[j] < heap[0]) {
+            std::pop_heap(heap, heap + k);
+            heap[k - 1] = row[j];
+            std::push_heap(heap, heap + k);
+          }
       }
     }
   }
   std::vector<double> curve(static_cast<std::size_t>(s));
-  for (i64 i = 0; i < s; ++i) {
-    std::vector<float>& keep = best[static_cast<std::size_t>(i)];
-    std::nth_element(keep.begin(), keep.begin() + (k - 1), keep.end());
+  for (i64 i = 0; i < s; ++i)
     // The row itself is at distance 0 and counted first; the expansion may put it a rounding
-    // error above 0, which the k-th distance does not notice at any useful eps.
-    curve[static_cast<std::size_t>(i)] = std::sqrt(static_cast<double>(keep[static_cast<std::size_t>(k - 1)]));
-  }
+    // error above 0, which the k-th distance does not notice at any useful eps. The heap's top
+    // is the k-th smallest.
+    curve[static_cast<std::size_t>(i)] = std::sqrt(static_cast<double>(std::max(0.0f, best[static_cast<std::size_t>(i * k)])));
   std::sort(curve.begin(), curve.end());
   return curve;
 }
