@@ -309,6 +309,32 @@ void validate_model(const Model& m, const std::string& path) {
     f.expect(eps != m.attributes.end() && end != eps->second.c_str() && *end == '\0' && std::isfinite(v) && v > 0, "",
              "attribute eps is missing or not a positive number; a DBSCAN model predicts within eps");
   }
+  if (m.is_hierarchy()) {
+    const std::int64_t leaves = m.hierarchy_leaves.rows();
+    f.expect(leaves >= 1, "/hierarchy/leaves", "no leaves; a hierarchical model needs them to predict");
+    f.finite(m.hierarchy_leaves, "/hierarchy/leaves");
+    f.finite_non_negative(m.hierarchy_leaf_sizes, "/hierarchy/leaf_sizes");
+    if (!m.hierarchy_merges.empty()) {
+      // SciPy's linkage matrix: merge i joins two clusters made before it (ids below leaves + i),
+      // each used once, at a finite height >= 0, into a cluster of positive size.
+      std::vector<std::uint8_t> used(static_cast<std::size_t>(2 * leaves), 0);
+      for (std::int64_t i = 0; i < m.hierarchy_merges.rows(); ++i) {
+        const std::string row = "row " + std::to_string(i) + " (0-based)";
+        for (int c = 0; c < 2; ++c) {
+          const double id = m.hierarchy_merges(i, c);
+          const bool ok = std::isfinite(id) && id == std::floor(id) && id >= 0 && id < static_cast<double>(leaves + i) &&
+                          !used[static_cast<std::size_t>(id)];
+          f.expect(ok, "/hierarchy/merges", row + ": child " + std::to_string(id) +
+                                                " is not a cluster made before it, or is merged twice; refit the model");
+          used[static_cast<std::size_t>(id)] = 1;
+        }
+        f.expect(std::isfinite(m.hierarchy_merges(i, 2)) && m.hierarchy_merges(i, 2) >= 0, "/hierarchy/merges",
+                 row + ": the height is not a finite distance >= 0; refit the model");
+        f.expect(std::isfinite(m.hierarchy_merges(i, 3)) && m.hierarchy_merges(i, 3) > 0, "/hierarchy/merges",
+                 row + ": the size is not a positive number; refit the model");
+      }
+    }
+  }
   const auto attr = m.attributes.find("k");
   if (attr != m.attributes.end()) {
     char* end = nullptr;

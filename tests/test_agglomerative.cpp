@@ -19,6 +19,7 @@
 #include "segforge/agglomerative.hpp"
 #include "segforge/backend.hpp"
 #include "segforge/error.hpp"
+#include "segforge/io.hpp"
 #include "test_support.hpp"
 
 namespace segforge {
@@ -577,6 +578,132 @@ TEST(Agglomerative, BadDataAndCutsAreInputErrors) {
   expect_error([&] { cut_by_count(t, 6); }, "n_clusters=6");
   expect_error([&] { cut_by_height(t, -0.5); }, "distance_threshold=-0.5");
   expect_error([&] { parse_linkage("median"); }, "unknown linkage 'median'");
+}
+
+
+// ---- the command line: fit --algorithm agglomerative, predict, the model's tree, refusals ---------
+
+class AgglomerativeCli : public test::TempDirTest {
+ protected:
+  int segforge(const std::string& args, std::string* out = nullptr) const {
+    return shell(std::string(SEGFORGE_BINARY) + " " + args + " --device cpu", out);
+  }
+  /// segments.csv's (segment, name) per row, header left out.
+  std::vector<std::pair<int, std::string>> segments(const std::string& file) const {
+    std::ifstream in(path(file));
+    std::string line;
+    std::getline(in, line);
+    std::vector<std::pair<int, std::string>> rows;
+    while (std::getline(in, line)) {
+      const auto a = line.find(','), b = line.find(',', a + 1), c = line.rfind(',');
+      rows.emplace_back(std::stoi(line.substr(a + 1, b - a - 1)), line.substr(b + 1, c - b - 1));
+    }
+    return rows;
+  }
+};
+
+// The model keeps the exact tree fit made (the library's, tested against SciPy above), its cut
+// is segments.csv, and predict on the training rows gives the same segments, exact and two-stage.
+TEST_F(AgglomerativeCli, FitStoresTheTreeAndPredictGivesTheLabelsBack) {
+  std::mt19937 gen(11);
+  const Matrix<float> x = test::random_blobs(gen, 600, 3, 4, 6.0);
+  write_features(path("f.h5"), x.view(), {"recency_days", "frequency_gifts", "monetary_total"});
+  std::string out;
+  for (const std::string linkage : {"ward", "complete", "average", "single"}) {
+    ASSERT_EQ(segforge("fit " + path("f.h5") + " --algorithm agglomerative --linkage " + linkage + " -k 4 -o " + path("m.h5") +
+                           " --labels " + path("s.csv") + " --metrics " + path("m.json"),
+                       &out),
+              0)
+        << out;
+    const Model model = read_model(path("m.h5"));
+    ASSERT_TRUE(model.is_hierarchy());
+    EXPECT_EQ(model.attributes.at("algorithm"), "agglomerative");
+    EXPECT_EQ(model.attributes.at("linkage"), linkage);
+    const LinkageTree tree = linkage_tree(as_double(x).view(), {}, parse_linkage(linkage));
+    ASSERT_EQ(model.hierarchy_merges.rows(), 599);
+    for (i64 i = 0; i < 599; ++i) {
+      const Merge& m = tree.merges[static_cast<std::size_t>(i)];
+      ASSERT_EQ(model.hierarchy_merges(i, 0), static_cast<double>(m.a)) << linkage << " merge " << i;
+      ASSERT_EQ(model.hierarchy_merges(i, 1), static_cast<double>(m.b)) << linkage << " merge " << i;
+      ASSERT_EQ(model.hierarchy_merges(i, 2), m.height) << linkage << " merge " << i;
+      ASSERT_EQ(model.hierarchy_merges(i, 3), m.size) << linkage << " merge " << i;
+    }
+    const TreeCut cut = cut_by_count(tree, 4);
+    const auto rows = segments("s.csv");
+    ASSERT_EQ(rows.size(), 600u);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      ASSERT_EQ(rows[i].first, cut.labels[i]) << linkage << " row " << i;
+      ASSERT_EQ(rows[i].second, model.segment_names[static_cast<std::size_t>(cut.labels[i])]) << linkage << " row " << i;
+    }
+    ASSERT_EQ(segforge("predict " + path("m.h5") + " " + path("f.h5") + " -o " + path("p.csv"), &out), 0) << out;
+    EXPECT_EQ(segments("p.csv"), rows) << linkage;
+    nlohmann::json m;
+    std::ifstream(path("m.json")) >> m;
+    EXPECT_EQ(m.at("algorithm"), "agglomerative");
+    EXPECT_EQ(m.at("strategy"), "exact");
+    // Each segment's centroid in the model is the mean of its rows.
+    std::vector<double> sum(4 * 3, 0.0), count(4, 0.0);
+    for (i64 i = 0; i < 600; ++i) {
+      count[static_cast<std::size_t>(cut.labels[static_cast<std::size_t>(i)])] += 1;
+      for (int j = 0; j < 3; ++j) sum[static_cast<std::size_t>(cut.labels[static_cast<std::size_t>(i)] * 3 + j)] += x(i, j);
+    }
+    for (int c = 0; c < 4; ++c)
+      for (int j = 0; j < 3; ++j) EXPECT_NEAR(model.centroids(c, j), sum[static_cast<std::size_t>(c * 3 + j)] / count[static_cast<std::size_t>(c)], 1e-5);
+  }
+  // Cut by height: the clusters of cut_by_height.
+  ASSERT_EQ(segforge("fit " + path("f.h5") + " --algorithm agglomerative --distance-threshold 5 -o " + path("h.h5") +
+                         " --labels " + path("h.csv"),
+                     &out),
+            0)
+      << out;
+  const TreeCut by_height = cut_by_height(linkage_tree(as_double(x).view(), {}, Linkage::ward), 5.0);
+  const auto h = segments("h.csv");
+  for (std::size_t i = 0; i < h.size(); ++i) ASSERT_EQ(h[i].first, by_height.labels[i]) << i;
+  // Two-stage (forced on these few rows): predict gives fit's segments back.
+  ASSERT_EQ(segforge("fit " + path("f.h5") + " --algorithm agglomerative -k 4 --strategy two-stage --micro-clusters 50 -o " +
+                         path("t.h5") + " --labels " + path("t.csv"),
+                     &out),
+            0)
+      << out;
+  const Model two = read_model(path("t.h5"));
+  EXPECT_EQ(two.attributes.at("strategy"), "two-stage");
+  EXPECT_LE(two.hierarchy_leaves.rows(), 50);
+  ASSERT_EQ(segforge("predict " + path("t.h5") + " " + path("f.h5") + " -o " + path("tp.csv"), &out), 0) << out;
+  EXPECT_EQ(segments("tp.csv"), segments("t.csv"));
+}
+
+TEST_F(AgglomerativeCli, BadInputIsOneLineExitTwoNothingWritten) {
+  std::mt19937 gen(12);
+  const Matrix<float> x = test::random_blobs(gen, 100, 2, 3, 6.0);
+  write_features(path("f.h5"), x.view(), {"a", "b"});
+  const std::pair<std::string, std::string> cases[] = {
+      {"", "pass -k K"},
+      {"-k 3 --distance-threshold 1", "not both"},
+      {"-k 3 --linkage median", "unknown linkage"},
+      {"-k 0", "n_clusters=0"},
+      {"-k 101", "n_clusters=101"},
+      {"--distance-threshold -1", "distance_threshold"},
+      {"-k 3 --linkage single --strategy two-stage", "only ward linkage"},
+      {"-k 3 --strategy sometimes", "--strategy sometimes"},
+      {"-k 3 --checkpoint c.h5", "K-Means options"},
+  };
+  for (const auto& [args, message] : cases) {
+    std::string out;
+    EXPECT_EQ(segforge("fit " + path("f.h5") + " --algorithm agglomerative " + args + " -o " + path("m.h5"), &out), 2)
+        << args << "\n" << out;
+    EXPECT_NE(out.find(message), std::string::npos) << args << "\n" << out;
+    EXPECT_FALSE(fs::exists(path("m.h5"))) << args;
+  }
+  // A model whose tree is damaged is refused when read, naming the dataset.
+  std::string out;
+  ASSERT_EQ(segforge("fit " + path("f.h5") + " --algorithm agglomerative -k 3 -o " + path("m.h5"), &out), 0) << out;
+  ASSERT_EQ(test::run_shell("/usr/bin/python3 -c \"import h5py; f = h5py.File('" + path("m.h5") +
+                                "', 'r+'); m = f['hierarchy/merges']; z = m[...]; z[5, 0] = z[7, 1]; m[...] = z\"",
+                            fs::path(path("log.txt"))),
+            0);
+  EXPECT_EQ(segforge("predict " + path("m.h5") + " " + path("f.h5") + " -o " + path("p.csv"), &out), 2) << out;
+  EXPECT_NE(out.find("/hierarchy/merges"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(path("p.csv")));
 }
 
 }  // namespace

@@ -166,8 +166,9 @@ int run_drift(const DriftOptions& o) {
   check_params(o.params);
   const DriftLevel fail_on = o.fail_on.empty() ? DriftLevel::stable : parse_level(o.fail_on);
   const Model model = read_model(o.model);
-  if (model.is_dbscan())
-    throw InputError(o.model + ": a DBSCAN model; segforge drift works on K-Means models so far: refit DBSCAN on the new data (segforge fit --algorithm dbscan)");
+  if (model.is_dbscan() || model.is_hierarchy())
+    throw InputError(o.model + ": a " + (model.is_dbscan() ? std::string("DBSCAN") : model.attributes.count("algorithm") ? model.attributes.at("algorithm") : std::string("hierarchical")) +
+                     " model; segforge drift works on K-Means models so far: refit it on the new data (segforge fit)");
   // Repeated ids are refused below when migration matches them: no warning first.
   const Features ref = load(o.reference, o.common, !o.params.match_ids);
   const Features cur = load(o.current, o.common, !o.params.match_ids);

@@ -5,10 +5,12 @@
 #include <cstdio>
 #include <iostream>
 #include <limits>
+#include <numeric>
 
 #include "checkpoint_options.hpp"
 #include "cli_common.hpp"
 #include "segforge/number_format.hpp"
+#include "segforge/agglomerative.hpp"
 #include "segforge/dbscan.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
@@ -57,6 +59,11 @@ struct FitOptions {
   std::string eps = "auto";      // DBSCAN: a distance, or auto (the knee of the k-distance curve)
   double min_samples = 5.0;      // DBSCAN
   std::int64_t eps_sample = 2000;  // DBSCAN --eps auto: rows of the k-distance curve
+  std::string linkage = "ward";    // agglomerative
+  double distance_threshold = std::numeric_limits<double>::quiet_NaN();  // agglomerative: cut by height
+  std::string strategy = "auto";   // agglomerative: auto|exact|two-stage
+  std::int64_t micro_clusters = 2000;  // agglomerative two-stage: K-Means micro-clusters M
+  std::int64_t exact_max_rows = 20000;  // agglomerative auto: exact tree up to this many rows
 };
 
 /// What a fit's result depends on, as "key=value" words: a checkpoint records it and a resume
@@ -411,8 +418,147 @@ int run_fit_dbscan(const FitOptions& o) {
   return 0;
 }
 
+/// A model's /hierarchy from a tree over leaves (agglomerative; BIRCH's subclusters too).
+void set_hierarchy(Model& model, Matrix<float> leaves, std::vector<std::int32_t> leaf_labels, std::vector<double> leaf_sizes,
+                   const LinkageTree& tree) {
+  model.hierarchy_leaves = std::move(leaves);
+  model.hierarchy_leaf_labels = std::move(leaf_labels);
+  model.hierarchy_leaf_sizes = std::move(leaf_sizes);
+  model.hierarchy_merges = Matrix<double>(static_cast<std::int64_t>(tree.merges.size()), 4);
+  for (std::size_t i = 0; i < tree.merges.size(); ++i) {
+    const Merge& m = tree.merges[i];
+    const auto r = static_cast<std::int64_t>(i);
+    model.hierarchy_merges(r, 0) = static_cast<double>(m.a);
+    model.hierarchy_merges(r, 1) = static_cast<double>(m.b);
+    model.hierarchy_merges(r, 2) = m.height;
+    model.hierarchy_merges(r, 3) = m.size;
+  }
+}
+
+/// segforge fit --algorithm agglomerative: the tree (exact, or two-stage above --exact-max-rows
+/// for Ward), cut by -k or --distance-threshold; the same outputs as K-Means; the model keeps the
+/// tree's leaves and merges (predict: the segment of the nearest leaf; the report's dendrogram).
+int run_fit_agglomerative(const FitOptions& o) {
+  Stopwatch total;
+  const bool by_height = !std::isnan(o.distance_threshold);
+  if (o.k == kUnset && !by_height)
+    throw InputError("agglomerative: pass -k K (cut the tree into K segments) or --distance-threshold H (cut it at height H)");
+  if (o.k != kUnset && by_height) throw InputError("-k and --distance-threshold: cut the tree by one of them, not both");
+  if (!o.checkpoint.path.empty() || !o.checkpoint.resume.empty() || !o.continue_from.empty() || o.init != "k-means++")
+    throw InputError("--checkpoint, --resume, --continue-from and --init are K-Means options; agglomerative clustering takes "
+                     "--linkage, -k or --distance-threshold, --strategy and --micro-clusters");
+  OutputSet outputs;
+  outputs.input(o.features, "features");
+  outputs.input(o.names, "--names");
+  const std::string dictionary = declare_fit_outputs(outputs, o);
+  const SilhouetteSpec silhouette = parse_silhouette(o.silhouette);
+  AgglomerativeParams p;
+  p.linkage = parse_linkage(o.linkage);
+  if (by_height) p.distance_threshold = o.distance_threshold;
+  else p.n_clusters = o.k;
+  if (o.strategy == "auto") p.strategy = AgglomerativeStrategy::auto_select;
+  else if (o.strategy == "exact") p.strategy = AgglomerativeStrategy::exact;
+  else if (o.strategy == "two-stage") p.strategy = AgglomerativeStrategy::two_stage;
+  else throw InputError("--strategy " + o.strategy + ": use auto, exact or two-stage");
+  p.n_micro_clusters = o.micro_clusters;
+  p.exact_max_samples = o.exact_max_rows;
+  p.seed = o.seed;
+  auto backend = open_backend(o.common);
+
+  Stopwatch read_time;
+  Features f = load(o.features, o.common);
+  const double read_seconds = read_time.seconds();
+  const std::int64_t n = f.n_rows_total, d = f.x.cols();
+  if (f.disk_rows > 0 || f.x.rows() != n)
+    throw InputError(where(f) + ": agglomerative clustering runs in one process with every row in memory; raise "
+                     "--memory-budget, and run it without mpirun");
+  validate(p, n, where(f));
+  const Naming naming = naming_of(o, f);
+  auto data = open_data(*backend, f, o.common);
+
+  Stopwatch fit_time;
+  const AgglomerativeResult r = fit_agglomerative(*backend, *data, p);
+  const double fit_seconds = fit_time.seconds();
+  const int k = r.n_clusters;
+  const std::vector<std::int64_t> sizes = sizes_of(r.labels, k);
+  const LabelStats spread = backend->label_stats(*data, r.labels, k, r.centroids.view());
+  double inertia = 0.0;
+  for (double v : spread.sq_dist_sums) inertia += v;
+
+  Description described = describe_segments(o, *backend, *data, f, naming, r.centroids.view(), sizes);
+  const std::vector<SegmentProfile>& profiles = described.profiles;
+  const std::vector<SegmentEntry>& entries = described.entries;
+  const std::vector<std::string>& names = described.names;
+
+  const BackendInfo info = backend->info();
+  Model model;
+  model.centroids = r.centroids;
+  model.feature_names = f.feature_names;
+  model.feature_roles = feature_role_names(naming.roles);
+  model.scaler = f.scaler;
+  set_segments(model, profiles, entries, sizes);
+  if (r.two_stage) {
+    set_hierarchy(model, r.micro_centres, r.leaf_labels, r.micro_sizes, r.tree);
+  } else {
+    std::vector<std::int64_t> all(static_cast<std::size_t>(n));
+    std::iota(all.begin(), all.end(), std::int64_t{0});
+    std::vector<double> leaf_sizes(static_cast<std::size_t>(n), 1.0);  // the rows' weights
+    const std::vector<float> weights = load_sample_weights(f, o.common);
+    if (!weights.empty()) leaf_sizes.assign(weights.begin(), weights.end());
+    set_hierarchy(model, backend->gather(*data, all), r.leaf_labels, std::move(leaf_sizes), r.tree);
+  }
+  model.attributes = fit_attributes({"agglomerative", "-", k, 1, 0, o.seed, true, inertia}, info, f, naming.audience);
+  model.attributes["linkage"] = linkage_name(p.linkage);
+  model.attributes["strategy"] = r.two_stage ? "two-stage" : "exact";
+  model.attributes["n_leaves"] = std::to_string(model.hierarchy_leaves.rows());
+  if (by_height) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%.17g", o.distance_threshold);
+    model.attributes["distance_threshold"] = text;
+  }
+
+  Assignment assignment;
+  assignment.labels = r.labels;
+  for (float v : distances_to_own_centroid(*backend, *data, r.labels, r.centroids.view()))
+    assignment.sq_distances.push_back(v * v);
+  ProgressLine line;
+  Stopwatch metric_time;
+  json s;
+  if (!o.metrics.empty()) s = scores(*backend, *data, r.labels, k, silhouette, o.seed, line);
+  const double metric_seconds = metric_time.seconds();
+
+  write_model(o.model, model);
+  if (!o.labels.empty()) write_labels(o.labels, assignment, f.ids, names);
+  write_segment_dictionary(dictionary, o.model, n, profiles, f.feature_names, entries);
+  std::fprintf(stderr, "agglomerative (%s linkage, %s) on %lld x %lld (%s): %d segments%s\n", linkage_name(p.linkage).c_str(),
+               r.two_stage ? ("two-stage: " + std::to_string(model.hierarchy_leaves.rows()) + " K-Means micro-clusters, then Ward").c_str()
+                           : "exact tree",
+               static_cast<long long>(n), static_cast<long long>(d), info.name.c_str(), k,
+               by_height ? (" at height " + analyst_number(o.distance_threshold)).c_str() : "");
+  print_segments(profiles, names, sizes, n, f.feature_names);
+  for (const auto& w : described.warnings) std::fprintf(stderr, "segforge: warning: %s\n", w.c_str());
+  std::fprintf(stderr, "segment dictionary: %s\n", dictionary.c_str());
+  if (!o.metrics.empty()) {
+    json m = segment_metrics(k, n, d, "agglomerative", info, sizes, names, profiles_json(profiles, f.feature_names, entries), s);
+    m["linkage"] = linkage_name(p.linkage);
+    m["strategy"] = r.two_stage ? "two-stage" : "exact";
+    m["n_leaves"] = model.hierarchy_leaves.rows();
+    if (by_height) m["distance_threshold"] = o.distance_threshold;
+    m["inertia"] = inertia;
+    if (r.two_stage) m["micro_clusters"] = {{"inertia", r.micro_inertia}, {"n_iter", r.micro_n_iter}};
+    m["peak_rss_bytes"] = peak_rss_bytes();
+    m["timings"] = {{"read", read_seconds},         {"micro_clusters", r.micro_seconds}, {"linkage", r.linkage_seconds},
+                    {"fit", fit_seconds},           {"metrics", metric_seconds},        {"total", total.seconds()}};
+    write_text_atomic(o.metrics, m.dump(2) + "\n");
+  }
+  outputs.commit();
+  if (!o.metrics.empty()) print_scores(s);
+  return 0;
+}
+
 int run_fit(const FitOptions& o) {
   if (o.algorithm == "dbscan") return run_fit_dbscan(o);
+  if (o.algorithm == "agglomerative") return run_fit_agglomerative(o);
   if (o.k == kUnset) throw InputError("-k: the number of segments is required for K-Means (--algorithm lloyd|minibatch)");
   Stopwatch total;
   const Algorithm algorithm = parse_algorithm(o.algorithm);
@@ -675,7 +821,12 @@ Command add_fit_command(CLI::App& parent) {
   cmd->add_option("--role", o.roles, "COLUMN=ROLE for the automatic names (recency|tenure|frequency|monetary|engagement|other; see docs/segments.md)");
   cmd->add_option("--audience", o.audience, "auto|donors|customers: the words and outreach of the automatic names (auto: the features file's, else inferred)")
       ->check(CLI::IsMember({"auto", "donors", "customers"}))->capture_default_str();
-  cmd->add_option("--algorithm", o.algorithm, "lloyd|minibatch|dbscan")->capture_default_str();
+  cmd->add_option("--algorithm", o.algorithm, "lloyd|minibatch|dbscan|agglomerative")->capture_default_str();
+  cmd->add_option("--linkage", o.linkage, "agglomerative: ward|complete|average|single")->capture_default_str();
+  cmd->add_option("--distance-threshold", o.distance_threshold, "agglomerative: cut the tree at this merge height instead of -k");
+  cmd->add_option("--strategy", o.strategy, "agglomerative: auto|exact|two-stage (auto: exact up to --exact-max-rows, then Ward on K-Means micro-clusters)")->capture_default_str();
+  cmd->add_option("--micro-clusters", o.micro_clusters, "agglomerative two-stage: K-Means micro-clusters M")->capture_default_str();
+  cmd->add_option("--exact-max-rows", o.exact_max_rows, "agglomerative auto: the exact tree up to this many rows")->capture_default_str();
   cmd->add_option("--eps", o.eps, "DBSCAN: neighbourhood radius in the features' units, or auto (the knee of the k-distance curve)")->capture_default_str();
   cmd->add_option("--min-samples", o.min_samples, "DBSCAN: weight within eps, the row itself included, that makes a row core")->capture_default_str();
   cmd->add_option("--eps-sample", o.eps_sample, "DBSCAN --eps auto: rows sampled for the k-distance curve")->capture_default_str();

@@ -9,6 +9,7 @@
 
 #include "cli_common.hpp"
 #include "segforge/outputs.hpp"
+#include "segforge/agglomerative.hpp"
 #include "segforge/dbscan.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
@@ -55,9 +56,9 @@ int run_predict(const Common& c, const std::string& model_path, const std::strin
                      features.c_str(), difference.c_str());
     }
   }
-  if (model.is_dbscan() && (f.disk_rows > 0 || f.x.rows() != f.n_rows_total))
-    throw InputError(where(f) + ": a DBSCAN model predicts in one process with every row in memory; raise "
-                     "--memory-budget, and run it without mpirun");
+  if ((model.is_dbscan() || model.is_hierarchy()) && (f.disk_rows > 0 || f.x.rows() != f.n_rows_total))
+    throw InputError(where(f) + ": a " + (model.is_dbscan() ? "DBSCAN" : "hierarchical") +
+                     " model predicts in one process with every row in memory; raise --memory-budget, and run it without mpirun");
   auto backend = open_backend(c);
   auto data = open_data(*backend, f, c);
   // Under MPI every rank labels its rows and all of them get every label; rank 0 writes.
@@ -67,6 +68,12 @@ int run_predict(const Common& c, const std::string& model_path, const std::strin
     auto core = backend->upload(model.dbscan_core_rows.view());
     const DbscanAssignment p =
         predict_dbscan(*backend, *data, *core, model.dbscan_core_labels, std::stod(model.attributes.at("eps")));
+    a.labels = p.labels;
+    for (float v : p.distances) a.sq_distances.push_back(v * v);
+  } else if (model.is_hierarchy()) {
+    // The segment of the nearest leaf of the tree; the distance to that segment's centroid.
+    const LeafAssignment p = predict_by_leaves(*backend, *data, model.hierarchy_leaves.view(), model.hierarchy_leaf_labels,
+                                               model.centroids.view());
     a.labels = p.labels;
     for (float v : p.distances) a.sq_distances.push_back(v * v);
   } else {
@@ -83,6 +90,9 @@ int run_predict(const Common& c, const std::string& model_path, const std::strin
     std::fprintf(stderr, "predicted %lld rows into %lld segments; %lld outliers (no core row within eps)\n",
                  static_cast<long long>(f.n_rows_total), static_cast<long long>(model.centroids.rows()),
                  static_cast<long long>(outliers));
+  } else if (model.is_hierarchy()) {
+    std::fprintf(stderr, "predicted %lld rows into %lld segments (each the segment of its nearest leaf of the tree)\n",
+                 static_cast<long long>(f.n_rows_total), static_cast<long long>(model.centroids.rows()));
   } else {
     std::fprintf(stderr, "predicted %lld rows into %lld segments (inertia %.6g)\n",
                  static_cast<long long>(f.n_rows_total), static_cast<long long>(model.centroids.rows()), a.inertia);

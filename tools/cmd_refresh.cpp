@@ -106,8 +106,9 @@ int run_refresh(const RefreshOptions& o) {
   if (!(o.reach > 0.0)) throw InputError("--reach " + std::to_string(o.reach) + ": must be > 0");
 
   const Model old = read_model(o.model);
-  if (old.is_dbscan())
-    throw InputError(o.model + ": a DBSCAN model; segforge refresh works on K-Means models so far: refit DBSCAN on the new data (segforge fit --algorithm dbscan)");
+  if (old.is_dbscan() || old.is_hierarchy())
+    throw InputError(o.model + ": a " + (old.is_dbscan() ? std::string("DBSCAN") : old.attributes.count("algorithm") ? old.attributes.at("algorithm") : std::string("hierarchical")) +
+                     " model; segforge refresh works on K-Means models so far: refit it on the new data (segforge fit)");
   const int k_old = static_cast<int>(old.centroids.rows());
   Features f = load(o.features, o.common);
   check_same_preparation(old, o.model, f);

@@ -153,6 +153,9 @@ struct AgglomerativeResult {
   /// are left out, so n_leaves may be below M.
   std::vector<std::int32_t> micro_labels;
   Matrix<double> micro_centroids;
+  /// two-stage only: the K-Means centres the rows were assigned by, one per leaf [leaves x n_features]:
+  /// a row belongs to the leaf of its nearest centre (ties: the lower leaf), in fit as in predict.
+  Matrix<float> micro_centres;
   std::vector<double> micro_sizes;
   double micro_inertia = 0.0;  ///< the micro-clusters' K-Means inertia
   int micro_n_iter = 0;
@@ -160,6 +163,8 @@ struct AgglomerativeResult {
   /// (two-stage: each row takes its micro-cluster's cluster).
   std::vector<std::int32_t> labels;
   int n_clusters = 0;
+  /// Every leaf's cluster [leaves of `tree`]: the rows' labels (exact), or each micro-cluster's.
+  std::vector<std::int32_t> leaf_labels;
   Matrix<float> centroids;    ///< [n_clusters x n_features] the mean of each cluster's rows
   std::vector<double> sizes;  ///< [n_clusters] summed row weights
   double micro_seconds = 0.0, linkage_seconds = 0.0;
@@ -175,5 +180,22 @@ void validate(const AgglomerativeParams& params, std::int64_t n_samples, const s
 /// assign and label_stats for the micro-clusters). The K-Means of the two-stage path keeps its
 /// per-row state in `data`. [in] data [n_samples x n_features]
 AgglomerativeResult fit_agglomerative(Backend& backend, Dataset& data, const AgglomerativeParams& params);
+
+/// A hierarchical model's labels for any rows (agglomerative and BIRCH models): each row takes
+/// the cluster of its nearest leaf (ties: the lower leaf; Backend::assign), and its distance is
+/// the Euclidean distance to that cluster's centroid. On the training rows this gives fit's
+/// labels: a row is its own nearest leaf (exact tree), or its micro-cluster's centre is.
+/// [in] leaves [n_leaves x n_features], leaf_labels [n_leaves], centroids [n_clusters x n_features]
+struct LeafAssignment {
+  std::vector<std::int32_t> labels;
+  std::vector<float> distances;
+};
+LeafAssignment predict_by_leaves(Backend& backend, const Dataset& data, MatrixView<const float> leaves,
+                                 std::span<const std::int32_t> leaf_labels, MatrixView<const float> centroids);
+
+/// Each row's Euclidean distance to the centroid of its cluster (rows read in windows through
+/// Backend::gather). [in] labels [n_samples] in [0, n_clusters)
+std::vector<float> distances_to_own_centroid(Backend& backend, const Dataset& data, std::span<const std::int32_t> labels,
+                                             MatrixView<const float> centroids);
 
 }  // namespace segforge

@@ -197,6 +197,19 @@ struct Model {
   Matrix<float> dbscan_core_rows;
   std::vector<std::int32_t> dbscan_core_labels;
   bool is_dbscan() const { return !dbscan_core_labels.empty(); }
+  // A hierarchical model (attribute algorithm = agglomerative or birch): the leaves of its tree,
+  // /hierarchy/leaves float32 [n_leaves x n_features] (the training rows, the two-stage path's
+  // micro-cluster centres or BIRCH's subclusters), /hierarchy/leaf_labels int32 [n_leaves] in
+  // [0, n_clusters) (the cut), /hierarchy/leaf_sizes float64 [n_leaves] (summed row weights),
+  // and /hierarchy/merges float64 [n_leaves - 1 x 4] (SciPy's linkage matrix over the leaves:
+  // child a, child b, height, size; absent when the segments did not come from one tree).
+  // predict gives a row the segment of its nearest leaf (ties: the lower leaf). /centroids then
+  // holds each segment's mean, for profiles and names. Empty otherwise.
+  Matrix<float> hierarchy_leaves;
+  std::vector<std::int32_t> hierarchy_leaf_labels;
+  std::vector<double> hierarchy_leaf_sizes;
+  Matrix<double> hierarchy_merges;
+  bool is_hierarchy() const { return !hierarchy_leaf_labels.empty(); }
   /// XXH64 of the model file's bytes (16 hex digits), set by read_model; not written.
   std::string checksum;
   /// attributes: algorithm, k, init, seed, n_init, n_iter, converged, inertia, backend, device,

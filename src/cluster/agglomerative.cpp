@@ -617,10 +617,12 @@ AgglomerativeResult fit_agglomerative(Backend& backend, Dataset& data, const Agg
       leaf_of[static_cast<std::size_t>(c)] = leaves++;
     }
     r.micro_centroids = Matrix<double>(leaves, d);
+    r.micro_centres = Matrix<float>(leaves, d);
     r.micro_sizes.resize(static_cast<std::size_t>(leaves));
     for (i64 c = 0; c < m; ++c) {
       const std::int32_t leaf = leaf_of[static_cast<std::size_t>(c)];
       if (leaf < 0) continue;
+      for (i64 k = 0; k < d; ++k) r.micro_centres(leaf, k) = fit.centroids(c, k);
       const double w = stats.counts[static_cast<std::size_t>(c)];
       r.micro_sizes[static_cast<std::size_t>(leaf)] = w;
       for (i64 k = 0; k < d; ++k) r.micro_centroids(leaf, k) = stats.sums[static_cast<std::size_t>(c * d + k)] / w;
@@ -648,6 +650,13 @@ AgglomerativeResult fit_agglomerative(Backend& backend, Dataset& data, const Agg
 
   r.n_clusters = renumber_by_first(row_labels, n_row_labels);
   r.labels = std::move(row_labels);
+  if (r.two_stage) {
+    r.leaf_labels.assign(static_cast<std::size_t>(r.micro_centres.rows()), -1);
+    for (i64 i = 0; i < n; ++i)
+      r.leaf_labels[static_cast<std::size_t>(r.micro_labels[static_cast<std::size_t>(i)])] = r.labels[static_cast<std::size_t>(i)];
+  } else {
+    r.leaf_labels = r.labels;
+  }
   const LabelStats cs = backend.label_stats(data, r.labels, r.n_clusters, MatrixView<const float>{});
   r.centroids = Matrix<float>(r.n_clusters, d);
   r.sizes = cs.counts;
@@ -657,6 +666,46 @@ AgglomerativeResult fit_agglomerative(Backend& backend, Dataset& data, const Agg
                               ? static_cast<float>(cs.sums[static_cast<std::size_t>(c * d + k)] / cs.counts[static_cast<std::size_t>(c)])
                               : 0.0f;
   return r;
+}
+
+LeafAssignment predict_by_leaves(Backend& backend, const Dataset& data, MatrixView<const float> leaves,
+                                 std::span<const std::int32_t> leaf_labels, MatrixView<const float> centroids) {
+  SEGFORGE_ASSERT(static_cast<i64>(leaf_labels.size()) == leaves.rows, "one label per leaf");
+  const i64 n = data.n_samples();
+  LeafAssignment out;
+  std::vector<std::int32_t> leaf(static_cast<std::size_t>(n));
+  std::vector<float> leaf_distance(static_cast<std::size_t>(n));
+  backend.assign(data, leaves, leaf, leaf_distance);
+  out.labels.resize(static_cast<std::size_t>(n));
+  for (i64 i = 0; i < n; ++i) out.labels[static_cast<std::size_t>(i)] = leaf_labels[static_cast<std::size_t>(leaf[static_cast<std::size_t>(i)])];
+  out.distances = distances_to_own_centroid(backend, data, out.labels, centroids);
+  return out;
+}
+
+std::vector<float> distances_to_own_centroid(Backend& backend, const Dataset& data, std::span<const std::int32_t> labels,
+                                             MatrixView<const float> centroids) {
+  const i64 n = data.n_samples(), d = data.n_features();
+  SEGFORGE_ASSERT(static_cast<i64>(labels.size()) == n && centroids.cols == d, "one label per row, centroids of the data's width");
+  std::vector<float> out(static_cast<std::size_t>(n));
+  constexpr i64 kWindow = 65536;
+  std::vector<i64> rows;
+  for (i64 r0 = 0; r0 < n; r0 += kWindow) {
+    const i64 m = std::min(kWindow, n - r0);
+    rows.resize(static_cast<std::size_t>(m));
+    std::iota(rows.begin(), rows.end(), r0);
+    const Matrix<float> x = backend.gather(data, rows);
+    for (i64 i = 0; i < m; ++i) {
+      const std::int32_t c = labels[static_cast<std::size_t>(r0 + i)];
+      SEGFORGE_ASSERT(c >= 0 && c < centroids.rows, "a label outside the centroids");
+      double s = 0.0;
+      for (i64 j = 0; j < d; ++j) {
+        const double v = static_cast<double>(x(i, j)) - centroids(c, j);
+        s += v * v;
+      }
+      out[static_cast<std::size_t>(r0 + i)] = static_cast<float>(std::sqrt(s));
+    }
+  }
+  return out;
 }
 
 }  // namespace segforge

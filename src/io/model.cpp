@@ -121,6 +121,19 @@ void write_model(const std::string& path, const Model& model) {
       io::write_dataset(group, "core_labels", H5T_STD_I32LE, H5T_NATIVE_INT32,
                         {static_cast<hsize_t>(model.dbscan_core_labels.size())}, model.dbscan_core_labels.data(), path);
     }
+    if (model.is_hierarchy()) {
+      io::Hid group = io::create_group(file, "hierarchy", path);
+      const auto leaves = static_cast<hsize_t>(model.hierarchy_leaves.rows());
+      io::write_dataset(group, "leaves", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {leaves, static_cast<hsize_t>(d)},
+                        model.hierarchy_leaves.data(), path);
+      io::write_dataset(group, "leaf_labels", H5T_STD_I32LE, H5T_NATIVE_INT32, {leaves},
+                        model.hierarchy_leaf_labels.data(), path);
+      io::write_dataset(group, "leaf_sizes", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {leaves},
+                        model.hierarchy_leaf_sizes.data(), path);
+      if (!model.hierarchy_merges.empty())
+        io::write_dataset(group, "merges", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                          {static_cast<hsize_t>(model.hierarchy_merges.rows()), 4}, model.hierarchy_merges.data(), path);
+    }
     if (!model.counts.empty())
       io::write_dataset(file, "counts", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
                         {static_cast<hsize_t>(k)}, model.counts.data(), path);
@@ -232,6 +245,34 @@ Model read_model(const std::string& path) {
                          std::to_string(values[i]) + " is not a segment of the " + std::to_string(m.rows) + " in /centroids; " + what);
       model.dbscan_core_labels.push_back(static_cast<std::int32_t>(values[i]));
     }
+  }
+  if (io::object_exists(file, "/hierarchy/leaves") || io::object_exists(file, "/hierarchy/leaf_labels")) {
+    const std::string what = "a hierarchical model's leaves; refit with segforge fit --algorithm agglomerative|birch";
+    io::MatrixInfo leaves = io::open_matrix(file, path, "/hierarchy/leaves", what, "[n_leaves x n_features]");
+    if (leaves.cols != m.cols)
+      throw InputError(io::where(path, "/hierarchy/leaves") + ": " + std::to_string(leaves.cols) + " columns but /centroids has " +
+                       std::to_string(m.cols) + "; " + what);
+    model.hierarchy_leaves = Matrix<float>(leaves.rows, leaves.cols);
+    io::read_rows(leaves, path, "/hierarchy/leaves", 0, leaves.rows, model.hierarchy_leaves.data());
+    io::Hid labels = io::open_dataset(file, path, "/hierarchy/leaf_labels", what);
+    const std::vector<std::int64_t> values = io::read_int64s(labels, path, "/hierarchy/leaf_labels");
+    if (static_cast<std::int64_t>(values.size()) != leaves.rows)
+      throw InputError(io::where(path, "/hierarchy/leaf_labels") + ": " + std::to_string(values.size()) + " labels for " +
+                       std::to_string(leaves.rows) + " leaves; " + what);
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (values[i] < 0 || values[i] >= m.rows)
+        throw InputError(io::where(path, "/hierarchy/leaf_labels") + " row " + std::to_string(i) + ": " +
+                         std::to_string(values[i]) + " is not a segment of the " + std::to_string(m.rows) + " in /centroids; " + what);
+      model.hierarchy_leaf_labels.push_back(static_cast<std::int32_t>(values[i]));
+    }
+    io::Hid sizes = io::open_dataset(file, path, "/hierarchy/leaf_sizes", what);
+    model.hierarchy_leaf_sizes = io::read_doubles(sizes, path, "/hierarchy/leaf_sizes");
+    if (static_cast<std::int64_t>(model.hierarchy_leaf_sizes.size()) != leaves.rows)
+      throw InputError(io::where(path, "/hierarchy/leaf_sizes") + ": " + std::to_string(model.hierarchy_leaf_sizes.size()) +
+                       " sizes for " + std::to_string(leaves.rows) + " leaves; " + what);
+    if (io::object_exists(file, "/hierarchy/merges"))
+      model.hierarchy_merges = read_matrix_exact<double>(file, path, "/hierarchy/merges", leaves.rows - 1, 4, H5T_NATIVE_DOUBLE,
+                                                         "the merges of the tree over the leaves (SciPy's linkage matrix)");
   }
   model.attributes = io::read_attributes(file);
   validate_model(model, path);  // values, ranges and consistency (src/validate.cpp)
