@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "segforge/backend.hpp"
@@ -362,6 +363,59 @@ TEST_F(ReportCli, DbscanModelWithOutliersTheEpsCurveAndStability) {
   const int charts = count(page, "class=\"chart\"");
   EXPECT_EQ(charts, 6);  // eps curve, silhouette, heat map, 2-D, 3-D, stability
   expect_every_chart_drawn(path(""), path("report.html"), charts, "report-dbscan.png");
+}
+
+// An agglomerative model: the report labels the rows by the model's leaves (fit's segments), and
+// draws the top of the tree with the cut between the last merge kept and the first undone.
+TEST_F(ReportCli, AgglomerativeModelDrawsTheTree) {
+  std::string out;
+  ASSERT_EQ(segforge("fit " + path("donors.h5") + " --algorithm agglomerative -k 4 --device cpu -o " + path("model.h5") +
+                         " --labels " + path("segments.csv"),
+                     &out),
+            0)
+      << out;
+  ASSERT_EQ(segforge("report " + path("model.h5") + " --features " + path("donors.h5") + " --device cpu -o " + path("report.html"),
+                     &out),
+            0)
+      << out;
+  const std::string page = read_file(path("report.html"));
+  EXPECT_NE(page.find("id=\"tree\""), std::string::npos);
+  const std::string opening = "id=\"segforge-data\">";
+  const auto at = page.find(opening);
+  ASSERT_NE(at, std::string::npos);
+  const auto data = nlohmann::json::parse(page.substr(at + opening.size(), page.find("</script>", at) - at - opening.size()));
+  const Model model = read_model(path("model.h5"));
+  const auto& g = data.at("dendrogram");
+  EXPECT_EQ(g.at("n_leaves").get<std::int64_t>(), 2400);
+  // 30 drawn leaves, each inside one segment, the segments consecutive and all four there; the
+  // sizes add up to every row.
+  const auto segs = g.at("leaf_segment").get<std::vector<double>>();
+  ASSERT_EQ(segs.size(), 30u);
+  std::set<int> seen;
+  for (std::size_t i = 0; i < segs.size(); ++i) {
+    ASSERT_GE(segs[i], 0);
+    if (i > 0 && segs[i] != segs[i - 1]) EXPECT_EQ(seen.count(static_cast<int>(segs[i])), 0u) << "segment split in the drawing";
+    seen.insert(static_cast<int>(segs[i]));
+  }
+  EXPECT_EQ(seen.size(), 4u);
+  double total = 0;
+  for (double v : g.at("leaf_size").get<std::vector<double>>()) total += v;
+  EXPECT_EQ(total, 2400.0);
+  const double cut = g.at("cut").get<double>();
+  const std::int64_t m = model.hierarchy_merges.rows();
+  EXPECT_GT(cut, model.hierarchy_merges(m - 4, 2));  // the 4th-last merge is kept (below the cut)
+  EXPECT_LT(cut, model.hierarchy_merges(m - 3, 2));  // the last 3 are undone
+  // The report's segment sizes are fit's.
+  const auto sizes = data.at("segments");
+  for (int c = 0; c < 4; ++c) EXPECT_EQ(sizes.at(c).at("size").get<std::int64_t>(), model.segment_sizes[static_cast<std::size_t>(c)]);
+
+  const std::string chromium = test::chromium_binary();
+  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs Debian's chromium)";
+  if (!fs::exists(repo_root() / "node_modules/plotly.js-dist-min/plotly.min.js"))
+    GTEST_SKIP() << "plotly.js is not installed: run `npm ci` in " << repo_root();
+  const int charts = count(page, "class=\"chart\"");
+  EXPECT_EQ(charts, 5);  // tree, silhouette, heat map, 2-D, 3-D
+  expect_every_chart_drawn(path(""), path("report.html"), charts, "report-agglomerative.png");
 }
 
 TEST_F(ReportCli, AtLaptopWidthNoAxisIsClippedNoLabelsOverlapAndWideTablesScroll) {

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli_common.hpp"
+#include "segforge/agglomerative.hpp"
 #include "segforge/outputs.hpp"
 #include "segforge/refresh.hpp"
 #include "segforge/error.hpp"
@@ -156,6 +157,9 @@ int run_report(const ReportOptions& o) {
   } else if (dbscan) {
     auto core = backend->upload(model.dbscan_core_rows.view());
     labels = predict_dbscan(*backend, *data, *core, model.dbscan_core_labels, std::stod(model.attributes.at("eps"))).labels;
+  } else if (model.is_hierarchy()) {
+    labels = predict_by_leaves(*backend, *data, model.hierarchy_leaves.view(), model.hierarchy_leaf_labels,
+                               model.centroids.view()).labels;
   } else {
     labels = predict(*backend, *data, model.centroids.view()).labels;
   }
@@ -239,6 +243,8 @@ int run_report(const ReportOptions& o) {
     }
     in.dbscan = std::move(db);
   }
+  if (model.is_hierarchy() && !model.hierarchy_merges.empty())
+    in.dendrogram = dendrogram_view(model.hierarchy_merges, model.hierarchy_leaf_labels, model.hierarchy_leaf_sizes, k);
   in.sweep = std::move(sweep);
   in.stability = std::move(stability);
   in.drift = std::move(drift);

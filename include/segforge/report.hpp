@@ -57,6 +57,26 @@ struct ReportDbscan {
   int curve_min_samples = 0;           ///< the curve's k
 };
 
+/// The top of a hierarchical model's tree, as the report draws it: the last merges (those above
+/// the cut and some below), each a "U" from its two children up to its height; the children
+/// that are not drawn merges are the drawn leaves, each inside one segment.
+struct ReportDendrogram {
+  struct Link {
+    double x_a = 0, x_b = 0, y_a = 0, y_b = 0, height = 0;
+    int segment = -1;  ///< the segment both children lie in; -1 above the cut
+  };
+  std::vector<Link> links;
+  std::vector<double> leaf_x;            ///< [drawn leaves] positions 0, 1, ... in tree order
+  std::vector<int> leaf_segment;         ///< [drawn leaves]
+  std::vector<double> leaf_size;         ///< [drawn leaves] summed row weights under each
+  double cut_height = 0;                 ///< a height between the last merge below the cut and the first above
+  std::int64_t n_leaves = 0;             ///< leaves of the whole tree
+};
+/// [in] merges [n_leaves - 1 x 4] (SciPy's linkage matrix), leaf_labels [n_leaves] (the cut),
+/// leaf_sizes [n_leaves]; at most max(K, max_drawn) leaves are drawn.
+ReportDendrogram dendrogram_view(const Matrix<double>& merges, std::span<const std::int32_t> leaf_labels,
+                                 std::span<const double> leaf_sizes, int n_segments, int max_drawn = 30);
+
 struct ReportInput {
   std::string title = "Segmentation report";
   std::string model_path;
@@ -74,6 +94,7 @@ struct ReportInput {
   /// model's (K of them, in the model's order).
   std::optional<DriftResult> drift;
   std::optional<ReportDbscan> dbscan;  ///< a DBSCAN model's section "Choosing eps"
+  std::optional<ReportDendrogram> dendrogram;  ///< a hierarchical model's section "The tree"
   std::vector<std::string> notes;  ///< shown at the top (e.g. where plotly.js was not found)
   std::string plotly_js;           ///< plotly.js source to inline; empty: no charts
   std::string generated_by;        ///< "segforge 0.1.0"

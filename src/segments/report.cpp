@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <limits>
 #include <numeric>
 
 #include "segforge/error.hpp"
@@ -271,6 +273,36 @@ constexpr const char* kDraw = R"JS(
            yaxis2: { title: { text: 'Calinski–Harabasz' }, overlaying: 'y', side: 'right', tickmode: 'auto', showgrid: false }, shapes: rec });
   }
   var names = data.segments.map(function (s) { return s.name; });
+  if (data.dendrogram) {
+    var dg = data.dendrogram;
+    var traces = dg.lines.map(function (l) {
+      return { type: 'scatter', mode: 'lines', x: l.x, y: l.y, line: { color: l.colour, width: 2 }, hoverinfo: 'skip',
+               showlegend: false, connectgaps: false };
+    });
+    traces.push({ type: 'scatter', mode: 'markers', x: dg.leaf_x, y: dg.leaf_x.map(function () { return 0; }),
+                  marker: { size: 7, color: dg.leaf_segment.map(function (c) { return colourOf(c); }) }, showlegend: false, cliponaxis: false,
+                  text: dg.leaf_x.map(function (_, i) { return names[dg.leaf_segment[i]] + ': ' + Math.round(dg.leaf_size[i]).toLocaleString('en-US') + ' rows'; }),
+                  hoverinfo: 'text' });
+    // Each segment's name under the middle of its drawn leaves (they are consecutive).
+    var groups = [];
+    dg.leaf_segment.forEach(function (c, i) {
+      var g = groups.length ? groups[groups.length - 1] : null;
+      if (g && g.c === c) { g.last = i; } else { groups.push({ c: c, first: i, last: i }); }
+    });
+    var annotations = groups.map(function (g) {
+      return { x: (dg.leaf_x[g.first] + dg.leaf_x[g.last]) / 2, y: 0, yref: 'y', yanchor: 'top', yshift: -8, showarrow: false,
+               text: names[g.c], textangle: groups.length > 6 ? -30 : 0, font: { size: 11, color: colourOf(g.c) } };
+    });
+    annotations.push({ xref: 'paper', x: 1, xanchor: 'right', y: dg.cut, yanchor: 'bottom', showarrow: false,
+                       text: 'cut: ' + groups.length + ' segments', bgcolor: 'rgba(255,255,255,0.85)', font: { size: 11, color: '#c0392b' } });
+    draw('chart-dendrogram', traces, {
+      title: { text: 'The tree: the last ' + dg.lines.reduce(function (s, l) { return s + l.x.length / 5; }, 0) + ' merges of ' + (dg.n_leaves - 1).toLocaleString('en-US') },
+      height: 460, margin: { t: 48, r: 24, b: 110, l: 72 },
+      xaxis: { showticklabels: false, showgrid: false, zeroline: false },
+      yaxis: { title: { text: 'merge height' }, rangemode: 'tozero' },
+      shapes: [{ type: 'line', xref: 'paper', x0: 0, x1: 1, y0: dg.cut, y1: dg.cut, line: { dash: 'dot', color: '#c0392b', width: 2 } }],
+      annotations: annotations });
+  }
   if (data.silhouette) {
     var traces = [], offset = 0, ticks = [], labels = [];
     data.silhouette.by_segment.forEach(function (values, c) {
@@ -492,6 +524,30 @@ std::string data_json(const ReportInput& in) {
          ",\"model_eps\":" + json_number(in.dbscan->eps) + ",\"model_eps_text\":" +
          json_string(analyst_number(in.dbscan->eps)) + "}";
   }
+  if (in.dendrogram && !in.dendrogram->links.empty()) {
+    const ReportDendrogram& g = *in.dendrogram;
+    // One trace per colour: the links of each segment, and the grey ones above the cut.
+    std::map<int, std::vector<double>> xs, ys;
+    const double gap = std::numeric_limits<double>::quiet_NaN();  // null in JSON: a break in the line
+    for (const auto& l : g.links) {
+      auto& x = xs[l.segment];
+      auto& y = ys[l.segment];
+      x.insert(x.end(), {l.x_a, l.x_a, l.x_b, l.x_b, gap});
+      y.insert(y.end(), {l.y_a, l.height, l.height, l.y_b, gap});
+    }
+    j += ",\"dendrogram\":{\"lines\":[";
+    bool first = true;
+    for (const auto& [seg, x] : xs) {
+      j += std::string(first ? "" : ",") + "{\"segment\":" + std::to_string(seg) + ",\"colour\":" +
+           json_string(seg >= 0 && static_cast<std::size_t>(seg) < k ? colour(in, static_cast<std::size_t>(seg)) : std::string("#555555")) +
+           ",\"x\":" + json_numbers(x) + ",\"y\":" + json_numbers(ys[seg]) + "}";
+      first = false;
+    }
+    std::vector<double> segs(g.leaf_segment.begin(), g.leaf_segment.end());
+    j += "],\"leaf_x\":" + json_numbers(g.leaf_x) + ",\"leaf_segment\":" + json_numbers(segs) +
+         ",\"leaf_size\":" + json_numbers(g.leaf_size) + ",\"cut\":" + json_number(g.cut_height) +
+         ",\"n_leaves\":" + std::to_string(g.n_leaves) + "}";
+  }
   if (in.stability) {
     j += ",\"stability\":{\"jaccard_mean\":" + json_numbers(in.stability->jaccard_mean) +
          ",\"jaccard_min\":" + json_numbers(in.stability->jaccard_min) +
@@ -591,6 +647,48 @@ std::string what_changed(const ReportInput& in, bool charts) {
 
 }  // namespace
 
+ReportDendrogram dendrogram_view(const Matrix<double>& merges, std::span<const std::int32_t> leaf_labels,
+                                 std::span<const double> leaf_sizes, int n_segments, int max_drawn) {
+  ReportDendrogram v;
+  const auto n = static_cast<std::int64_t>(leaf_labels.size());
+  v.n_leaves = n;
+  if (n < 2 || merges.rows() != n - 1 || static_cast<std::int64_t>(leaf_sizes.size()) != n) return v;
+  const std::int64_t k = std::clamp<std::int64_t>(n_segments, 1, n);
+  const std::int64_t drawn = std::min<std::int64_t>(n, std::max<std::int64_t>(k, max_drawn));
+  const std::int64_t first = (n - 1) - (drawn - 1);  // the first drawn merge
+  // Each node's segment (-1 when its leaves lie in several) and size.
+  std::vector<int> segment(static_cast<std::size_t>(2 * n - 1));
+  std::vector<double> size(static_cast<std::size_t>(2 * n - 1));
+  for (std::int64_t i = 0; i < n; ++i) segment[i] = leaf_labels[i], size[i] = leaf_sizes[i];
+  for (std::int64_t i = 0; i < n - 1; ++i) {
+    const auto a = static_cast<std::size_t>(merges(i, 0)), b = static_cast<std::size_t>(merges(i, 1));
+    segment[static_cast<std::size_t>(n + i)] = segment[a] == segment[b] ? segment[a] : -1;
+    size[static_cast<std::size_t>(n + i)] = size[a] + size[b];
+  }
+  // Children before parents, the first child (a) on the left; drawn leaves at height 0.
+  auto place = [&](auto&& self, std::int64_t node) -> std::pair<double, double> {
+    if (node >= n + first) {
+      const std::int64_t i = node - n;
+      const auto [xa, ya] = self(self, static_cast<std::int64_t>(merges(i, 0)));
+      const auto [xb, yb] = self(self, static_cast<std::int64_t>(merges(i, 1)));
+      v.links.push_back({xa, xb, ya, yb, merges(i, 2), segment[static_cast<std::size_t>(node)]});
+      return {(xa + xb) / 2.0, merges(i, 2)};
+    }
+    const auto x = static_cast<double>(v.leaf_x.size());
+    v.leaf_x.push_back(x);
+    v.leaf_segment.push_back(segment[static_cast<std::size_t>(node)]);
+    v.leaf_size.push_back(size[static_cast<std::size_t>(node)]);
+    return {x, 0.0};
+  };
+  place(place, 2 * n - 2);
+  // The cut: between the last merge kept (below) and the first undone (above).
+  const double top = merges(n - 2, 2);
+  if (k == 1) v.cut_height = top > 0 ? 1.05 * top : 1.0;
+  else if (k == n) v.cut_height = 0.5 * merges(0, 2);
+  else v.cut_height = 0.5 * (merges(n - k - 1, 2) + merges(n - k, 2));
+  return v;
+}
+
 ReportViews report_views(Backend& backend, const Dataset& data, std::span<const std::int32_t> labels,
                          MatrixView<const float> centroids, const ReportViewParams& params) {
   const std::int64_t n = data.n_samples(), d = data.n_features();
@@ -676,6 +774,10 @@ std::string render_report_html(const ReportInput& in) {
   if (in.dbscan)
     h += "<p>DBSCAN, eps " + html(analyst_number(in.dbscan->eps)) + ", min_samples " + html(analyst_number(in.dbscan->min_samples)) +
          " · " + html(attr("backend")) + " (" + html(attr("device")) + ")</p>\n";
+  else if (attr("algorithm") == "agglomerative" || attr("algorithm") == "birch")
+    h += "<p>" + html(attr("algorithm")) + (attr("linkage").empty() ? std::string() : ", " + html(attr("linkage")) + " linkage") +
+         (attr("strategy").empty() ? std::string() : ", " + html(attr("strategy"))) + ", " + thousands(std::atoll(attr("n_leaves").c_str())) +
+         " leaves, inertia " + html(number_text(attr("inertia"))) + " · " + html(attr("backend")) + " (" + html(attr("device")) + ")</p>\n";
   else if (!attr("algorithm").empty())
     h += "<p>" + html(attr("algorithm")) + ", init " + html(attr("init")) + ", seed " + html(attr("seed")) +
          ", n_init " + html(attr("n_init")) + ", inertia " + html(number_text(attr("inertia"))) + " · " + html(attr("backend")) +
@@ -727,6 +829,18 @@ std::string render_report_html(const ReportInput& in) {
       h += "<div class=\"warn\">The curve is for k = " + std::to_string(in.dbscan->curve_min_samples) +
            ", the model's min_samples is " + html(analyst_number(in.dbscan->min_samples)) + ".</div>\n";
     if (charts) h += chart_div("chart-eps");
+    h += "</section>\n";
+  }
+
+  if (in.dendrogram && !in.dendrogram->links.empty()) {
+    const ReportDendrogram& g = *in.dendrogram;
+    h += "<section id=\"tree\"><h2>The tree</h2>\n<p>Agglomerative merges from " + thousands(g.n_leaves) +
+         " leaves (" + html(attr("strategy") == "two-stage" ? "K-Means micro-clusters" : attr("algorithm") == "birch" ? "BIRCH subclusters" : "the rows") +
+         ", " + html(attr("linkage").empty() ? "ward" : attr("linkage")) +
+         " linkage) up to one group; the height of a merge is how far apart the two groups were. The dotted line is the cut "
+         "that gives the segments; below it each branch is coloured by its segment, above it grey. Only the last merges are "
+         "drawn: each dot at the bottom is a group of rows (hover for its size).</p>\n";
+    if (charts) h += chart_div("chart-dendrogram");
     h += "</section>\n";
   }
 
