@@ -440,6 +440,25 @@ TEST(Stability, DbscanBlobsAreStableAndAThinChainIsNot) {
   for (int k : bad.run_segments) EXPECT_GE(k, 2);
 }
 
+// Agglomerative stability: the reference is fit_agglomerative's cut on all rows; separated blobs
+// are stable under subsampling for Ward, and single linkage's chaining through a thin bridge is not.
+TEST(Stability, AgglomerativeBlobsAreStable) {
+  auto backend = make_cpu_backend();
+  std::mt19937 gen(37);
+  const Matrix<float> blobs = test::random_blobs(gen, 800, 2, 3, 15.0);
+  auto data = backend->upload(blobs.view());
+  StabilityParams p;
+  p.runs = 4;
+  AgglomerativeParams a;
+  a.n_clusters = 3;
+  const StabilityResult r = stability_agglomerative(*backend, *data, p, a);
+  const AgglomerativeResult fit = fit_agglomerative(*backend, *data, a);
+  ASSERT_EQ(r.n_clusters, 3);
+  for (int c = 0; c < 3; ++c) EXPECT_EQ(static_cast<double>(r.reference_sizes[static_cast<std::size_t>(c)]), fit.sizes[static_cast<std::size_t>(c)]);
+  EXPECT_TRUE(r.stable) << r.verdict;
+  EXPECT_GT(r.ari_mean, 0.95);
+}
+
 TEST(Stability, Validation) {
   StabilityParams p;
   p.n_clusters = 3;

@@ -3,12 +3,14 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 
 #include "cli_common.hpp"
 #include "segforge/outputs.hpp"
+#include "segforge/agglomerative.hpp"
 #include "segforge/error.hpp"
 #include "segforge/number_format.hpp"
 #include "segforge/io.hpp"
@@ -24,6 +26,7 @@ struct StabilityOptions {
   int k = 0;
   std::string algorithm = "k-means";  // or dbscan
   double eps = 0.0, min_samples = 5.0;  // DBSCAN
+  std::string linkage = "ward";          // agglomerative
   int runs = 10;
   double sample_fraction = 0.8;
   int n_init = 3;
@@ -51,25 +54,33 @@ int run_stability(const StabilityOptions& o) {
   p.lloyd.n_init = o.n_init;
   p.lloyd.seed = o.seed;
   p.lloyd.refine = parse_refine(o.refine);
-  const bool dbscan = o.algorithm == "dbscan";
-  if (!dbscan && o.algorithm != "k-means" && o.algorithm != "lloyd")
-    throw InputError("--algorithm " + o.algorithm + ": use k-means (Lloyd, the default) or dbscan");
+  const bool dbscan = o.algorithm == "dbscan", agglomerative = o.algorithm == "agglomerative";
+  if (!dbscan && !agglomerative && o.algorithm != "k-means" && o.algorithm != "lloyd")
+    throw InputError("--algorithm " + o.algorithm + ": use k-means (Lloyd, the default), dbscan or agglomerative");
   const DbscanParams db{o.eps, o.min_samples};
   if (dbscan) {
     if (o.k != 0) throw InputError("-k " + std::to_string(o.k) + ": DBSCAN finds the number of segments itself; leave out -k");
     validate(db, "--eps/--min-samples");
   } else if (o.k == 0) {
-    throw InputError("-k: the number of segments is required for K-Means stability (or --algorithm dbscan --eps E)");
+    throw InputError("-k: the number of segments is required for " + std::string(agglomerative ? "agglomerative" : "K-Means") +
+                     " stability (or --algorithm dbscan --eps E)");
   }
+  AgglomerativeParams ap;
+  ap.linkage = parse_linkage(o.linkage);
+  ap.n_clusters = o.k;
+  ap.seed = o.seed;
   auto backend = open_backend(o.common);
   const Features f = load(o.features, o.common);
   StabilityParams checked = p;
   if (dbscan) checked.n_clusters = 1;  // the run and sample checks; DBSCAN finds K itself
   validate_stability(checked, f.x.rows(), f.x.cols(), where(f));
+  if (agglomerative)
+    validate(ap, std::llround(o.sample_fraction * static_cast<double>(f.x.rows())), where(f) + " (a re-fit's sample)");
   auto data = backend->upload(f.x.view());
   ProgressLine line;
-  const StabilityResult r = dbscan ? stability_dbscan(*backend, *data, p, db, line.callback())
-                                   : stability(*backend, *data, p, line.callback());
+  const StabilityResult r = dbscan          ? stability_dbscan(*backend, *data, p, db, line.callback())
+                            : agglomerative ? stability_agglomerative(*backend, *data, p, ap, line.callback())
+                                            : stability(*backend, *data, p, line.callback());
   line.finish();
 
   if (dbscan) {
@@ -96,7 +107,8 @@ int run_stability(const StabilityOptions& o) {
     j["device"] = backend->info().device;
     j["input_file"] = f.path;
     j["seed"] = o.seed;
-    j["algorithm"] = dbscan ? "dbscan" : "k-means";
+    j["algorithm"] = dbscan ? "dbscan" : agglomerative ? "agglomerative" : "k-means";
+    if (agglomerative) j["linkage"] = o.linkage;
     if (dbscan) {
       j["eps"] = o.eps;
       j["min_samples"] = o.min_samples;
@@ -177,7 +189,8 @@ Command add_stability_command(CLI::App& parent) {
   auto* cmd = parent.add_subcommand("stability", "Re-fit on subsamples and seeds: ARI, per-segment Jaccard, a verdict");
   cmd->add_option("features", o.features, "features.h5")->required();
   cmd->add_option("-k,--k", o.k, "number of segments (K-Means)");
-  cmd->add_option("--algorithm", o.algorithm, "k-means (Lloyd) or dbscan")->capture_default_str();
+  cmd->add_option("--algorithm", o.algorithm, "k-means (Lloyd), dbscan or agglomerative")->capture_default_str();
+  cmd->add_option("--linkage", o.linkage, "agglomerative: ward|complete|average|single")->capture_default_str();
   cmd->add_option("--eps", o.eps, "DBSCAN: neighbourhood radius, as for fit");
   cmd->add_option("--min-samples", o.min_samples, "DBSCAN: min_samples on all rows; each re-fit uses it times --sample-fraction")->capture_default_str();
   cmd->add_option("--runs", o.runs, "re-fits R")->capture_default_str();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "segforge/backend.hpp"
+#include "segforge/agglomerative.hpp"
 #include "segforge/dbscan.hpp"
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
@@ -204,6 +205,12 @@ StabilityResult stability_of(Backend& backend, Dataset& data, const StabilityPar
 /// re-fit's core rows (predict_dbscan), outliers in no segment.
 StabilityResult stability_dbscan(Backend& backend, Dataset& data, const StabilityParams& params,
                                  const DbscanParams& dbscan, const ProgressFn& progress = {});
+
+/// Agglomerative clustering's stability: each re-fit builds its tree on the subsample (exact or
+/// two-stage as `agglomerative` says, its K-Means seeded per run) and cuts it alike; rows are
+/// labelled by the re-fit's leaves (the segment of the nearest leaf, as predict does).
+StabilityResult stability_agglomerative(Backend& backend, Dataset& data, const StabilityParams& params,
+                                        const AgglomerativeParams& agglomerative, const ProgressFn& progress = {});
 
 /// One segment's verdict from its Jaccard agreement over the re-fits, by Hennig's thresholds
 /// (2007, "Cluster-wise assessment of cluster stability"; 2008): <= 0.5 "dissolved", < 0.6

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "segforge/agglomerative.hpp"
 #include "segforge/dbscan.hpp"
 #include "segforge/error.hpp"
 #include "segforge/rng.hpp"
@@ -186,6 +187,34 @@ StabilityResult stability_dbscan(Backend& backend, Dataset& data, const Stabilit
     const auto core = backend.upload(fit.centres.view());
     const DbscanAssignment a = predict_dbscan(backend, all, *core, fit.row_labels, dbscan.eps);
     std::copy(a.labels.begin(), a.labels.end(), labels.begin());
+  };
+  return stability_of(backend, data, params, refit, label, progress);
+}
+
+StabilityResult stability_agglomerative(Backend& backend, Dataset& data, const StabilityParams& params,
+                                        const AgglomerativeParams& agglomerative, const ProgressFn& progress) {
+  const auto refit = [&](Dataset& rows, std::uint64_t seed) {
+    AgglomerativeParams q = agglomerative;
+    q.seed = seed;
+    validate(q, rows.n_samples(), "agglomerative stability");
+    AgglomerativeResult r = fit_agglomerative(backend, rows, q);
+    Refitted fit;
+    if (r.two_stage) {
+      fit.centres = std::move(r.micro_centres);
+    } else {
+      std::vector<std::int64_t> all(static_cast<std::size_t>(rows.n_samples()));
+      std::iota(all.begin(), all.end(), std::int64_t{0});
+      fit.centres = backend.gather(rows, all);  // the leaves: the rows themselves
+    }
+    fit.row_labels = std::move(r.leaf_labels);
+    fit.n_segments = r.n_clusters;
+    return fit;
+  };
+  const auto label = [&](const Dataset& all, const Refitted& fit, std::span<std::int32_t> labels) {
+    std::vector<float> distance(labels.size());
+    std::vector<std::int32_t> leaf(labels.size());
+    backend.assign(all, fit.centres.view(), leaf, distance);  // the nearest leaf's segment, as predict
+    for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = fit.row_labels[static_cast<std::size_t>(leaf[i])];
   };
   return stability_of(backend, data, params, refit, label, progress);
 }
