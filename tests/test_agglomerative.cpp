@@ -672,6 +672,39 @@ TEST_F(AgglomerativeCli, FitStoresTheTreeAndPredictGivesTheLabelsBack) {
   EXPECT_EQ(segments("tp.csv"), segments("t.csv"));
 }
 
+// sweep --algorithm agglomerative: every K is a cut of one tree, so each record is what
+// fit --algorithm agglomerative -k K gives (inertia, silhouette, DB, CH of the same labels).
+TEST_F(AgglomerativeCli, SweepCutsOneTreeAsFitWould) {
+  std::mt19937 gen(13);
+  const Matrix<float> x = test::random_blobs(gen, 500, 3, 4, 6.0);
+  write_features(path("f.h5"), x.view(), {"a", "b", "c"});
+  std::string out;
+  ASSERT_EQ(segforge("sweep " + path("f.h5") + " --algorithm agglomerative --k 2:6 --gap-refs 3 -o " + path("sweep.json"), &out), 0)
+      << out;
+  nlohmann::json sweep;
+  std::ifstream(path("sweep.json")) >> sweep;
+  EXPECT_EQ(sweep.at("algorithm"), "agglomerative");
+  const auto& records = sweep.at("records");
+  ASSERT_EQ(records.size(), 5u);
+  for (int k = 2; k <= 6; ++k) {
+    ASSERT_EQ(segforge("fit " + path("f.h5") + " --algorithm agglomerative -k " + std::to_string(k) + " --silhouette exact -o " +
+                           path("m.h5") + " --metrics " + path("m.json"),
+                       &out),
+              0)
+        << out;
+    nlohmann::json m;
+    std::ifstream(path("m.json")) >> m;
+    const auto& r = records.at(static_cast<std::size_t>(k - 2));
+    ASSERT_EQ(r.at("k").get<int>(), k);
+    EXPECT_NEAR(r.at("inertia").get<double>(), m.at("inertia").get<double>(), 1e-9 * m.at("inertia").get<double>()) << k;
+    EXPECT_NEAR(r.at("silhouette").get<double>(), m.at("silhouette").get<double>(), 1e-9) << k;
+    EXPECT_NEAR(r.at("davies_bouldin").get<double>(), m.at("davies_bouldin").get<double>(), 1e-9) << k;
+    EXPECT_NEAR(r.at("calinski_harabasz").get<double>(), m.at("calinski_harabasz").get<double>(),
+                1e-9 * m.at("calinski_harabasz").get<double>()) << k;
+  }
+  EXPECT_EQ(sweep.at("recommended_k").get<int>(), 4) << out;
+}
+
 TEST_F(AgglomerativeCli, BadInputIsOneLineExitTwoNothingWritten) {
   std::mt19937 gen(12);
   const Matrix<float> x = test::random_blobs(gen, 100, 2, 3, 6.0);

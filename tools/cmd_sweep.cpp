@@ -9,6 +9,7 @@
 
 #include "cli_common.hpp"
 #include "segforge/outputs.hpp"
+#include "segforge/agglomerative.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
 #include "segforge/select.hpp"
@@ -42,6 +43,8 @@ struct SweepOptions {
   std::uint64_t seed = 0;
   std::int64_t min_segment_size = 0;
   double sensitivity = 1.0;
+  std::string algorithm = "k-means";  // or agglomerative: every K a cut of one tree
+  std::string linkage = "ward";
 };
 
 std::pair<int, int> parse_k_range(const std::string& text) {
@@ -95,9 +98,20 @@ int run_sweep(const SweepOptions& o) {
   p.lloyd.seed = o.seed;
   p.lloyd.refine = parse_refine(o.refine);
   const SilhouetteSpec spec = parse_silhouette(o.silhouette);
+  if (o.algorithm == "agglomerative") {
+    AgglomerativeParams a;
+    a.linkage = parse_linkage(o.linkage);
+    a.seed = o.seed;
+    p.agglomerative = a;
+  } else if (o.algorithm != "k-means" && o.algorithm != "lloyd") {
+    throw InputError("--algorithm " + o.algorithm + ": use k-means (the default) or agglomerative (every K a cut of one tree)");
+  }
   auto backend = open_backend(o.common);
 
   Features f = load(o.features, o.common);
+  if (p.agglomerative && (f.disk_rows > 0 || f.x.rows() != f.n_rows_total))
+    throw InputError(where(f) + ": an agglomerative sweep runs in one process with every row in memory; raise "
+                     "--memory-budget, and run it without mpirun");
   const std::int64_t n = f.n_rows_total;  // all ranks' rows under MPI
   validate_sweep(p, n, f.x.cols(), where(f));
   // Silhouette: exact up to 100 000 rows (the default), else a 20 000-row sample.
@@ -135,6 +149,8 @@ int run_sweep(const SweepOptions& o) {
     const BackendInfo info = backend->info();
     j["k_min"] = p.k_min;
     j["k_max"] = p.k_max;
+    j["algorithm"] = p.agglomerative ? "agglomerative" : "k-means";
+    if (p.agglomerative) j["linkage"] = o.linkage;
     j["n_init"] = p.lloyd.n_init;
     j["init"] = init_name(p.lloyd.init.init);
     j["seed"] = o.seed;
@@ -266,6 +282,8 @@ Command add_sweep_command(CLI::App& parent) {
   cmd->add_option("--k", o.k, "range of K, LOW:HIGH (K = 1 allowed: the gap statistic can choose it)")->capture_default_str();
   cmd->add_option("-o,--output", o.output, "sweep.json to write");
   cmd->add_option("--n-init", o.n_init, "restarts per K; the lowest inertia wins")->capture_default_str();
+  cmd->add_option("--algorithm", o.algorithm, "k-means, or agglomerative (one tree, every K a cut of it)")->capture_default_str();
+  cmd->add_option("--linkage", o.linkage, "agglomerative: ward|complete|average|single")->capture_default_str();
   cmd->add_option("--criteria", o.criteria, "comma-separated: elbow,silhouette,gap,db,ch")->capture_default_str();
   cmd->add_option("--gap-refs", o.gap_refs, "gap statistic: reference sets B")->capture_default_str();
   cmd->add_option("--gap-rows", o.gap_rows, "gap statistic: rows per reference set (0: min(N, 10000))")->capture_default_str();

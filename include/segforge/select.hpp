@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "segforge/agglomerative.hpp"
 #include "segforge/backend.hpp"
 #include "segforge/kmeans.hpp"
 #include "segforge/matrix.hpp"
@@ -130,6 +131,9 @@ struct SweepParams {
   /// (0: default_min_segment_size(N)).
   std::int64_t min_segment_size = 0;
   std::uint64_t seed = 0;  ///< gap reference draws and silhouette samples
+  /// Agglomerative instead of K-Means: one tree of the data (and one of each gap reference
+  /// set), every K a cut of it; n_clusters and distance_threshold are ignored. `lloyd` unused.
+  std::optional<AgglomerativeParams> agglomerative;
 };
 
 struct SweepRecord {

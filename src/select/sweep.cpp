@@ -2,6 +2,7 @@
 // vote for the recommended K.
 
 #include <algorithm>
+#include <optional>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -11,6 +12,7 @@
 #include "segforge/error.hpp"
 #include "segforge/metrics.hpp"
 #include "segforge/rng.hpp"
+#include "segforge/agglomerative.hpp"
 #include "segforge/select.hpp"
 #include "segforge/validate.hpp"
 
@@ -118,6 +120,49 @@ void validate_sweep(const SweepParams& p, std::int64_t n_samples, std::int64_t n
   validate(lloyd, n_samples, n_features, where);  // K_max <= N, n_init, tol, ...
 }
 
+namespace {
+
+/// An agglomerative tree and its rows' leaves: every K is one cut of it.
+struct TreeOfRows {
+  AgglomerativeResult fit;
+  std::int64_t n = 0;
+};
+
+TreeOfRows tree_of(Backend& backend, Dataset& rows, const AgglomerativeParams& params) {
+  AgglomerativeParams p = params;
+  p.n_clusters = 1;
+  p.distance_threshold.reset();
+  validate(p, rows.n_samples(), "sweep");
+  return {fit_agglomerative(backend, rows, p), rows.n_samples()};
+}
+
+/// The rows' segments at K: the tree cut into K clusters (each row by its leaf).
+std::vector<std::int32_t> cut_rows(const TreeOfRows& t, int k) {
+  const TreeCut cut = cut_by_count(t.fit.tree, k);
+  if (!t.fit.two_stage) return cut.labels;
+  std::vector<std::int32_t> rows(static_cast<std::size_t>(t.n));
+  for (std::int64_t i = 0; i < t.n; ++i)
+    rows[static_cast<std::size_t>(i)] = cut.labels[static_cast<std::size_t>(t.fit.micro_labels[static_cast<std::size_t>(i)])];
+  return rows;
+}
+
+/// The within-cluster sum of squares of a labelling around its own means.
+double within_ss(Backend& backend, const Dataset& rows, std::span<const std::int32_t> labels, int k) {
+  const std::int64_t d = rows.n_features();
+  const LabelStats sums = backend.label_stats(rows, labels, k, MatrixView<const float>{});
+  Matrix<float> means(k, d, 0.0f);
+  for (int c = 0; c < k; ++c)
+    if (sums.counts[static_cast<std::size_t>(c)] > 0)
+      for (std::int64_t j = 0; j < d; ++j)
+        means(c, j) = static_cast<float>(sums.sums[static_cast<std::size_t>(c * d + j)] / sums.counts[static_cast<std::size_t>(c)]);
+  const LabelStats spread = backend.label_stats(rows, labels, k, means.view());
+  double w = 0.0;
+  for (double v : spread.sq_dist_sums) w += v;
+  return w;
+}
+
+}  // namespace
+
 SweepResult sweep(Backend& backend, Dataset& data, const SweepParams& params,
                   const ProgressFn& progress) {
   const auto t_start = Clock::now();
@@ -156,14 +201,29 @@ SweepResult sweep(Backend& backend, Dataset& data, const SweepParams& params,
     result.gap_reference_rows = rows;
   }
   std::vector<double> log_w(nk, 0.0), log_w_ref(nk * refs.size(), 0.0);
+  // Agglomerative: one tree of the data and one of each reference set; every K is a cut.
+  std::optional<TreeOfRows> tree;
+  std::vector<TreeOfRows> ref_trees;
+  if (params.agglomerative) {
+    tree = tree_of(backend, data, *params.agglomerative);
+    for (const auto& ref : refs) ref_trees.push_back(tree_of(backend, *ref, *params.agglomerative));
+  }
 
   for (std::size_t i = 0; i < nk; ++i) {
     const auto t0 = Clock::now();
     const int k = ks[i];
-    LloydParams p = params.lloyd;
-    p.n_clusters = k;
-    const KMeansResult fit = fit_lloyd(backend, data, p);
-    const Assignment assignment = predict(backend, data, fit.centroids.view());
+    KMeansResult fit;
+    Assignment assignment;
+    if (tree) {
+      assignment.labels = cut_rows(*tree, k);
+      fit.inertia = within_ss(backend, data, assignment.labels, k);
+      fit.converged = true;
+    } else {
+      LloydParams p = params.lloyd;
+      p.n_clusters = k;
+      fit = fit_lloyd(backend, data, p);
+      assignment = predict(backend, data, fit.centroids.view());
+    }
 
     SweepRecord r;
     r.k = k;
@@ -194,7 +254,16 @@ SweepResult sweep(Backend& backend, Dataset& data, const SweepParams& params,
     r.seconds = seconds_since(t0);
     if (gap) {
       log_w[i] = select_detail::log_w(fit.inertia);
-      const std::vector<double> ref = select_detail::reference_log_w(backend, refs, k, reference_lloyd, n);
+      std::vector<double> ref;
+      if (tree) {
+        for (std::size_t b = 0; b < refs.size(); ++b) {
+          const std::vector<std::int32_t> cut = cut_rows(ref_trees[b], k);
+          ref.push_back(select_detail::log_w(within_ss(backend, *refs[b], cut, k)) +
+                        std::log(static_cast<double>(n) / static_cast<double>(refs[b]->n_samples())));
+        }
+      } else {
+        ref = select_detail::reference_log_w(backend, refs, k, reference_lloyd, n);
+      }
       for (std::size_t b = 0; b < refs.size(); ++b) log_w_ref[b * nk + i] = ref[b];
     }
     result.records.push_back(std::move(r));
