@@ -11,6 +11,7 @@
 #include "cli_common.hpp"
 #include "segforge/number_format.hpp"
 #include "segforge/agglomerative.hpp"
+#include "segforge/birch.hpp"
 #include "segforge/dbscan.hpp"
 #include "segforge/error.hpp"
 #include "segforge/io.hpp"
@@ -64,6 +65,10 @@ struct FitOptions {
   std::string strategy = "auto";   // agglomerative: auto|exact|two-stage
   std::int64_t micro_clusters = 2000;  // agglomerative two-stage: K-Means micro-clusters M
   std::int64_t exact_max_rows = 20000;  // agglomerative auto: exact tree up to this many rows
+  double threshold = 0.5;          // BIRCH
+  int branching_factor = 50;       // BIRCH
+  std::string global = "ward";     // BIRCH: the global step, ward|kmeans
+  std::int64_t max_subclusters = 10000;  // BIRCH: rebuild with a larger threshold beyond this
 };
 
 /// What a fit's result depends on, as "key=value" words: a checkpoint records it and a resume
@@ -556,8 +561,169 @@ int run_fit_agglomerative(const FitOptions& o) {
   return 0;
 }
 
+/// segforge fit --algorithm birch: the CF-tree (continued from --continue-from's when given),
+/// the global step into -k segments, every row labelled by its nearest subcluster; the model
+/// keeps the subclusters as the leaves of /hierarchy (with Ward's merges) and the tree (/birch).
+int run_fit_birch(const FitOptions& o) {
+  Stopwatch total;
+  if (o.k == kUnset)
+    throw InputError("birch: pass -k K, the segments the global step makes of the subclusters");
+  if (!o.checkpoint.path.empty() || !o.checkpoint.resume.empty() || o.init != "k-means++")
+    throw InputError("--checkpoint, --resume and --init are K-Means options; BIRCH takes --threshold, --branching-factor, "
+                     "-k, --global, --max-subclusters and --continue-from");
+  OutputSet outputs;
+  outputs.input(o.features, "features");
+  outputs.input(o.names, "--names");
+  outputs.input(o.continue_from, "--continue-from");
+  const std::string dictionary = declare_fit_outputs(outputs, o);
+  const SilhouetteSpec silhouette = parse_silhouette(o.silhouette);
+  BirchParams p;
+  p.threshold = o.threshold;
+  p.branching_factor = o.branching_factor;
+  p.n_clusters = o.k;
+  p.global = parse_birch_global(o.global);
+  p.max_subclusters = o.max_subclusters;
+  p.seed = o.seed;
+  validate(p, "--threshold/--branching-factor/-k/--max-subclusters");
+  if (o.k < 1) throw InputError("-k " + std::to_string(o.k) + ": BIRCH's global step needs at least one segment");
+  BirchState state = make_birch_state(p);
+  std::optional<Model> previous;
+  if (!o.continue_from.empty()) {
+    previous = read_model(o.continue_from);
+    if (!previous->birch)
+      throw InputError("--continue-from " + o.continue_from + ": not a BIRCH model (no /birch tree); continue from the -o of "
+                       "segforge fit --algorithm birch");
+    validate(*previous->birch, o.continue_from);
+    state = *previous->birch;
+  }
+  auto backend = open_backend(o.common);
+
+  Stopwatch read_time;
+  Features f = load(o.features, o.common);
+  const double read_seconds = read_time.seconds();
+  const std::int64_t n = f.n_rows_total, d = f.x.cols();
+  if (f.disk_rows > 0 || f.x.rows() != n)
+    throw InputError(where(f) + ": BIRCH runs in one process with every row in memory; raise --memory-budget, and run it "
+                     "without mpirun");
+  if (previous) {
+    if (previous->centroids.cols() != d || (!previous->feature_names.empty() && previous->feature_names != f.feature_names))
+      throw InputError(where(f) + ": its features differ from those of --continue-from " + o.continue_from +
+                       "; continue on data prepared like that model's (segforge-prep --scaler-from)");
+    const std::string difference =
+        previous->scaler.empty() || f.scaler.empty() ? std::string() : scaler_difference(f.scaler, previous->scaler, f.feature_names, "the model");
+    if (!difference.empty())
+      throw InputError(where(f) + ": scaled otherwise than the data of --continue-from " + o.continue_from + " (" + difference +
+                       "); prepare it with segforge-prep --scaler-from that model's training features");
+    if (o.threshold != state.initial_threshold || o.branching_factor != state.branching_factor)
+      std::fprintf(stderr, "segforge: note: continuing %s's tree with its threshold %s and branching factor %d\n",
+                   o.continue_from.c_str(), analyst_number(state.threshold).c_str(), state.branching_factor);
+  }
+  const Naming naming = naming_of(o, f);
+  const std::vector<float> weights = load_sample_weights(f, o.common);
+  auto data = open_data(*backend, f, o.common);
+
+  Stopwatch fit_time;
+  const std::int64_t rows_before = state.n_rows_seen;
+  Stopwatch insert_time;
+  partial_fit_birch(*backend, state, *data, weights);
+  const double insert_seconds = insert_time.seconds();
+  Stopwatch global_time;
+  if (state.n_subclusters < o.k)
+    throw InputError(where(f) + ": the tree has " + std::to_string(state.n_subclusters) + " subclusters, fewer than -k " +
+                     std::to_string(o.k) + "; lower --threshold or -k");
+  const BirchSegments segments = birch_global_step(*backend, state, p);
+  const double global_seconds = global_time.seconds();
+  const Matrix<double> centres = birch_subcluster_centroids(state);
+  Matrix<float> leaves(centres.rows(), d);
+  for (std::int64_t i = 0; i < centres.size(); ++i) leaves.data()[i] = static_cast<float>(centres.data()[i]);
+  // Every row (of this file) by its nearest subcluster, as predict labels rows.
+  const LeafAssignment labelled = predict_by_leaves(*backend, *data, leaves.view(), segments.subcluster_labels,
+                                                    segments.centroids.view());
+  const double fit_seconds = fit_time.seconds();
+  const int k = segments.n_clusters;
+  const std::vector<std::int64_t> sizes = sizes_of(labelled.labels, k);
+  const LabelStats spread = backend->label_stats(*data, labelled.labels, k, segments.centroids.view());
+  double inertia = 0.0;
+  for (double v : spread.sq_dist_sums) inertia += v;
+
+  Description described = describe_segments(o, *backend, *data, f, naming, segments.centroids.view(), sizes);
+  const std::vector<SegmentProfile>& profiles = described.profiles;
+  const std::vector<SegmentEntry>& entries = described.entries;
+  const std::vector<std::string>& names = described.names;
+
+  const BackendInfo info = backend->info();
+  Model model;
+  model.centroids = segments.centroids;
+  model.feature_names = f.feature_names;
+  model.feature_roles = feature_role_names(naming.roles);
+  model.scaler = f.scaler;
+  set_segments(model, profiles, entries, sizes);
+  set_hierarchy(model, std::move(leaves), segments.subcluster_labels,
+                std::vector<double>(state.weight.begin(), state.weight.begin() + state.n_subclusters), segments.tree);
+  if (segments.tree.merges.empty()) model.hierarchy_merges = Matrix<double>();
+  model.attributes = fit_attributes({"birch", "-", k, 1, 0, o.seed, true, inertia}, info, f, naming.audience);
+  auto exact = [](double v) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%.17g", v);
+    return std::string(text);
+  };
+  model.attributes["global"] = birch_global_name(p.global);
+  model.attributes["n_leaves"] = std::to_string(state.n_subclusters);
+  model.attributes["birch_threshold"] = exact(state.threshold);
+  model.attributes["birch_initial_threshold"] = exact(state.initial_threshold);
+  model.attributes["birch_branching_factor"] = std::to_string(state.branching_factor);
+  model.attributes["birch_max_subclusters"] = std::to_string(state.max_subclusters);
+  model.attributes["birch_n_rebuilds"] = std::to_string(state.n_rebuilds);
+  model.attributes["birch_n_rows_seen"] = std::to_string(state.n_rows_seen);
+  model.attributes["birch_n_subclusters"] = std::to_string(state.n_subclusters);
+  model.attributes["birch_root"] = std::to_string(state.root);
+  if (previous) model.attributes["continued_from"] = o.continue_from;
+  model.birch = state;
+
+  Assignment assignment;
+  assignment.labels = labelled.labels;
+  for (float v : labelled.distances) assignment.sq_distances.push_back(v * v);
+  ProgressLine line;
+  Stopwatch metric_time;
+  json s;
+  if (!o.metrics.empty()) s = scores(*backend, *data, labelled.labels, k, silhouette, o.seed, line);
+  const double metric_seconds = metric_time.seconds();
+
+  write_model(o.model, model);
+  if (!o.labels.empty()) write_labels(o.labels, assignment, f.ids, names);
+  write_segment_dictionary(dictionary, o.model, n, profiles, f.feature_names, entries);
+  std::fprintf(stderr, "birch (threshold %s%s, branching factor %d) on %lld x %lld (%s): %lld subclusters from %lld rows%s, %s into %d segments\n",
+               analyst_number(state.threshold).c_str(), state.n_rebuilds > 0 ? (", grown from " + analyst_number(state.initial_threshold) + " by " + std::to_string(state.n_rebuilds) + " rebuilds").c_str() : "",
+               state.branching_factor, static_cast<long long>(n), static_cast<long long>(d), info.name.c_str(),
+               static_cast<long long>(state.n_subclusters), static_cast<long long>(state.n_rows_seen),
+               previous ? (" (" + std::to_string(rows_before) + " before this file)").c_str() : "",
+               birch_global_name(p.global).c_str(), k);
+  print_segments(profiles, names, sizes, n, f.feature_names);
+  for (const auto& w : described.warnings) std::fprintf(stderr, "segforge: warning: %s\n", w.c_str());
+  std::fprintf(stderr, "segment dictionary: %s\n", dictionary.c_str());
+  if (!o.metrics.empty()) {
+    json m = segment_metrics(k, n, d, "birch", info, sizes, names, profiles_json(profiles, f.feature_names, entries), s);
+    m["threshold"] = state.threshold;
+    m["initial_threshold"] = state.initial_threshold;
+    m["branching_factor"] = state.branching_factor;
+    m["n_subclusters"] = state.n_subclusters;
+    m["n_rebuilds"] = state.n_rebuilds;
+    m["n_rows_seen"] = state.n_rows_seen;
+    m["global"] = birch_global_name(p.global);
+    m["inertia"] = inertia;
+    m["peak_rss_bytes"] = peak_rss_bytes();
+    m["timings"] = {{"read", read_seconds}, {"insert", insert_seconds}, {"global", global_seconds},
+                    {"fit", fit_seconds},   {"metrics", metric_seconds}, {"total", total.seconds()}};
+    write_text_atomic(o.metrics, m.dump(2) + "\n");
+  }
+  outputs.commit();
+  if (!o.metrics.empty()) print_scores(s);
+  return 0;
+}
+
 int run_fit(const FitOptions& o) {
   if (o.algorithm == "dbscan") return run_fit_dbscan(o);
+  if (o.algorithm == "birch") return run_fit_birch(o);
   if (o.algorithm == "agglomerative") return run_fit_agglomerative(o);
   if (o.k == kUnset) throw InputError("-k: the number of segments is required for K-Means (--algorithm lloyd|minibatch)");
   Stopwatch total;
@@ -821,7 +987,11 @@ Command add_fit_command(CLI::App& parent) {
   cmd->add_option("--role", o.roles, "COLUMN=ROLE for the automatic names (recency|tenure|frequency|monetary|engagement|other; see docs/segments.md)");
   cmd->add_option("--audience", o.audience, "auto|donors|customers: the words and outreach of the automatic names (auto: the features file's, else inferred)")
       ->check(CLI::IsMember({"auto", "donors", "customers"}))->capture_default_str();
-  cmd->add_option("--algorithm", o.algorithm, "lloyd|minibatch|dbscan|agglomerative")->capture_default_str();
+  cmd->add_option("--algorithm", o.algorithm, "lloyd|minibatch|dbscan|agglomerative|birch")->capture_default_str();
+  cmd->add_option("--threshold", o.threshold, "BIRCH: a subcluster absorbs a row when its radius stays within this")->capture_default_str();
+  cmd->add_option("--branching-factor", o.branching_factor, "BIRCH: the most entries of a node")->capture_default_str();
+  cmd->add_option("--global", o.global, "BIRCH: the global step, ward|kmeans")->capture_default_str();
+  cmd->add_option("--max-subclusters", o.max_subclusters, "BIRCH: beyond this many subclusters the tree is rebuilt with a larger threshold (0: no limit)")->capture_default_str();
   cmd->add_option("--linkage", o.linkage, "agglomerative: ward|complete|average|single")->capture_default_str();
   cmd->add_option("--distance-threshold", o.distance_threshold, "agglomerative: cut the tree at this merge height instead of -k");
   cmd->add_option("--strategy", o.strategy, "agglomerative: auto|exact|two-stage (auto: exact up to --exact-max-rows, then Ward on K-Means micro-clusters)")->capture_default_str();
@@ -841,7 +1011,7 @@ Command add_fit_command(CLI::App& parent) {
   cmd->add_option("--swap-trials", o.swap_trials, "random-swap trials (0: 60 x K, at most 5000)");
   cmd->add_option("--max-no-improvement", o.max_no_improvement, "mini-batch early stop")->capture_default_str();
   cmd->add_option("--reassignment-ratio", o.reassignment_ratio, "mini-batch starved centres")->capture_default_str();
-  cmd->add_option("--continue-from", o.continue_from, "mini-batch: continue training a saved model");
+  cmd->add_option("--continue-from", o.continue_from, "mini-batch: continue training a saved model; BIRCH: insert these rows into its tree");
   cmd->add_option("--labels", o.labels, "labels.h5 or segments.csv to write");
   cmd->add_option("--metrics", o.metrics, "metrics.json to write");
   cmd->add_option("--silhouette", o.silhouette, "auto|exact|sample=N|none (with --metrics)")->capture_default_str();

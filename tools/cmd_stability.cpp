@@ -11,6 +11,7 @@
 #include "cli_common.hpp"
 #include "segforge/outputs.hpp"
 #include "segforge/agglomerative.hpp"
+#include "segforge/birch.hpp"
 #include "segforge/error.hpp"
 #include "segforge/number_format.hpp"
 #include "segforge/io.hpp"
@@ -27,6 +28,10 @@ struct StabilityOptions {
   std::string algorithm = "k-means";  // or dbscan
   double eps = 0.0, min_samples = 5.0;  // DBSCAN
   std::string linkage = "ward";          // agglomerative
+  double threshold = 0.5;                // BIRCH
+  int branching_factor = 50;
+  std::string global = "ward";
+  std::int64_t max_subclusters = 10000;
   int runs = 10;
   double sample_fraction = 0.8;
   int n_init = 3;
@@ -54,21 +59,28 @@ int run_stability(const StabilityOptions& o) {
   p.lloyd.n_init = o.n_init;
   p.lloyd.seed = o.seed;
   p.lloyd.refine = parse_refine(o.refine);
-  const bool dbscan = o.algorithm == "dbscan", agglomerative = o.algorithm == "agglomerative";
-  if (!dbscan && !agglomerative && o.algorithm != "k-means" && o.algorithm != "lloyd")
-    throw InputError("--algorithm " + o.algorithm + ": use k-means (Lloyd, the default), dbscan or agglomerative");
+  const bool dbscan = o.algorithm == "dbscan", agglomerative = o.algorithm == "agglomerative", birch = o.algorithm == "birch";
+  if (!dbscan && !agglomerative && !birch && o.algorithm != "k-means" && o.algorithm != "lloyd")
+    throw InputError("--algorithm " + o.algorithm + ": use k-means (Lloyd, the default), dbscan, agglomerative or birch");
   const DbscanParams db{o.eps, o.min_samples};
   if (dbscan) {
     if (o.k != 0) throw InputError("-k " + std::to_string(o.k) + ": DBSCAN finds the number of segments itself; leave out -k");
     validate(db, "--eps/--min-samples");
   } else if (o.k == 0) {
-    throw InputError("-k: the number of segments is required for " + std::string(agglomerative ? "agglomerative" : "K-Means") +
+    throw InputError("-k: the number of segments is required for " + std::string(agglomerative ? "agglomerative" : birch ? "BIRCH" : "K-Means") +
                      " stability (or --algorithm dbscan --eps E)");
   }
   AgglomerativeParams ap;
   ap.linkage = parse_linkage(o.linkage);
   ap.n_clusters = o.k;
   ap.seed = o.seed;
+  BirchParams bp;
+  bp.threshold = o.threshold;
+  bp.branching_factor = o.branching_factor;
+  bp.n_clusters = o.k;
+  bp.global = parse_birch_global(o.global);
+  bp.max_subclusters = o.max_subclusters;
+  if (birch) validate(bp, "--threshold/--branching-factor/--max-subclusters");
   auto backend = open_backend(o.common);
   const Features f = load(o.features, o.common);
   StabilityParams checked = p;
@@ -80,6 +92,7 @@ int run_stability(const StabilityOptions& o) {
   ProgressLine line;
   const StabilityResult r = dbscan          ? stability_dbscan(*backend, *data, p, db, line.callback())
                             : agglomerative ? stability_agglomerative(*backend, *data, p, ap, line.callback())
+                            : birch         ? stability_birch(*backend, *data, p, bp, line.callback())
                                             : stability(*backend, *data, p, line.callback());
   line.finish();
 
@@ -107,7 +120,8 @@ int run_stability(const StabilityOptions& o) {
     j["device"] = backend->info().device;
     j["input_file"] = f.path;
     j["seed"] = o.seed;
-    j["algorithm"] = dbscan ? "dbscan" : agglomerative ? "agglomerative" : "k-means";
+    j["algorithm"] = dbscan ? "dbscan" : agglomerative ? "agglomerative" : birch ? "birch" : "k-means";
+    if (birch) j["threshold"] = o.threshold;
     if (agglomerative) j["linkage"] = o.linkage;
     if (dbscan) {
       j["eps"] = o.eps;
@@ -189,8 +203,12 @@ Command add_stability_command(CLI::App& parent) {
   auto* cmd = parent.add_subcommand("stability", "Re-fit on subsamples and seeds: ARI, per-segment Jaccard, a verdict");
   cmd->add_option("features", o.features, "features.h5")->required();
   cmd->add_option("-k,--k", o.k, "number of segments (K-Means)");
-  cmd->add_option("--algorithm", o.algorithm, "k-means (Lloyd), dbscan or agglomerative")->capture_default_str();
+  cmd->add_option("--algorithm", o.algorithm, "k-means (Lloyd), dbscan, agglomerative or birch")->capture_default_str();
   cmd->add_option("--linkage", o.linkage, "agglomerative: ward|complete|average|single")->capture_default_str();
+  cmd->add_option("--threshold", o.threshold, "BIRCH: as for fit")->capture_default_str();
+  cmd->add_option("--branching-factor", o.branching_factor, "BIRCH: as for fit")->capture_default_str();
+  cmd->add_option("--global", o.global, "BIRCH: ward|kmeans, as for fit")->capture_default_str();
+  cmd->add_option("--max-subclusters", o.max_subclusters, "BIRCH: as for fit")->capture_default_str();
   cmd->add_option("--eps", o.eps, "DBSCAN: neighbourhood radius, as for fit");
   cmd->add_option("--min-samples", o.min_samples, "DBSCAN: min_samples on all rows; each re-fit uses it times --sample-fraction")->capture_default_str();
   cmd->add_option("--runs", o.runs, "re-fits R")->capture_default_str();

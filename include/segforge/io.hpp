@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "segforge/birch_state.hpp"
 #include "segforge/matrix.hpp"
 
 namespace segforge {
@@ -210,6 +211,12 @@ struct Model {
   std::vector<double> hierarchy_leaf_sizes;
   Matrix<double> hierarchy_merges;
   bool is_hierarchy() const { return !hierarchy_leaf_labels.empty(); }
+  /// A BIRCH model's CF-tree (/birch: weight, mean, sq_deviation, child, node_start, origin; the
+  /// scalars as root attributes birch_threshold, birch_initial_threshold, birch_branching_factor,
+  /// birch_max_subclusters, birch_n_rebuilds, birch_n_rows_seen, birch_n_subclusters,
+  /// birch_root), for `fit --algorithm birch --continue-from`. Read as stored; its tree is checked
+  /// (validate(BirchState)) where it is used. Empty otherwise.
+  std::optional<BirchState> birch;
   /// XXH64 of the model file's bytes (16 hex digits), set by read_model; not written.
   std::string checksum;
   /// attributes: algorithm, k, init, seed, n_init, n_iter, converged, inertia, backend, device,

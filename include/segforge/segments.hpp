@@ -13,6 +13,7 @@
 
 #include "segforge/backend.hpp"
 #include "segforge/agglomerative.hpp"
+#include "segforge/birch.hpp"
 #include "segforge/dbscan.hpp"
 #include "segforge/io.hpp"
 #include "segforge/kmeans.hpp"
@@ -211,6 +212,12 @@ StabilityResult stability_dbscan(Backend& backend, Dataset& data, const Stabilit
 /// labelled by the re-fit's leaves (the segment of the nearest leaf, as predict does).
 StabilityResult stability_agglomerative(Backend& backend, Dataset& data, const StabilityParams& params,
                                         const AgglomerativeParams& agglomerative, const ProgressFn& progress = {});
+
+/// BIRCH's stability: each re-fit grows its own CF-tree on the subsample (same threshold,
+/// branching factor and budget) and makes its global step; rows are labelled by the re-fit's
+/// nearest subcluster, as predict does.
+StabilityResult stability_birch(Backend& backend, Dataset& data, const StabilityParams& params, const BirchParams& birch,
+                                const ProgressFn& progress = {});
 
 /// One segment's verdict from its Jaccard agreement over the re-fits, by Hennig's thresholds
 /// (2007, "Cluster-wise assessment of cluster stability"; 2008): <= 0.5 "dissolved", < 0.6

@@ -13,7 +13,9 @@
 #include "segforge/io.hpp"
 #include "segforge/validate.hpp"
 
+#include <cmath>
 #include <cstdint>
+#include <cstdlib>
 
 namespace segforge {
 
@@ -133,6 +135,20 @@ void write_model(const std::string& path, const Model& model) {
       if (!model.hierarchy_merges.empty())
         io::write_dataset(group, "merges", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
                           {static_cast<hsize_t>(model.hierarchy_merges.rows()), 4}, model.hierarchy_merges.data(), path);
+    }
+    if (model.birch) {
+      const BirchState& b = *model.birch;
+      io::Hid group = io::create_group(file, "birch", path);
+      const auto e = static_cast<hsize_t>(b.n_entries());
+      io::write_dataset(group, "weight", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {e}, b.weight.data(), path);
+      io::write_dataset(group, "mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {e, static_cast<hsize_t>(b.n_features)},
+                        b.mean.data(), path);
+      io::write_dataset(group, "sq_deviation", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {e}, b.sq_deviation.data(), path);
+      io::write_dataset(group, "child", H5T_STD_I64LE, H5T_NATIVE_INT64, {e}, b.child.data(), path);
+      io::write_dataset(group, "node_start", H5T_STD_I64LE, H5T_NATIVE_INT64, {static_cast<hsize_t>(b.node_start.size())},
+                        b.node_start.data(), path);
+      io::write_dataset(group, "origin", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {static_cast<hsize_t>(b.origin.size())},
+                        b.origin.data(), path);
     }
     if (!model.counts.empty())
       io::write_dataset(file, "counts", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
@@ -275,6 +291,45 @@ Model read_model(const std::string& path) {
                                                          "the merges of the tree over the leaves (SciPy's linkage matrix)");
   }
   model.attributes = io::read_attributes(file);
+  if (io::object_exists(file, "/birch/weight")) {
+    // The CF-tree as stored; its shape and values are checked where it is used
+    // (validate(BirchState), `fit --continue-from`).
+    const std::string what = "a BIRCH model's CF-tree; refit with segforge fit --algorithm birch";
+    BirchState b;
+    auto number = [&](const char* key) {
+      const auto it = model.attributes.find(key);
+      char* end = nullptr;
+      const double v = it == model.attributes.end() ? std::nan("") : std::strtod(it->second.c_str(), &end);
+      if (it == model.attributes.end() || end == it->second.c_str() || *end != '\0' || !std::isfinite(v))
+        throw InputError(path + ": attribute " + key + " is missing or not a number; " + what);
+      return v;
+    };
+    b.threshold = number("birch_threshold");
+    b.initial_threshold = number("birch_initial_threshold");
+    b.branching_factor = static_cast<int>(number("birch_branching_factor"));
+    b.max_subclusters = static_cast<std::int64_t>(number("birch_max_subclusters"));
+    b.n_rebuilds = static_cast<int>(number("birch_n_rebuilds"));
+    b.n_rows_seen = static_cast<std::int64_t>(number("birch_n_rows_seen"));
+    b.n_subclusters = static_cast<std::int64_t>(number("birch_n_subclusters"));
+    b.root = static_cast<std::int64_t>(number("birch_root"));
+    b.n_features = m.cols;
+    auto doubles = [&](const char* object) {
+      io::Hid d = io::open_dataset(file, path, object, what);
+      return io::read_doubles(d, path, object);
+    };
+    auto ints = [&](const char* object) {
+      io::Hid d = io::open_dataset(file, path, object, what);
+      return io::read_int64s(d, path, object, what);
+    };
+    b.weight = doubles("/birch/weight");
+    b.sq_deviation = doubles("/birch/sq_deviation");
+    b.origin = doubles("/birch/origin");
+    b.child = ints("/birch/child");
+    b.node_start = ints("/birch/node_start");
+    b.mean = read_matrix_exact<double>(file, path, "/birch/mean", b.n_entries(), m.cols, H5T_NATIVE_DOUBLE,
+                                       "each entry's mean relative to /birch/origin [n_entries x n_features]");
+    model.birch = std::move(b);
+  }
   validate_model(model, path);  // values, ranges and consistency (src/validate.cpp)
   model.checksum = io::file_checksum(path);  // a refresh records its parent by it
   return model;

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "segforge/agglomerative.hpp"
+#include "segforge/birch.hpp"
 #include "segforge/dbscan.hpp"
 #include "segforge/error.hpp"
 #include "segforge/rng.hpp"
@@ -214,6 +215,29 @@ StabilityResult stability_agglomerative(Backend& backend, Dataset& data, const S
     std::vector<float> distance(labels.size());
     std::vector<std::int32_t> leaf(labels.size());
     backend.assign(all, fit.centres.view(), leaf, distance);  // the nearest leaf's segment, as predict
+    for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = fit.row_labels[static_cast<std::size_t>(leaf[i])];
+  };
+  return stability_of(backend, data, params, refit, label, progress);
+}
+
+StabilityResult stability_birch(Backend& backend, Dataset& data, const StabilityParams& params, const BirchParams& birch,
+                                const ProgressFn& progress) {
+  const auto refit = [&](Dataset& rows, std::uint64_t seed) {
+    BirchParams q = birch;
+    q.seed = seed;
+    const BirchResult r = fit_birch(backend, rows, q);
+    Refitted fit;
+    const Matrix<double> centres = birch_subcluster_centroids(r.state);
+    fit.centres = Matrix<float>(centres.rows(), centres.cols());
+    for (std::int64_t i = 0; i < centres.size(); ++i) fit.centres.data()[i] = static_cast<float>(centres.data()[i]);
+    fit.row_labels = r.segments.subcluster_labels;
+    fit.n_segments = r.segments.n_clusters;
+    return fit;
+  };
+  const auto label = [&](const Dataset& all, const Refitted& fit, std::span<std::int32_t> labels) {
+    std::vector<float> distance(labels.size());
+    std::vector<std::int32_t> leaf(labels.size());
+    backend.assign(all, fit.centres.view(), leaf, distance);  // the nearest subcluster's segment, as predict
     for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = fit.row_labels[static_cast<std::size_t>(leaf[i])];
   };
   return stability_of(backend, data, params, refit, label, progress);
