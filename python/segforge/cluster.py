@@ -1,11 +1,14 @@
-"""KMeans and MiniBatchKMeans with scikit-learn's names, defaults and behaviour, over the engine.
+"""KMeans, MiniBatchKMeans, DBSCAN and AgglomerativeClustering with scikit-learn's names, defaults
+and behaviour, over the engine.
 
 Validation uses scikit-learn's own helpers (so messages and edge cases match); the fit, the
-prediction and the distances are the engine's drivers (src/lloyd.cpp, src/minibatch.cpp) on the
-Backend that `device` chooses."""
+prediction and the distances are the engine's drivers (src/lloyd.cpp, src/minibatch.cpp,
+src/cluster/) on the Backend that `device` chooses."""
 
+import heapq
 import logging
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.base import (BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin,
@@ -44,11 +47,11 @@ def _check_weights(sample_weight, X):
 class _EngineMixin:
     """Every estimator's input conversion (copy=False refuses a copy) and its engine."""
 
-    def _check_X(self, X, reset):
+    def _check_X(self, X, reset, **check_params):
         if not self.copy and needs_copy(X):
             as_engine_array(X, copy=False)  # raises, naming what the array is
         return self._validate_data(X, accept_sparse=False, dtype=np.float32, order="C",
-                                   copy=False, reset=reset)
+                                   copy=False, reset=reset, **check_params)
 
     def _engine(self):
         if self.device not in ("auto", "cpu", "gpu"):
@@ -375,6 +378,227 @@ class DBSCAN(_EngineMixin, ClusterMixin, BaseEstimator):
         return {"preserves_dtype": [np.float32]}
 
 
+_LINKAGES = ("ward", "complete", "average", "single")
+_STRATEGIES = ("auto", "exact", "two-stage")
+# strategy='auto': the exact tree up to this many rows, two-stage Ward above (the engine's
+# AgglomerativeParams::exact_max_samples, and the CLI's --exact-max-rows default).
+_EXACT_MAX_SAMPLES = 20000
+
+
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def _hc_cut(n_clusters, children, n_leaves):
+    """scikit-learn's cut of a merge tree into n_clusters (sklearn.cluster._agglomerative._hc_cut):
+    split the root, then always the highest node left (the last merges undone), and number the
+    clusters in the order its heap of nodes holds them, so labels are numbered as scikit-learn's.
+    Prior validation (1 <= n_clusters <= n_leaves) is assumed. [in] children [n_leaves - 1 x 2]"""
+    if n_leaves == 1:
+        return np.zeros(1, dtype=np.int64)
+    ch = children.tolist()
+    nodes = [-(max(ch[-1]) + 1)]
+    for _ in range(n_clusters - 1):
+        a, b = ch[-nodes[0] - n_leaves]
+        heapq.heappush(nodes, -a)
+        heapq.heappushpop(nodes, -b)
+    label = [-1] * (2 * n_leaves - 1)
+    for i, node in enumerate(nodes):
+        label[-node] = i
+    for j in range(n_leaves - 2, -1, -1):  # top down: a node below the cut takes its parent's label
+        lab = label[n_leaves + j]
+        if lab >= 0:
+            a, b = ch[j]
+            label[a] = label[b] = lab
+    return np.asarray(label[:n_leaves], dtype=np.int64)
+
+
+def _cluster_means(X, labels, k):
+    """The mean row of each cluster, float32 [k x n_features] (every cluster has a row)."""
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
+    sums = np.empty((k, X.shape[1]), dtype=np.float64)
+    for j in range(X.shape[1]):
+        sums[:, j] = np.bincount(labels, weights=X[:, j], minlength=k)
+    return np.ascontiguousarray(sums / counts[:, None], dtype=np.float32)
+
+
+class AgglomerativeClustering(_EngineMixin, ClusterMixin, BaseEstimator):
+    """Agglomerative clustering with scikit-learn 1.2's parameters and results, over segforge's engine.
+
+    The tree is segforge's (src/cluster/agglomerative.cpp), which is SciPy's
+    ``linkage(X, method)`` on the same values, as scikit-learn's is (without connectivity). So on
+    data without exact ties, for ``linkage`` 'ward', 'complete' and 'average', ``children_`` is
+    scikit-learn's, ``distances_`` are its heights (ascending; Ward's within ~1e-13 relative,
+    the others' equal) and ``labels_`` is its cut, numbered the same way (the cut is
+    scikit-learn's ``_hc_cut``: the last n_clusters - 1 merges undone). For 'single',
+    scikit-learn lists a merge's two children in the order its minimum spanning tree met them,
+    segforge the lower id first (SciPy's order): the same merges, heights and partition, but the
+    clusters may be numbered differently. As scikit-learn, ``distance_threshold`` undoes the
+    merges of height >= the threshold (``segforge fit --distance-threshold`` keeps those of
+    height <= it, so the two differ only at a threshold equal to a height).
+
+    Differences: X is converted to float32 (the engine's precision) and widened to double for
+    the tree, so float64 data is clustered at float32 precision; with ``strategy='auto'`` above
+    20,000 rows Ward goes two-stage (below) and the other linkages raise ValueError (their exact
+    tree takes O(N²) time, and complete and average an O(N²) distance matrix: use
+    ``strategy='exact'`` up to 23,170 rows); only the Euclidean metric (``metric`` None,
+    'euclidean', or 'l2' for linkages other than Ward) and ``connectivity=None``;
+    ``memory`` is accepted and ignored, the full tree is always built (``compute_full_tree``
+    only checked). Where distances tie exactly, tied merges may be ordered differently from
+    scikit-learn's (see include/segforge/agglomerative.hpp).
+
+    Extras: ``device``, ``n_threads`` and ``copy`` as KMeans; ``strategy`` 'auto' | 'exact' |
+    'two-stage': two-stage Ward clusters the rows into ``n_micro_clusters`` K-Means
+    micro-clusters (seeded by ``random_state``), then runs size-weighted Ward over them; its tree
+    (``children_``, ``distances_``, ``n_leaves_``, ``linkage_matrix_``) is over those leaves and
+    each row takes its micro-cluster's label. ``linkage_matrix_`` is the tree in SciPy's format
+    ([n_leaves - 1 x 4]: child, child, height, size), for ``scipy.cluster.hierarchy.dendrogram``
+    and ``fcluster``; ``leaves_`` holds the tree's leaves (the training rows, or the
+    micro-clusters' centres), ``leaf_labels_`` their clusters, ``leaf_sizes_`` their sizes
+    (rows per micro-cluster), ``strategy_`` the path taken.
+    ``predict(X)`` gives each row the cluster of its nearest leaf (ties: the lower leaf), which is
+    ``labels_`` on the training rows (but for duplicate rows that the cut separates).
+
+    ``load_model`` returns this estimator for a model of ``segforge fit --algorithm
+    agglomerative``; its ``predict`` gives the CLI's segments, which the CLI numbers by their
+    lowest row (``leaf_labels_``; for an exact model those are the training rows' segments)."""
+
+    def __init__(self, n_clusters=2, *, affinity="deprecated", metric=None, memory=None, connectivity=None,
+                 compute_full_tree="auto", linkage="ward", distance_threshold=None, compute_distances=False,
+                 device="auto", n_threads=None, strategy="auto", n_micro_clusters=2000, random_state=0,
+                 copy=True):
+        self.n_clusters = n_clusters
+        self.affinity = affinity
+        self.metric = metric
+        self.memory = memory
+        self.connectivity = connectivity
+        self.compute_full_tree = compute_full_tree
+        self.linkage = linkage
+        self.distance_threshold = distance_threshold
+        self.compute_distances = compute_distances
+        self.device = device
+        self.n_threads = n_threads
+        self.strategy = strategy
+        self.n_micro_clusters = n_micro_clusters
+        self.random_state = random_state
+        self.copy = copy
+
+    def _check_params(self):
+        """scikit-learn's checks (its _parameter_constraints and _fit), then what segforge
+        supports; messages as scikit-learn's where it has one."""
+        if self.n_clusters is not None and (not _is_int(self.n_clusters) or self.n_clusters < 1):
+            raise ValueError("n_clusters=%r: use an int >= 1 or None" % (self.n_clusters,))
+        t = self.distance_threshold
+        if t is not None and (not isinstance(t, numbers.Real) or isinstance(t, (bool, np.bool_))
+                              or not 0 <= t < np.inf):
+            raise ValueError("distance_threshold=%r: use a finite float >= 0 or None" % (t,))
+        if (self.n_clusters is None) == (t is None):
+            raise ValueError("Exactly one of n_clusters and distance_threshold has to be set, and the "
+                             "other needs to be None.")
+        if not (isinstance(self.compute_full_tree, (bool, np.bool_))
+                or (isinstance(self.compute_full_tree, str) and self.compute_full_tree == "auto")):
+            raise ValueError("compute_full_tree=%r: use 'auto', True or False" % (self.compute_full_tree,))
+        if t is not None and self.compute_full_tree is False:
+            raise ValueError("compute_full_tree must be True if distance_threshold is set.")
+        if not isinstance(self.compute_distances, (bool, np.bool_)):
+            raise ValueError("compute_distances=%r: use True or False" % (self.compute_distances,))
+        if not isinstance(self.linkage, str) or self.linkage not in _LINKAGES:
+            raise ValueError("linkage=%r: use 'ward', 'complete', 'average' or 'single'" % (self.linkage,))
+        metric = self.metric
+        if not (isinstance(self.affinity, str) and self.affinity == "deprecated"):
+            if self.metric is not None:
+                raise ValueError("Both `affinity` and `metric` attributes were set. Attribute `affinity` was "
+                                 "deprecated in version 1.2 and will be removed in 1.4. To avoid this error, "
+                                 "only set the `metric` attribute.")
+            warnings.warn("Attribute `affinity` was deprecated in version 1.2 and will be removed in 1.4. "
+                          "Use `metric` instead", FutureWarning)
+            metric = self.affinity
+        elif metric is None:
+            metric = "euclidean"
+        if self.linkage == "ward" and not (isinstance(metric, str) and metric == "euclidean"):
+            raise ValueError("%s was provided as metric. Ward can only work with euclidean distances." % (metric,))
+        if not (isinstance(metric, str) and metric in ("euclidean", "l2")):
+            raise ValueError("metric=%r: segforge's AgglomerativeClustering is Euclidean only; use "
+                             "metric='euclidean' (or None)" % (metric,))
+        if self.connectivity is not None:
+            raise ValueError("connectivity: segforge builds the unstructured tree only (every pair of "
+                             "clusters may merge); use connectivity=None, or scikit-learn's "
+                             "AgglomerativeClustering for a connectivity graph")
+        if not (self.memory is None or isinstance(self.memory, str) or hasattr(self.memory, "cache")):
+            raise ValueError("'memory' should be None, a string or have the same interface as joblib.Memory. "
+                             "Got memory='%s' instead." % (self.memory,))
+        if not isinstance(self.strategy, str) or self.strategy not in _STRATEGIES:
+            raise ValueError("strategy=%r: use 'auto', 'exact' or 'two-stage'" % (self.strategy,))
+        if not _is_int(self.n_micro_clusters) or self.n_micro_clusters < 1:
+            raise ValueError("n_micro_clusters=%r: use an int >= 1 (e.g. 2000)" % (self.n_micro_clusters,))
+
+    def fit(self, X, y=None):
+        """Builds the tree of X [n_samples x n_features] and cuts it; returns self."""
+        self._check_params()
+        X = self._check_X(X, reset=True, ensure_min_samples=2)
+        n = X.shape[0]
+        if self.n_clusters is not None and self.n_clusters > n:
+            raise ValueError("n_samples=%d should be >= n_clusters=%d." % (n, self.n_clusters))
+        if self.strategy == "auto" and self.linkage != "ward" and n > _EXACT_MAX_SAMPLES:
+            raise ValueError("linkage=%r on %d rows: above %d rows strategy='auto' runs Ward only (two-stage); "
+                             "pass strategy='exact' (its tree takes O(N²) time%s) or use linkage='ward'"
+                             % (self.linkage, n, _EXACT_MAX_SAMPLES,
+                                "" if self.linkage == "single" else
+                                ", and a distance matrix of 4·N² bytes, 23,170 rows at most"))
+        eng = self._engine()
+        # The engine builds the tree; the cut is scikit-learn's (_hc_cut's numbering, and
+        # distance_threshold's merges of height >= it undone), so the engine's own is not used.
+        res = _segforge.fit_agglomerative(eng, X, None, self.linkage, int(self.n_clusters or 1), None,
+                                          self.strategy, int(self.n_micro_clusters), seed_from(self.random_state))
+        Z = np.asarray(res["merges"], dtype=np.float64)
+        n_leaves = int(res["n_leaves"])
+        children = Z[:, :2].astype(np.int64)
+        distances = Z[:, 2].copy()
+        if self.distance_threshold is not None:
+            n_clusters = int(np.count_nonzero(distances >= self.distance_threshold)) + 1
+        else:
+            n_clusters = int(self.n_clusters)
+        leaf_labels = _hc_cut(n_clusters, children, n_leaves)
+        two_stage = bool(res["two_stage"])
+        if two_stage:
+            self.leaves_ = np.asarray(res["micro_centres"], dtype=np.float32)
+            self.labels_ = leaf_labels[np.asarray(res["micro_labels"], dtype=np.intp)]
+        else:
+            self.leaves_ = np.array(X, dtype=np.float32)  # X may be the caller's array, lent in place
+            self.labels_ = leaf_labels
+        self.leaf_labels_ = leaf_labels
+        self.leaf_sizes_ = (np.asarray(res["micro_sizes"], dtype=np.float64) if two_stage
+                            else np.ones(n_leaves, dtype=np.float64))
+        self.n_clusters_ = n_clusters
+        self.n_leaves_ = n_leaves
+        self.n_connected_components_ = 1
+        self.children_ = children
+        if self.distance_threshold is not None or self.compute_distances:
+            self.distances_ = distances
+        self.linkage_matrix_ = Z
+        self.strategy_ = "two-stage" if two_stage else "exact"
+        self.backend_ = res["backend"]
+        self.device_ = res["device"]
+        self._centroids = _cluster_means(X, self.labels_, n_clusters)
+        return self
+
+    def fit_predict(self, X, y=None):
+        return self.fit(X).labels_
+
+    def predict(self, X):
+        """The cluster of each row's nearest leaf, int64 [n_samples] (labels_ on the training rows)."""
+        check_is_fitted(self, "leaves_")
+        X = self._check_X(X, reset=False)
+        labels, _ = _segforge.predict_by_leaves(
+            self._engine(), X, np.ascontiguousarray(self.leaves_, dtype=np.float32),
+            np.ascontiguousarray(self.leaf_labels_, dtype=np.int32),
+            np.ascontiguousarray(self._centroids, dtype=np.float32))
+        return np.asarray(labels, dtype=np.int64)
+
+    def _more_tags(self):
+        return {"preserves_dtype": [np.float32]}
+
+
 def _load_dbscan(m):
     attrs = m["attributes"]
     est = DBSCAN(eps=float(attrs["eps"]), min_samples=int(float(attrs.get("min_samples", "5"))))
@@ -391,13 +615,61 @@ def _load_dbscan(m):
     return est
 
 
+def _load_agglomerative(m):
+    """An AgglomerativeClustering from a `segforge fit --algorithm agglomerative` model: its tree's
+    leaves, their segments (the CLI's numbering: by lowest row) and merges."""
+    attrs = m["attributes"]
+    k = int(attrs.get("k", "0"))
+    threshold = attrs.get("distance_threshold")
+    strategy = attrs.get("strategy", "exact")
+    est = AgglomerativeClustering(n_clusters=None if threshold is not None else k,
+                                  linkage=attrs.get("linkage", "ward"),
+                                  distance_threshold=float(threshold) if threshold is not None else None,
+                                  strategy=strategy if strategy in _STRATEGIES else "auto")
+    if attrs.get("seed", "").isdigit():
+        est.random_state = int(attrs["seed"])
+    est.leaves_ = np.asarray(m["hierarchy_leaves"], dtype=np.float32)
+    est.leaf_labels_ = np.asarray(m["hierarchy_leaf_labels"], dtype=np.int64)
+    est.leaf_sizes_ = np.asarray(m["hierarchy_leaf_sizes"], dtype=np.float64)
+    est.n_features_in_ = est.leaves_.shape[1]
+    names = list(m["feature_names"])
+    if names and names != ["f%d" % j for j in range(est.n_features_in_)]:
+        est.feature_names_in_ = np.asarray(names, dtype=object)
+    est.n_clusters_ = k
+    est.n_leaves_ = est.leaves_.shape[0]
+    est.n_connected_components_ = 1
+    Z = np.asarray(m["hierarchy_merges"], dtype=np.float64).reshape(-1, 4)
+    if len(Z) == est.n_leaves_ - 1:  # absent when the segments did not come from one tree
+        est.linkage_matrix_ = Z
+        est.children_ = Z[:, :2].astype(np.int64)
+        est.distances_ = Z[:, 2].copy()
+        est.compute_distances = True
+    est.strategy_ = "two-stage" if strategy == "two-stage" else "exact"
+    est.backend_ = attrs.get("backend", "")
+    est.device_ = attrs.get("device", "")
+    est._centroids = np.ascontiguousarray(m["centroids"], dtype=np.float32)
+    est.segment_names_ = list(m["segment_names"])
+    est.segment_sizes_ = np.asarray(m["segment_sizes"], dtype=np.int64)
+    est.model_attributes_ = dict(attrs)
+    return est
+
+
 def load_model(path):
-    """A fitted KMeans, MiniBatchKMeans or DBSCAN from a model.h5 written by `segforge fit` (or by
-    estimator.save). The model's segment names are kept in `segment_names_`."""
+    """A fitted KMeans, MiniBatchKMeans, DBSCAN or AgglomerativeClustering from a model.h5 written
+    by `segforge fit` (or by estimator.save). The model's segment names are kept in
+    `segment_names_`."""
     m = _segforge.load_model(str(path))
     attrs = m["attributes"]
     if attrs.get("algorithm") == "dbscan":
         return _load_dbscan(m)
+    if attrs.get("algorithm") == "agglomerative":
+        return _load_agglomerative(m)
+    if attrs.get("algorithm") not in (None, "", "lloyd", "minibatch"):
+        # A BIRCH model labels rows by its subclusters, which no estimator here reproduces yet:
+        # refused rather than loaded as a K-Means that would label by the segment centres.
+        raise ValueError("%s: a %s model; load_model reads KMeans, MiniBatchKMeans, DBSCAN and "
+                         "AgglomerativeClustering models. Use `segforge predict` for it"
+                         % (path, attrs.get("algorithm")))
     centers = m["centroids"]
     k, d = centers.shape
     cls = MiniBatchKMeans if attrs.get("algorithm") == "minibatch" else KMeans

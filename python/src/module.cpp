@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "segforge/agglomerative.hpp"
 #include "segforge/backend.hpp"
 #include "segforge/dbscan.hpp"
 #include "segforge/error.hpp"
@@ -464,6 +465,12 @@ py::dict load_model(const std::string& path) {
   out["scaler_mean"] = m.scaler.mean;
   out["scaler_scale"] = m.scaler.scale;
   out["scaler_transform"] = m.scaler.transform;
+  // A hierarchical model's tree (agglomerative; empty otherwise): its leaves, each leaf's segment
+  // and size, and SciPy's linkage matrix over the leaves.
+  out["hierarchy_leaves"] = to_numpy(std::move(m.hierarchy_leaves));
+  out["hierarchy_leaf_labels"] = to_numpy(std::move(m.hierarchy_leaf_labels));
+  out["hierarchy_leaf_sizes"] = to_numpy(std::move(m.hierarchy_leaf_sizes));
+  out["hierarchy_merges"] = to_numpy(std::move(m.hierarchy_merges));
   return out;
 }
 
@@ -782,6 +789,87 @@ py::tuple predict_dbscan(Engine& engine, const py::array& x, const py::array& co
   return py::make_tuple(to_numpy(std::move(a.labels)), to_numpy(std::move(a.distances)));
 }
 
+sf::AgglomerativeStrategy parse_strategy(const std::string& s) {
+  if (s == "auto") return sf::AgglomerativeStrategy::auto_select;
+  if (s == "exact") return sf::AgglomerativeStrategy::exact;
+  if (s == "two-stage") return sf::AgglomerativeStrategy::two_stage;
+  throw sf::InputError("strategy='" + s + "': use 'auto', 'exact' or 'two-stage'");
+}
+
+/// Agglomerative clustering (src/cluster/agglomerative.cpp): the exact tree, or two-stage Ward
+/// (K-Means micro-clusters, then size-weighted Ward) above 20,000 rows, and its cut by
+/// n_clusters or, when given, distance_threshold. Returns the tree as SciPy's linkage matrix
+/// [n_leaves - 1 x 4] (merges), each leaf's and row's cluster (numbered by lowest row), and on
+/// the two-stage path the leaves (micro-cluster centres), their sizes and each row's leaf.
+py::dict fit_agglomerative(Engine& engine, const py::array& x, const std::optional<py::array>& weights,
+                           const std::string& linkage, int n_clusters, std::optional<double> distance_threshold,
+                           const std::string& strategy, std::int64_t n_micro_clusters, std::uint64_t seed) {
+  const auto xv = matrix_view(x, "X");
+  const auto wv = weight_span(weights, xv.rows);
+  sf::AgglomerativeParams p;
+  p.linkage = sf::parse_linkage(linkage);
+  p.n_clusters = n_clusters;
+  p.distance_threshold = distance_threshold;
+  p.strategy = parse_strategy(strategy);
+  p.n_micro_clusters = n_micro_clusters;
+  p.seed = seed;
+  sf::validate(p, xv.rows, "X");
+  sf::AgglomerativeResult r;
+  {
+    py::gil_scoped_release release;
+    auto data = engine.lend(xv, wv);
+    r = sf::fit_agglomerative(engine.backend(), *data, p);
+  }
+  sf::Matrix<double> merges(static_cast<std::int64_t>(r.tree.merges.size()), 4);
+  for (std::size_t i = 0; i < r.tree.merges.size(); ++i) {
+    const sf::Merge& mg = r.tree.merges[i];
+    const auto row = static_cast<std::int64_t>(i);
+    merges(row, 0) = static_cast<double>(mg.a);
+    merges(row, 1) = static_cast<double>(mg.b);
+    merges(row, 2) = mg.height;
+    merges(row, 3) = mg.size;
+  }
+  py::dict out;
+  out["merges"] = to_numpy(std::move(merges));
+  out["n_leaves"] = r.tree.n_leaves;
+  out["two_stage"] = r.two_stage;
+  out["labels"] = to_numpy(std::move(r.labels));
+  out["leaf_labels"] = to_numpy(std::move(r.leaf_labels));
+  out["n_clusters"] = r.n_clusters;
+  out["micro_labels"] = to_numpy(std::move(r.micro_labels));
+  out["micro_centres"] = to_numpy(std::move(r.micro_centres));
+  out["micro_sizes"] = to_numpy(std::move(r.micro_sizes));
+  out["micro_inertia"] = r.micro_inertia;
+  out["micro_n_iter"] = r.micro_n_iter;
+  out["micro_seconds"] = r.micro_seconds;
+  out["linkage_seconds"] = r.linkage_seconds;
+  out["backend"] = engine.info().name;
+  out["device"] = engine.info().device;
+  return out;
+}
+
+/// A hierarchical model's labels for new rows (predict_by_leaves): the cluster of the nearest
+/// leaf (ties: the lower leaf), and the distance to that cluster's centroid.
+/// [in] leaves [n_leaves x n_features], leaf_labels [n_leaves], centroids [n_clusters x n_features]
+py::tuple predict_by_leaves(Engine& engine, const py::array& x, const py::array& leaves, const py::array& leaf_labels,
+                            const py::array& centroids) {
+  const auto xv = matrix_view(x, "X");
+  const auto lv = matrix_view(leaves, "leaves");
+  const auto cv = matrix_view(centroids, "centroids");
+  if (lv.cols != xv.cols || cv.cols != xv.cols)
+    throw sf::InputError("X has " + std::to_string(xv.cols) + " features, but the model has " + std::to_string(lv.cols));
+  const auto labels = label_span(leaf_labels, lv.rows);
+  for (const std::int32_t l : labels)
+    if (l < 0 || l >= cv.rows) throw std::invalid_argument("leaf_labels out of range of the centroids (the Python layer checks)");
+  sf::LeafAssignment a;
+  {
+    py::gil_scoped_release release;
+    auto data = engine.lend(xv, {});
+    a = sf::predict_by_leaves(engine.backend(), *data, lv, labels, cv);
+  }
+  return py::make_tuple(to_numpy(std::move(a.labels)), to_numpy(std::move(a.distances)));
+}
+
 PYBIND11_MODULE(_segforge, m) {
   m.doc() = "segforge's native core: the engine's drivers and Backend, for the segforge package";
   py::register_exception_translator([](std::exception_ptr p) {
@@ -808,6 +896,11 @@ PYBIND11_MODULE(_segforge, m) {
   m.def("fit_dbscan", &fit_dbscan, py::arg("engine"), py::arg("X"), py::arg("sample_weight"), py::arg("eps"),
         py::arg("min_samples"));
   m.def("predict_dbscan", &predict_dbscan);
+  m.def("fit_agglomerative", &fit_agglomerative, py::arg("engine"), py::arg("X"), py::arg("sample_weight"),
+        py::arg("linkage"), py::arg("n_clusters"), py::arg("distance_threshold"), py::arg("strategy"),
+        py::arg("n_micro_clusters"), py::arg("seed"));
+  m.def("predict_by_leaves", &predict_by_leaves, py::arg("engine"), py::arg("X"), py::arg("leaves"),
+        py::arg("leaf_labels"), py::arg("centroids"));
   m.def("init_centers", &init_centers);
   m.def("minibatch_partial_step", &minibatch_partial_step);
   m.def("predict", &predict);

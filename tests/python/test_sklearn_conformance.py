@@ -14,7 +14,8 @@ from sklearn.utils.estimator_checks import _get_check_estimator_ids, _yield_all_
 import segforge
 
 # (estimator, check id) -> why it cannot pass. scikit-learn's own KMeans marks the same check.
-# DBSCAN passes it: it draws nothing at random.
+# DBSCAN passes it: it draws nothing at random. AgglomerativeClustering takes no sample_weight (as
+# scikit-learn's) and passes every check.
 _ZEROS = "check_sample_weights_invariance(kind=zeros)"
 _ZERO_REASON = ("a zero sample_weight is not equivalent to removing the row: the initialisation draws "
                 "row indices, so the two fits start from different centres")
@@ -22,7 +23,8 @@ XFAIL = {("KMeans", _ZEROS): _ZERO_REASON, ("MiniBatchKMeans", _ZEROS): _ZERO_RE
 
 ESTIMATORS = [segforge.KMeans(n_clusters=3, device="cpu", n_threads=1),
               segforge.MiniBatchKMeans(n_clusters=3, device="cpu", n_threads=1),
-              segforge.DBSCAN(device="cpu", n_threads=1)]
+              segforge.DBSCAN(device="cpu", n_threads=1),
+              segforge.AgglomerativeClustering(device="cpu", n_threads=1)]
 
 
 def _cases():
