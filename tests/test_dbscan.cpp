@@ -405,7 +405,7 @@ TEST_F(DbscanCli, StabilityOfADbscanFit) {
   EXPECT_EQ(j.at("reference_unassigned").get<std::int64_t>(), noise);
   EXPECT_EQ(j.at("run_segments").size(), 4u);
   EXPECT_TRUE(j.at("stable").get<bool>()) << out;
-  for (const std::string& args : std::vector<std::string>{" --algorithm dbscan -k 3" + params, " --algorithm dbscan --eps 0", " --algorithm birch -k 3", ""}) {
+  for (const std::string& args : std::vector<std::string>{" --algorithm dbscan -k 3" + params, " --algorithm dbscan --eps 0", " --algorithm optics -k 3", ""}) {
     EXPECT_EQ(segforge("stability " + quote(features) + args + " -o " + quote(path("bad.json")), &out), 2) << args << "\n" << out;
     EXPECT_FALSE(fs::exists(path("bad.json"))) << args;
   }
