@@ -9,12 +9,15 @@
 #include <gtest/gtest.h>
 
 #include "segforge/dbscan.hpp"
+#include "segforge/agglomerative.hpp"
+#include "segforge/birch.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <span>
 #include <string>
@@ -433,6 +436,45 @@ TEST(CudaDrivers, LloydMatchesCpu) {
     expect_same_bits(g.centroids.values(), g2.centroids.values(), "rerun centroids");
     EXPECT_EQ(predict(*gpu, *gd2, g2.centroids.view()).labels, ga.labels);
   }
+}
+
+// The hierarchy drivers read the data through existing ops (gather, assign, label_stats and the
+// K-Means of the two-stage path): on the GPU they give the CPU's segments.
+TEST(CudaDrivers, AgglomerativeAndBirchMatchCpu) {
+  REQUIRE_CUDA(gpu);
+  const DriverData data;
+  std::unique_ptr<Backend> cpu = make_cpu_backend(2);
+  auto gd = gpu->upload(data.x.view());
+  auto cd = cpu->upload(data.x.view());
+  // Exact tree on a part of the rows (the rows are gathered: the same tree, bit for bit).
+  std::vector<i64> part(3000);
+  std::iota(part.begin(), part.end(), i64{0});
+  const Matrix<float> few = cpu->gather(*cd, part);
+  auto gfew = gpu->upload(few.view());
+  auto cfew = cpu->upload(few.view());
+  AgglomerativeParams exact;
+  exact.n_clusters = 9;
+  const AgglomerativeResult ge = fit_agglomerative(*gpu, *gfew, exact);
+  const AgglomerativeResult ce = fit_agglomerative(*cpu, *cfew, exact);
+  EXPECT_EQ(ge.labels, ce.labels);
+  // Two-stage: the micro-clusters come from the GPU's K-Means, as close as Lloyd's results are.
+  AgglomerativeParams two = exact;
+  two.strategy = AgglomerativeStrategy::two_stage;
+  two.n_micro_clusters = 300;
+  const AgglomerativeResult gt = fit_agglomerative(*gpu, *gd, two);
+  const AgglomerativeResult ct = fit_agglomerative(*cpu, *cd, two);
+  EXPECT_GE(test::adjusted_rand_index(gt.labels, ct.labels), 0.99);
+  const LeafAssignment gp = predict_by_leaves(*gpu, *gd, gt.micro_centres.view(), gt.leaf_labels, gt.centroids.view());
+  EXPECT_EQ(gp.labels, gt.labels);
+  // BIRCH: the tree is built on the host from gathered rows; labels through assign.
+  BirchParams b;
+  b.threshold = 1.5;
+  b.n_clusters = 9;
+  const BirchResult gb = fit_birch(*gpu, *gd, b);
+  const BirchResult cb = fit_birch(*cpu, *cd, b);
+  EXPECT_EQ(gb.state.weight, cb.state.weight);
+  EXPECT_EQ(gb.segments.subcluster_labels, cb.segments.subcluster_labels);
+  EXPECT_GE(test::adjusted_rand_index(gb.assignment.labels, cb.assignment.labels), 0.999);
 }
 
 TEST(CudaDrivers, MinibatchMatchesCpu) {
