@@ -1,8 +1,15 @@
 #pragma once
 // The CPU backend's eps-neighbour ops (DBSCAN): distances between the rows of listed block
 // pairs, never a neighbour list. Query rows are processed in tiles of one block; each query row
-// is owned by one tile, and its result is accumulated over the candidate blocks in ascending
-// order and their rows in block order, so results are the same for any thread count.
+// is owned by one tile, so results are the same for any thread count. Where a result depends on
+// the order of visits (weights other than 1, the first lower root) a row takes the candidate
+// blocks and their rows in the op's order; where it does not (unit weights stopped at stop_at,
+// the nearest row), nearest chunks first.
+//
+// Each call cuts every block's rows into chunks of consecutive rows with their bounding boxes and
+// a tree of boxes over runs of chunks; a row skips a chunk or run whose box lies beyond eps. The
+// bound never exceeds a computed distance (rounding is monotonic, neighbours.cpp), so skipping
+// changes no result; it skips much where the driver orders each block's rows spatially.
 //
 // A distance is Σ_j (x_j − y_j)² over j ascending in double (the float32 values widened; the
 // difference of two floats is exact in double), compared with eps², as scikit-learn's trees do.

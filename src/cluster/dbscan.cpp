@@ -5,10 +5,12 @@
 #include "segforge/dbscan.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <utility>
 
 #include "segforge/error.hpp"
 #include "segforge/rng.hpp"
@@ -75,17 +77,52 @@ GridBlocks grid_blocks(Backend& backend, const Dataset& data, const GridSpec& sp
   }
   const Matrix<std::int64_t> cells = backend.grid_cells(data, spec.columns, spec.origin, spec.side);
   const int p = g.p;
-  auto less = [&](i64 a, i64 b) {
-    for (int c = 0; c < p; ++c)
-      if (cells(a, c) != cells(b, c)) return cells(a, c) < cells(b, c);
-    return a < b;
-  };
-  std::sort(g.blocks.order.begin(), g.blocks.order.end(), less);
+  // Where the cells' ranges fit in 63 bits together, each cell is one integer (column 0 in the
+  // highest bits: the same lexicographic order) and (cell, row) pairs are sorted, contiguous in
+  // memory; otherwise row indices are sorted by comparing cells.
+  std::vector<std::int64_t> lo(static_cast<std::size_t>(p), std::numeric_limits<std::int64_t>::max());
+  std::vector<std::int64_t> hi(static_cast<std::size_t>(p), std::numeric_limits<std::int64_t>::min());
+  for (i64 i = 0; i < n; ++i)
+    for (int c = 0; c < p; ++c) {
+      lo[static_cast<std::size_t>(c)] = std::min(lo[static_cast<std::size_t>(c)], cells(i, c));
+      hi[static_cast<std::size_t>(c)] = std::max(hi[static_cast<std::size_t>(c)], cells(i, c));
+    }
+  std::vector<int> shift(static_cast<std::size_t>(p));
+  int bits = 0;
+  for (int c = p - 1; c >= 0; --c) {
+    shift[static_cast<std::size_t>(c)] = bits;
+    bits += std::bit_width(static_cast<std::uint64_t>(hi[static_cast<std::size_t>(c)] - lo[static_cast<std::size_t>(c)]));
+  }
+  std::vector<std::uint64_t> key;  // [n] each row's packed cell in sorted order, when they fit
+  if (bits <= 63) {
+    std::vector<std::pair<std::uint64_t, i64>> keyed(static_cast<std::size_t>(n));
+    for (i64 i = 0; i < n; ++i) {
+      std::uint64_t k = 0;
+      for (int c = 0; c < p; ++c)
+        k |= static_cast<std::uint64_t>(cells(i, c) - lo[static_cast<std::size_t>(c)]) << shift[static_cast<std::size_t>(c)];
+      keyed[static_cast<std::size_t>(i)] = {k, i};
+    }
+    std::sort(keyed.begin(), keyed.end());
+    key.resize(static_cast<std::size_t>(n));
+    for (i64 q = 0; q < n; ++q) {
+      key[static_cast<std::size_t>(q)] = keyed[static_cast<std::size_t>(q)].first;
+      g.blocks.order[static_cast<std::size_t>(q)] = keyed[static_cast<std::size_t>(q)].second;
+    }
+  } else {
+    auto less = [&](i64 a, i64 b) {
+      for (int c = 0; c < p; ++c)
+        if (cells(a, c) != cells(b, c)) return cells(a, c) < cells(b, c);
+      return a < b;
+    };
+    std::sort(g.blocks.order.begin(), g.blocks.order.end(), less);
+  }
   g.blocks.starts.push_back(0);
   for (i64 q = 0; q < n; ++q) {
     const i64 row = g.blocks.order[static_cast<std::size_t>(q)];
     bool same = q > 0;
-    if (same) {
+    if (same && !key.empty()) {
+      same = key[static_cast<std::size_t>(q)] == key[static_cast<std::size_t>(q - 1)];
+    } else if (same) {
       const i64 prev = g.blocks.order[static_cast<std::size_t>(q - 1)];
       for (int c = 0; c < p && same; ++c) same = cells(row, c) == cells(prev, c);
     }
@@ -98,11 +135,100 @@ GridBlocks grid_blocks(Backend& backend, const Dataset& data, const GridSpec& sp
   return g;
 }
 
+/// Rows per leaf of the spatial order inside a block: the CPU backend cuts a block's rows into
+/// chunks of 32 consecutive rows, each with its bounding box (cpu/neighbours.cpp), so leaves of
+/// 32 make each chunk one small region.
+constexpr i64 kLeafRows = 32;
+/// Rows gathered from the backend at a time to order them (whole blocks; a larger block alone).
+constexpr i64 kOrderBatch = i64{1} << 16;
+
+/// A k-d order of one block's rows: split on the widest column at the median rounded up to whole
+/// leaves (ties: the lower local index), recursively, until kLeafRows rows, so every run of
+/// kLeafRows rows from the block's start is one leaf. [in] x [n x d] the rows' values; [in,out]
+/// idx local indices into x.
+void kd_order(std::span<i64> idx, const float* x, i64 d) {
+  const i64 n = static_cast<i64>(idx.size());
+  if (n <= kLeafRows) return;
+  i64 col = -1;
+  float widest = 0.0f;
+  for (i64 j = 0; j < d; ++j) {
+    float lo = x[idx[0] * d + j], hi = lo;
+    for (const i64 i : idx) lo = std::min(lo, x[i * d + j]), hi = std::max(hi, x[i * d + j]);
+    if (hi - lo > widest) widest = hi - lo, col = j;
+  }
+  if (col < 0) return;  // every row the same
+  const i64 leaves = (n + kLeafRows - 1) / kLeafRows;
+  const i64 left = (leaves + 1) / 2 * kLeafRows;
+  std::nth_element(idx.begin(), idx.begin() + left, idx.end(), [&](i64 a, i64 b) {
+    const float va = x[a * d + col], vb = x[b * d + col];
+    return va < vb || (va == vb && a < b);
+  });
+  kd_order(idx.subspan(0, static_cast<std::size_t>(left)), x, d);
+  kd_order(idx.subspan(static_cast<std::size_t>(left)), x, d);
+}
+
+/// The v's lowest `bits` bits in reverse order.
+std::uint64_t reverse_bits(std::uint64_t v, int bits) {
+  std::uint64_t r = 0;
+  for (int t = 0; t < bits; ++t) r |= ((v >> t) & 1u) << (bits - 1 - t);
+  return r;
+}
+
+/// The rows of each block as the leaves of a k-d order (kd_order) instead of row order: the
+/// blocks are cells of side eps, which hold thousands of rows where the data are dense, and the
+/// CPU backend bounds each chunk of kLeafRows consecutive rows by its box and skips the chunks
+/// beyond eps; rows in row order (shuffled data) make every chunk's box nearly the whole cell, a
+/// leaf's rows make it a leaf's. The leaves go in bit-reversed order (0, n/2, n/4, 3n/4, ...), not
+/// in k-d order: a backend that scans a block's rows from its start and stops early (the CUDA
+/// kernels: a row's first neighbours within eps, stop_at) then meets rows from all over the cell
+/// at once, as in row order (on 3M x 8 blobs, a row of the densest cells scans about 200 of its
+/// cell's rows before 10 within eps; 150 in row order, 750 to 1,800 in k-d order); the CPU
+/// backend takes the chunks nearest first either way, as fast in both orders. No result of fit_dbscan or predict_dbscan depends on the order of rows within a
+/// block (see fit_dbscan), only how many rows the ops skip.
+std::vector<i64> spatial_order(Backend& backend, const Dataset& data, const RowBlocks& blocks) {
+  std::vector<i64> order = blocks.order;
+  const i64 nb = blocks.n_blocks(), d = data.n_features();
+  std::vector<i64> idx, rows;
+  for (i64 b0 = 0; b0 < nb;) {
+    i64 b1 = b0 + 1;  // blocks [b0, b1) gathered at once
+    while (b1 < nb && blocks.starts[b1 + 1] - blocks.starts[b0] <= kOrderBatch) ++b1;
+    const i64 p0 = blocks.starts[b0], p1 = blocks.starts[b1];
+    bool any = false;  // a block of more than one leaf
+    for (i64 b = b0; b < b1 && !any; ++b) any = blocks.starts[b + 1] - blocks.starts[b] > kLeafRows;
+    if (any) {
+      const Matrix<float> x = backend.gather(data, std::span<const i64>(order.data() + p0, static_cast<std::size_t>(p1 - p0)));
+      rows.assign(order.begin() + p0, order.begin() + p1);
+      for (i64 b = b0; b < b1; ++b) {
+        const i64 s0 = blocks.starts[b] - p0, m = blocks.starts[b + 1] - blocks.starts[b];
+        if (m <= kLeafRows) continue;
+        idx.resize(static_cast<std::size_t>(m));
+        std::iota(idx.begin(), idx.end(), s0);
+        kd_order(idx, x.data(), d);
+        // The whole leaves in bit-reversed order of their index, the partial one last: each run
+        // of kLeafRows rows from the block's start is still one leaf, and every first part of
+        // the block is leaves spread over all of it.
+        const i64 whole = m / kLeafRows;
+        const int bits = std::bit_width(static_cast<std::uint64_t>(std::max<i64>(whole - 1, 0)));
+        i64 at = p0 + s0;
+        for (std::uint64_t v = 0; v < (std::uint64_t{1} << bits); ++v) {
+          const i64 leaf = static_cast<i64>(reverse_bits(v, bits));
+          if (leaf >= whole) continue;
+          for (i64 k = leaf * kLeafRows; k < (leaf + 1) * kLeafRows; ++k)
+            order[static_cast<std::size_t>(at++)] = rows[static_cast<std::size_t>(idx[static_cast<std::size_t>(k)])];
+        }
+        for (i64 k = whole * kLeafRows; k < m; ++k) order[static_cast<std::size_t>(at++)] = rows[static_cast<std::size_t>(idx[static_cast<std::size_t>(k)])];
+      }
+    }
+    b0 = b1;
+  }
+  return order;
+}
+
 /// Query cells against reference cells whose coordinates differ by at most 1 on every grid
 /// column, targets ascending. The reference cells are sorted lexicographically, so the cells that
 /// share a prefix of exact values form a range sorted by the next column: a walk fixes one column
-/// at a time to each of its three values and stops where a range is empty (at most 3^P leaves,
-/// far fewer where the neighbourhood is sparse).
+/// at a time to each of its three values and drops the ranges that are empty (at most 3^P at the
+/// end, far fewer where the neighbourhood is sparse).
 BlockPairs neighbour_pairs(const GridBlocks& query, const GridBlocks& reference) {
   SEGFORGE_ASSERT(query.p == reference.p, "the two grids differ");
   BlockPairs pairs;
@@ -117,31 +243,40 @@ BlockPairs neighbour_pairs(const GridBlocks& query, const GridBlocks& reference)
     return pairs;
   }
   auto cell = [&](i64 b, int c) { return reference.cells[static_cast<std::size_t>(b * p + c)]; };
-  const std::int64_t* want = nullptr;
-  // Reference blocks [lo, hi) share the query's neighbour values on columns < c.
-  auto walk = [&](auto&& self, int c, i64 lo, i64 hi) -> void {
-    if (c == p) {
-      for (i64 b = lo; b < hi; ++b) pairs.targets.push_back(b);
-      return;
-    }
-    for (std::int64_t v = want[c] - 1; v <= want[c] + 1; ++v) {
-      i64 l = lo, h = hi;  // first block with cell(b, c) >= v
-      while (l < h) {
-        const i64 m = l + (h - l) / 2;
-        if (cell(m, c) < v) l = m + 1; else h = m;
-      }
-      i64 e = l, h2 = hi;  // first block with cell(b, c) > v
-      while (e < h2) {
-        const i64 m = e + (h2 - e) / 2;
-        if (cell(m, c) <= v) e = m + 1; else h2 = m;
-      }
-      if (l < e) self(self, c + 1, l, e);
-      lo = e;  // the next value starts after this one's range
-    }
-  };
+  // ranges[c]: the reference blocks [lo, hi) that share one of the query's neighbour values on
+  // every column < c, ascending. They depend only on the query's first c cell values, so each
+  // query recomputes them from the first column where it differs from the previous query (the
+  // query cells come in lexicographic order: most share all but the last).
+  std::vector<std::vector<std::pair<i64, i64>>> ranges(static_cast<std::size_t>(p + 1));
+  ranges[0] = {{0, nr}};
+  const std::int64_t* prev = nullptr;
   for (i64 a = 0; a < nq; ++a) {
-    want = query.cells.data() + a * p;
-    walk(walk, 0, 0, nr);
+    const std::int64_t* want = query.cells.data() + a * p;
+    int k = 0;  // the first column where the query differs from the previous one
+    if (prev)
+      while (k < p && want[k] == prev[k]) ++k;
+    for (int c = k; c < p; ++c) {
+      auto& next = ranges[static_cast<std::size_t>(c + 1)];
+      next.clear();
+      for (auto [lo, hi] : ranges[static_cast<std::size_t>(c)])
+        for (std::int64_t v = want[c] - 1; v <= want[c] + 1; ++v) {
+          i64 l = lo, h = hi;  // first block with cell(b, c) >= v
+          while (l < h) {
+            const i64 m = l + (h - l) / 2;
+            if (cell(m, c) < v) l = m + 1; else h = m;
+          }
+          i64 e = l, h2 = hi;  // first block with cell(b, c) > v
+          while (e < h2) {
+            const i64 m = e + (h2 - e) / 2;
+            if (cell(m, c) <= v) e = m + 1; else h2 = m;
+          }
+          if (l < e) next.push_back({l, e});
+          lo = e;  // the next value starts after this one's range
+        }
+    }
+    prev = want;
+    for (auto [lo, hi] : ranges[static_cast<std::size_t>(p)])
+      for (i64 b = lo; b < hi; ++b) pairs.targets.push_back(b);
     pairs.offsets.push_back(static_cast<i64>(pairs.targets.size()));
   }
   return pairs;
@@ -223,12 +358,27 @@ DbscanResult fit_dbscan(Backend& backend, const Dataset& data, const DbscanParam
   // Step 1: neighbourhood weights over neighbouring grid cells; core rows.
   auto t0 = std::chrono::steady_clock::now();
   const GridSpec spec = choose_grid(backend.column_stats(data), params.eps);
-  const GridBlocks grid = grid_blocks(backend, data, spec);
+  GridBlocks grid = grid_blocks(backend, data, spec);
   const BlockPairs pairs = neighbour_pairs(grid, grid);
   r.grid_columns = spec.columns;
   r.n_blocks = grid.blocks.n_blocks();
   r.n_block_pairs = static_cast<i64>(pairs.targets.size());
-  const std::vector<double> weight = backend.eps_neighbour_weights(data, grid.blocks, pairs, params.eps, params.min_samples);
+  // Every pass below sees the rows of a block as leaves of a k-d order (spatial_order), and
+  // nothing it gives the labels, core flags or distances depends on that order:
+  // - weights: the rows within eps of a row are the same set in any order, and with unit weights
+  //   the sum stopped at stop_at is min(count, the first integer >= stop_at) in any order. Other
+  //   weights round in the order they are summed, so weighted data keep row order for this pass;
+  // - components: a pass finds *a* core neighbour with a lower key (which one hangs on the
+  //   order), but the passes stop only when no core row has a core neighbour with a lower root,
+  //   and then the roots are the lowest rows of the connected components, whatever was united on
+  //   the way;
+  // - borders: the nearest core row within eps, ties to the lower row, is the least (distance,
+  //   row) pair, the same in any order.
+  const RowBlocks blocks{spatial_order(backend, data, grid.blocks), grid.blocks.starts};
+  if (!data.weighted()) std::vector<i64>().swap(grid.blocks.order);
+  const std::vector<double> weight =
+      backend.eps_neighbour_weights(data, data.weighted() ? grid.blocks : blocks, pairs, params.eps, params.min_samples);
+  std::vector<i64>().swap(grid.blocks.order);
   std::vector<i64> roots(static_cast<std::size_t>(n), -1);
   MinUnionFind uf;
   uf.parent.resize(static_cast<std::size_t>(n));
@@ -249,20 +399,62 @@ DbscanResult fit_dbscan(Backend& backend, const Dataset& data, const DbscanParam
   t0 = std::chrono::steady_clock::now();
   if (r.n_core > 0) {
     RowBlocks by_root;
-    by_root.starts = grid.blocks.starts;
+    by_root.starts = blocks.starts;
+    {
+      // Two passes first over keys that are positions instead of roots: each core row is united
+      // with the first core row within eps earlier in the blocks' order, then (each block's core
+      // rows reversed, keys n − 1 − position) with the first one later in it. Positions ascend
+      // in every block as the rows stand, so no sort, and the CPU backend's chunk boxes stay
+      // leaves of the k-d order. The two passes together leave about one set per cluster (10,
+      // 10 and 11 on 10 blobs of 1M, 3M and 10M x 8; 1,778, 4,452 and 16,074 after the first
+      // alone), so the passes over roots below have little left to merge (on those data one
+      // more pass, or none). Any union of two core rows within eps is one the components have;
+      // only the passes over roots decide when to stop.
+      by_root.order = blocks.order;
+      for (i64 b = 0; b < blocks.n_blocks(); ++b)
+        std::stable_partition(by_root.order.begin() + blocks.starts[b], by_root.order.begin() + blocks.starts[b + 1],
+                              [&](i64 x) { return r.core[static_cast<std::size_t>(x)] != 0; });
+      std::vector<i64> key(static_cast<std::size_t>(n), -1);
+      for (i64 p = 0; p < n; ++p) {
+        const i64 i = by_root.order[static_cast<std::size_t>(p)];
+        if (r.core[static_cast<std::size_t>(i)]) key[static_cast<std::size_t>(i)] = p;
+      }
+      std::vector<i64> found = backend.eps_lower_root(data, by_root, pairs, params.eps, key);
+      ++r.rounds;
+      for (i64 i = 0; i < n; ++i) {
+        const i64 m = found[static_cast<std::size_t>(i)];
+        if (m >= 0 && m < key[static_cast<std::size_t>(i)]) uf.unite(i, by_root.order[static_cast<std::size_t>(m)]);
+      }
+      RowBlocks backward;
+      backward.starts = blocks.starts;
+      backward.order = by_root.order;
+      for (i64 b = 0; b < blocks.n_blocks(); ++b) {
+        i64 e = blocks.starts[b];  // the end of the block's core rows
+        while (e < blocks.starts[b + 1] && r.core[static_cast<std::size_t>(backward.order[static_cast<std::size_t>(e)])]) ++e;
+        std::reverse(backward.order.begin() + blocks.starts[b], backward.order.begin() + e);
+      }
+      for (i64& k : key)
+        if (k >= 0) k = n - 1 - k;
+      found = backend.eps_lower_root(data, backward, pairs, params.eps, key);
+      ++r.rounds;
+      for (i64 i = 0; i < n; ++i) {
+        const i64 m = found[static_cast<std::size_t>(i)];
+        if (m >= 0 && m < key[static_cast<std::size_t>(i)]) uf.unite(i, by_root.order[static_cast<std::size_t>(n - 1 - m)]);
+      }
+      for (i64 i = 0; i < n; ++i)
+        if (roots[static_cast<std::size_t>(i)] >= 0) roots[static_cast<std::size_t>(i)] = uf.find(i);
+    }
     // The op's precondition: in each block the core rows first, by ascending root.
     const auto root_key = [&](i64 i) {
       const i64 v = roots[static_cast<std::size_t>(i)];
       return v < 0 ? std::numeric_limits<i64>::max() : v;
     };
-    BlockPairs pruned;
     for (;;) {
-      if (r.rounds > 0) pruned = active_pairs(grid.blocks, pairs, roots);
-      const BlockPairs& live = r.rounds == 0 ? pairs : pruned;
+      const BlockPairs live = active_pairs(blocks, pairs, roots);
       if (live.targets.empty()) break;
-      by_root.order = grid.blocks.order;
-      for (i64 b = 0; b < grid.blocks.n_blocks(); ++b)
-        std::stable_sort(by_root.order.begin() + grid.blocks.starts[b], by_root.order.begin() + grid.blocks.starts[b + 1],
+      by_root.order = blocks.order;
+      for (i64 b = 0; b < blocks.n_blocks(); ++b)
+        std::stable_sort(by_root.order.begin() + blocks.starts[b], by_root.order.begin() + blocks.starts[b + 1],
                          [&](i64 x, i64 y) { return root_key(x) < root_key(y); });
       const std::vector<i64> lowest = backend.eps_lower_root(data, by_root, live, params.eps, roots);
       ++r.rounds;
@@ -295,7 +487,7 @@ DbscanResult fit_dbscan(Backend& backend, const Dataset& data, const DbscanParam
     for (i64 i = 0; i < n; ++i) non_core[static_cast<std::size_t>(i)] = r.core[static_cast<std::size_t>(i)] ? 0 : 1;
     std::vector<i64> nearest(static_cast<std::size_t>(n));
     std::vector<double> d2(static_cast<std::size_t>(n));
-    backend.nearest_within_eps(data, grid.blocks, non_core, data, grid.blocks, r.core, pairs, params.eps, nearest, d2);
+    backend.nearest_within_eps(data, blocks, non_core, data, blocks, r.core, pairs, params.eps, nearest, d2);
     for (i64 i = 0; i < n; ++i) {
       const i64 c = nearest[static_cast<std::size_t>(i)];
       if (r.core[static_cast<std::size_t>(i)] || c < 0) continue;
@@ -325,7 +517,10 @@ DbscanAssignment predict_dbscan(Backend& backend, const Dataset& query, const Da
   const GridBlocks c = grid_blocks(backend, core_rows, spec);
   std::vector<i64> nearest(static_cast<std::size_t>(n));
   std::vector<double> d2(static_cast<std::size_t>(n));
-  backend.nearest_within_eps(query, q.blocks, {}, core_rows, c.blocks, {}, neighbour_pairs(q, c), eps, nearest, d2);
+  // The nearest core row within eps does not depend on the order of rows within a block.
+  const RowBlocks qb{spatial_order(backend, query, q.blocks), q.blocks.starts};
+  const RowBlocks cb{spatial_order(backend, core_rows, c.blocks), c.blocks.starts};
+  backend.nearest_within_eps(query, qb, {}, core_rows, cb, {}, neighbour_pairs(q, c), eps, nearest, d2);
   for (i64 i = 0; i < n; ++i) {
     const i64 k = nearest[static_cast<std::size_t>(i)];
     if (k < 0) continue;
