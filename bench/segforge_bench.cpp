@@ -7,8 +7,12 @@
 //   segforge_bench minibatch FEATURES.h5 --init INIT.h5 [--batch-size 1024] [--epochs 1]
 //                  [--max-no-improvement 0] [--seed 0] [--reps 1]
 //   segforge_bench silhouette FEATURES.h5 --labels LABELS.h5 [--labels-dataset /labels] [--reps 1]
+//   segforge_bench read FEATURES.h5 [--reps 1]
 //   common: [--threads 0] [--device cpu|auto|gpu] [--centroids-out OUT.h5] [--tag TEXT]
 //
+// read: per repetition, features_s reads the file as the tools do but without the checksum
+// (/features, names, ids into memory; features_gbs = N·D·4 bytes / features_s), read_s as the
+// tools do (with the checksum: one more pass over the file's bytes).
 // Phase times in seconds: read (HDF5 to memory), upload (into the backend: copy, row norms),
 // init (the driver's init, a copy for --init), iter (the driver's iterations, its final
 // assignment pass included), fit (the whole driver call, column statistics included). Lloyd's
@@ -73,6 +77,32 @@ segforge::DeviceChoice parse_device(const std::string& s) {
 int run(const Options& o) {
   using namespace segforge;
   using json = nlohmann::ordered_json;
+  if (o.task == "read") {
+    for (int rep = 0; rep < o.reps; ++rep) {
+      ReadOptions quick;
+      quick.checksum = false;
+      auto t0 = Clock::now();
+      Features f = read_features(o.features, quick);
+      const double features_s = seconds_since(t0);
+      const double bytes = static_cast<double>(f.x.size()) * sizeof(float);
+      f = Features();
+      t0 = Clock::now();
+      f = read_features(o.features);
+      const double read_s = seconds_since(t0);
+      json out;
+      out["impl"] = "segforge";
+      out["task"] = "read";
+      if (!o.tag.empty()) out["tag"] = o.tag;
+      out["rep"] = rep;
+      out["n"] = f.x.rows();
+      out["d"] = f.x.cols();
+      out["features_s"] = features_s;
+      out["features_gbs"] = bytes / features_s / 1e9;
+      out["read_s"] = read_s;
+      std::printf("%s\n", out.dump().c_str());
+    }
+    return 0;
+  }
   std::string note;
   auto backend = make_backend(parse_device(o.device), o.threads, &note);
   if (!note.empty()) std::fprintf(stderr, "segforge_bench: %s\n", note.c_str());
@@ -193,7 +223,7 @@ int run(const Options& o) {
 int main(int argc, char** argv) {
   Options o;
   CLI::App app{"segforge end-to-end benchmark runner: one JSON line per repetition"};
-  app.add_option("task", o.task, "lloyd | minibatch | silhouette")->required();
+  app.add_option("task", o.task, "lloyd | minibatch | silhouette | read")->required();
   app.add_option("features", o.features, "FEATURES.h5 (/features float32 [N x D])")->required();
   app.add_option("--init", o.init, "starting centres: /centroids [K x D] (lloyd, minibatch)");
   app.add_option("--labels", o.labels, "labels file (silhouette)");

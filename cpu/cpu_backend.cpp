@@ -23,11 +23,11 @@
 #include <utility>
 #include <vector>
 
-#include "bulk_buffer.hpp"
 #include "chunks.hpp"
 #include "kernels.hpp"
 #include "neighbours.hpp"
 #include "segforge/backend.hpp"
+#include "segforge/bulk.hpp"
 #include "segforge/error.hpp"
 #include "segforge/matrix.hpp"
 #include "segforge/rng.hpp"
@@ -156,8 +156,8 @@ class CpuDataset final : public Dataset {
 
  private:
   struct Window {
-    cpu::BulkVector<float> rows;   ///< [window_rows x d]
-    cpu::BulkVector<float> norms;  ///< [window_rows]
+    BulkVector<float> rows;   ///< [window_rows x d]
+    BulkVector<float> norms;  ///< [window_rows]
     i64 index = -1;                ///< which window it holds; -1: none
   };
 
@@ -178,7 +178,7 @@ class CpuDataset final : public Dataset {
   std::shared_ptr<RowSource> source_;
   i64 window_rows_;
   mutable Window windows_[2];
-  std::vector<float> adopted_;  ///< the rows, when the dataset took the caller's buffer (adopt)
+  Matrix<float>::Storage adopted_;  ///< the rows, when the dataset took the caller's buffer (adopt)
   const float* borrowed_ = nullptr;  ///< the caller's rows, read in place (borrow)
   mutable const float* rows_ = nullptr;
   mutable const float* norms_ = nullptr;

@@ -29,6 +29,17 @@ echo "sanitize: build took $((built - start)) s" >&2
 
 cd build-asan
 status=0
-ctest --output-on-failure --timeout 1800 -j "$(nproc)" || status=$?
+ctest --output-on-failure --timeout 1800 -j "$(nproc)" -E '^(python_pytest|FullDisk\..*)$' || status=$?
+# FullDisk tests make HDF5 fail to write on a full file system on purpose: a file whose close
+# cannot flush keeps its dirty metadata in libhdf5 (it cannot write it and will not drop it), which
+# LSan reports from libhdf5's own frames. Only these tests suppress leaks allocated there.
+LSAN_OPTIONS="suppressions=$PWD/../scripts/sanitize-full-disk.supp:print_suppressions=0" \
+  ctest --output-on-failure --timeout 1800 -R '^FullDisk\.' || status=$?
+# The Python package under the system interpreter, which is not instrumented: the ASan runtime
+# and libstdc++ preloaded (the runtime must come first, and it must find __cxa_throw when the
+# extension throws); leak detection off, as CPython does not free its own objects at exit.
+LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)" \
+  ASAN_OPTIONS="detect_leaks=0:halt_on_error=1" \
+  ctest --output-on-failure --timeout 1800 -R '^python_pytest$' || status=$?
 echo "sanitize: suite took $(($(date +%s) - built)) s (exit $status)" >&2
 exit "$status"

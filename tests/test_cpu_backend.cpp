@@ -469,7 +469,8 @@ TEST_P(CpuBackendShapes, BitIdenticalForAnyThreadCountAndAdopted) {
     expect_same_bits(one.stats.dist_sums, other->stats.dist_sums, "label dist sums");
     expect_same_bits(one.cols.mean, other->cols.mean, "column means");
     expect_same_bits(one.cols.variance, other->cols.variance, "column variances");
-    expect_same_bits(one.sil.values(), other->sil.values(), "cluster distance sums");
+    expect_same_bits(std::vector<double>(one.sil.values().begin(), one.sil.values().end()),
+                     std::vector<double>(other->sil.values().begin(), other->sil.values().end()), "cluster distance sums");
   }
 }
 

@@ -90,8 +90,8 @@ void expect_rel_all(const std::vector<double>& gpu, const std::vector<double>& c
     ASSERT_NEAR(gpu[i], cpu[i], rel * scale) << what << " [" << i << "]";
 }
 
-template <class T>
-void expect_same_bits(const std::vector<T>& a, const std::vector<T>& b, const std::string& what) {
+template <class T, class A, class B>
+void expect_same_bits(const std::vector<T, A>& a, const std::vector<T, B>& b, const std::string& what) {
   ASSERT_EQ(a.size(), b.size()) << what;
   for (std::size_t i = 0; i < a.size(); ++i)
     ASSERT_EQ(std::memcmp(&a[i], &b[i], sizeof(T)), 0) << what << " [" << i << "]";

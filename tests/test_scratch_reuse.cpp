@@ -49,7 +49,7 @@ Outcome calls(Backend& backend, const Matrix<float>& x, const Matrix<float>& c) 
   for (std::int64_t i = 0; i < std::min<std::int64_t>(x.rows(), 700); ++i) batch.push_back((i * 7) % x.rows());
   o.step_counts.assign(static_cast<std::size_t>(c.rows()), 1.0);
   o.batch_inertia = backend.minibatch_step(*data, batch, centres.view(), o.step_counts);
-  o.stepped = centres.values();
+  o.stepped.assign(centres.values().begin(), centres.values().end());
   return o;
 }
 

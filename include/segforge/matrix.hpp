@@ -3,8 +3,11 @@
 // matrix. stride == cols everywhere.
 
 #include <cstdint>
+#include <initializer_list>
 #include <utility>
 #include <vector>
+
+#include "segforge/bulk.hpp"
 
 namespace segforge {
 
@@ -21,15 +24,29 @@ struct MatrixView {  // non-owning, row-major, stride == cols
   operator MatrixView<const T>() const { return {data, rows, cols}; }
 };
 
-/// Owning row-major matrix [rows x cols].
+/// Owning row-major matrix [rows x cols], its values in a BulkVector without huge-page advice
+/// (bulk.hpp says why): `uninitialised` leaves them for the code that fills them (a file's rows
+/// read straight into place).
 template <class T>
 class Matrix {
  public:
+  using Storage = BulkVector<T, /*Huge=*/false>;
+
   Matrix() = default;
   Matrix(std::int64_t rows, std::int64_t cols, T fill = T{})
       : values_(static_cast<std::size_t>(rows * cols), fill), rows_(rows), cols_(cols) {}
-  Matrix(std::int64_t rows, std::int64_t cols, std::vector<T> values)
+  Matrix(std::int64_t rows, std::int64_t cols, Storage values)
       : values_(std::move(values)), rows_(rows), cols_(cols) {}
+  /// A copy of `values` (a std::vector cannot hand its buffer to another allocator).
+  Matrix(std::int64_t rows, std::int64_t cols, const std::vector<T>& values)
+      : values_(values.begin(), values.end()), rows_(rows), cols_(cols) {}
+  Matrix(std::int64_t rows, std::int64_t cols, std::initializer_list<T> values)
+      : values_(values), rows_(rows), cols_(cols) {}
+  static Matrix uninitialised(std::int64_t rows, std::int64_t cols) {
+    Storage values;
+    values.resize(static_cast<std::size_t>(rows * cols));
+    return Matrix(rows, cols, std::move(values));
+  }
 
   std::int64_t rows() const { return rows_; }
   std::int64_t cols() const { return cols_; }
@@ -41,15 +58,15 @@ class Matrix {
   const T* row(std::int64_t i) const { return values_.data() + i * cols_; }
   T& operator()(std::int64_t i, std::int64_t j) { return values_[i * cols_ + j]; }
   const T& operator()(std::int64_t i, std::int64_t j) const { return values_[i * cols_ + j]; }
-  std::vector<T>& values() { return values_; }
-  const std::vector<T>& values() const { return values_; }
+  Storage& values() { return values_; }
+  const Storage& values() const { return values_; }
 
   MatrixView<T> view() { return {values_.data(), rows_, cols_}; }
   MatrixView<const T> view() const { return {values_.data(), rows_, cols_}; }
   operator MatrixView<const T>() const { return view(); }
 
  private:
-  std::vector<T> values_;
+  Storage values_;
   std::int64_t rows_ = 0;
   std::int64_t cols_ = 0;
 };

@@ -78,14 +78,15 @@ py::array_t<T> to_numpy(std::vector<T> v) {
 template <class T>
 py::array_t<T> to_numpy(sf::Matrix<T> m) {
   const auto rows = static_cast<py::ssize_t>(m.rows()), cols = static_cast<py::ssize_t>(m.cols());
-  auto* heap = new std::vector<T>(std::move(m.values()));
-  py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+  using Storage = typename sf::Matrix<T>::Storage;
+  auto* heap = new Storage(std::move(m.values()));
+  py::capsule owner(heap, [](void* p) { delete static_cast<Storage*>(p); });
   return py::array_t<T>({rows, cols}, {static_cast<py::ssize_t>(cols * sizeof(T)), static_cast<py::ssize_t>(sizeof(T))},
                         heap->data(), owner);
 }
 
 sf::Matrix<float> copy_matrix(sf::MatrixView<const float> v) {
-  return sf::Matrix<float>(v.rows, v.cols, std::vector<float>(v.data, v.data + v.size()));
+  return sf::Matrix<float>(v.rows, v.cols, sf::Matrix<float>::Storage(v.data, v.data + v.size()));
 }
 
 sf::Init parse_init(const std::string& s) {

@@ -385,13 +385,19 @@ Features read_features(const std::string& path, const ReadOptions& options) {
   // positions within the part.
   const std::int64_t d = m.cols;
   const std::int64_t block = std::max<std::int64_t>(1, options.chunk_rows);
-  std::vector<float> values(static_cast<std::size_t>(n_part * d));
+  // Uninitialised: the reads below are the rows' first touch (Matrix::Storage).
+  Matrix<float>::Storage values;
+  values.resize(static_cast<std::size_t>(n_part * d));
   std::vector<std::int64_t> kept_rows;  // filled only once a row has been dropped
   std::int64_t kept = 0;
   for (std::int64_t first = row_begin; first < row_end; first += block) {
     const std::int64_t count = std::min(block, row_end - first);
     float* dst = values.data() + kept * d;
     io::read_rows(m, path, object, first, count, dst);
+    if (kept_rows.empty() && kept == first - row_begin && io::all_finite(dst, count * d)) {
+      kept += count;  // every row kept where it was read: the whole block at once
+      continue;
+    }
     for (std::int64_t i = 0; i < count; ++i) {
       const float* row = dst + i * d;
       const float* bad = std::find_if(row, row + d, [](float v) { return !std::isfinite(v); });
@@ -537,11 +543,9 @@ void write_features(const std::string& path, MatrixView<const float> x,
     io::Hid file = io::create_file(out.temp_path(), path);
     const auto rows = static_cast<hsize_t>(x.rows);
     const auto cols = static_cast<hsize_t>(x.cols);
-    // Row chunks of about 256 KB: whole rows, so a block of rows is read from whole chunks.
-    const hsize_t chunk_rows =
-        std::max<hsize_t>(1, std::min<hsize_t>(rows, 65536 / std::max<hsize_t>(1, cols)));
-    io::write_dataset(file, "features", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {rows, cols}, x.data,
-                      path, {chunk_rows, std::max<hsize_t>(1, cols)});
+    // Contiguous: any block of rows is one range of bytes, which readers take with one pread
+    // (io::read_rows) and h5py with one read.
+    io::write_dataset(file, "features", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {rows, cols}, x.data, path);
     io::write_strings(file, "feature_names",
                       feature_names.empty() ? io::default_names(x.cols) : feature_names, path);
     io::write_ids(file, ids, path);

@@ -5,7 +5,11 @@
 #include "hdf5_util.hpp"
 #include "segforge/utf8.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
+#include <bit>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -15,6 +19,7 @@
 #include <functional>
 #include <limits>
 #include <system_error>
+#include <thread>
 
 #include "segforge/error.hpp"
 
@@ -534,6 +539,152 @@ std::string describe_shape(const std::vector<hsize_t>& dims) {
   return out + "]";
 }
 
+/// The rows' places in the file (MatrixInfo::direct): the file's descriptor (HDF5's own, open as
+/// long as the dataset is) and either the offset of row 0 (contiguous) or the rows per chunk and
+/// each chunk's offset, looked up as reads need them.
+struct DirectRows {
+  int fd = -1;
+  std::int64_t contiguous = -1;  ///< row 0's offset, when stored contiguously
+  std::int64_t chunk_rows = 0;   ///< rows per chunk, when chunked
+  std::vector<std::int64_t> chunk_at;  ///< [n_chunks] offsets; -1 not looked up, -2 not stored
+};
+
+namespace {
+
+/// See MatrixInfo::direct; null where HDF5 must read (conversion, filters, partial-row chunks,
+/// another driver, storage not allocated).
+std::shared_ptr<DirectRows> direct_rows(hid_t dataset, hid_t type, std::int64_t cols) {
+  if (cols <= 0 || H5Tequal(type, H5T_NATIVE_FLOAT) <= 0) return nullptr;
+  Hid dcpl = plist_id(H5Dget_create_plist(dataset));
+  if (!dcpl.valid() || H5Pget_nfilters(dcpl) != 0 || H5Pget_external_count(dcpl) != 0) return nullptr;
+  Hid file(H5Iget_file_id(dataset), H5Fclose);
+  Hid fapl = plist_id(H5Fget_access_plist(file));
+  Hid fcpl = plist_id(H5Fget_create_plist(file));
+  if (!file.valid() || !fapl.valid() || !fcpl.valid() || H5Pget_driver(fapl) != H5FD_SEC2) return nullptr;
+  auto direct = std::make_shared<DirectRows>();
+  hsize_t userblock = 0;
+  void* handle = nullptr;
+  if (H5Pget_userblock(fcpl, &userblock) < 0 || H5Fget_vfd_handle(file, fapl, &handle) < 0 || handle == nullptr)
+    return nullptr;
+  direct->fd = *static_cast<int*>(handle);
+  const H5D_layout_t layout = H5Pget_layout(dcpl);
+  // H5Dget_offset gives a place in the file (the user block included); chunk addresses are
+  // relative to the base address, the user block not included in 1.10 (tests/python/
+  // test_read_layouts.py) and possibly included elsewhere: chunks after a user block go through
+  // HDF5.
+  if (layout == H5D_CHUNKED && userblock != 0) return nullptr;
+  if (layout == H5D_CONTIGUOUS) {
+    const haddr_t at = H5Dget_offset(dataset);
+    if (at == HADDR_UNDEF) return nullptr;
+    direct->contiguous = static_cast<std::int64_t>(at);
+    return direct;
+  }
+#if H5_VERSION_GE(1, 10, 5)
+  hsize_t chunk[2] = {0, 0};
+  if (layout != H5D_CHUNKED || H5Pget_chunk(dcpl, 2, chunk) != 2 || chunk[0] == 0 ||
+      chunk[1] != static_cast<hsize_t>(cols))
+    return nullptr;
+  const std::vector<hsize_t> dims = extent(dataset);
+  direct->chunk_rows = static_cast<std::int64_t>(chunk[0]);
+  direct->chunk_at.assign(static_cast<std::size_t>((dims[0] + chunk[0] - 1) / chunk[0]), -1);
+  return direct;
+#else
+  return nullptr;
+#endif
+}
+
+/// One pread into place: `bytes` at file offset `at` to `out`.
+struct Piece {
+  std::int64_t at;
+  std::int64_t bytes;
+  char* out;
+};
+
+bool pread_all(int fd, const Piece& p) {
+  std::int64_t done = 0;
+  while (done < p.bytes) {
+    const ssize_t got = ::pread(fd, p.out + done, static_cast<std::size_t>(p.bytes - done), p.at + done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      if (got == 0) errno = EIO;  // the file ends before the rows do
+      return false;
+    }
+    done += got;
+  }
+  return true;
+}
+
+/// Rows [first, first + count) through `direct`; false (nothing read) where a chunk is not stored
+/// (HDF5 supplies its fill value). `fail()` throws on a read error, errno set.
+template <class Fail>
+bool read_rows_direct(DirectRows& direct, const MatrixInfo& matrix, std::int64_t first,
+                      std::int64_t count, float* out, int max_threads, Fail fail) {
+  const std::int64_t row_bytes = matrix.cols * static_cast<std::int64_t>(sizeof(float));
+  std::vector<Piece> pieces;
+  char* dst = reinterpret_cast<char*>(out);
+  if (direct.contiguous >= 0) {
+    pieces.push_back({direct.contiguous + first * row_bytes, count * row_bytes, dst});
+  } else {
+#if H5_VERSION_GE(1, 10, 5)
+    const std::int64_t cr = direct.chunk_rows;
+    for (std::int64_t c = first / cr; c * cr < first + count; ++c) {
+      std::int64_t& at = direct.chunk_at[static_cast<std::size_t>(c)];
+      if (at == -1) {
+        const hsize_t offset[2] = {static_cast<hsize_t>(c * cr), 0};
+        unsigned mask = 0;
+        haddr_t addr = HADDR_UNDEF;
+        hsize_t size = 0;
+        const bool stored = H5Dget_chunk_info_by_coord(matrix.dataset, offset, &mask, &addr, &size) >= 0 &&
+                            addr != HADDR_UNDEF && mask == 0 &&
+                            size == static_cast<hsize_t>(cr * row_bytes);
+        at = stored ? static_cast<std::int64_t>(addr) : -2;
+      }
+      if (at == -2) return false;
+      const std::int64_t r0 = std::max(first, c * cr), r1 = std::min(first + count, (c + 1) * cr);
+      const Piece p{at + (r0 - c * cr) * row_bytes, (r1 - r0) * row_bytes,
+                    dst + (r0 - first) * row_bytes};
+      if (!pieces.empty() && pieces.back().at + pieces.back().bytes == p.at &&
+          pieces.back().out + pieces.back().bytes == p.out)
+        pieces.back().bytes += p.bytes;  // chunks stored one after another: one read
+      else
+        pieces.push_back(p);
+    }
+#else
+    return false;
+#endif
+  }
+  // Pieces of at least kSplit bytes cut for the threads; below kThreaded in all, one thread.
+  constexpr std::int64_t kSplit = std::int64_t{1} << 20, kThreaded = std::int64_t{2} << 20;
+  const std::int64_t total = count * row_bytes;
+  const int cores = static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 8));
+  const int threads = total < kThreaded ? 1 : max_threads > 0 ? std::min(max_threads, cores) : cores;
+  if (threads > 1) {
+    std::vector<Piece> cut;
+    const std::int64_t size = std::max(kSplit, total / (4 * threads));
+    for (const Piece& p : pieces)
+      for (std::int64_t o = 0; o < p.bytes; o += size)
+        cut.push_back({p.at + o, std::min(size, p.bytes - o), p.out + o});
+    pieces.swap(cut);
+  }
+  std::atomic<std::size_t> next{0};
+  std::atomic<int> error{0};
+  auto work = [&] {
+    for (std::size_t i; (i = next.fetch_add(1)) < pieces.size() && error.load() == 0;)
+      if (!pread_all(direct.fd, pieces[i])) error.store(errno == 0 ? EIO : errno);
+  };
+  std::vector<std::thread> team;
+  for (int t = 1; t < threads; ++t) team.emplace_back(work);
+  work();
+  for (std::thread& t : team) t.join();
+  if (error.load() != 0) {
+    errno = error.load();
+    fail();
+  }
+  return true;
+}
+
+}  // namespace
+
 MatrixInfo open_matrix(hid_t file, const std::string& path, const std::string& object,
                        const std::string& what_to_do, const std::string& shape) {
   MatrixInfo info;
@@ -556,18 +707,31 @@ MatrixInfo open_matrix(hid_t file, const std::string& path, const std::string& o
   }
   info.rows = static_cast<std::int64_t>(dims[0]);
   info.cols = static_cast<std::int64_t>(dims[1]);
+  info.direct = direct_rows(info.dataset, type, info.cols);
   return info;
 }
 
+bool all_finite(const float* x, std::int64_t n) {
+  std::uint32_t bad = 0;
+  for (std::int64_t i = 0; i < n; ++i)
+    bad |= static_cast<std::uint32_t>((std::bit_cast<std::uint32_t>(x[i]) & 0x7f800000u) == 0x7f800000u);
+  return bad == 0;
+}
+
 void read_rows(const MatrixInfo& matrix, const std::string& path, const std::string& object,
-               std::int64_t first, std::int64_t count, float* out) {
+               std::int64_t first, std::int64_t count, float* out, int threads) {
   if (count <= 0 || matrix.cols <= 0) return;
+  const std::string what =
+      "rows " + std::to_string(first) + "-" + std::to_string(first + count - 1);
+  if (matrix.direct && read_rows_direct(*matrix.direct, matrix, first, count, out, threads, [&] {
+        throw InputError(where(path, object) + ": cannot read " + what + " (" +
+                         std::strerror(errno) + "); the file may be truncated or corrupt");
+      }))
+    return;
   Hid file_space = space_id(H5Dget_space(matrix.dataset));
   const hsize_t start[2] = {static_cast<hsize_t>(first), 0};
   const hsize_t block[2] = {static_cast<hsize_t>(count), static_cast<hsize_t>(matrix.cols)};
   Hid mem_space = space_id(H5Screate_simple(2, block, nullptr));
-  const std::string what =
-      "rows " + std::to_string(first) + "-" + std::to_string(first + count - 1);
   if (!file_space.valid() || !mem_space.valid() ||
       H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, nullptr, block, nullptr) < 0)
     read_failed(path, object, what);

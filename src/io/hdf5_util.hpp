@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -110,20 +111,33 @@ std::string describe_shape(const std::vector<hsize_t>& dims);
 enum class TypeClass { integer, floating, string, other };
 TypeClass type_class(hid_t type);
 
+struct DirectRows;
+
 /// A 2-D numeric dataset, checked: numeric dtype (float or integer) and rank 2.
 struct MatrixInfo {
   Hid dataset;
   std::int64_t rows = 0;
   std::int64_t cols = 0;
   std::string dtype;
+  /// Where the rows' bytes are float32 as the host stores them, contiguous or in unfiltered
+  /// chunks of whole rows, in a file opened with HDF5's default driver: their places in the
+  /// file, so read_rows reads them with pread, on several threads, straight into the output
+  /// (HDF5 serialises its calls and copies each chunk through its cache). Null otherwise.
+  std::shared_ptr<DirectRows> direct;
 };
 /// `what_to_do` goes into the "no dataset" message; `shape` names the dimensions, e.g.
 /// "[n_samples x n_features]".
 MatrixInfo open_matrix(hid_t file, const std::string& path, const std::string& object,
                        const std::string& what_to_do, const std::string& shape);
-/// Reads rows [first, first + count) of a [rows x cols] matrix into `out`, converting to float32.
+/// Reads rows [first, first + count) of a [rows x cols] matrix into `out`, converting to float32;
+/// straight from the file where `matrix.direct` allows (the same values, bit for bit).
+/// `threads`: how many may read at once on the direct path (0: one per core; the out-of-core
+/// windows, read while the team computes, measured slower with 1: bench/RESULTS.md "Reading").
 void read_rows(const MatrixInfo& matrix, const std::string& path, const std::string& object,
-               std::int64_t first, std::int64_t count, float* out);
+               std::int64_t first, std::int64_t count, float* out, int threads = 0);
+/// True when none of the n values is NaN or ±Inf (all exponent bits set), in one pass that
+/// vectorises; callers look for the bad value only when it says false.
+bool all_finite(const float* x, std::int64_t n);
 
 /// A 1-D dataset of strings (variable- or fixed-length, ASCII or UTF-8).
 std::vector<std::string> read_strings(hid_t dataset, const std::string& path,
