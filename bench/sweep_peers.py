@@ -62,6 +62,8 @@ import time
 import h5py
 import numpy as np
 
+from peers import git_commit, loadavg, machine  # bench/peers.py: the same header facts for every table
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SCRIPT = os.path.abspath(__file__)
@@ -230,33 +232,6 @@ def make_data(cli, path, n, d, segments):
     if r.returncode != 0:
         raise SystemExit("segforge synth failed: " + r.stderr)
     os.replace(tmp, path)
-
-
-def machine():
-    model = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
-    return "%s, %d cores (os.cpu_count), %.0f GiB, %s" % (model, os.cpu_count(), mem, platform.platform())
-
-
-def git_commit():
-    try:
-        c = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                           text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
-        return c + (" (working tree has uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
 
 
 def segforge_version(cli):
