@@ -51,7 +51,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shlex
 import signal
 import statistics
