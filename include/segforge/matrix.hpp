@@ -25,7 +25,7 @@ struct MatrixView {  // non-owning, row-major, stride == cols
 };
 
 /// Owning row-major matrix [rows x cols], its values in a BulkVector without huge-page advice
-/// (bulk.hpp says why): `uninitialised` leaves them for the code that fills them (a file's rows
+/// (bulk.hpp says why): `values().resize(n)` leaves them for the code that fills them (a file's rows
 /// read straight into place).
 template <class T>
 class Matrix {
@@ -42,11 +42,6 @@ class Matrix {
       : values_(values.begin(), values.end()), rows_(rows), cols_(cols) {}
   Matrix(std::int64_t rows, std::int64_t cols, std::initializer_list<T> values)
       : values_(values), rows_(rows), cols_(cols) {}
-  static Matrix uninitialised(std::int64_t rows, std::int64_t cols) {
-    Storage values;
-    values.resize(static_cast<std::size_t>(rows * cols));
-    return Matrix(rows, cols, std::move(values));
-  }
 
   std::int64_t rows() const { return rows_; }
   std::int64_t cols() const { return cols_; }
