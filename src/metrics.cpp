@@ -40,45 +40,140 @@ Matrix<float> to_float(const std::vector<double>& v, std::int64_t rows, std::int
 
 }  // namespace
 
-SilhouetteResult silhouette_exact(Backend& backend, const Dataset& data,
-                                  std::span<const std::int32_t> labels, int n_clusters,
-                                  const ProgressFn& progress) {
-  const std::int64_t n = data.n_samples();
-  const std::vector<std::int64_t> sizes = cluster_sizes(labels, n_clusters);
-  SilhouetteResult out;
-  out.values.resize(static_cast<std::size_t>(n));
-  for (std::int64_t begin = 0; begin < n; begin += kSilhouetteTile) {
-    const std::int64_t count = std::min(kSilhouetteTile, n - begin);
-    const Matrix<double> sums = backend.cluster_distance_sums(data, labels, n_clusters, begin, count);
-    for (std::int64_t r = 0; r < count; ++r) {
-      const std::int64_t i = begin + r;
-      const std::int32_t own = labels[i];
-      if (sizes[own] <= 1) {  // Rousseeuw: s(i) = 0 in a singleton cluster
-        out.values[i] = 0.0;
-        continue;
-      }
-      // a(i): mean distance to the rest of its cluster; b(i): to the nearest other cluster.
-      const double a = sums(r, own) / static_cast<double>(sizes[own] - 1);
-      double b = std::numeric_limits<double>::infinity();
-      for (int c = 0; c < n_clusters; ++c)
-        if (c != own && sizes[c] > 0) b = std::min(b, sums(r, c) / static_cast<double>(sizes[c]));
-      const double denom = std::max(a, b);
-      out.values[i] = denom > 0 ? (b - a) / denom : 0.0;
+namespace {
+
+/// s(i) for every row from its cluster's and the other clusters' distance sums (`sums`, one
+/// tile of rows from `begin`), then the means once every row has its value.
+void silhouette_values(const Matrix<double>& sums, std::int64_t begin, std::span<const std::int32_t> labels,
+                       const std::vector<std::int64_t>& sizes, std::vector<double>& values) {
+  const auto n_clusters = static_cast<int>(sizes.size());
+  for (std::int64_t r = 0; r < sums.rows(); ++r) {
+    const std::int64_t i = begin + r;
+    const std::int32_t own = labels[i];
+    if (sizes[own] <= 1) {  // Rousseeuw: s(i) = 0 in a singleton cluster
+      values[i] = 0.0;
+      continue;
     }
-    if (progress) progress({"silhouette", 0, begin + count, n});
+    // a(i): mean distance to the rest of its cluster; b(i): to the nearest other cluster.
+    const double a = sums(r, own) / static_cast<double>(sizes[own] - 1);
+    double b = std::numeric_limits<double>::infinity();
+    for (int c = 0; c < n_clusters; ++c)
+      if (c != own && sizes[c] > 0) b = std::min(b, sums(r, c) / static_cast<double>(sizes[c]));
+    const double denom = std::max(a, b);
+    values[i] = denom > 0 ? (b - a) / denom : 0.0;
   }
+}
+
+void silhouette_means(SilhouetteResult& out, std::span<const std::int32_t> labels,
+                      const std::vector<std::int64_t>& sizes) {
   // Fixed-order sums: the same labels give the same score.
-  std::vector<double> per_cluster(static_cast<std::size_t>(n_clusters), 0.0);
+  const auto n_clusters = sizes.size();
+  std::vector<double> per_cluster(n_clusters, 0.0);
   double total = 0.0;
-  for (std::int64_t i = 0; i < n; ++i) {
+  for (std::size_t i = 0; i < out.values.size(); ++i) {
     total += out.values[i];
     per_cluster[labels[i]] += out.values[i];
   }
-  out.score = total / static_cast<double>(n);
-  out.cluster_means.resize(static_cast<std::size_t>(n_clusters));
-  for (int c = 0; c < n_clusters; ++c)
+  out.score = total / static_cast<double>(out.values.size());
+  out.cluster_means.resize(n_clusters);
+  for (std::size_t c = 0; c < n_clusters; ++c)
     out.cluster_means[c] = sizes[c] > 0 ? per_cluster[c] / static_cast<double>(sizes[c])
                                         : std::numeric_limits<double>::quiet_NaN();
+}
+
+/// The cells of a batch of labellings: rows with the same label in every labelling of the
+/// batch share a cell; cells are numbered in the lexicographic order of their label tuples, so
+/// one labelling's cells are its labels (those present, in ascending order).
+struct Cells {
+  std::vector<std::int32_t> of_row;                ///< [n] the row's cell
+  std::vector<std::vector<std::int32_t>> label;    ///< [labelling][cell] the cell's label
+  std::int64_t count = 0;
+};
+
+/// Refines `cells` by one more labelling; false (and `cells` unchanged) when that would make
+/// more than `cap` cells.
+bool refine_cells(Cells& cells, std::span<const std::int32_t> labels, int n_clusters, std::int64_t cap) {
+  const std::size_t n = labels.size();
+  std::vector<std::int64_t> keys(n);
+  for (std::size_t i = 0; i < n; ++i)
+    keys[i] = static_cast<std::int64_t>(cells.of_row[i]) * n_clusters + labels[i];
+  std::vector<std::int64_t> distinct = keys;
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  const auto count = static_cast<std::int64_t>(distinct.size());
+  if (count > cap && cells.count > 0) return false;
+  for (std::size_t i = 0; i < n; ++i)
+    cells.of_row[i] = static_cast<std::int32_t>(std::lower_bound(distinct.begin(), distinct.end(), keys[i]) - distinct.begin());
+  for (auto& old : cells.label) {  // each earlier labelling's label of every new cell
+    std::vector<std::int32_t> relabelled(static_cast<std::size_t>(count));
+    for (std::int64_t c = 0; c < count; ++c) relabelled[c] = old[distinct[c] / n_clusters];
+    old = std::move(relabelled);
+  }
+  std::vector<std::int32_t> own(static_cast<std::size_t>(count));
+  for (std::int64_t c = 0; c < count; ++c) own[c] = static_cast<std::int32_t>(distinct[c] % n_clusters);
+  cells.label.push_back(std::move(own));
+  cells.count = count;
+  return true;
+}
+
+/// Host memory for one call's cell sums, in doubles (32 MB): rows per call shrink as cells grow.
+constexpr std::int64_t kCellSumBudget = std::int64_t{1} << 22;
+
+}  // namespace
+
+SilhouetteResult silhouette_exact(Backend& backend, const Dataset& data,
+                                  std::span<const std::int32_t> labels, int n_clusters,
+                                  const ProgressFn& progress) {
+  const std::span<const std::int32_t> one[] = {labels};
+  const int k[] = {n_clusters};
+  return std::move(silhouette_exact_many(backend, data, one, k, progress).front());
+}
+
+std::vector<SilhouetteResult> silhouette_exact_many(Backend& backend, const Dataset& data,
+                                                    std::span<const std::span<const std::int32_t>> labellings,
+                                                    std::span<const int> n_clusters,
+                                                    const ProgressFn& progress) {
+  SEGFORGE_ASSERT(labellings.size() == n_clusters.size(), "one cluster count per labelling");
+  const std::int64_t n = data.n_samples();
+  const std::size_t m = labellings.size();
+  std::vector<SilhouetteResult> out(m);
+  std::vector<std::vector<std::int64_t>> sizes(m);
+  for (std::size_t l = 0; l < m; ++l) {
+    SEGFORGE_ASSERT(static_cast<std::int64_t>(labellings[l].size()) == n, "labels must have n_samples entries");
+    SEGFORGE_ASSERT(n_clusters[l] >= 1, "n_clusters must be >= 1");
+    for (const auto c : labellings[l]) SEGFORGE_ASSERT(c >= 0 && c < n_clusters[l], "label out of range");
+    sizes[l] = cluster_sizes(labellings[l], n_clusters[l]);
+    out[l].values.resize(static_cast<std::size_t>(n));
+  }
+  // Labellings are batched while their cells stay few (at most N/32): each batch costs one
+  // pass over all pairs of rows plus, per row, one add per cell and labelling.
+  const std::int64_t cap = std::max<std::int64_t>(n / 32, 1);
+  std::int64_t done = 0;
+  const std::int64_t total = n * static_cast<std::int64_t>(m);
+  for (std::size_t first = 0; first < m;) {
+    Cells cells;
+    cells.of_row.assign(static_cast<std::size_t>(n), 0);
+    std::size_t last = first;
+    while (last < m && refine_cells(cells, labellings[last], n_clusters[last], cap)) ++last;
+    const std::int64_t tile = std::clamp<std::int64_t>(kCellSumBudget / cells.count, 64, kSilhouetteTile);
+    for (std::int64_t begin = 0; begin < n; begin += tile) {
+      const std::int64_t count = std::min(tile, n - begin);
+      const Matrix<double> cell_sums =
+          backend.cluster_distance_sums(data, cells.of_row, static_cast<int>(cells.count), begin, count);
+      for (std::size_t l = first; l < last; ++l) {
+        // Each label's sum over its cells, cells ascending (one cell: the cell's sum itself).
+        const std::vector<std::int32_t>& label_of = cells.label[l - first];
+        Matrix<double> sums(count, n_clusters[l], 0.0);
+        for (std::int64_t r = 0; r < count; ++r)
+          for (std::int64_t c = 0; c < cells.count; ++c) sums(r, label_of[c]) += cell_sums(r, c);
+        silhouette_values(sums, begin, labellings[l], sizes[l], out[l].values);
+      }
+      done += count * static_cast<std::int64_t>(last - first);
+      if (progress) progress({"silhouette", 0, done, total});
+    }
+    first = last;
+  }
+  for (std::size_t l = 0; l < m; ++l) silhouette_means(out[l], labellings[l], sizes[l]);
   return out;
 }
 

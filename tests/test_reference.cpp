@@ -471,5 +471,103 @@ TEST_F(RandomData, SilhouetteIsWithinMinusOneAndOne) {
   EXPECT_LE(s.score, 1.0);
 }
 
+// A sweep's exact silhouettes share one pass over the pairs of rows (silhouette_exact_many):
+// every labelling's values against a direct computation in double, the batching (a labelling
+// alone in its batch is silhouette_exact's bit for bit), and the same bits on 1 and 2 threads.
+TEST_F(RandomData, SilhouettesOfManyLabellingsMatchEachAlone) {
+  make(1500, 4, 6, 1.5, 909);
+  std::vector<std::vector<std::int32_t>> labels;
+  std::vector<int> ks;
+  // First a random labelling with 40 labels: 40 cells, near the cap (1500 / 32 = 46), so the
+  // next labelling cannot join it and it is alone in its batch.
+  std::mt19937 gen(5);
+  labels.emplace_back(static_cast<std::size_t>(x_.rows()));
+  for (auto& l : labels.back()) l = static_cast<std::int32_t>(gen() % 40);
+  ks.push_back(40);
+  for (int k = 2; k <= 9; ++k) {  // then a sweep's K-Means labellings, nested or crossing
+    LloydParams p;
+    p.n_clusters = k;
+    p.seed = static_cast<std::uint64_t>(k);
+    const KMeansResult r = fit_lloyd(*backend_, *data_, p);
+    labels.push_back(predict(*backend_, *data_, r.centroids.view()).labels);
+    ks.push_back(k);
+  }
+  labels.emplace_back(labels[1]);  // and a labelling with an empty label (K = 3 of two labels)
+  ks.push_back(3);
+  std::vector<std::span<const std::int32_t>> spans(labels.begin(), labels.end());
+  // The progress steps tell the batches: one call of 1,500 rows per batch (few cells here),
+  // each advancing the count by 1,500 per labelling in the batch.
+  std::vector<std::int64_t> batch_sizes;
+  std::int64_t last_step = 0;
+  const ProgressFn progress = [&](const Progress& p) {
+    EXPECT_EQ(p.phase, "silhouette");
+    EXPECT_EQ(p.total, x_.rows() * static_cast<std::int64_t>(labels.size()));
+    batch_sizes.push_back((p.step - last_step) / x_.rows());
+    last_step = p.step;
+  };
+  const std::vector<SilhouetteResult> many = silhouette_exact_many(*backend_, *data_, spans, ks, progress);
+  ASSERT_EQ(many.size(), labels.size());
+  ASSERT_GE(batch_sizes.size(), 2u);
+  EXPECT_EQ(batch_sizes.front(), 1);  // the 40-label labelling alone
+  EXPECT_GE(*std::max_element(batch_sizes.begin(), batch_sizes.end()), 3);  // K-Means ones shared
+  EXPECT_EQ(std::accumulate(batch_sizes.begin(), batch_sizes.end(), std::int64_t{0}),
+            static_cast<std::int64_t>(labels.size()));
+
+  const std::int64_t n = x_.rows(), d = x_.cols();
+  double worst_direct = 0.0, worst_alone = 0.0;
+  for (std::size_t l = 0; l < labels.size(); ++l) {
+    const SilhouetteResult alone = silhouette_exact(*backend_, *data_, labels[l], ks[l]);
+    ASSERT_EQ(many[l].values.size(), static_cast<std::size_t>(n));
+    std::vector<double> sizes(static_cast<std::size_t>(ks[l]), 0.0);
+    for (auto c : labels[l]) sizes[static_cast<std::size_t>(c)] += 1.0;
+    double direct_total = 0.0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      std::vector<double> sums(static_cast<std::size_t>(ks[l]), 0.0);
+      for (std::int64_t p = 0; p < n; ++p) {
+        double s2 = 0.0;
+        for (std::int64_t j = 0; j < d; ++j) {
+          const double v = static_cast<double>(x_(i, j)) - x_(p, j);
+          s2 += v * v;
+        }
+        sums[static_cast<std::size_t>(labels[l][p])] += std::sqrt(s2);
+      }
+      const auto own = static_cast<std::size_t>(labels[l][i]);
+      double direct = 0.0;
+      if (sizes[own] > 1) {
+        const double a = sums[own] / (sizes[own] - 1);
+        double b = std::numeric_limits<double>::infinity();
+        for (std::size_t c = 0; c < sums.size(); ++c)
+          if (c != own && sizes[c] > 0) b = std::min(b, sums[c] / sizes[c]);
+        direct = (b - a) / std::max(a, b);
+      }
+      direct_total += direct;
+      // float32 distances against double ones: 1e-5 as the scikit-learn fixtures.
+      worst_direct = std::max(worst_direct, std::abs(many[l].values[i] - direct));
+      worst_alone = std::max(worst_alone, std::abs(many[l].values[i] - alone.values[i]));
+    }
+    EXPECT_NEAR(many[l].score, direct_total / static_cast<double>(n), 1e-5) << "labelling " << l;
+    EXPECT_NEAR(many[l].score, alone.score, 1e-13) << "labelling " << l;
+    ASSERT_EQ(many[l].cluster_means.size(), alone.cluster_means.size());
+    if (l == 0) {  // alone in its batch: bit for bit
+      EXPECT_EQ(std::memcmp(many[0].values.data(), alone.values.data(), sizeof(double) * alone.values.size()), 0);
+      EXPECT_EQ(many[0].score, alone.score);
+    }
+  }
+  report("many_vs_direct_max_abs", worst_direct);
+  report("many_vs_alone_max_abs", worst_alone);
+  EXPECT_LE(worst_direct, 1e-5);
+  EXPECT_LE(worst_alone, 1e-12);  // the same distances, added up cell by cell
+
+  // The same bits whatever the team size.
+  for (int threads : {1, 2}) {
+    auto b = make_cpu_backend(threads);
+    auto data = b->upload(x_.view());
+    const std::vector<SilhouetteResult> again = silhouette_exact_many(*b, *data, spans, ks);
+    for (std::size_t l = 0; l < labels.size(); ++l)
+      EXPECT_EQ(std::memcmp(again[l].values.data(), many[l].values.data(), sizeof(double) * many[l].values.size()), 0)
+          << "labelling " << l << ", " << threads << " threads";
+  }
+}
+
 }  // namespace
 }  // namespace segforge

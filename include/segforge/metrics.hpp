@@ -27,6 +27,17 @@ SilhouetteResult silhouette_exact(Backend& backend, const Dataset& data,
                                   std::span<const std::int32_t> labels, int n_clusters,
                                   const ProgressFn& progress = {});
 
+/// Exact silhouettes of several labellings of the same rows (a K sweep's), as silhouette_exact
+/// of each, sharing the distances: the labellings are batched while the cells they make (rows
+/// with the same label in every labelling of a batch) stay at most N/32, and each batch takes
+/// one pass over all pairs of rows. A labelling alone in its batch gets silhouette_exact's
+/// values bit for bit; one batched with others gets each label's distance sum added up cell by
+/// cell, which may differ from them in the last bits (about 1e-15 relative).
+std::vector<SilhouetteResult> silhouette_exact_many(Backend& backend, const Dataset& data,
+                                                    std::span<const std::span<const std::int32_t>> labellings,
+                                                    std::span<const int> n_clusters,
+                                                    const ProgressFn& progress = {});
+
 /// Silhouette of a stratified random sample of `sample_size` rows (every cluster gets at
 /// least min(2, size) rows, the rest proportional to size), computed among the sample as
 /// scikit-learn's silhouette_score(sample_size=...) does; with a bootstrap standard error

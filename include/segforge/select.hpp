@@ -153,7 +153,9 @@ struct SweepRecord {
   std::optional<double> log_w;
   std::optional<double> log_w_ref_mean;
   std::optional<double> kneedle_difference;  ///< Kneedle's difference curve at this K
-  double seconds = 0.0;             ///< fit and scores of the data at this K
+  /// Fit and scores of the data at this K; an exact silhouette adds an equal share of the one
+  /// pass that scores every K.
+  double seconds = 0.0;
 };
 
 struct CriterionChoice {

@@ -209,6 +209,13 @@ SweepResult sweep(Backend& backend, Dataset& data, const SweepParams& params,
     for (const auto& ref : refs) ref_trees.push_back(tree_of(backend, *ref, *params.agglomerative));
   }
 
+  // Exact silhouettes wait for every K's labels: one pass over the pairs of rows serves them all.
+  struct PendingSilhouette {
+    std::size_t record;
+    std::vector<std::int32_t> labels;
+  };
+  std::vector<PendingSilhouette> exact_pending;
+
   for (std::size_t i = 0; i < nk; ++i) {
     const auto t0 = Clock::now();
     const int k = ks[i];
@@ -237,14 +244,14 @@ SweepResult sweep(Backend& backend, Dataset& data, const SweepParams& params,
 
     const auto distinct = std::count_if(r.sizes.begin(), r.sizes.end(), [](auto s) { return s > 0; });
     if (distinct >= 2 && distinct <= n - 1) {
-      if (wants(params, Criterion::silhouette)) {
+      if (wants(params, Criterion::silhouette) && sampled_silhouette) {
         const std::uint64_t seed = mix64(params.seed ^ static_cast<std::uint64_t>(k));
         const SilhouetteResult s =
-            sampled_silhouette
-                ? silhouette_sampled(backend, data, assignment.labels, k, params.silhouette_sample, seed)
-                : silhouette_exact(backend, data, assignment.labels, k);
+            silhouette_sampled(backend, data, assignment.labels, k, params.silhouette_sample, seed);
         r.silhouette = s.score;
         r.silhouette_standard_error = s.standard_error;
+      } else if (wants(params, Criterion::silhouette)) {
+        exact_pending.push_back({i, assignment.labels});  // all K at once, below
       }
       if (wants(params, Criterion::davies_bouldin))
         r.davies_bouldin = davies_bouldin(backend, data, assignment.labels, k);
@@ -268,6 +275,24 @@ SweepResult sweep(Backend& backend, Dataset& data, const SweepParams& params,
     }
     result.records.push_back(std::move(r));
     if (progress) progress({"sweep", 0, static_cast<std::int64_t>(i + 1), static_cast<std::int64_t>(nk), fit.inertia});
+  }
+
+  if (!exact_pending.empty()) {
+    const auto t0 = Clock::now();
+    std::vector<std::span<const std::int32_t>> labellings;
+    std::vector<int> n_clusters;
+    for (const auto& p : exact_pending) {
+      labellings.emplace_back(p.labels);
+      n_clusters.push_back(ks[p.record]);
+    }
+    const std::vector<SilhouetteResult> s = silhouette_exact_many(backend, data, labellings, n_clusters);
+    // The shared pass's time, in equal shares.
+    const double share = seconds_since(t0) / static_cast<double>(exact_pending.size());
+    for (std::size_t j = 0; j < exact_pending.size(); ++j) {
+      SweepRecord& r = result.records[exact_pending[j].record];
+      r.silhouette = s[j].score;
+      r.seconds += share;
+    }
   }
 
   if (gap) {
