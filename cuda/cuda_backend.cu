@@ -44,9 +44,47 @@ using gpu::kThreads;
 /// Memory for the per-block partials of one pass. Rows per block grow with the partial's width so
 /// that large K·D stays within it; the split is a function of the shape alone, never the device.
 constexpr i64 kPartialBudgetBytes = 64LL << 20;
-/// Device memory kept free beyond the dataset at upload: per-call buffers (partials, assign
-/// outputs, Thrust scratch) and the CUDA context's own needs.
+/// Device memory kept free beyond the dataset at upload: per-call buffers that do not grow with
+/// the rows (partials, centres, Thrust scratch) and the CUDA context's own needs.
 constexpr std::size_t kHeadroomBytes = 512ULL << 20;
+/// Per-row bytes of the dataset: the row, then weight, norm, label and d(x).
+constexpr std::size_t kResidentRowBytes = 4 * sizeof(float);
+/// Per-row bytes the K-Means and metrics calls allocate beside the dataset, the largest of them:
+/// cluster_distance_sums' centred norms and label order (12 B), assign's labels and distances
+/// (8 B), label_stats' labels (4 B). DBSCAN's eps ops take up to 41 B/row per call on top; an
+/// allocation that fails then says so (out of device memory, with the bytes needed).
+constexpr std::size_t kCallRowBytes = sizeof(float) + sizeof(std::int64_t);
+static_assert(kCallRowBytes >= 2 * sizeof(float), "assign's labels and distances must fit too");
+
+/// The CUDA architectures this binary holds code for (CMAKE_CUDA_ARCHITECTURES, e.g. "90" or
+/// "75-real,80-real,90"), as "sm_90 + PTX 9.0" or "sm_75, sm_80, sm_90 + PTX 9.0".
+std::string built_architectures() {
+  const std::string list = SEGFORGE_CUDA_ARCHS;
+  std::string sass, ptx;
+  std::size_t at = 0;
+  while (at <= list.size()) {
+    const std::size_t comma = std::min(list.find(',', at), list.size());
+    std::string arch = list.substr(at, comma - at);
+    at = comma + 1;
+    if (arch.empty()) continue;
+    const auto dash = arch.find('-');
+    const std::string number = arch.substr(0, dash), kind = dash == std::string::npos ? "" : arch.substr(dash + 1);
+    const bool digits = !number.empty() && number.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits) {  // all, all-major, native: as CMake was given it
+      sass += (sass.empty() ? "" : ", ") + arch;
+      continue;
+    }
+    if (kind != "virtual") sass += (sass.empty() ? "sm_" : ", sm_") + number;
+    if (kind != "real")
+      ptx += (ptx.empty() ? "" : ", ") + number.substr(0, number.size() - 1) + "." + number.substr(number.size() - 1);
+  }
+  return sass + (ptx.empty() ? "" : " + PTX " + ptx);
+}
+
+/// A CUDA version number (12040) as "12.4".
+std::string cuda_version_text(int v) {
+  return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10);
+}
 
 i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
 unsigned grid_for(i64 n, int threads) { return static_cast<unsigned>(ceil_div(n, threads)); }
@@ -138,7 +176,7 @@ auto thrust_call(const char* what, F f) {
   try {
     return f();
   } catch (const std::bad_alloc&) {
-    gpu::throw_out_of_memory(0);
+    gpu::throw_out_of_memory(0, what);
   } catch (const thrust::system_error& e) {
     throw RuntimeFailure(std::string("CUDA error in ") + what + ": " + e.what() +
                          "; use --device cpu");
@@ -152,6 +190,8 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(int device) : device_(device) {
     gpu::check(cudaSetDevice(device_), "cudaSetDevice");
     gpu::check(cudaGetDeviceProperties(&props_, device_), "cudaGetDeviceProperties");
+    gpu::check(cudaDriverGetVersion(&driver_version_), "cudaDriverGetVersion");
+    gpu::check(cudaRuntimeGetVersion(&runtime_version_), "cudaRuntimeGetVersion");
     // A probe launch: a device whose architecture this build has no code for fails here, so the
     // factory can say so (and --device auto fall back) instead of failing mid-run.
     DeviceBuffer<float> probe(1);
@@ -160,7 +200,7 @@ class CudaBackend final : public Backend {
     if (status != cudaSuccess)
       throw RuntimeFailure(std::string("cannot run kernels on ") + props_.name + " (sm_" +
                            std::to_string(props_.major) + std::to_string(props_.minor) +
-                           "; this build has code for " SEGFORGE_CUDA_ARCHS "): " +
+                           "; this build has code for " + built_architectures() + "): " +
                            cudaGetErrorString(status));
     gpu::check(cudaDeviceSynchronize(), "probe kernel");
     // Dynamic shared memory left to the pass kernels beside their static buffers.
@@ -173,12 +213,19 @@ class CudaBackend final : public Backend {
     }
   }
 
+  /// "NVIDIA H100 80GB HBM3, compute capability 9.0, 79.1 GiB, 132 SMs, driver 13.0, runtime
+  /// 13.0, code for sm_90 + PTX 9.0": the device, its compute capability and memory, the CUDA
+  /// driver and runtime versions, and the architectures this binary holds (segforge info,
+  /// metrics.json, models).
   BackendInfo info() const override {
     char memory[32];
     std::snprintf(memory, sizeof memory, "%.1f",
                   static_cast<double>(props_.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0));
-    return {"cuda", std::string(props_.name) + " (sm_" + std::to_string(props_.major) +
-                        std::to_string(props_.minor) + "), " + memory + " GiB"};
+    return {"cuda", std::string(props_.name) + ", compute capability " + std::to_string(props_.major) +
+                        "." + std::to_string(props_.minor) + ", " + memory + " GiB, " +
+                        std::to_string(props_.multiProcessorCount) + " SMs, driver " +
+                        cuda_version_text(driver_version_) + ", runtime " +
+                        cuda_version_text(runtime_version_) + ", code for " + built_architectures()};
   }
 
   std::unique_ptr<Dataset> upload(MatrixView<const float> x,
@@ -187,17 +234,21 @@ class CudaBackend final : public Backend {
     SEGFORGE_ASSERT(weights.empty() || static_cast<i64>(weights.size()) == x.rows,
                     "weights must be empty or have one value per row");
     SEGFORGE_ASSERT(x.cols <= std::numeric_limits<int>::max(), "too many features");
-    // Residency: rows + weights, norms, labels, d(x); it must fit with headroom. Streaming row
-    // chunks from host memory is issue 5.
-    const std::size_t need = static_cast<std::size_t>(x.rows) *
-                             (static_cast<std::size_t>(x.cols) + 4) * sizeof(float);
+    // Residency: rows + weights, norms, labels, d(x), and the per-row buffers the later calls
+    // allocate; it must fit with headroom. Streaming row chunks from host memory is issue 5.
+    const std::size_t rows = static_cast<std::size_t>(x.rows);
+    const std::size_t resident = rows * (static_cast<std::size_t>(x.cols) * sizeof(float) + kResidentRowBytes);
+    const std::size_t need = resident + rows * kCallRowBytes;
     const auto [free_bytes, total_bytes] = gpu::memory_info();
     if (need + kHeadroomBytes > free_bytes)
-      throw RuntimeFailure("the data needs " + gpu::gib(static_cast<double>(need)) +
-                           " GiB on the device and " + gpu::gib(static_cast<double>(free_bytes)) +
-                           " GiB are free (keeping " + gpu::gib(static_cast<double>(kHeadroomBytes)) +
-                           " GiB headroom); streaming data larger than the device is not "
-                           "implemented yet; use --device cpu");
+      throw RuntimeFailure("the data needs " + gpu::format_bytes(static_cast<double>(need)) +
+                           " on the device (" + gpu::format_bytes(static_cast<double>(resident)) +
+                           " resident, " + gpu::format_bytes(static_cast<double>(rows * kCallRowBytes)) +
+                           " for per-row results) and " + gpu::format_bytes(static_cast<double>(free_bytes)) +
+                           " of " + gpu::format_bytes(static_cast<double>(total_bytes)) +
+                           " are free (keeping " + gpu::format_bytes(static_cast<double>(kHeadroomBytes)) +
+                           " headroom); streaming data larger than the device is not implemented "
+                           "yet; use --device cpu");
     return std::make_unique<CudaDataset>(x, weights);
   }
 
@@ -306,10 +357,11 @@ class CudaBackend final : public Backend {
     std::vector<std::int64_t> out;
     out.reserve(targets.size());
     if (n == 0) return out;
-    // Chunk masses (fixed-order block sums) on the device, then the CPU backend's search on the
-    // host: offsets[c] is the mass before chunk c, and inside a chunk the rows are added in order
-    // from offsets[c]; a target the in-chunk sums miss by rounding carries on into the next chunk.
-    const i64 n_chunks = ceil_div(n, kSubRows);
+    // Chunk masses on the device (kMassRows-row chunks added in row order, as the CPU backend
+    // does), then the CPU backend's search on the host: offsets[c] is the mass before chunk c, and
+    // inside a chunk the rows are added in order from offsets[c].
+    constexpr i64 kRows = gpu::kMassRows;
+    const i64 n_chunks = ceil_div(n, kRows);
     DeviceBuffer<double> chunk_mass(n_chunks);
     DeviceBuffer<long long> last_positive(n_chunks);
     gpu::mass_kernel<<<static_cast<unsigned>(n_chunks), kThreads>>>(
@@ -326,28 +378,33 @@ class CudaBackend final : public Backend {
         clip = last[c];
         break;
       }
-    std::vector<float> w(kSubRows), dm(kSubRows);
+    std::vector<float> w(kRows), dm(kRows);
     i64 loaded = -1;  // the chunk whose weights and d(x) are in w, dm
     for (const double t : targets) {
-      i64 c = std::upper_bound(offsets.begin() + 1, offsets.end(), t) - (offsets.begin() + 1);
-      i64 found = -1;
-      for (; c < n_chunks && found < 0; ++c) {
-        const i64 begin = c * kSubRows, count = std::min<i64>(kSubRows, n - begin);
-        if (loaded != c) {
-          ds.weights.download(w.data(), count, begin);
-          ds.min_dist.download(dm.data(), count, begin);
-          loaded = c;
-        }
-        double running = offsets[c];
-        for (i64 i = 0; i < count; ++i) {
-          running += static_cast<double>(w[i]) * static_cast<double>(dm[i]);
-          if (running > t) {
-            found = begin + i;
-            break;
-          }
+      // The chunk whose offsets hold t; past φ, the clip.
+      const i64 c = std::upper_bound(offsets.begin() + 1, offsets.end(), t) - (offsets.begin() + 1);
+      if (c >= n_chunks) {
+        out.push_back(clip);
+        continue;
+      }
+      const i64 begin = c * kRows, count = std::min<i64>(kRows, n - begin);
+      if (loaded != c) {
+        ds.weights.download(w.data(), count, begin);
+        ds.min_dist.download(dm.data(), count, begin);
+        loaded = c;
+      }
+      // offsets[c + 1] > t, but the in-chunk sums (rounded in another order than the chunk's
+      // total) can miss t: then the chunk's last row with w·d > 0, never a row of no mass.
+      i64 found = last[c] >= 0 ? last[c] : clip;
+      double running = offsets[c];
+      for (i64 i = 0; i < count; ++i) {
+        running += static_cast<double>(w[i]) * static_cast<double>(dm[i]);
+        if (running > t) {
+          found = begin + i;
+          break;
         }
       }
-      out.push_back(found >= 0 ? found : clip);
+      out.push_back(found);
     }
     return out;
   }
@@ -700,6 +757,8 @@ class CudaBackend final : public Backend {
 
   int device_;
   cudaDeviceProp props_{};
+  int driver_version_ = 0;
+  int runtime_version_ = 0;
   i64 pass_shared_budget_[2] = {0, 0};
 };
 
@@ -708,13 +767,18 @@ class CudaBackend final : public Backend {
 bool cuda_available(std::string* why_not) {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
+  // The runtime and the architectures built, so that a machine without a device (or with too old
+  // a driver) still tells what this binary would need.
+  int runtime = 0;
+  (void)cudaRuntimeGetVersion(&runtime);
+  const std::string build = " (CUDA runtime " + cuda_version_text(runtime) + ", code for " + built_architectures() + ")";
   if (status != cudaSuccess) {
     (void)cudaGetLastError();
-    if (why_not) *why_not = std::string("CUDA runtime: ") + cudaGetErrorString(status);
+    if (why_not) *why_not = std::string("CUDA runtime: ") + cudaGetErrorString(status) + build;
     return false;
   }
   if (count == 0) {
-    if (why_not) *why_not = "no CUDA device found";
+    if (why_not) *why_not = "no CUDA device found" + build;
     return false;
   }
   return true;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,9 +15,16 @@
 
 namespace segforge::gpu {
 
-inline std::string gib(double bytes) {
+/// A byte count for messages: "512 B", "3.4 MiB", "1.25 GiB" (never "0.00 GiB" for a small one).
+inline std::string format_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024.0 && u < 4) {
+    bytes /= 1024.0;
+    ++u;
+  }
   char text[32];
-  std::snprintf(text, sizeof text, "%.2f", bytes / (1024.0 * 1024.0 * 1024.0));
+  std::snprintf(text, sizeof text, u == 0 ? "%.0f %s" : u < 3 ? "%.1f %s" : "%.2f %s", bytes, units[u]);
   return text;
 }
 
@@ -30,24 +38,79 @@ inline std::pair<std::size_t, std::size_t> memory_info() {
   return {free_bytes, total_bytes};
 }
 
-[[noreturn]] inline void throw_out_of_memory(std::size_t need_bytes) {
+/// `need_bytes` is 0 where the failing call did not say (a library's scratch, a runtime call):
+/// then the message gives what is free and nothing made up.
+[[noreturn]] inline void throw_out_of_memory(std::size_t need_bytes, const char* what = nullptr) {
   const auto [free_bytes, total_bytes] = memory_info();
-  throw RuntimeFailure("out of device memory: need " + gib(static_cast<double>(need_bytes)) +
-                       " GiB, " + gib(static_cast<double>(free_bytes)) + " GiB free of " +
-                       gib(static_cast<double>(total_bytes)) + " GiB; use --device cpu");
+  std::string text = "out of device memory";
+  if (what != nullptr) text += std::string(" in ") + what;
+  text += ": ";
+  if (need_bytes > 0) text += "need " + format_bytes(static_cast<double>(need_bytes)) + ", ";
+  throw RuntimeFailure(text + format_bytes(static_cast<double>(free_bytes)) + " free of " +
+                       format_bytes(static_cast<double>(total_bytes)) + "; use --device cpu");
 }
 
-/// Turns a failed runtime call into a RuntimeFailure naming the call (exit 1).
+/// The last kernel launched on this thread, for errors that surface at a later call (kernels run
+/// asynchronously: a fault is reported by the next synchronising call, not by the launch).
+inline const char*& last_kernel() {
+  thread_local const char* name = nullptr;
+  return name;
+}
+
+/// Errors that a kernel's execution leaves behind (the context is then unusable), as opposed to
+/// a bad argument of the call that reports them.
+inline bool is_execution_error(cudaError_t status) {
+  switch (status) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorHardwareStackError:
+    case cudaErrorAssert:
+      return true;
+    default:
+      return false;
+  }
+}
+
+/// Turns a failed runtime call into a RuntimeFailure naming the call (exit 1); a kernel's fault
+/// reported here also names the last kernel launched.
 inline void check(cudaError_t status, const char* what) {
   if (status == cudaSuccess) return;
   (void)cudaGetLastError();  // clear the sticky-free error state for the next call
-  if (status == cudaErrorMemoryAllocation) throw_out_of_memory(0);
-  throw RuntimeFailure(std::string("CUDA error in ") + what + ": " + cudaGetErrorString(status) +
-                       "; use --device cpu");
+  if (status == cudaErrorMemoryAllocation) throw_out_of_memory(0, what);
+  std::string text = std::string("CUDA error in ") + what + ": " + cudaGetErrorString(status);
+  if (is_execution_error(status) && last_kernel() != nullptr && what != last_kernel())
+    text += std::string(" (the last kernel launched was ") + last_kernel() +
+            "; SEGFORGE_CUDA_SYNC=1 checks each kernel as it ends)";
+  throw RuntimeFailure(text + "; use --device cpu");
 }
 
-/// After a kernel launch: launch errors now, execution errors at the next synchronising call.
-inline void check_launch(const char* kernel) { check(cudaGetLastError(), kernel); }
+/// SEGFORGE_CUDA_SYNC=1 (or CUDA_LAUNCH_BLOCKING=1): wait for every kernel as it is launched, so
+/// that a fault names its kernel. Read once; for debugging and the device check, it costs a
+/// synchronisation per launch.
+inline bool sync_each_kernel() {
+  static const bool on = [] {
+    for (const char* name : {"SEGFORGE_CUDA_SYNC", "CUDA_LAUNCH_BLOCKING"}) {
+      const char* v = std::getenv(name);
+      if (v != nullptr && v[0] != '\0' && std::string(v) != "0") return true;
+    }
+    return false;
+  }();
+  return on;
+}
+
+/// After a kernel launch: launch errors now (bad configuration, no code for this device); with
+/// sync_each_kernel(), execution errors too. Otherwise those surface at the next synchronising
+/// call, whose message names this kernel as the last one launched.
+inline void check_launch(const char* kernel) {
+  last_kernel() = kernel;
+  check(cudaGetLastError(), kernel);
+  if (sync_each_kernel()) check(cudaDeviceSynchronize(), kernel);
+}
 
 /// Owning device array of `size` elements (no allocation for size 0).
 template <class T>
@@ -61,7 +124,7 @@ class DeviceBuffer {
     if (status == cudaErrorMemoryAllocation) {
       (void)cudaGetLastError();
       data_ = nullptr;
-      throw_out_of_memory(bytes);
+      throw_out_of_memory(bytes, "cudaMalloc");
     }
     check(status, "cudaMalloc");
   }

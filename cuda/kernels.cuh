@@ -57,10 +57,6 @@ __device__ __forceinline__ void nearest(const float* x, float xn, const float* c
   }
 }
 
-struct MaxOp {
-  __device__ long long operator()(long long a, long long b) const { return a > b ? a : b; }
-};
-
 // ---- small per-row kernels -------------------------------------------------------------------
 
 /// ||x||² accumulated in double, rounded once to float (the CPU's sq_norm).
@@ -170,34 +166,37 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-/// D²-sampling support: chunk_mass[b] = Σ w·d(x) over the block's rows, last_positive[b] = the
-/// last row with w·d(x) > 0 (−1 if none).
+/// Rows per chunk of D²-sampling's cumulative mass: the CPU backend's chunk (cpu/chunks.hpp,
+/// kChunkRows), so that both backends add the same masses in the same order and, on the same
+/// d(x), sample the same rows.
+constexpr int kMassRows = 2048;
+constexpr int kMassItems = kMassRows / kThreads;
+static_assert(kMassItems * kThreads == kMassRows, "a mass chunk is whole rows per thread");
+
+/// D²-sampling support: chunk_mass[c] = Σ w·d(x) over chunk c's rows [c·kMassRows, …), added in
+/// row order from 0 as the CPU backend does (a tree would round differently); last_positive[c] =
+/// the chunk's last row with w·d(x) > 0 (−1 if none). The block stages the masses in shared memory
+/// with coalesced loads, then one thread adds them.
 __global__ void __launch_bounds__(kThreads)
     mass_kernel(const float* w, const float* min_dist, i64 n, double* chunk_mass,
                 long long* last_positive) {
-  using SumReduce = cub::BlockReduce<double, kThreads>;
-  using MaxReduce = cub::BlockReduce<long long, kThreads>;
-  __shared__ union {
-    typename SumReduce::TempStorage sum;
-    typename MaxReduce::TempStorage max;
-  } tmp;
-  const i64 base = static_cast<i64>(blockIdx.x) * kSubRows;
-  double acc = 0.0;
-  long long last = -1;
-  for (int m = 0; m < kItems; ++m) {
-    const i64 i = base + threadIdx.x + m * kThreads;
-    if (i >= n) break;
-    const double mass = static_cast<double>(w[i]) * static_cast<double>(min_dist[i]);
-    acc += mass;
-    if (mass > 0.0) last = i;
+  __shared__ double mass[kMassRows];
+  const i64 base = static_cast<i64>(blockIdx.x) * kMassRows;
+  const int count = n - base < kMassRows ? static_cast<int>(n - base) : kMassRows;
+  for (int m = 0; m < kMassItems; ++m) {
+    const int r = threadIdx.x + m * kThreads;
+    if (r < count) mass[r] = static_cast<double>(w[base + r]) * static_cast<double>(min_dist[base + r]);
   }
-  const double total = SumReduce(tmp.sum).Sum(acc);
   __syncthreads();
-  const long long last_block = MaxReduce(tmp.max).Reduce(last, MaxOp{});
-  if (threadIdx.x == 0) {
-    chunk_mass[blockIdx.x] = total;
-    last_positive[blockIdx.x] = last_block;
+  if (threadIdx.x != 0) return;
+  double sum = 0.0;
+  long long last = -1;
+  for (int r = 0; r < count; ++r) {
+    sum += mass[r];
+    if (mass[r] > 0.0) last = base + r;
   }
+  chunk_mass[blockIdx.x] = sum;
+  last_positive[blockIdx.x] = last;
 }
 
 /// Column sums over the block's rows: partial[b·d + j] = Σ x_j, or Σ (x_j − mean_j)² when mean is

@@ -405,6 +405,119 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaVsCpu,
                                          Shape{5000, 1, 2, true}),
                          shape_name);
 
+// ---- shapes the small suite does not reach ----------------------------------------------------
+
+/// The ops of one Lloyd iteration, k-means++ and the metrics on both backends.
+void expect_backends_agree(Backend& gpu, Backend& cpu, const Matrix<float>& x, const Matrix<float>& c,
+                           const std::vector<float>& w) {
+  auto gd = gpu.upload(x.view(), w);
+  auto cd = cpu.upload(x.view(), w);
+  const i64 n = x.rows();
+  const AccumulateResult g = gpu.assign_accumulate(*gd, c.view());
+  const AccumulateResult s = cpu.assign_accumulate(*cd, c.view());
+  expect_rel_all(g.sums, s.sums, 1e-5, "sums");
+  expect_rel_all(g.counts, s.counts, 1e-5, "counts");
+  expect_rel(g.inertia, s.inertia, 1e-5, "inertia");
+  auto gd2 = gpu.upload(x.view(), w);
+  const AccumulateResult g2 = gpu.assign_accumulate(*gd2, c.view());
+  expect_same_bits(g.sums, g2.sums, "rerun sums");
+  EXPECT_EQ(std::memcmp(&g.inertia, &g2.inertia, sizeof(double)), 0) << "rerun inertia";
+
+  std::vector<std::int32_t> gl(n), cl(n);
+  std::vector<float> gdist(n), cdist(n);
+  gpu.assign(*gd, c.view(), gl, gdist);
+  cpu.assign(*cd, c.view(), cl, cdist);
+  expect_labels_match(x, c, gl, cl);
+  for (i64 i = 0; i < n; ++i) ASSERT_NEAR(gdist[i], cdist[i], 1e-5 * (1.0 + cdist[i])) << "row " << i;
+
+  const int k = static_cast<int>(c.rows());
+  const LabelStats gs = gpu.label_stats(*gd, cl, k, c.view());
+  const LabelStats cs = cpu.label_stats(*cd, cl, k, c.view());
+  expect_rel_all(gs.sums, cs.sums, 1e-10, "label sums");
+  expect_rel_all(gs.sq_dist_sums, cs.sq_dist_sums, 1e-5, "label sq_dist_sums");
+
+  const Matrix<float> first = start_centres(x, 1, 8u);
+  expect_rel(gpu.reset_min_distances(*gd, first.view()), cpu.reset_min_distances(*cd, first.view()), 1e-5,
+             "reset φ");
+  const Matrix<float> trials = start_centres(x, 3, 10u);
+  expect_rel_all(gpu.candidate_potentials(*gd, trials.view()), cpu.candidate_potentials(*cd, trials.view()),
+                 1e-5, "potentials");
+  const ColumnStats gc = gpu.column_stats(*gd);
+  const ColumnStats cc = cpu.column_stats(*cd);
+  expect_rel_all(gc.mean, cc.mean, 1e-12, "mean");
+}
+
+// A pass block holds several 1,024-row sub-chunks once the per-block partials [k x (d + 1)]
+// would pass their 64 MiB budget: at K = 1024, D = 128 that is 63 blocks, so 150,001 rows (147
+// sub-chunks) run 49 blocks of 3 sub-chunks, the last one partial — the path of every 10M-row
+// benchmark shape, which the small shapes above never take.
+TEST(CudaLargeShapes, BlocksOfSeveralSubChunks) {
+  REQUIRE_CUDA(gpu);
+  std::unique_ptr<Backend> cpu = make_cpu_backend(0);
+  const Matrix<float> x = blobs(150001, 128, 40, 91u, 3.0f);
+  const Matrix<float> c = start_centres(x, 1024, 92u);
+  expect_backends_agree(*gpu, *cpu, x, c, random_weights(x.rows(), 93u));
+}
+
+// D > 1024: more features than threads in a block (column sums, norms, gathers), with the centres
+// in shared memory (K = 5) and read through the cache (K = 20: 88 KB of centres).
+TEST(CudaLargeShapes, MoreFeaturesThanThreads) {
+  REQUIRE_CUDA(gpu);
+  std::unique_ptr<Backend> cpu = make_cpu_backend(0);
+  const Matrix<float> x = blobs(3001, 1100, 6, 94u, 2.0f);
+  for (const i64 k : {5, 20}) {
+    SCOPED_TRACE("k = " + std::to_string(k));
+    expect_backends_agree(*gpu, *cpu, x, start_centres(x, k, 95u), {});
+  }
+  auto gd = gpu->upload(x.view());
+  const std::vector<i64> rows = {3000, 0, 1500};
+  const Matrix<float> g = gpu->gather(*gd, rows);
+  for (std::size_t r = 0; r < rows.size(); ++r)
+    for (i64 j = 0; j < x.cols(); ++j) ASSERT_EQ(g(static_cast<i64>(r), j), x(rows[r], j));
+}
+
+// D²-sampling adds masses in the CPU backend's 2,048-row chunks and order, and a target that the
+// in-chunk running sum misses by rounding takes the chunk's last row with mass, never a row of none.
+// Exact masses, centre 0: chunk 0 holds 1 (row 0); chunk 1 holds 2048 masses of 2^-60, which vanish
+// one by one beside 1 but sum to 2^-49 in the chunk's total; chunk 2 starts with rows of no mass.
+// A target of 1 + 2^-50 lies in chunk 1 by the offsets, the running sum stays 1 and misses it.
+TEST(CudaLargeShapes, SamplingNeverPicksARowOfNoMass) {
+  REQUIRE_CUDA(gpu);
+  const i64 n = 3 * 2048;
+  std::vector<float> v(static_cast<std::size_t>(n), 0.0f);
+  v[0] = 1.0f;
+  for (i64 i = 2048; i < 4096; ++i) v[i] = std::ldexp(1.0f, -30);
+  for (i64 i = 5000; i < n; ++i) v[i] = 1.0f;
+  const Matrix<float> x(n, 1, v);
+  const Matrix<float> c(1, 1, std::vector<float>{0.0f});
+  auto gd = gpu->upload(x.view());
+  EXPECT_EQ(gpu->reset_min_distances(*gd, c.view()), 1145.0);  // 1 + 2^-49 + 1144, rounded
+  const std::vector<double> targets = {0.5, 1.0 + std::ldexp(1.0, -50), 1.5, 1e9};
+  const std::vector<i64> want = {0, 4095, 5000, n - 1};
+  EXPECT_EQ(gpu->sample_by_min_distance(*gd, targets), want);
+  // The CPU backend gives the same rows (its chunks and order are the GPU's).
+  std::unique_ptr<Backend> cpu = make_cpu_backend(2);
+  auto cd = cpu->upload(x.view());
+  cpu->reset_min_distances(*cd, c.view());
+  EXPECT_EQ(cpu->sample_by_min_distance(*cd, targets), want);
+}
+
+// Data larger than the device: refused before any row is read, with sizes that make sense.
+TEST(CudaLargeShapes, OversizedUploadSaysHowMuch) {
+  REQUIRE_CUDA(gpu);
+  const float one = 0.0f;
+  const MatrixView<const float> huge{&one, std::int64_t{1} << 40, 64};
+  try {
+    (void)gpu->upload(huge, {});
+    FAIL() << "an upload of 2^40 rows was accepted";
+  } catch (const RuntimeFailure& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("TiB on the device"), std::string::npos) << what;
+    EXPECT_EQ(what.find(" 0.00 "), std::string::npos) << what;
+    EXPECT_NE(what.find("--device cpu"), std::string::npos) << what;
+  }
+}
+
 // ---- the drivers end to end -------------------------------------------------------------------
 
 struct DriverData {

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 #include <limits>
+#include <memory>
 
 #include "cli_common.hpp"
 #include "segforge/error.hpp"
@@ -22,9 +23,14 @@ namespace {
 
 int run_info(const Common& c, const std::string& file) {
   std::printf("segforge %s\n", SEGFORGE_VERSION);
+  // The GPU as the backend sees it (device, compute capability, memory, driver and runtime, the
+  // architectures this binary holds), or why there is none (with the build's architectures).
   std::string why_not;
-  const bool gpu = cuda_available(&why_not);
-  std::printf("gpu: %s\n", gpu ? "available" : ("none: " + why_not).c_str());
+  const std::unique_ptr<Backend> gpu = make_cuda_backend(&why_not);
+  if (gpu)
+    std::printf("gpu: %s\n", gpu->info().device.c_str());
+  else
+    std::printf("gpu: none: %s\n", why_not.c_str());
   auto cpu = make_cpu_backend(c.threads);
   std::printf("cpu backend: %s\n", cpu->info().device.c_str());
   if (!file.empty()) {
