@@ -84,19 +84,21 @@ def cuda_events_ms(torch, fn, reps):
 
 def roofline(torch, run):
     """Copy bandwidth (GB/s, read + write) and FP32 matrix-product rate (TFLOP/s, TF32 off)."""
+    def copy_ms(n):
+        src = torch.rand(n, device="cuda")
+        dst = torch.empty_like(src)
+        return cuda_events_ms(torch, lambda: dst.copy_(src), 10)
+
+    def matmul_ms(m):
+        a = torch.randn(m, m, device="cuda")
+        b = torch.randn(m, m, device="cuda")
+        return cuda_events_ms(torch, lambda: a @ b, 5)
+
     n = 1 << 29  # 2 GiB of float32
-    src = torch.rand(n, device="cuda")
-    dst = torch.empty_like(src)
-    ms = cuda_events_ms(torch, lambda: dst.copy_(src), 10)
-    bw = 2 * 4 * n / (ms * 1e-3) / 1e9
-    del src, dst
+    bw = 2 * 4 * n / (copy_ms(n) * 1e-3) / 1e9
     torch.backends.cuda.matmul.allow_tf32 = False
     m = 8192
-    a = torch.randn(m, m, device="cuda")
-    b = torch.randn(m, m, device="cuda")
-    ms = cuda_events_ms(torch, lambda: a @ b, 5)
-    rate = 2 * m ** 3 / (ms * 1e-3) / 1e12
-    del a, b
+    rate = 2 * m ** 3 / (matmul_ms(m) * 1e-3) / 1e12
     torch.cuda.empty_cache()
     run.record(step="roofline", copy_gbs=bw, fp32_tflops=rate, device=torch.cuda.get_device_name())
     return bw, rate
@@ -164,6 +166,8 @@ def flash_lloyd(torch, flash_dir, x, c0, iters):
     if flash_dir not in sys.path:
         sys.path.insert(0, flash_dir)
     from flash_kmeans import batch_kmeans_Euclid
+    if "triton" not in batch_kmeans_Euclid.__module__:  # its package falls back to plain torch
+        raise RuntimeError(f"flash_kmeans has no Triton path here ({batch_kmeans_Euclid.__module__})")
     xb, cb = x[None], c0[None].clone()
     batch_kmeans_Euclid(xb, c0.shape[0], max_iters=2, tol=-1.0, init_centroids=cb.clone())
     torch.cuda.synchronize()
@@ -341,6 +345,7 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     run = Run(args)
     torch.manual_seed(0)
+    torch.backends.cuda.matmul.allow_tf32 = False  # FP32 products: the baseline and the roofline
     bw, rate = roofline(torch, run)
     scale = lambda n: max(1000, int(n * args.scale))
     for i, (n, d, k) in enumerate(LLOYD_SHAPES):
