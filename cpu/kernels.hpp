@@ -55,6 +55,29 @@ inline float sq_norm(const float* v, i64 d) {
   return static_cast<float>(s);
 }
 
+/// dst [d] ← src [d], sixteen floats a move, inline: a short row copied by a call to memmove
+/// costs more than the copy.
+inline void copy_row(const float* src, i64 d, float* dst) {
+  i64 j = 0;
+  for (; j + kLanes <= d; j += kLanes) store16(dst + j, load16(src + j));
+  for (; j < d; ++j) dst[j] = src[j];
+}
+
+/// sq_norm of each of n rows [n x d], the same bits: eight rows' sums advance together (eight
+/// independent chains instead of one), each in its own row's order.
+inline void sq_norms(const float* rows, i64 n, i64 d, float* out) {
+  i64 i = 0;
+  for (; i + 8 <= n; i += 8) {
+    double s[8] = {};
+    const float* x = rows + i * d;
+    for (i64 j = 0; j < d; ++j)
+#pragma GCC unroll 8
+      for (int q = 0; q < 8; ++q) s[q] += static_cast<double>(x[q * d + j]) * x[q * d + j];
+    for (int q = 0; q < 8; ++q) out[i + q] = static_cast<float>(s[q]);
+  }
+  for (; i < n; ++i) out[i] = sq_norm(rows + i * d, d);
+}
+
 enum class Kernel { gemm, direct };
 
 /// The kernel for K centres of D features: a function of the shape alone, so the rounding never

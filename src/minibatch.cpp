@@ -138,7 +138,7 @@ KMeansResult fit_minibatch(Backend& backend, Dataset& data, const MiniBatchParam
     if (!params.counts.empty()) counts = params.counts;
   } else {
     std::vector<std::int64_t> valid_rows(static_cast<std::size_t>(init_size));
-    for (auto& i : valid_rows) i = rng.below(n);
+    rng.fill_below(valid_rows, n);
     std::unique_ptr<Dataset> valid = backend.upload(backend.gather(data, valid_rows).view());
     double best = std::numeric_limits<double>::infinity();
     for (int r = 0; r < params.n_init; ++r) {
@@ -184,7 +184,7 @@ KMeansResult fit_minibatch(Backend& backend, Dataset& data, const MiniBatchParam
       early.save(s);
       return s;
     });
-    for (auto& i : batch) i = rng.below(n);
+    rng.fill_below(batch, n);
     const Matrix<float> before = tol_abs > 0 ? centres : Matrix<float>{};
     const double batch_inertia = backend.minibatch_step(data, batch, centres.view(), counts);
     since_reassign += params.batch_size;

@@ -41,6 +41,16 @@ std::int64_t Rng::below(std::int64_t n) {
   return static_cast<std::int64_t>(r % bound);
 }
 
+void Rng::fill_below(std::span<std::int64_t> out, std::int64_t n) {
+  const auto bound = static_cast<std::uint64_t>(n);
+  const std::uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
+  for (auto& v : out) {
+    std::uint64_t r = next();
+    while (r >= limit) r = next();
+    v = static_cast<std::int64_t>(r % bound);
+  }
+}
+
 std::vector<std::int64_t> Rng::choose(std::int64_t n, std::int64_t k) {
   std::vector<std::int64_t> out;
   out.reserve(static_cast<std::size_t>(k));

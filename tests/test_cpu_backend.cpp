@@ -627,6 +627,26 @@ TEST(CpuBackend, SampleByMinDistanceAcrossChunks) {
   EXPECT_EQ(be->sample_by_min_distance(*data, targets), want);
 }
 
+TEST(CpuBackend, SampleByMinDistanceNeverPicksARowOfNoMass) {
+  // 1-D rows, centre 0, exact masses: chunk 0 (rows 0-2047) holds 1 in row 0; chunk 1 (rows
+  // 2048-4095) 2048 masses of 2^-60, which vanish one by one beside 1 (half an ulp is 2^-53) but
+  // sum to 2^-49 in the chunk's total; chunk 2 starts with rows of no mass. A target of 1 + 2^-50
+  // lies in chunk 1 by the offsets (1 and 1 + 2^-49), but the running sum 1 + 2^-60 + ... stays 1
+  // and misses it: the pick is chunk 1's last row with mass, not chunk 2's first row.
+  const i64 n = 3 * 2048;
+  std::vector<float> v(static_cast<std::size_t>(n), 0.0f);
+  v[0] = 1.0f;
+  for (i64 i = 2048; i < 4096; ++i) v[i] = std::ldexp(1.0f, -30);
+  for (i64 i = 5000; i < n; ++i) v[i] = 1.0f;
+  const Matrix<float> x(n, 1, v);
+  const Matrix<float> c(1, 1, std::vector<float>{0.0f});
+  auto be = make_cpu_backend(2);
+  auto data = be->upload(x.view());
+  be->reset_min_distances(*data, c.view());
+  const double t = 1.0 + std::ldexp(1.0, -50);
+  EXPECT_EQ(be->sample_by_min_distance(*data, std::vector<double>{t}), (std::vector<std::int64_t>{4095}));
+}
+
 TEST(CpuBackend, OversampleMatchesNaiveAndIsDeterministic) {
   const i64 n = 7000;
   const Matrix<float> x = small_integers(n, 4, 41u, 4);

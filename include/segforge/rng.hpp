@@ -38,6 +38,8 @@ class Rng {
   double uniform();
   /// Uniform integer in [0, n), n > 0, without modulo bias.
   std::int64_t below(std::int64_t n);
+  /// below(n) for each element of `out` in turn (the same numbers), the bound's setup once.
+  void fill_below(std::span<std::int64_t> out, std::int64_t n);
   /// A fresh seed for a child stream (one per n_init run, per k-means|| round, ...).
   std::uint64_t split() { return next(); }
   /// k distinct indices from [0, n), in draw order (rejection for k << n, else partial shuffle).
