@@ -19,11 +19,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <new>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "device.cuh"
@@ -161,14 +163,33 @@ struct DeviceCentres {
   DeviceBuffer<float> norms;   ///< [k]
 };
 
-/// Σ over blocks (in block order) of a [n_blocks x width] partial, on the host.
+/// Σ over blocks of a [n_blocks x width] partial (a warp per element, in a fixed order that
+/// depends on n_blocks alone), on the host.
 std::vector<double> reduce_blocks(const DeviceBuffer<double>& partial, i64 n_blocks, i64 width) {
   DeviceBuffer<double> total(width);
-  gpu::reduce_blocks_kernel<<<grid_for(width, kThreads), kThreads>>>(partial.data(), n_blocks,
-                                                                     width, total.data());
+  gpu::reduce_blocks_kernel<<<grid_for(width * gpu::kReduceLanes, kThreads), kThreads>>>(
+      partial.data(), n_blocks, width, total.data());
   gpu::check_launch("reduce_blocks_kernel");
   return total.to_host();
 }
+
+/// Calls f(std::integral_constant<int, dp>) for dp one of gpu::kPaddedDims, f(…<int, 0>) otherwise:
+/// the register kernels' instantiations.
+template <class F>
+void with_padded_dim(int dp, F&& f) {
+  switch (dp) {
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 8: f(std::integral_constant<int, 8>{}); break;
+    case 16: f(std::integral_constant<int, 16>{}); break;
+    case 24: f(std::integral_constant<int, 24>{}); break;
+    case 32: f(std::integral_constant<int, 32>{}); break;
+    case 48: f(std::integral_constant<int, 48>{}); break;
+    case 64: f(std::integral_constant<int, 64>{}); break;
+    default: f(std::integral_constant<int, 0>{}); break;
+  }
+}
+static_assert(gpu::kMaxPaddedDim == 64 && std::size(gpu::kPaddedDims) == 7,
+              "with_padded_dim lists every padded width");
 
 /// Thrust reports failures by exception; they become RuntimeFailures like every CUDA error.
 template <class F>
@@ -206,7 +227,7 @@ class CudaBackend final : public Backend {
     // Dynamic shared memory left to the pass kernels beside their static buffers.
     for (int given = 0; given < 2; ++given) {
       cudaFuncAttributes attr{};
-      gpu::check(cudaFuncGetAttributes(&attr, given ? gpu::pass_kernel<true> : gpu::pass_kernel<false>),
+      gpu::check(cudaFuncGetAttributes(&attr, given ? gpu::pass_kernel<true, 0> : gpu::pass_kernel<false, 0>),
                  "cudaFuncGetAttributes");
       pass_shared_budget_[given] = static_cast<i64>(props_.sharedMemPerBlock) -
                                    static_cast<i64>(attr.sharedSizeBytes);
@@ -313,11 +334,27 @@ class CudaBackend final : public Backend {
     const DeviceCentres c(centroids);
     DeviceBuffer<std::int32_t> dev_labels(ds.n);
     DeviceBuffer<float> dev_dist(sq_distances.empty() ? 0 : ds.n);
-    gpu::assign_kernel<<<grid_for(ds.n, kThreads), kThreads>>>(
-        ds.rows.data(), ds.norms.data(), ds.n, static_cast<int>(ds.d), c.values.data(),
-        c.norms.data(), static_cast<int>(c.k), dev_labels.data(),
-        sq_distances.empty() ? nullptr : dev_dist.data());
-    gpu::check_launch("assign_kernel");
+    float* dists = sq_distances.empty() ? nullptr : dev_dist.data();
+    const int d = static_cast<int>(ds.d), k = static_cast<int>(c.k);
+    bool done = false;
+    with_padded_dim(gpu::padded_dim(ds.d), [&](auto dp) {
+      constexpr int DP = decltype(dp)::value;
+      if constexpr (DP > 0) {
+        const i64 bytes = gpu::staged_centre_bytes(k, DP);
+        if (!allow_shared(gpu::assign_reg_kernel<DP>, bytes)) return;
+        gpu::assign_reg_kernel<DP><<<grid_for(ds.n, kSubRows), kThreads, static_cast<std::size_t>(bytes)>>>(
+            ds.rows.data(), ds.norms.data(), ds.n, d, c.values.data(), c.norms.data(), k,
+            dev_labels.data(), dists);
+        gpu::check_launch("assign_reg_kernel");
+        done = true;
+      }
+    });
+    if (!done) {  // d past kMaxPaddedDim, or centres past the shared memory
+      gpu::assign_kernel<<<grid_for(ds.n, kThreads), kThreads>>>(
+          ds.rows.data(), ds.norms.data(), ds.n, d, c.values.data(), c.norms.data(), k,
+          dev_labels.data(), dists);
+      gpu::check_launch("assign_kernel");
+    }
     dev_labels.download(labels.data(), ds.n);
     if (!sq_distances.empty()) dev_dist.download(sq_distances.data(), ds.n);
   }
@@ -661,11 +698,26 @@ class CudaBackend final : public Backend {
     const DeviceCentres c(centres);
     const i64 n_blocks = ceil_div(ds.n, kSubRows);
     DeviceBuffer<double> block_phi(n_blocks);
-    gpu::min_distance_kernel<<<static_cast<unsigned>(n_blocks), kThreads>>>(
-        ds.rows.data(), ds.norms.data(), ds.weights.data(), ds.n, static_cast<int>(ds.d),
-        c.values.data(), c.norms.data(), static_cast<int>(c.k), reset, ds.min_dist.data(),
-        block_phi.data());
-    gpu::check_launch("min_distance_kernel");
+    const int d = static_cast<int>(ds.d), k = static_cast<int>(c.k);
+    bool done = false;
+    with_padded_dim(gpu::padded_dim(ds.d), [&](auto dp) {
+      constexpr int DP = decltype(dp)::value;
+      if constexpr (DP > 0) {
+        const i64 bytes = gpu::staged_centre_bytes(k, DP);
+        if (!allow_shared(gpu::min_distance_kernel<DP>, bytes)) return;
+        gpu::min_distance_kernel<DP><<<static_cast<unsigned>(n_blocks), kThreads, static_cast<std::size_t>(bytes)>>>(
+            ds.rows.data(), ds.norms.data(), ds.weights.data(), ds.n, d, c.values.data(),
+            c.norms.data(), k, reset, ds.min_dist.data(), block_phi.data());
+        gpu::check_launch("min_distance_kernel (registers)");
+        done = true;
+      }
+    });
+    if (!done) {  // d past kMaxPaddedDim, or centres past the shared memory
+      gpu::min_distance_kernel<0><<<static_cast<unsigned>(n_blocks), kThreads>>>(
+          ds.rows.data(), ds.norms.data(), ds.weights.data(), ds.n, d, c.values.data(),
+          c.norms.data(), k, reset, ds.min_dist.data(), block_phi.data());
+      gpu::check_launch("min_distance_kernel");
+    }
     return reduce_blocks(block_phi, n_blocks, 1)[0];
   }
 
@@ -707,11 +759,43 @@ class CudaBackend final : public Backend {
     const i64 centre_bytes = (k * d + k) * static_cast<i64>(sizeof(float));
     const i64 budget = pass_shared_budget_[kGiven ? 1 : 0];
     SEGFORGE_ASSERT(extra_bytes <= budget, "pass kernel: shared memory budget too small");
-    a.shared_centres = centres != nullptr && extra_bytes + centre_bytes <= budget;
-    const std::size_t dynamic = static_cast<std::size_t>(extra_bytes + (a.shared_centres ? centre_bytes : 0));
-    gpu::pass_kernel<kGiven><<<static_cast<unsigned>(n_blocks), kThreads, dynamic>>>(a);
-    gpu::check_launch("pass_kernel");
+    bool done = false;
+    if constexpr (!kGiven) {
+      // Rows in registers where the padded centres fit in the shared memory (opt-in sizes included).
+      with_padded_dim(centres != nullptr ? gpu::padded_dim(d) : 0, [&](auto dp) {
+        constexpr int DP = decltype(dp)::value;
+        if constexpr (DP > 0) {
+          const i64 bytes = extra_bytes + gpu::staged_centre_bytes(a.k, DP);
+          if (!allow_shared(gpu::pass_kernel<false, DP>, bytes)) return;
+          a.shared_centres = true;
+          gpu::pass_kernel<false, DP><<<static_cast<unsigned>(n_blocks), kThreads, static_cast<std::size_t>(bytes)>>>(a);
+          gpu::check_launch("pass_kernel (registers)");
+          done = true;
+        }
+      });
+    }
+    if (!done) {
+      a.shared_centres = centres != nullptr && extra_bytes + centre_bytes <= budget;
+      const std::size_t dynamic = static_cast<std::size_t>(extra_bytes + (a.shared_centres ? centre_bytes : 0));
+      gpu::pass_kernel<kGiven><<<static_cast<unsigned>(n_blocks), kThreads, dynamic>>>(a);
+      gpu::check_launch("pass_kernel");
+    }
     return reduce_blocks(partial, n_blocks, width);
+  }
+
+  /// Whether `kernel` can take `bytes` of dynamic shared memory beside its static buffers on this
+  /// device; raises its limit past the default 48 KB where needed (sharedMemPerBlockOptin).
+  template <class Kernel>
+  bool allow_shared(Kernel* kernel, i64 bytes) const {
+    cudaFuncAttributes attr{};
+    gpu::check(cudaFuncGetAttributes(&attr, kernel), "cudaFuncGetAttributes");
+    if (bytes + static_cast<i64>(attr.sharedSizeBytes) > static_cast<i64>(props_.sharedMemPerBlockOptin))
+      return false;
+    if (bytes > attr.maxDynamicSharedSizeBytes)
+      gpu::check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      static_cast<int>(bytes)),
+                 "cudaFuncSetAttribute");
+    return true;
   }
 
   /// The device copies of one eps op's blocks and pairs, and the query rows it processes (those

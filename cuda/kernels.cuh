@@ -7,8 +7,8 @@
 //
 // Determinism: every sum is owned by one thread and runs in a fixed order (rows in order, or a
 // cub::BlockReduce of a fixed-size block, whose pattern depends on the block size alone); per-block
-// partials are reduced over blocks in block order by reduce_blocks_kernel. Grids are a function of
-// the shape alone. No floating-point atomics: results are bit-identical run to run and across GPUs.
+// partials are reduced over blocks by reduce_blocks_kernel in an order fixed by the block count
+// (lane strides, then a shuffle tree). Grids are a function of the shape alone. No floating-point atomics: results are bit-identical run to run and across GPUs.
 
 #include <cub/block/block_radix_sort.cuh>
 #include <cub/block/block_reduce.cuh>
@@ -55,6 +55,124 @@ __device__ __forceinline__ void nearest(const float* x, float xn, const float* c
       best_k = l;
     }
   }
+}
+
+// ---- rows in registers, centres staged in shared memory ----------------------------------------
+//
+// The register kernels hold a row in DP registers (d rounded up to one of kPaddedDims, zeros
+// past d) and read the centres from shared memory, staged once per block as [kp x DP] (kp = k
+// rounded up to a multiple of 4, zeros past d) followed by the kp norms (+inf past k). Four centres
+// are scored at once, each by its own __fmaf_rn chain over j ascending from +0: the padded terms add
+// 0·0 = +0 to a dot that is never −0 (it starts at +0, and an exact cancellation rounds to +0), so
+// every dot, and every distance, has the bits of `sq_distance`; a padded centre's distance is +inf
+// and never passes the strict <, so the argmin is `nearest`'s. Reads of the staged centres are
+// float4 broadcasts (every lane of a warp reads the same address): one LDS.128 per four FMAs.
+
+/// Centres per group scored together (and the multiple k is padded to).
+constexpr int kCentreGroup = 4;
+
+/// k rounded up to kCentreGroup.
+__host__ __device__ constexpr int padded_centres(int k) {
+  return (k + kCentreGroup - 1) / kCentreGroup * kCentreGroup;
+}
+
+/// Bytes of the staged centres and norms for k centres of dp floats (in 64 bits: k may be near
+/// 2^31 when the caller asks whether they fit).
+__host__ __device__ constexpr i64 staged_centre_bytes(i64 k, int dp) {
+  return (k + kCentreGroup - 1) / kCentreGroup * kCentreGroup * (dp + 1) *
+         static_cast<i64>(sizeof(float));
+}
+
+/// Stages centres c [k x d] and norms cn [k] into sc (16-byte aligned, staged_centre_bytes(k, DP)).
+/// Every thread of the block takes part; the caller synchronises before reading sc.
+template <int DP>
+__device__ __forceinline__ void stage_centres(const float* __restrict__ c,
+                                              const float* __restrict__ cn, int k, int d,
+                                              float* sc) {
+  const int kp = padded_centres(k);
+  const int total = kp * DP;  // < 2^31: it fits in shared memory
+  for (int e = threadIdx.x; e < total; e += blockDim.x) {
+    const int l = e / DP, j = e - l * DP;
+    sc[e] = l < k && j < d ? c[static_cast<i64>(l) * d + j] : 0.0f;
+  }
+  for (int l = threadIdx.x; l < kp; l += blockDim.x)
+    sc[total + l] = l < k ? cn[l] : __int_as_float(0x7f800000);
+}
+
+/// The row x [d] into xr [DP], zeros past d; float4 loads where d is a multiple of 4 (rows are then
+/// 16-byte aligned: the buffer comes from cudaMalloc and a row starts at a multiple of 4·d bytes).
+template <int DP>
+__device__ __forceinline__ void load_row(const float* __restrict__ x, int d, float (&xr)[DP]) {
+  if ((d & 3) == 0) {
+    const float4* x4 = reinterpret_cast<const float4*>(x);
+#pragma unroll
+    for (int q = 0; q < DP / 4; ++q) {
+      const float4 v = 4 * q < d ? __ldg(x4 + q) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      xr[4 * q + 0] = v.x;
+      xr[4 * q + 1] = v.y;
+      xr[4 * q + 2] = v.z;
+      xr[4 * q + 3] = v.w;
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < DP; ++j) xr[j] = j < d ? __ldg(x + j) : 0.0f;
+  }
+}
+
+/// `nearest` for a row in registers against centres staged by stage_centres<DP> (k real ones):
+/// the same distances and the same argmin (ascending, strict <), four centres per step.
+template <int DP>
+__device__ __forceinline__ void nearest_staged(const float (&xr)[DP], float xn, const float* sc,
+                                               int k, float& best_d, int& best_k) {
+  const int kp = padded_centres(k);
+  const float* scn = sc + kp * DP;
+  best_d = __int_as_float(0x7f800000);  // +inf
+  best_k = 0;
+  for (int l = 0; l < kp; l += kCentreGroup) {
+    const float4* c0 = reinterpret_cast<const float4*>(sc + l * DP);
+    float dot0 = 0.0f, dot1 = 0.0f, dot2 = 0.0f, dot3 = 0.0f;
+#pragma unroll
+    for (int q = 0; q < DP / 4; ++q) {
+      const float4 a = c0[q], b = c0[DP / 4 + q], c = c0[2 * (DP / 4) + q], e = c0[3 * (DP / 4) + q];
+      dot0 = __fmaf_rn(xr[4 * q + 0], a.x, dot0);
+      dot1 = __fmaf_rn(xr[4 * q + 0], b.x, dot1);
+      dot2 = __fmaf_rn(xr[4 * q + 0], c.x, dot2);
+      dot3 = __fmaf_rn(xr[4 * q + 0], e.x, dot3);
+      dot0 = __fmaf_rn(xr[4 * q + 1], a.y, dot0);
+      dot1 = __fmaf_rn(xr[4 * q + 1], b.y, dot1);
+      dot2 = __fmaf_rn(xr[4 * q + 1], c.y, dot2);
+      dot3 = __fmaf_rn(xr[4 * q + 1], e.y, dot3);
+      dot0 = __fmaf_rn(xr[4 * q + 2], a.z, dot0);
+      dot1 = __fmaf_rn(xr[4 * q + 2], b.z, dot1);
+      dot2 = __fmaf_rn(xr[4 * q + 2], c.z, dot2);
+      dot3 = __fmaf_rn(xr[4 * q + 2], e.z, dot3);
+      dot0 = __fmaf_rn(xr[4 * q + 3], a.w, dot0);
+      dot1 = __fmaf_rn(xr[4 * q + 3], b.w, dot1);
+      dot2 = __fmaf_rn(xr[4 * q + 3], c.w, dot2);
+      dot3 = __fmaf_rn(xr[4 * q + 3], e.w, dot3);
+    }
+    const float4 cn = *reinterpret_cast<const float4*>(scn + l);
+    const float dist0 = expand_distance(dot0, xn, cn.x);
+    const float dist1 = expand_distance(dot1, xn, cn.y);
+    const float dist2 = expand_distance(dot2, xn, cn.z);
+    const float dist3 = expand_distance(dot3, xn, cn.w);
+    if (dist0 < best_d) best_d = dist0, best_k = l;
+    if (dist1 < best_d) best_d = dist1, best_k = l + 1;
+    if (dist2 < best_d) best_d = dist2, best_k = l + 2;
+    if (dist3 < best_d) best_d = dist3, best_k = l + 3;
+  }
+}
+
+/// Padded widths of the register kernels; d above the last runs the generic kernels. (No 12:
+/// ptxas spills the pass kernel at 12, not at 8 or 16.)
+constexpr int kPaddedDims[] = {4, 8, 16, 24, 32, 48, 64};
+constexpr int kMaxPaddedDim = 64;
+
+/// The register width for d features, or 0 (generic kernels) past kMaxPaddedDim.
+inline int padded_dim(i64 d) {
+  for (const int dp : kPaddedDims)
+    if (d <= dp) return dp;
+  return 0;
 }
 
 // ---- small per-row kernels -------------------------------------------------------------------
@@ -107,26 +225,70 @@ __global__ void assign_kernel(const float* x, const float* norms, i64 n, int d, 
   if (dists != nullptr) dists[i] = best_d;
 }
 
-/// out[e] = Σ_b partial[b·width + e] over blocks in block order.
-__global__ void reduce_blocks_kernel(const double* partial, i64 n_blocks, i64 width, double* out) {
-  const i64 e = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (e >= width) return;
+/// assign_kernel with the row in registers: block b owns rows [b·kSubRows, (b + 1)·kSubRows), each
+/// thread rows tid + m·kThreads (coalesced label writes); the centres are staged once per block
+/// (dynamic shared memory of staged_centre_bytes(k, DP)).
+template <int DP>
+__global__ void __launch_bounds__(kThreads)
+    assign_reg_kernel(const float* __restrict__ x, const float* __restrict__ norms, i64 n, int d,
+                      const float* __restrict__ c, const float* __restrict__ cn, int k,
+                      std::int32_t* labels, float* dists) {
+  extern __shared__ float4 s_centres4[];
+  float* sc = reinterpret_cast<float*>(s_centres4);
+  stage_centres<DP>(c, cn, k, d, sc);
+  __syncthreads();
+  const i64 base = static_cast<i64>(blockIdx.x) * kSubRows;
+  for (int m = 0; m < kItems; ++m) {
+    const i64 i = base + threadIdx.x + m * kThreads;
+    if (i >= n) break;
+    float xr[DP];
+    load_row<DP>(x + i * d, d, xr);
+    float best_d;
+    int best_k;
+    nearest_staged<DP>(xr, norms[i], sc, k, best_d, best_k);
+    labels[i] = best_k;
+    if (dists != nullptr) dists[i] = best_d;
+  }
+}
+
+/// Lanes per output of reduce_blocks_kernel (one warp).
+constexpr int kReduceLanes = 32;
+
+/// out[e] = Σ_b partial[b·width + e], one warp per output: lane t adds blocks t, t + 32, … in
+/// order, then a fixed shuffle tree (offsets 16, 8, 4, 2, 1). The order depends on n_blocks alone
+/// (a function of the shape), never on timing or the device. Launch with blockDim a multiple of 32
+/// and ceil(width · 32 / blockDim) blocks.
+__global__ void reduce_blocks_kernel(const double* __restrict__ partial, i64 n_blocks, i64 width,
+                                     double* __restrict__ out) {
+  const i64 e = (static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x) / kReduceLanes;
+  const int lane = static_cast<int>(threadIdx.x % kReduceLanes);
+  if (e >= width) return;  // the whole warp: e is the same on all its lanes
   double t = 0.0;
-#pragma unroll 8
-  for (i64 b = 0; b < n_blocks; ++b) t += partial[b * width + e];
-  out[e] = t;
+  for (i64 b = lane; b < n_blocks; b += kReduceLanes) t += partial[b * width + e];
+#pragma unroll
+  for (int o = kReduceLanes / 2; o > 0; o /= 2) t += __shfl_down_sync(0xffffffffu, t, o);
+  if (lane == 0) out[e] = t;
 }
 
 // ---- per-sub-chunk row passes (block b owns rows [b·kSubRows, (b + 1)·kSubRows)) ------------------
 
 /// k-means++ / k-means|| d(x): d ← (reset ? +inf : d) min over the centres; block_phi[b] = Σ w·d
 /// over the block's rows (each thread its kItems rows in order, then a fixed block reduction).
+/// DP > 0: the row in registers, the centres staged in dynamic shared memory of
+/// staged_centre_bytes(k, DP) (the same d(x) bits as DP = 0, which reads them from global memory).
+template <int DP>
 __global__ void __launch_bounds__(kThreads)
     min_distance_kernel(const float* x, const float* norms, const float* w, i64 n, int d,
                         const float* c, const float* cn, int k, bool reset, float* min_dist,
                         double* block_phi) {
   using Reduce = cub::BlockReduce<double, kThreads>;
   __shared__ typename Reduce::TempStorage tmp;
+  extern __shared__ float4 s_centres4[];
+  float* sc = reinterpret_cast<float*>(s_centres4);
+  if constexpr (DP > 0) {
+    stage_centres<DP>(c, cn, k, d, sc);
+    __syncthreads();
+  }
   const i64 base = static_cast<i64>(blockIdx.x) * kSubRows;
   double acc = 0.0;
   for (int m = 0; m < kItems; ++m) {
@@ -134,7 +296,15 @@ __global__ void __launch_bounds__(kThreads)
     if (i >= n) break;
     float best_d = __int_as_float(0x7f800000);
     int best_k;
-    if (k > 0) nearest(x + i * d, norms[i], c, cn, k, d, best_d, best_k);
+    if constexpr (DP > 0) {
+      if (k > 0) {
+        float xr[DP];
+        load_row<DP>(x + i * d, d, xr);
+        nearest_staged<DP>(xr, norms[i], sc, k, best_d, best_k);
+      }
+    } else {
+      if (k > 0) nearest(x + i * d, norms[i], c, cn, k, d, best_d, best_k);
+    }
     const float dm = reset ? best_d : fminf(min_dist[i], best_d);
     min_dist[i] = dm;
     acc += static_cast<double>(w[i]) * static_cast<double>(dm);
@@ -255,8 +425,13 @@ struct PassArgs {
 ///  3. thread t owns slots t, t + kThreads, ... of the partial (a cluster and one of its sums) and
 ///     adds its cluster's run in row order — consecutive slots read consecutive features of a row.
 /// Every sum has one owner and a fixed order: no atomics.
-template <bool kGivenLabels>
+///
+/// DP > 0 (nearest mode only, a.shared_centres set): the centres are staged padded by
+/// stage_centres<DP> after the row values (staged_centre_bytes(k, DP)) and each row is scored from
+/// registers by nearest_staged, with the labels and distances of DP = 0.
+template <bool kGivenLabels, int DP = 0>
 __global__ void __launch_bounds__(kThreads) pass_kernel(PassArgs a) {
+  static_assert(DP == 0 || !kGivenLabels, "the register path scores nearest centres");
   using Sort = cub::BlockRadixSort<unsigned long long, kThreads, kItems>;
   using SumReduce = cub::BlockReduce<double, kThreads>;
   using CountReduce = cub::BlockReduce<long long, kThreads>;
@@ -267,15 +442,20 @@ __global__ void __launch_bounds__(kThreads) pass_kernel(PassArgs a) {
   } tmp;
   __shared__ int s_key[kSubRows];      // label of each offset, then the sorted labels
   __shared__ short s_off[kSubRows];    // sorted position → offset in the sub-chunk
-  extern __shared__ double s_dyn[];    // [n_extra x kSubRows] row values, then the centres
+  // [n_extra x kSubRows] row values, then the centres (16-byte aligned: kSubRows doubles apart).
+  extern __shared__ __align__(16) double s_dyn[];
   double* s_extra = s_dyn;
 
   const int tid = threadIdx.x;
   const int d = a.d, k = a.k;
   const float* c = a.centres;
   const float* cn = a.centre_norms;
-  if (a.shared_centres) {
-    float* sc = reinterpret_cast<float*>(s_dyn + static_cast<i64>(a.n_extra) * kSubRows);
+  float* staged = reinterpret_cast<float*>(s_dyn + static_cast<i64>(a.n_extra) * kSubRows);
+  if constexpr (DP > 0) {
+    stage_centres<DP>(a.centres, a.centre_norms, k, d, staged);
+    __syncthreads();
+  } else if (a.shared_centres) {
+    float* sc = staged;
     for (i64 e = tid; e < static_cast<i64>(k) * d; e += kThreads) sc[e] = a.centres[e];
     for (int l = tid; l < k; l += kThreads) sc[static_cast<i64>(k) * d + l] = a.centre_norms[l];
     c = sc;
@@ -321,7 +501,13 @@ __global__ void __launch_bounds__(kThreads) pass_kernel(PassArgs a) {
           s_extra[2 * kSubRows + off] = w * s2;
         } else {
           float best_d;
-          nearest(x, a.norms[row], c, cn, k, d, best_d, label);
+          if constexpr (DP > 0) {
+            float xr[DP];
+            load_row<DP>(x, d, xr);
+            nearest_staged<DP>(xr, a.norms[row], staged, k, best_d, label);
+          } else {
+            nearest(x, a.norms[row], c, cn, k, d, best_d, label);
+          }
           if (a.labels != nullptr) {
             my_changed += a.labels[row] != label;
             a.labels[row] = label;
