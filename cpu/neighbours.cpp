@@ -30,6 +30,23 @@ struct QueryTile {
   i64 p0, p1;  ///< into `active` (the query positions that pass the mask)
 };
 
+/// Σ_j gap(j)² over j ascending in double: the squared gaps of up to 16 columns at a time
+/// (vector code), then summed in column order.
+template <class Gap>
+double sum_sq_gaps(i64 d, Gap gap) {
+  double s = 0.0;
+  double g2[16];
+  for (i64 j0 = 0; j0 < d; j0 += 16) {
+    const i64 n = std::min<i64>(16, d - j0);
+    for (i64 j = 0; j < n; ++j) {
+      const double g = gap(j0 + j);
+      g2[j] = g * g;
+    }
+    for (i64 j = 0; j < n; ++j) s += g2[j];
+  }
+  return s;
+}
+
 /// A lower bound of the squared distance from x to any row in the box: Σ_j gap_j² over j
 /// ascending in double, gap_j the distance from x_j to [lo_j, hi_j]. Each |x_j − y_j| rounds to
 /// at least gap_j and rounding is monotonic, so with the same order of summation a bound above
@@ -38,37 +55,20 @@ struct QueryTile {
 /// every computed distance above t.
 template <class X, class B>
 double box_sq_gap(const X* x, const B* lo, const B* hi, i64 d) {
-  // The squared gaps of up to 16 columns at a time (vector code), then summed in column order.
-  double s = 0.0;
-  double g2[16];
-  for (i64 j0 = 0; j0 < d; j0 += 16) {
-    const i64 n = std::min<i64>(16, d - j0);
-    for (i64 j = 0; j < n; ++j) {
-      // l − v > 0 when v < l, v − h > 0 when v > h, both <= 0 inside: the gap without a branch.
-      const double v = static_cast<double>(x[j0 + j]);
-      const double g = std::max(std::max(static_cast<double>(lo[j0 + j]) - v, v - static_cast<double>(hi[j0 + j])), 0.0);
-      g2[j] = g * g;
-    }
-    for (i64 j = 0; j < n; ++j) s += g2[j];
-  }
-  return s;
+  return sum_sq_gaps(d, [&](i64 j) {
+    // l − v > 0 when v < l, v − h > 0 when v > h, both <= 0 inside: the gap without a branch.
+    const double v = static_cast<double>(x[j]);
+    return std::max(std::max(static_cast<double>(lo[j]) - v, v - static_cast<double>(hi[j])), 0.0);
+  });
 }
 
 /// The same bound between any row of box a and any row of box b: for x in a and y in b,
 /// y_j − x_j >= lo_b − hi_a, so the rounded |x_j − y_j| is at least the rounded gap (monotonic
 /// rounding, symmetric under negation), and so on as in box_sq_gap.
 double boxes_sq_gap(const double* alo, const double* ahi, const float* blo, const float* bhi, i64 d) {
-  double s = 0.0;
-  double g2[16];
-  for (i64 j0 = 0; j0 < d; j0 += 16) {
-    const i64 n = std::min<i64>(16, d - j0);
-    for (i64 j = 0; j < n; ++j) {
-      const double g = std::max(std::max(static_cast<double>(blo[j0 + j]) - ahi[j0 + j], alo[j0 + j] - static_cast<double>(bhi[j0 + j])), 0.0);
-      g2[j] = g * g;
-    }
-    for (i64 j = 0; j < n; ++j) s += g2[j];
-  }
-  return s;
+  return sum_sq_gaps(d, [&](i64 j) {
+    return std::max(std::max(static_cast<double>(blo[j]) - ahi[j], alo[j] - static_cast<double>(bhi[j])), 0.0);
+  });
 }
 
 /// Squared distances from x (the float32 row widened) to the m rows of a chunk stored
