@@ -15,8 +15,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <limits>
 #include <memory>
+#include <new>
 #include <numeric>
 #include <random>
 #include <span>
@@ -516,6 +519,208 @@ TEST(CudaLargeShapes, OversizedUploadSaysHowMuch) {
     EXPECT_EQ(what.find(" 0.00 "), std::string::npos) << what;
     EXPECT_NE(what.find("--device cpu"), std::string::npos) << what;
   }
+}
+
+// ---- the register kernels against the arithmetic they promise --------------------------------
+
+/// The distance arithmetic of both backends, on the host: ||v||² summed in double and rounded once
+/// (float products are exact in double, so fusing cannot change it); the dot by fmaf over j
+/// ascending from +0; max(0, fma(−2, dot, ||x||²) + ||c||²).
+float ref_sq_norm(const float* v, i64 d) {
+  double s = 0.0;
+  for (i64 j = 0; j < d; ++j) s += static_cast<double>(v[j]) * static_cast<double>(v[j]);
+  return static_cast<float>(s);
+}
+
+float ref_distance(const float* x, float xn, const float* c, float cn, i64 d) {
+  float dot = 0.0f;
+  for (i64 j = 0; j < d; ++j) dot = std::fmaf(x[j], c[j], dot);
+  const float t = std::fmaf(-2.0f, dot, xn);
+  return std::fmax(0.0f, t + cn);
+}
+
+/// Nearest centre of row i (ascending, strict <) and its distance, as ref_distance computes them.
+void ref_nearest(const Matrix<float>& x, i64 i, const Matrix<float>& c, const std::vector<float>& cn,
+                 std::int32_t& label, float& dist) {
+  const float xn = ref_sq_norm(x.row(i), x.cols());
+  dist = std::numeric_limits<float>::infinity();
+  label = 0;
+  for (i64 l = 0; l < c.rows(); ++l) {
+    const float v = ref_distance(x.row(i), xn, c.row(l), cn[l], x.cols());
+    if (v < dist) {
+      dist = v;
+      label = static_cast<std::int32_t>(l);
+    }
+  }
+}
+
+std::string float_bits(float v) {
+  std::uint32_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return std::to_string(v) + " (0x" + [&] {
+    char t[9];
+    std::snprintf(t, sizeof t, "%08x", b);
+    return std::string(t);
+  }() + ")";
+}
+
+/// d = 1 … 64 run the register kernels (d padded to 4, 8, 16, 24, 32, 48 or 64; d not a multiple
+/// of 4 takes scalar row loads, a multiple of 4 float4 loads); d = 65 and 100 the generic ones. K
+/// not a multiple of the four-centre group; K·D past the default 48 KB of shared memory (opt-in
+/// sizes), at the opt-in limit (d = 64, K = 800 in the pass kernel: 227 KB of 227 KB on an H100)
+/// and past it (the generic kernels); N not a multiple of the 256-row block nor of the 1,024-row
+/// sub-chunk; 40 pass blocks (not a multiple of the reduction's 32 lanes) and 293 (more than two
+/// per SM on an H100).
+struct RegShape {
+  i64 n;
+  i64 d;
+  i64 k;
+};
+
+std::string reg_shape_name(const testing::TestParamInfo<RegShape>& info) {
+  return "n" + std::to_string(info.param.n) + "_d" + std::to_string(info.param.d) + "_k" +
+         std::to_string(info.param.k);
+}
+
+class CudaRegisterKernels : public testing::TestWithParam<RegShape> {};
+
+// Labels and distances of assign bit for bit against the host arithmetic; the pass's counts
+// exactly, its sums and inertia within double rounding; d(x) of k-means++ the same minima, so φ
+// after reset(all) equals φ after reset(some) + update(the rest) bit for bit; reruns bit-identical.
+TEST_P(CudaRegisterKernels, MatchTheHostArithmetic) {
+  REQUIRE_CUDA(gpu);
+  const RegShape s = GetParam();
+  const Matrix<float> x = blobs(s.n, s.d, static_cast<int>(std::min<i64>(s.k, 12)), 600u + static_cast<std::uint32_t>(s.d), 3.0f);
+  const Matrix<float> c = start_centres(x, s.k, 601u);
+  std::vector<float> cn(static_cast<std::size_t>(s.k));
+  for (i64 l = 0; l < s.k; ++l) cn[l] = ref_sq_norm(c.row(l), s.d);
+  std::vector<std::int32_t> want_labels(s.n);
+  std::vector<float> want_dist(s.n);
+  for (i64 i = 0; i < s.n; ++i) ref_nearest(x, i, c, cn, want_labels[i], want_dist[i]);
+
+  auto gd = gpu->upload(x.view());
+  std::vector<std::int32_t> labels(s.n);
+  std::vector<float> dist(s.n);
+  gpu->assign(*gd, c.view(), labels, dist);
+  for (i64 i = 0; i < s.n; ++i) {
+    ASSERT_EQ(labels[i], want_labels[i]) << "row " << i;
+    ASSERT_EQ(std::memcmp(&dist[i], &want_dist[i], sizeof(float)), 0)
+        << "row " << i << ": " << float_bits(dist[i]) << " vs " << float_bits(want_dist[i]);
+  }
+  std::vector<std::int32_t> only(s.n);
+  gpu->assign(*gd, c.view(), only, {});
+  EXPECT_EQ(only, labels);
+
+  // The pass: counts exactly (unweighted), sums and inertia as the host's double sums.
+  std::vector<double> counts(static_cast<std::size_t>(s.k), 0.0), sums(static_cast<std::size_t>(s.k * s.d), 0.0);
+  double inertia = 0.0;
+  for (i64 i = 0; i < s.n; ++i) {
+    counts[want_labels[i]] += 1.0;
+    for (i64 j = 0; j < s.d; ++j) sums[want_labels[i] * s.d + j] += x(i, j);
+    inertia += want_dist[i];
+  }
+  const AccumulateResult a = gpu->assign_accumulate(*gd, c.view());
+  EXPECT_EQ(a.counts, counts);
+  EXPECT_EQ(a.n_changed, s.n);
+  expect_rel_all(a.sums, sums, 1e-10, "sums");
+  expect_rel(a.inertia, inertia, 1e-10, "inertia");
+  const AccumulateResult b = gpu->assign_accumulate(*gd, c.view());
+  EXPECT_EQ(b.n_changed, 0);
+  expect_same_bits(a.sums, b.sums, "rerun sums");
+  expect_same_bits(a.counts, b.counts, "rerun counts");
+  EXPECT_EQ(std::memcmp(&a.inertia, &b.inertia, sizeof(double)), 0) << "rerun inertia";
+
+  // k-means++'s d(x): φ = Σ d(x) of the same minima however the centres come.
+  const double phi = gpu->reset_min_distances(*gd, c.view());
+  expect_rel(phi, inertia, 1e-10, "φ");
+  if (s.k >= 2) {
+    const i64 half = s.k / 2;
+    Matrix<float> first(half, s.d), rest(s.k - half, s.d);
+    std::copy(c.row(0), c.row(0) + half * s.d, first.row(0));
+    std::copy(c.row(half), c.row(half) + (s.k - half) * s.d, rest.row(0));
+    gpu->reset_min_distances(*gd, first.view());
+    const double phi2 = gpu->update_min_distances(*gd, rest.view());
+    EXPECT_EQ(std::memcmp(&phi, &phi2, sizeof(double)), 0) << phi << " vs " << phi2;
+  }
+  EXPECT_EQ(gpu->reset_min_distances(*gd, c.view()), phi) << "rerun φ";
+
+  // Weighted: the same labels, so the weighted sums follow.
+  const std::vector<float> w = random_weights(s.n, 602u);
+  auto gw = gpu->upload(x.view(), w);
+  std::vector<double> wsums(static_cast<std::size_t>(s.k * s.d), 0.0), wcounts(static_cast<std::size_t>(s.k), 0.0);
+  for (i64 i = 0; i < s.n; ++i) {
+    wcounts[want_labels[i]] += w[i];
+    for (i64 j = 0; j < s.d; ++j) wsums[want_labels[i] * s.d + j] += static_cast<double>(w[i]) * x(i, j);
+  }
+  const AccumulateResult aw = gpu->assign_accumulate(*gw, c.view());
+  expect_rel_all(aw.sums, wsums, 1e-10, "weighted sums");
+  expect_rel_all(aw.counts, wcounts, 1e-10, "weighted counts");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Widths, CudaRegisterKernels,
+    testing::Values(RegShape{2500, 1, 7}, RegShape{2500, 3, 13}, RegShape{2500, 4, 1},
+                    RegShape{2500, 5, 7}, RegShape{2500, 8, 13}, RegShape{2500, 13, 7},
+                    RegShape{2500, 16, 30}, RegShape{2500, 21, 7}, RegShape{2500, 24, 13},
+                    RegShape{2500, 29, 30}, RegShape{2500, 32, 7}, RegShape{2500, 40, 13},
+                    RegShape{2500, 48, 30}, RegShape{2500, 61, 7}, RegShape{2500, 64, 13},
+                    RegShape{2500, 65, 7}, RegShape{2500, 100, 13},
+                    // shared memory: opt-in sizes, the opt-in limit, past it
+                    RegShape{3001, 8, 1500}, RegShape{2049, 8, 6001}, RegShape{2049, 8, 7000},
+                    RegShape{1500, 64, 800}, RegShape{1500, 64, 900},
+                    // many pass blocks
+                    RegShape{40000, 16, 20}, RegShape{300001, 8, 9}),
+    reg_shape_name);
+
+// N·D past 2^31 (33,555,432 rows of 64 features, 8 GiB; row 2^25 starts at element 2^31): row
+// offsets in 64 bits in the register kernels (assign, the pass, min-distance). Skipped where the
+// device or the host lacks the memory.
+TEST(CudaLargeShapes, RowOffsetsPast32Bits) {
+  REQUIRE_CUDA(gpu);
+  const i64 n = (i64{1} << 25) + 1000, d = 64;
+  Matrix<float> x;
+  try {
+    x = Matrix<float>(n, d);
+  } catch (const std::bad_alloc&) {
+    GTEST_SKIP() << "not enough host memory for 8 GiB of rows";
+  }
+  // Rows of small integers: every dot and norm is exact, and row i's nearest centre is i mod 4.
+  const Matrix<float> c(4, d, [&] {
+    std::vector<float> v(static_cast<std::size_t>(4 * d));
+    for (i64 l = 0; l < 4; ++l)
+      for (i64 j = 0; j < d; ++j) v[l * d + j] = static_cast<float>(10 * l + (j % 3));
+    return v;
+  }());
+  for (i64 i = 0; i < n; ++i) {
+    float* r = x.row(i);
+    const i64 l = i % 4;
+    for (i64 j = 0; j < d; ++j) r[j] = static_cast<float>(10 * l + (j % 3) + ((i + j) % 2));
+  }
+  std::unique_ptr<Dataset> gd;
+  try {
+    gd = gpu->upload(x.view());
+  } catch (const RuntimeFailure& e) {  // the device is too small (the residency check)
+    GTEST_SKIP() << e.what();
+  }
+  std::vector<std::int32_t> labels(n);
+  std::vector<float> dist(n);
+  gpu->assign(*gd, c.view(), labels, dist);
+  std::vector<float> cn(4);
+  for (i64 l = 0; l < 4; ++l) cn[l] = ref_sq_norm(c.row(l), d);
+  for (const i64 i : {i64{0}, i64{1}, (i64{1} << 31) / d - 1, (i64{1} << 31) / d, (i64{1} << 31) / d + 1, n - 2, n - 1}) {
+    std::int32_t want;
+    float want_dist;
+    ref_nearest(x, i, c, cn, want, want_dist);
+    EXPECT_EQ(labels[i], want) << "row " << i;
+    EXPECT_EQ(labels[i], i % 4) << "row " << i;
+    EXPECT_EQ(dist[i], want_dist) << "row " << i;
+  }
+  for (i64 i = 0; i < n; ++i) ASSERT_EQ(labels[i], i % 4) << "row " << i;
+  const AccumulateResult a = gpu->assign_accumulate(*gd, c.view());
+  EXPECT_EQ(a.counts, (std::vector<double>{static_cast<double>((n + 3) / 4), static_cast<double>((n + 2) / 4),
+                                           static_cast<double>((n + 1) / 4), static_cast<double>(n / 4)}));
+  // Integer distances: both sums are exact, whatever their order.
+  EXPECT_EQ(gpu->reset_min_distances(*gd, c.view()), a.inertia);
 }
 
 // ---- the drivers end to end -------------------------------------------------------------------
