@@ -163,14 +163,76 @@ struct DeviceCentres {
   DeviceBuffer<float> norms;   ///< [k]
 };
 
-/// Σ over blocks of a [n_blocks x width] partial (a warp per element, in a fixed order that
-/// depends on n_blocks alone), on the host.
+/// total [width] ← Σ over blocks of a [n_blocks x width] partial (a warp per element, in a fixed
+/// order that depends on n_blocks alone), on the device.
+void launch_reduce_blocks(const double* partial, i64 n_blocks, i64 width, double* total) {
+  gpu::reduce_blocks_kernel<<<grid_for(width * gpu::kReduceLanes, kThreads), kThreads>>>(
+      partial, n_blocks, width, total);
+  gpu::check_launch("reduce_blocks_kernel");
+}
+
+/// Σ over blocks of a [n_blocks x width] partial, on the host.
 std::vector<double> reduce_blocks(const DeviceBuffer<double>& partial, i64 n_blocks, i64 width) {
   DeviceBuffer<double> total(width);
-  gpu::reduce_blocks_kernel<<<grid_for(width * gpu::kReduceLanes, kThreads), kThreads>>>(
-      partial.data(), n_blocks, width, total.data());
-  gpu::check_launch("reduce_blocks_kernel");
+  launch_reduce_blocks(partial.data(), n_blocks, width, total.data());
   return total.to_host();
+}
+
+/// Grow-only device and page-locked host memory that the hot calls (the Lloyd pass, min-distance,
+/// assign) lay out their centres, partials and totals in: the centres go up in one asynchronous
+/// copy, the totals come back in one, and the call synchronises once, with no cudaMalloc or
+/// cudaFree once the workspace has grown to the largest shape. A backend serves one call at a
+/// time (as every Backend), so one workspace is enough; a call reserves before taking pointers.
+class Workspace {
+ public:
+  /// Bytes rounded up so that every region starts 256-byte aligned.
+  static i64 aligned(i64 bytes) { return (bytes + 255) / 256 * 256; }
+
+  /// Room for device_bytes and host_bytes (earlier pointers into the workspace become invalid).
+  void reserve(i64 device_bytes, i64 host_bytes) {
+    // Grow by half at least, so that a shape creeping upwards does not reallocate every call;
+    // free before allocating, so that the old and new buffers never coexist.
+    if (device_bytes > device_.size()) {
+      const i64 grown = std::max(device_bytes, device_.size() + device_.size() / 2);
+      device_ = DeviceBuffer<std::byte>();
+      device_ = DeviceBuffer<std::byte>(grown);
+    }
+    if (host_bytes > host_.bytes()) {
+      const i64 grown = std::max(host_bytes, host_.bytes() + host_.bytes() / 2);
+      host_ = gpu::PinnedBuffer();
+      host_ = gpu::PinnedBuffer(grown);
+    }
+  }
+  std::byte* device() { return device_.data(); }
+  std::byte* host() { return host_.data(); }
+
+ private:
+  DeviceBuffer<std::byte> device_;
+  gpu::PinnedBuffer host_;
+};
+
+/// Centres and their norms in a workspace: [k x d] values, then [k] norms.
+struct SentCentres {
+  const float* values = nullptr;  ///< null: no centres
+  const float* norms = nullptr;
+  i64 k = 0;
+  /// Bytes of k centres of d features and their norms.
+  static i64 bytes(i64 k, i64 d) { return k * (d + 1) * static_cast<i64>(sizeof(float)); }
+};
+
+/// Writes the centres m and their norms (computed on the host as the CPU does) to the pinned
+/// `host` and queues their copy to `device` (both SentCentres::bytes long) on the stream.
+SentCentres send_centres(MatrixView<const float> m, std::byte* host, std::byte* device) {
+  const i64 k = m.rows, d = m.cols;
+  if (k == 0 || m.data == nullptr) return {};
+  auto* h = reinterpret_cast<float*>(host);
+  std::copy_n(m.data, k * d, h);
+  for (i64 l = 0; l < k; ++l) h[k * d + l] = sq_norm(m.data + l * d, d);
+  gpu::check(cudaMemcpyAsync(device, host, static_cast<std::size_t>(SentCentres::bytes(k, d)),
+                             cudaMemcpyHostToDevice, 0),
+             "cudaMemcpyAsync to device");
+  const auto* dv = reinterpret_cast<const float*>(device);
+  return {dv, dv + k * d, k};
 }
 
 /// Calls f(std::integral_constant<int, dp>) for dp one of gpu::kPaddedDims, f(…<int, 0>) otherwise:
@@ -307,10 +369,9 @@ class CudaBackend final : public Backend {
   AccumulateResult assign_accumulate(Dataset& data, MatrixView<const float> centroids) override {
     auto& ds = cuda_data(data);
     check_centres(ds, centroids, 1);
-    const DeviceCentres c(centroids);
-    const i64 k = c.k, d = ds.d;
+    const i64 k = centroids.rows, d = ds.d;
     const std::vector<double> t =
-        pass<false>(ds, nullptr, ds.n, &c, k, nullptr, ds.labels.data(), /*n_extra=*/1);
+        pass<false>(ds, nullptr, ds.n, centroids, k, nullptr, ds.labels.data(), /*n_extra=*/1);
     AccumulateResult out;
     out.sums.resize(static_cast<std::size_t>(k * d));
     out.counts.resize(static_cast<std::size_t>(k));
@@ -331,7 +392,8 @@ class CudaBackend final : public Backend {
     SEGFORGE_ASSERT(sq_distances.empty() || static_cast<i64>(sq_distances.size()) == ds.n,
                     "sq_distances must be empty or have n_samples entries");
     if (ds.n == 0) return;
-    const DeviceCentres c(centroids);
+    ws_.reserve(SentCentres::bytes(centroids.rows, ds.d), SentCentres::bytes(centroids.rows, ds.d));
+    const SentCentres c = send_centres(centroids, ws_.host(), ws_.device());
     DeviceBuffer<std::int32_t> dev_labels(ds.n);
     DeviceBuffer<float> dev_dist(sq_distances.empty() ? 0 : ds.n);
     float* dists = sq_distances.empty() ? nullptr : dev_dist.data();
@@ -343,16 +405,14 @@ class CudaBackend final : public Backend {
         const i64 bytes = gpu::staged_centre_bytes(k, DP);
         if (!allow_shared(gpu::assign_reg_kernel<DP>, bytes)) return;
         gpu::assign_reg_kernel<DP><<<grid_for(ds.n, kSubRows), kThreads, static_cast<std::size_t>(bytes)>>>(
-            ds.rows.data(), ds.norms.data(), ds.n, d, c.values.data(), c.norms.data(), k,
-            dev_labels.data(), dists);
+            ds.rows.data(), ds.norms.data(), ds.n, d, c.values, c.norms, k, dev_labels.data(), dists);
         gpu::check_launch("assign_reg_kernel");
         done = true;
       }
     });
     if (!done) {  // d past kMaxPaddedDim, or centres past the shared memory
       gpu::assign_kernel<<<grid_for(ds.n, kThreads), kThreads>>>(
-          ds.rows.data(), ds.norms.data(), ds.n, d, c.values.data(), c.norms.data(), k,
-          dev_labels.data(), dists);
+          ds.rows.data(), ds.norms.data(), ds.n, d, c.values, c.norms, k, dev_labels.data(), dists);
       gpu::check_launch("assign_kernel");
     }
     dev_labels.download(labels.data(), ds.n);
@@ -479,9 +539,9 @@ class CudaBackend final : public Backend {
     for (const auto r : batch) SEGFORGE_ASSERT(r >= 0 && r < ds.n, "batch row out of range");
     const i64 k = centroids.rows, d = ds.d, m = static_cast<i64>(batch.size());
     if (m == 0) return 0.0;
-    const DeviceCentres c(centroids);
     DeviceBuffer<i64> index = gpu::to_device(batch.data(), m);
-    const std::vector<double> t = pass<false>(ds, index.data(), m, &c, k, nullptr, nullptr, 1);
+    const std::vector<double> t =
+        pass<false>(ds, index.data(), m, MatrixView<const float>(centroids), k, nullptr, nullptr, 1);
     // Sculley (2010) with per-centre counts, as scikit-learn's _minibatch_update_dense:
     // c_k ← (c_k·n_k + Σ w·x) / (n_k + b_k), n_k ← n_k + b_k, for the centres the batch touched.
     for (i64 l = 0; l < k; ++l) {
@@ -509,10 +569,9 @@ class CudaBackend final : public Backend {
                     "centroids must be empty or [n_clusters x n_features]");
     check_labels(labels, n_clusters);
     DeviceBuffer<std::int32_t> dev_labels = gpu::to_device(labels.data(), ds.n);
-    std::unique_ptr<DeviceCentres> c;
-    if (with_centres) c = std::make_unique<DeviceCentres>(centroids);
-    const std::vector<double> t =
-        pass<true>(ds, nullptr, ds.n, c.get(), k, dev_labels.data(), nullptr, /*n_extra=*/3);
+    const std::vector<double> t = pass<true>(
+        ds, nullptr, ds.n, with_centres ? centroids : MatrixView<const float>{nullptr, 0, d}, k,
+        dev_labels.data(), nullptr, /*n_extra=*/3);
     LabelStats out;
     out.sums.resize(static_cast<std::size_t>(k * d));
     out.counts.resize(static_cast<std::size_t>(k));
@@ -695,9 +754,15 @@ class CudaBackend final : public Backend {
   double min_distances(CudaDataset& ds, MatrixView<const float> centres, bool reset) {
     check_centres(ds, centres);
     if (ds.n == 0) return 0.0;
-    const DeviceCentres c(centres);
     const i64 n_blocks = ceil_div(ds.n, kSubRows);
-    DeviceBuffer<double> block_phi(n_blocks);
+    // Workspace: centres | block φ [n_blocks] | φ; pinned: centres | φ.
+    const i64 centre_bytes = Workspace::aligned(SentCentres::bytes(centres.rows, ds.d));
+    const i64 phi_at = centre_bytes + Workspace::aligned(n_blocks * static_cast<i64>(sizeof(double)));
+    ws_.reserve(phi_at + static_cast<i64>(sizeof(double)), centre_bytes + static_cast<i64>(sizeof(double)));
+    const SentCentres c = send_centres(centres, ws_.host(), ws_.device());
+    double* block_phi = reinterpret_cast<double*>(ws_.device() + centre_bytes);
+    double* phi = reinterpret_cast<double*>(ws_.device() + phi_at);
+    double* host_phi = reinterpret_cast<double*>(ws_.host() + centre_bytes);
     const int d = static_cast<int>(ds.d), k = static_cast<int>(c.k);
     bool done = false;
     with_padded_dim(gpu::padded_dim(ds.d), [&](auto dp) {
@@ -706,26 +771,30 @@ class CudaBackend final : public Backend {
         const i64 bytes = gpu::staged_centre_bytes(k, DP);
         if (!allow_shared(gpu::min_distance_kernel<DP>, bytes)) return;
         gpu::min_distance_kernel<DP><<<static_cast<unsigned>(n_blocks), kThreads, static_cast<std::size_t>(bytes)>>>(
-            ds.rows.data(), ds.norms.data(), ds.weights.data(), ds.n, d, c.values.data(),
-            c.norms.data(), k, reset, ds.min_dist.data(), block_phi.data());
+            ds.rows.data(), ds.norms.data(), ds.weights.data(), ds.n, d, c.values, c.norms, k,
+            reset, ds.min_dist.data(), block_phi);
         gpu::check_launch("min_distance_kernel (registers)");
         done = true;
       }
     });
     if (!done) {  // d past kMaxPaddedDim, or centres past the shared memory
       gpu::min_distance_kernel<0><<<static_cast<unsigned>(n_blocks), kThreads>>>(
-          ds.rows.data(), ds.norms.data(), ds.weights.data(), ds.n, d, c.values.data(),
-          c.norms.data(), k, reset, ds.min_dist.data(), block_phi.data());
+          ds.rows.data(), ds.norms.data(), ds.weights.data(), ds.n, d, c.values, c.norms, k,
+          reset, ds.min_dist.data(), block_phi);
       gpu::check_launch("min_distance_kernel");
     }
-    return reduce_blocks(block_phi, n_blocks, 1)[0];
+    launch_reduce_blocks(block_phi, n_blocks, 1, phi);
+    gpu::check(cudaMemcpyAsync(host_phi, phi, sizeof(double), cudaMemcpyDeviceToHost, 0),
+               "cudaMemcpyAsync to host");
+    gpu::check(cudaStreamSynchronize(0), "min-distance pass");
+    return *host_phi;
   }
 
   /// Runs pass_kernel over n_rows rows (data rows `index`, or 0..n_rows) and returns the
   /// per-cluster totals [k x (d + n_extra)], then Σ w·d(x) and the number of changed labels.
   template <bool kGiven>
   std::vector<double> pass(const CudaDataset& ds, const i64* index, i64 n_rows,
-                           const DeviceCentres* centres, i64 k, const std::int32_t* given_labels,
+                           MatrixView<const float> centres, i64 k, const std::int32_t* given_labels,
                            std::int32_t* labels, int n_extra) const {
     const i64 d = ds.d;
     const i64 width = k * (d + n_extra) + 2;
@@ -736,8 +805,18 @@ class CudaBackend final : public Backend {
     const i64 max_blocks = std::max<i64>(1, kPartialBudgetBytes / (width * 8));
     const i64 rows_per_block = ceil_div(sub_chunks, std::min(sub_chunks, max_blocks)) * kSubRows;
     const i64 n_blocks = ceil_div(n_rows, rows_per_block);
-    DeviceBuffer<double> partial(n_blocks * width);
-    partial.zero();
+    // Workspace: centres | partial [n_blocks x width] | totals [width]; pinned: centres | totals.
+    const i64 sent_bytes = Workspace::aligned(SentCentres::bytes(centres.rows, d));
+    const i64 partial_bytes = n_blocks * width * static_cast<i64>(sizeof(double));
+    const i64 total_at = sent_bytes + Workspace::aligned(partial_bytes);
+    const i64 total_bytes = width * static_cast<i64>(sizeof(double));
+    ws_.reserve(total_at + total_bytes, sent_bytes + total_bytes);
+    const SentCentres sent = send_centres(centres, ws_.host(), ws_.device());
+    const SentCentres* c = sent.values != nullptr ? &sent : nullptr;
+    double* partial = reinterpret_cast<double*>(ws_.device() + sent_bytes);
+    double* total = reinterpret_cast<double*>(ws_.device() + total_at);
+    double* host_total = reinterpret_cast<double*>(ws_.host() + sent_bytes);
+    gpu::check(cudaMemsetAsync(partial, 0, static_cast<std::size_t>(partial_bytes), 0), "cudaMemsetAsync");
 
     gpu::PassArgs a;
     a.x = ds.rows.data();
@@ -746,15 +825,15 @@ class CudaBackend final : public Backend {
     a.index = index;
     a.n_rows = n_rows;
     a.d = static_cast<int>(d);
-    a.centres = centres != nullptr ? centres->values.data() : nullptr;
-    a.centre_norms = centres != nullptr ? centres->norms.data() : nullptr;
+    a.centres = c != nullptr ? c->values : nullptr;
+    a.centre_norms = c != nullptr ? c->norms : nullptr;
     a.k = static_cast<int>(k);
     a.given_labels = given_labels;
     a.labels = labels;
     a.rows_per_block = rows_per_block;
     a.n_extra = n_extra;
     a.key_bits = std::bit_width(static_cast<std::uint32_t>(k));
-    a.partial = partial.data();
+    a.partial = partial;
     const i64 extra_bytes = static_cast<i64>(n_extra) * kSubRows * static_cast<i64>(sizeof(double));
     const i64 centre_bytes = (k * d + k) * static_cast<i64>(sizeof(float));
     const i64 budget = pass_shared_budget_[kGiven ? 1 : 0];
@@ -762,7 +841,7 @@ class CudaBackend final : public Backend {
     bool done = false;
     if constexpr (!kGiven) {
       // Rows in registers where the padded centres fit in the shared memory (opt-in sizes included).
-      with_padded_dim(centres != nullptr ? gpu::padded_dim(d) : 0, [&](auto dp) {
+      with_padded_dim(c != nullptr ? gpu::padded_dim(d) : 0, [&](auto dp) {
         constexpr int DP = decltype(dp)::value;
         if constexpr (DP > 0) {
           const i64 bytes = extra_bytes + gpu::staged_centre_bytes(a.k, DP);
@@ -775,12 +854,17 @@ class CudaBackend final : public Backend {
       });
     }
     if (!done) {
-      a.shared_centres = centres != nullptr && extra_bytes + centre_bytes <= budget;
+      a.shared_centres = c != nullptr && extra_bytes + centre_bytes <= budget;
       const std::size_t dynamic = static_cast<std::size_t>(extra_bytes + (a.shared_centres ? centre_bytes : 0));
       gpu::pass_kernel<kGiven><<<static_cast<unsigned>(n_blocks), kThreads, dynamic>>>(a);
       gpu::check_launch("pass_kernel");
     }
-    return reduce_blocks(partial, n_blocks, width);
+    launch_reduce_blocks(partial, n_blocks, width, total);
+    gpu::check(cudaMemcpyAsync(host_total, total, static_cast<std::size_t>(total_bytes),
+                               cudaMemcpyDeviceToHost, 0),
+               "cudaMemcpyAsync to host");
+    gpu::check(cudaStreamSynchronize(0), "pass");
+    return std::vector<double>(host_total, host_total + width);
   }
 
   /// Whether `kernel` can take `bytes` of dynamic shared memory beside its static buffers on this
@@ -844,6 +928,7 @@ class CudaBackend final : public Backend {
   int driver_version_ = 0;
   int runtime_version_ = 0;
   i64 pass_shared_budget_[2] = {0, 0};
+  mutable Workspace ws_;  ///< pass() is const; one call at a time uses it
 };
 
 }  // namespace

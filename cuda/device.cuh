@@ -4,6 +4,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -176,6 +177,51 @@ class DeviceBuffer {
   }
   T* data_ = nullptr;
   std::int64_t size_ = 0;
+};
+
+/// Owning page-locked host memory of `bytes` (cudaMallocHost): copies to and from it run
+/// asynchronously on the stream, so a call can queue them with its kernels and wait once.
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  explicit PinnedBuffer(std::int64_t bytes) : bytes_(bytes) {
+    if (bytes <= 0) return;
+    const cudaError_t status = cudaMallocHost(reinterpret_cast<void**>(&data_), static_cast<std::size_t>(bytes));
+    if (status != cudaSuccess) {
+      (void)cudaGetLastError();
+      data_ = nullptr;
+      bytes_ = 0;
+      if (status == cudaErrorMemoryAllocation)
+        throw RuntimeFailure("out of page-locked host memory: need " +
+                             format_bytes(static_cast<double>(bytes)) + "; use --device cpu");
+      check(status, "cudaMallocHost");
+    }
+  }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  PinnedBuffer(PinnedBuffer&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+  PinnedBuffer& operator=(PinnedBuffer&& other) noexcept {
+    if (this != &other) {
+      release();
+      data_ = std::exchange(other.data_, nullptr);
+      bytes_ = std::exchange(other.bytes_, 0);
+    }
+    return *this;
+  }
+  ~PinnedBuffer() { release(); }
+
+  std::byte* data() { return data_; }
+  std::int64_t bytes() const { return bytes_; }
+
+ private:
+  void release() {
+    if (data_ != nullptr) (void)cudaFreeHost(data_);
+    data_ = nullptr;
+    bytes_ = 0;
+  }
+  std::byte* data_ = nullptr;
+  std::int64_t bytes_ = 0;
 };
 
 template <class T>
