@@ -402,10 +402,12 @@ class CudaBackend final : public Backend {
     with_padded_dim(gpu::padded_dim(ds.d), [&](auto dp) {
       constexpr int DP = decltype(dp)::value;
       if constexpr (DP > 0) {
-        const i64 bytes = gpu::staged_centre_bytes(k, DP);
+        const int tile_k = gpu::centre_tile(k, DP);
+        const i64 bytes = gpu::staged_centre_bytes(tile_k, DP);
         if (!allow_shared(gpu::assign_reg_kernel<DP>, bytes)) return;
         gpu::assign_reg_kernel<DP><<<grid_for(ds.n, kSubRows), kThreads, static_cast<std::size_t>(bytes)>>>(
-            ds.rows.data(), ds.norms.data(), ds.n, d, c.values, c.norms, k, dev_labels.data(), dists);
+            ds.rows.data(), ds.norms.data(), ds.n, d, c.values, c.norms, k, tile_k, dev_labels.data(),
+            dists);
         gpu::check_launch("assign_reg_kernel");
         done = true;
       }
@@ -768,11 +770,12 @@ class CudaBackend final : public Backend {
     with_padded_dim(gpu::padded_dim(ds.d), [&](auto dp) {
       constexpr int DP = decltype(dp)::value;
       if constexpr (DP > 0) {
-        const i64 bytes = gpu::staged_centre_bytes(k, DP);
+        const int tile_k = gpu::centre_tile(k, DP);
+        const i64 bytes = gpu::staged_centre_bytes(tile_k, DP);
         if (!allow_shared(gpu::min_distance_kernel<DP>, bytes)) return;
         gpu::min_distance_kernel<DP><<<static_cast<unsigned>(n_blocks), kThreads, static_cast<std::size_t>(bytes)>>>(
             ds.rows.data(), ds.norms.data(), ds.weights.data(), ds.n, d, c.values, c.norms, k,
-            reset, ds.min_dist.data(), block_phi);
+            tile_k, reset, ds.min_dist.data(), block_phi);
         gpu::check_launch("min_distance_kernel (registers)");
         done = true;
       }
@@ -780,7 +783,7 @@ class CudaBackend final : public Backend {
     if (!done) {  // d past kMaxPaddedDim, or centres past the shared memory
       gpu::min_distance_kernel<0><<<static_cast<unsigned>(n_blocks), kThreads>>>(
           ds.rows.data(), ds.norms.data(), ds.weights.data(), ds.n, d, c.values, c.norms, k,
-          reset, ds.min_dist.data(), block_phi);
+          /*tile_k=*/0, reset, ds.min_dist.data(), block_phi);
       gpu::check_launch("min_distance_kernel");
     }
     launch_reduce_blocks(block_phi, n_blocks, 1, phi);
@@ -840,13 +843,14 @@ class CudaBackend final : public Backend {
     SEGFORGE_ASSERT(extra_bytes <= budget, "pass kernel: shared memory budget too small");
     bool done = false;
     if constexpr (!kGiven) {
-      // Rows in registers where the padded centres fit in the shared memory (opt-in sizes included).
+      // Rows in registers, centres through shared memory in tiles, for d up to kMaxPaddedDim.
       with_padded_dim(c != nullptr ? gpu::padded_dim(d) : 0, [&](auto dp) {
         constexpr int DP = decltype(dp)::value;
         if constexpr (DP > 0) {
-          const i64 bytes = extra_bytes + gpu::staged_centre_bytes(a.k, DP);
+          const int tile_k = gpu::centre_tile(a.k, DP);
+          const i64 bytes = extra_bytes + gpu::staged_centre_bytes(tile_k, DP);
           if (!allow_shared(gpu::pass_kernel<false, DP>, bytes)) return;
-          a.shared_centres = true;
+          a.tile_k = tile_k;
           gpu::pass_kernel<false, DP><<<static_cast<unsigned>(n_blocks), kThreads, static_cast<std::size_t>(bytes)>>>(a);
           gpu::check_launch("pass_kernel (registers)");
           done = true;

@@ -60,8 +60,11 @@ __device__ __forceinline__ void nearest(const float* x, float xn, const float* c
 // ---- rows in registers, centres staged in shared memory ----------------------------------------
 //
 // The register kernels hold a row in DP registers (d rounded up to one of kPaddedDims, zeros
-// past d) and read the centres from shared memory, staged once per block as [kp x DP] (kp = k
-// rounded up to a multiple of 4, zeros past d) followed by the kp norms (+inf past k). Four centres
+// past d) and read the centres from shared memory in tiles of tile_k centres (all k in one tile
+// when they fit kCentreTileBytes, staged once per block), each staged as [kp x DP] (kp = the tile's
+// centres rounded up to a multiple of 4, zeros past d) followed by the kp norms (+inf past the
+// tile's centres). Tiles run in ascending order and the running best carries over, so the argmin
+// is the one of a single loop over all centres. Four centres
 // are scored at once, each by its own __fmaf_rn chain over j ascending from +0: the padded terms add
 // 0·0 = +0 to a dot that is never −0 (it starts at +0, and an exact cancellation rounds to +0), so
 // every dot, and every distance, has the bits of `sq_distance`; a padded centre's distance is +inf
@@ -75,6 +78,9 @@ constexpr int kCentreGroup = 4;
 __host__ __device__ constexpr int padded_centres(int k) {
   return (k + kCentreGroup - 1) / kCentreGroup * kCentreGroup;
 }
+
+/// Shared memory for one tile of staged centres: small enough to leave several blocks per SM.
+constexpr i64 kCentreTileBytes = 32 << 10;
 
 /// Bytes of the staged centres and norms for k centres of dp floats (in 64 bits: k may be near
 /// 2^31 when the caller asks whether they fit).
@@ -119,15 +125,23 @@ __device__ __forceinline__ void load_row(const float* __restrict__ x, int d, flo
   }
 }
 
-/// `nearest` for a row in registers against centres staged by stage_centres<DP> (k real ones):
-/// the same distances and the same argmin (ascending, strict <), four centres per step.
+/// Centres per tile for k centres of DP floats: all k where they fit kCentreTileBytes, else as
+/// many as fit, a multiple of kCentreGroup.
+__host__ __device__ constexpr int centre_tile(int k, int dp) {
+  return staged_centre_bytes(k, dp) <= kCentreTileBytes
+             ? k
+             : static_cast<int>(kCentreTileBytes / ((dp + 1) * static_cast<i64>(sizeof(float))) /
+                                kCentreGroup * kCentreGroup);
+}
+
+/// `nearest` for a row in registers against a tile of k centres staged by stage_centres<DP>, the
+/// first of them centre l0: updates the running best_d, best_k (start: +inf, 0) with the same
+/// distances and the same argmin (ascending, strict <) as `nearest`, four centres per step.
 template <int DP>
 __device__ __forceinline__ void nearest_staged(const float (&xr)[DP], float xn, const float* sc,
-                                               int k, float& best_d, int& best_k) {
+                                               int k, int l0, float& best_d, int& best_k) {
   const int kp = padded_centres(k);
   const float* scn = sc + kp * DP;
-  best_d = __int_as_float(0x7f800000);  // +inf
-  best_k = 0;
   for (int l = 0; l < kp; l += kCentreGroup) {
     const float4* c0 = reinterpret_cast<const float4*>(sc + l * DP);
     float dot0 = 0.0f, dot1 = 0.0f, dot2 = 0.0f, dot3 = 0.0f;
@@ -156,10 +170,10 @@ __device__ __forceinline__ void nearest_staged(const float (&xr)[DP], float xn, 
     const float dist1 = expand_distance(dot1, xn, cn.y);
     const float dist2 = expand_distance(dot2, xn, cn.z);
     const float dist3 = expand_distance(dot3, xn, cn.w);
-    if (dist0 < best_d) best_d = dist0, best_k = l;
-    if (dist1 < best_d) best_d = dist1, best_k = l + 1;
-    if (dist2 < best_d) best_d = dist2, best_k = l + 2;
-    if (dist3 < best_d) best_d = dist3, best_k = l + 3;
+    if (dist0 < best_d) best_d = dist0, best_k = l0 + l;
+    if (dist1 < best_d) best_d = dist1, best_k = l0 + l + 1;
+    if (dist2 < best_d) best_d = dist2, best_k = l0 + l + 2;
+    if (dist3 < best_d) best_d = dist3, best_k = l0 + l + 3;
   }
 }
 
@@ -225,29 +239,72 @@ __global__ void assign_kernel(const float* x, const float* norms, i64 n, int d, 
   if (dists != nullptr) dists[i] = best_d;
 }
 
+/// Nearest centre of this thread's kItems rows (row_of(m): the data row of item m, or −1 for none)
+/// among c [k x d] (norms cn), in tiles of tile_k centres staged in sc (staged_centre_bytes(tile_k,
+/// DP)), ascending, with the row in registers. restage = false: sc already holds all k centres (one
+/// tile, staged by the caller) and no barrier is taken. Every thread of the block calls it, and
+/// with restage the caller's earlier readers of sc must be past a barrier.
+template <int DP, class RowOf>
+__device__ __forceinline__ void nearest_tiled(RowOf row_of, const float* __restrict__ x,
+                                              const float* __restrict__ norms, int d,
+                                              const float* __restrict__ c,
+                                              const float* __restrict__ cn, int k, int tile_k,
+                                              bool restage, float* sc, float (&best_d)[kItems],
+                                              int (&best_k)[kItems]) {
+#pragma unroll
+  for (int m = 0; m < kItems; ++m) {
+    best_d[m] = __int_as_float(0x7f800000);  // +inf
+    best_k[m] = 0;
+  }
+  for (int l0 = 0; l0 < k; l0 += tile_k) {
+    const int kt = k - l0 < tile_k ? k - l0 : tile_k;
+    if (restage) {
+      if (l0 > 0) __syncthreads();  // the previous tile's readers are done
+      stage_centres<DP>(c + static_cast<i64>(l0) * d, cn + l0, kt, d, sc);
+      __syncthreads();
+    }
+#pragma unroll
+    for (int m = 0; m < kItems; ++m) {
+      const i64 i = row_of(m);
+      if (i >= 0) {
+        float xr[DP];
+        load_row<DP>(x + i * d, d, xr);
+        nearest_staged<DP>(xr, norms[i], sc, kt, l0, best_d[m], best_k[m]);
+      }
+    }
+  }
+}
+
+/// Row item m of a block's sub-chunk at base: base + tid + m·kThreads if below n, else −1.
+struct SubChunkRows {
+  i64 base, n;
+  __device__ i64 operator()(int m) const {
+    const i64 i = base + threadIdx.x + m * kThreads;
+    return i < n ? i : -1;
+  }
+};
+
 /// assign_kernel with the row in registers: block b owns rows [b·kSubRows, (b + 1)·kSubRows), each
-/// thread rows tid + m·kThreads (coalesced label writes); the centres are staged once per block
-/// (dynamic shared memory of staged_centre_bytes(k, DP)).
+/// thread rows tid + m·kThreads (coalesced label writes); the centres go through shared memory in
+/// tiles of tile_k (dynamic shared memory of staged_centre_bytes(tile_k, DP)).
 template <int DP>
 __global__ void __launch_bounds__(kThreads)
     assign_reg_kernel(const float* __restrict__ x, const float* __restrict__ norms, i64 n, int d,
-                      const float* __restrict__ c, const float* __restrict__ cn, int k,
+                      const float* __restrict__ c, const float* __restrict__ cn, int k, int tile_k,
                       std::int32_t* labels, float* dists) {
   extern __shared__ float4 s_centres4[];
   float* sc = reinterpret_cast<float*>(s_centres4);
-  stage_centres<DP>(c, cn, k, d, sc);
-  __syncthreads();
   const i64 base = static_cast<i64>(blockIdx.x) * kSubRows;
+  float best_d[kItems];
+  int best_k[kItems];
+  nearest_tiled<DP>(SubChunkRows{base, n}, x, norms, d, c, cn, k, tile_k, true, sc, best_d, best_k);
+#pragma unroll
   for (int m = 0; m < kItems; ++m) {
     const i64 i = base + threadIdx.x + m * kThreads;
-    if (i >= n) break;
-    float xr[DP];
-    load_row<DP>(x + i * d, d, xr);
-    float best_d;
-    int best_k;
-    nearest_staged<DP>(xr, norms[i], sc, k, best_d, best_k);
-    labels[i] = best_k;
-    if (dists != nullptr) dists[i] = best_d;
+    if (i < n) {
+      labels[i] = best_k[m];
+      if (dists != nullptr) dists[i] = best_d[m];
+    }
   }
 }
 
@@ -274,34 +331,32 @@ __global__ void reduce_blocks_kernel(const double* __restrict__ partial, i64 n_b
 
 /// k-means++ / k-means|| d(x): d ← (reset ? +inf : d) min over the centres; block_phi[b] = Σ w·d
 /// over the block's rows (each thread its kItems rows in order, then a fixed block reduction).
-/// DP > 0: the row in registers, the centres staged in dynamic shared memory of
-/// staged_centre_bytes(k, DP) (the same d(x) bits as DP = 0, which reads them from global memory).
+/// DP > 0: the row in registers, the centres through dynamic shared memory in tiles of tile_k
+/// (staged_centre_bytes(tile_k, DP)); the same d(x) bits as DP = 0, which reads them from global
+/// memory (tile_k unused).
 template <int DP>
 __global__ void __launch_bounds__(kThreads)
     min_distance_kernel(const float* x, const float* norms, const float* w, i64 n, int d,
-                        const float* c, const float* cn, int k, bool reset, float* min_dist,
-                        double* block_phi) {
+                        const float* c, const float* cn, int k, int tile_k, bool reset,
+                        float* min_dist, double* block_phi) {
   using Reduce = cub::BlockReduce<double, kThreads>;
   __shared__ typename Reduce::TempStorage tmp;
   extern __shared__ float4 s_centres4[];
-  float* sc = reinterpret_cast<float*>(s_centres4);
-  if constexpr (DP > 0) {
-    stage_centres<DP>(c, cn, k, d, sc);
-    __syncthreads();
-  }
   const i64 base = static_cast<i64>(blockIdx.x) * kSubRows;
+  float tiled_d[kItems];
+  int tiled_k[kItems];
+  if constexpr (DP > 0)
+    nearest_tiled<DP>(SubChunkRows{base, n}, x, norms, d, c, cn, k, tile_k, true,
+                      reinterpret_cast<float*>(s_centres4), tiled_d, tiled_k);
   double acc = 0.0;
+#pragma unroll
   for (int m = 0; m < kItems; ++m) {
     const i64 i = base + threadIdx.x + m * kThreads;
     if (i >= n) break;
     float best_d = __int_as_float(0x7f800000);
     int best_k;
     if constexpr (DP > 0) {
-      if (k > 0) {
-        float xr[DP];
-        load_row<DP>(x + i * d, d, xr);
-        nearest_staged<DP>(xr, norms[i], sc, k, best_d, best_k);
-      }
+      best_d = tiled_d[m];  // +inf when k = 0
     } else {
       if (k > 0) nearest(x + i * d, norms[i], c, cn, k, d, best_d, best_k);
     }
@@ -392,6 +447,11 @@ __global__ void __launch_bounds__(kThreads)
 
 // ---- the fused assign-and-accumulate pass ------------------------------------------------------
 
+/// Minimum blocks per SM pass_kernel<·, DP> is compiled for (0: ptxas's own choice, which fits
+/// every width but 24 and 64 without spilling). At 24, two blocks (≤ 128 registers) spill
+/// nothing; at 64 only one does (156 registers; at 128 it spills 12-20 bytes).
+__host__ __device__ constexpr int pass_min_blocks(int dp) { return dp == 24 ? 2 : dp == 64 ? 1 : 0; }
+
 /// Arguments of pass_kernel. A pass visits n_rows rows: pass row r is data row index[r], or r.
 struct PassArgs {
   const float* x = nullptr;               ///< [n x d] the dataset
@@ -409,6 +469,7 @@ struct PassArgs {
   int n_extra = 1;                        ///< per-row values summed after the d features (see below)
   int key_bits = 1;                       ///< bit width of k (labels and the padding key k)
   bool shared_centres = false;            ///< centres and norms copied to shared memory
+  int tile_k = 0;                         ///< register path: centres per shared-memory tile (> 0)
   double* partial = nullptr;              ///< [gridDim.x x width], zeroed; width = k·(d + n_extra) + 2
 };
 
@@ -426,11 +487,12 @@ struct PassArgs {
 ///     adds its cluster's run in row order — consecutive slots read consecutive features of a row.
 /// Every sum has one owner and a fixed order: no atomics.
 ///
-/// DP > 0 (nearest mode only, a.shared_centres set): the centres are staged padded by
-/// stage_centres<DP> after the row values (staged_centre_bytes(k, DP)) and each row is scored from
-/// registers by nearest_staged, with the labels and distances of DP = 0.
+/// DP > 0 (nearest mode only): the centres go through shared memory after the row values in tiles
+/// of a.tile_k (staged_centre_bytes(a.tile_k, DP); staged once per block when one tile holds them
+/// all) and each row is scored from registers by nearest_tiled, with the labels and distances of
+/// DP = 0.
 template <bool kGivenLabels, int DP = 0>
-__global__ void __launch_bounds__(kThreads) pass_kernel(PassArgs a) {
+__global__ void __launch_bounds__(kThreads, pass_min_blocks(DP)) pass_kernel(PassArgs a) {
   static_assert(DP == 0 || !kGivenLabels, "the register path scores nearest centres");
   using Sort = cub::BlockRadixSort<unsigned long long, kThreads, kItems>;
   using SumReduce = cub::BlockReduce<double, kThreads>;
@@ -451,9 +513,12 @@ __global__ void __launch_bounds__(kThreads) pass_kernel(PassArgs a) {
   const float* c = a.centres;
   const float* cn = a.centre_norms;
   float* staged = reinterpret_cast<float*>(s_dyn + static_cast<i64>(a.n_extra) * kSubRows);
+  const bool one_tile = k <= a.tile_k;
   if constexpr (DP > 0) {
-    stage_centres<DP>(a.centres, a.centre_norms, k, d, staged);
-    __syncthreads();
+    if (one_tile) {
+      stage_centres<DP>(a.centres, a.centre_norms, k, d, staged);
+      __syncthreads();
+    }
   } else if (a.shared_centres) {
     float* sc = staged;
     for (i64 e = tid; e < static_cast<i64>(k) * d; e += kThreads) sc[e] = a.centres[e];
@@ -475,9 +540,22 @@ __global__ void __launch_bounds__(kThreads) pass_kernel(PassArgs a) {
   for (i64 base = block_begin; base < block_end; base += kSubRows) {
     const int count = static_cast<int>(block_end - base < kSubRows ? block_end - base : kSubRows);
 
-    // Step 1: labels and per-row values.
+    // Step 1: labels and per-row values. (The previous sub-chunk ended at a barrier: the tiles
+    // may be staged again.)
+    float tiled_d[kItems];
+    int tiled_k[kItems];
+    if constexpr (DP > 0) {
+      const auto row_of = [&](int m) -> i64 {
+        const int off = tid + m * kThreads;
+        if (off >= count) return -1;
+        return a.index != nullptr ? a.index[base + off] : base + off;
+      };
+      nearest_tiled<DP>(row_of, a.x, a.norms, d, a.centres, a.centre_norms, k, a.tile_k, !one_tile,
+                        staged, tiled_d, tiled_k);
+    }
     double my_inertia = 0.0;
     long long my_changed = 0;
+#pragma unroll
     for (int m = 0; m < kItems; ++m) {
       const int off = tid + m * kThreads;
       int label = k;  // padding rows sort after every cluster
@@ -502,9 +580,8 @@ __global__ void __launch_bounds__(kThreads) pass_kernel(PassArgs a) {
         } else {
           float best_d;
           if constexpr (DP > 0) {
-            float xr[DP];
-            load_row<DP>(x, d, xr);
-            nearest_staged<DP>(xr, a.norms[row], staged, k, best_d, label);
+            best_d = tiled_d[m];
+            label = tiled_k[m];
           } else {
             nearest(x, a.norms[row], c, cn, k, d, best_d, label);
           }

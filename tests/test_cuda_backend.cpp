@@ -462,6 +462,17 @@ TEST(CudaLargeShapes, BlocksOfSeveralSubChunks) {
   expect_backends_agree(*gpu, *cpu, x, c, random_weights(x.rows(), 93u));
 }
 
+// The same with 64 features: the register path's blocks of several sub-chunks (K = 1024: 126
+// blocks fit the budget, so 147 sub-chunks run 74 blocks of 2), each sub-chunk staging the
+// centres again in 9 shared-memory tiles of 124 (the last one 32).
+TEST(CudaLargeShapes, RegisterPathBlocksOfSeveralSubChunks) {
+  REQUIRE_CUDA(gpu);
+  std::unique_ptr<Backend> cpu = make_cpu_backend(0);
+  const Matrix<float> x = blobs(150001, 64, 40, 96u, 3.0f);
+  const Matrix<float> c = start_centres(x, 1024, 97u);
+  expect_backends_agree(*gpu, *cpu, x, c, random_weights(x.rows(), 98u));
+}
+
 // D > 1024: more features than threads in a block (column sums, norms, gathers), with the centres
 // in shared memory (K = 5) and read through the cache (K = 20: 88 KB of centres).
 TEST(CudaLargeShapes, MoreFeaturesThanThreads) {
@@ -566,11 +577,10 @@ std::string float_bits(float v) {
 
 /// d = 1 … 64 run the register kernels (d padded to 4, 8, 16, 24, 32, 48 or 64; d not a multiple
 /// of 4 takes scalar row loads, a multiple of 4 float4 loads); d = 65 and 100 the generic ones. K
-/// not a multiple of the four-centre group; K·D past the default 48 KB of shared memory (opt-in
-/// sizes), at the opt-in limit (d = 64, K = 800 in the pass kernel: 227 KB of 227 KB on an H100)
-/// and past it (the generic kernels); N not a multiple of the 256-row block nor of the 1,024-row
-/// sub-chunk; 40 pass blocks (not a multiple of the reduction's 32 lanes) and 293 (more than two
-/// per SM on an H100).
+/// not a multiple of the four-centre group; centres past one 32 KiB shared-memory tile (2 to 8
+/// tiles, the last one partial and padded: K = 1500, 6001, 7000 at d = 8; 800, 900 at d = 64); N not
+/// a multiple of the 256-row block nor of the 1,024-row sub-chunk; 40 pass blocks (not a multiple
+/// of the reduction's 32 lanes) and 293 (more than two per SM on an H100).
 struct RegShape {
   i64 n;
   i64 d;
@@ -665,7 +675,7 @@ INSTANTIATE_TEST_SUITE_P(
                     RegShape{2500, 29, 30}, RegShape{2500, 32, 7}, RegShape{2500, 40, 13},
                     RegShape{2500, 48, 30}, RegShape{2500, 61, 7}, RegShape{2500, 64, 13},
                     RegShape{2500, 65, 7}, RegShape{2500, 100, 13},
-                    // shared memory: opt-in sizes, the opt-in limit, past it
+                    // centres in several shared-memory tiles
                     RegShape{3001, 8, 1500}, RegShape{2049, 8, 6001}, RegShape{2049, 8, 7000},
                     RegShape{1500, 64, 800}, RegShape{1500, 64, 900},
                     // many pass blocks
