@@ -247,10 +247,12 @@ void with_padded_dim(int dp, F&& f) {
     case 32: f(std::integral_constant<int, 32>{}); break;
     case 48: f(std::integral_constant<int, 48>{}); break;
     case 64: f(std::integral_constant<int, 64>{}); break;
+    case 96: f(std::integral_constant<int, 96>{}); break;
+    case 128: f(std::integral_constant<int, 128>{}); break;
     default: f(std::integral_constant<int, 0>{}); break;
   }
 }
-static_assert(gpu::kMaxPaddedDim == 64 && std::size(gpu::kPaddedDims) == 7,
+static_assert(gpu::kMaxPaddedDim == 128 && std::size(gpu::kPaddedDims) == 9,
               "with_padded_dim lists every padded width");
 
 /// Thrust reports failures by exception; they become RuntimeFailures like every CUDA error.
@@ -402,9 +404,9 @@ class CudaBackend final : public Backend {
     with_padded_dim(gpu::padded_dim(ds.d), [&](auto dp) {
       constexpr int DP = decltype(dp)::value;
       if constexpr (DP > 0) {
-        const int tile_k = gpu::centre_tile(k, DP);
+        const int tile_k = centre_tile_for(gpu::assign_reg_kernel<DP>, k, DP, 0);
+        if (tile_k == 0) return;
         const i64 bytes = gpu::staged_centre_bytes(tile_k, DP);
-        if (!allow_shared(gpu::assign_reg_kernel<DP>, bytes)) return;
         gpu::assign_reg_kernel<DP><<<grid_for(ds.n, kSubRows), kThreads, static_cast<std::size_t>(bytes)>>>(
             ds.rows.data(), ds.norms.data(), ds.n, d, c.values, c.norms, k, tile_k, dev_labels.data(),
             dists);
@@ -770,9 +772,9 @@ class CudaBackend final : public Backend {
     with_padded_dim(gpu::padded_dim(ds.d), [&](auto dp) {
       constexpr int DP = decltype(dp)::value;
       if constexpr (DP > 0) {
-        const int tile_k = gpu::centre_tile(k, DP);
+        const int tile_k = centre_tile_for(gpu::min_distance_kernel<DP>, k, DP, 0);
+        if (tile_k == 0 && k > 0) return;
         const i64 bytes = gpu::staged_centre_bytes(tile_k, DP);
-        if (!allow_shared(gpu::min_distance_kernel<DP>, bytes)) return;
         gpu::min_distance_kernel<DP><<<static_cast<unsigned>(n_blocks), kThreads, static_cast<std::size_t>(bytes)>>>(
             ds.rows.data(), ds.norms.data(), ds.weights.data(), ds.n, d, c.values, c.norms, k,
             tile_k, reset, ds.min_dist.data(), block_phi);
@@ -843,13 +845,13 @@ class CudaBackend final : public Backend {
     SEGFORGE_ASSERT(extra_bytes <= budget, "pass kernel: shared memory budget too small");
     bool done = false;
     if constexpr (!kGiven) {
-      // Rows in registers, centres through shared memory in tiles, for d up to kMaxPaddedDim.
+      // Rows in registers, centres through shared memory in tiles, for d up to kMaxPaddedDim (128).
       with_padded_dim(c != nullptr ? gpu::padded_dim(d) : 0, [&](auto dp) {
         constexpr int DP = decltype(dp)::value;
         if constexpr (DP > 0) {
-          const int tile_k = gpu::centre_tile(a.k, DP);
+          const int tile_k = centre_tile_for(gpu::pass_kernel<false, DP>, a.k, DP, extra_bytes);
+          if (tile_k == 0) return;
           const i64 bytes = extra_bytes + gpu::staged_centre_bytes(tile_k, DP);
-          if (!allow_shared(gpu::pass_kernel<false, DP>, bytes)) return;
           a.tile_k = tile_k;
           gpu::pass_kernel<false, DP><<<static_cast<unsigned>(n_blocks), kThreads, static_cast<std::size_t>(bytes)>>>(a);
           gpu::check_launch("pass_kernel (registers)");
@@ -871,19 +873,24 @@ class CudaBackend final : public Backend {
     return std::vector<double>(host_total, host_total + width);
   }
 
-  /// Whether `kernel` can take `bytes` of dynamic shared memory beside its static buffers on this
-  /// device; raises its limit past the default 48 KB where needed (sharedMemPerBlockOptin).
+  /// Centres per shared-memory tile for a register kernel over k centres of dp floats, with
+  /// `extra_bytes` of other dynamic shared memory: gpu::centre_tile within centre_tile_bytes(dp)
+  /// and what this device lets a block have beside the kernel's static buffers (its opt-in limit,
+  /// which the kernel's dynamic limit is raised to where needed). 0: not even four centres fit.
   template <class Kernel>
-  bool allow_shared(Kernel* kernel, i64 bytes) const {
+  int centre_tile_for(Kernel* kernel, int k, int dp, i64 extra_bytes) const {
     cudaFuncAttributes attr{};
     gpu::check(cudaFuncGetAttributes(&attr, kernel), "cudaFuncGetAttributes");
-    if (bytes + static_cast<i64>(attr.sharedSizeBytes) > static_cast<i64>(props_.sharedMemPerBlockOptin))
-      return false;
+    const i64 room = static_cast<i64>(props_.sharedMemPerBlockOptin) -
+                     static_cast<i64>(attr.sharedSizeBytes) - extra_bytes;
+    const int tile_k = gpu::centre_tile(k, dp, std::min(gpu::centre_tile_bytes(dp), room));
+    if (tile_k <= 0) return 0;
+    const i64 bytes = extra_bytes + gpu::staged_centre_bytes(tile_k, dp);
     if (bytes > attr.maxDynamicSharedSizeBytes)
       gpu::check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       static_cast<int>(bytes)),
                  "cudaFuncSetAttribute");
-    return true;
+    return tile_k;
   }
 
   /// The device copies of one eps op's blocks and pairs, and the query rows it processes (those

@@ -61,7 +61,7 @@ __device__ __forceinline__ void nearest(const float* x, float xn, const float* c
 //
 // The register kernels hold a row in DP registers (d rounded up to one of kPaddedDims, zeros
 // past d) and read the centres from shared memory in tiles of tile_k centres (all k in one tile
-// when they fit kCentreTileBytes, staged once per block), each staged as [kp x DP] (kp = the tile's
+// when they fit centre_tile_bytes, staged once per block), each staged as [kp x DP] (kp = the tile's
 // centres rounded up to a multiple of 4, zeros past d) followed by the kp norms (+inf past the
 // tile's centres). Tiles run in ascending order and the running best carries over, so the argmin
 // is the one of a single loop over all centres. Four centres
@@ -79,8 +79,10 @@ __host__ __device__ constexpr int padded_centres(int k) {
   return (k + kCentreGroup - 1) / kCentreGroup * kCentreGroup;
 }
 
-/// Shared memory for one tile of staged centres: small enough to leave several blocks per SM.
-constexpr i64 kCentreTileBytes = 32 << 10;
+/// Shared memory for one tile of staged centres of dp floats, where the device allows it: 32 KiB
+/// leaves several blocks per SM up to 48 features; from 64 features the registers allow one or two
+/// blocks per SM, and 96 KiB tiles read the rows fewer times.
+__host__ __device__ constexpr i64 centre_tile_bytes(int dp) { return dp >= 64 ? 96 << 10 : 32 << 10; }
 
 /// Bytes of the staged centres and norms for k centres of dp floats (in 64 bits: k may be near
 /// 2^31 when the caller asks whether they fit).
@@ -125,12 +127,12 @@ __device__ __forceinline__ void load_row(const float* __restrict__ x, int d, flo
   }
 }
 
-/// Centres per tile for k centres of DP floats: all k where they fit kCentreTileBytes, else as
-/// many as fit, a multiple of kCentreGroup.
-__host__ __device__ constexpr int centre_tile(int k, int dp) {
-  return staged_centre_bytes(k, dp) <= kCentreTileBytes
+/// Centres per tile for k centres of dp floats in at most `bytes` of shared memory: all k where
+/// they fit, else as many as fit, a multiple of kCentreGroup (0 where not even one group fits).
+__host__ __device__ constexpr int centre_tile(int k, int dp, i64 bytes) {
+  return staged_centre_bytes(k, dp) <= bytes
              ? k
-             : static_cast<int>(kCentreTileBytes / ((dp + 1) * static_cast<i64>(sizeof(float))) /
+             : static_cast<int>(bytes / ((dp + 1) * static_cast<i64>(sizeof(float))) /
                                 kCentreGroup * kCentreGroup);
 }
 
@@ -179,8 +181,8 @@ __device__ __forceinline__ void nearest_staged(const float (&xr)[DP], float xn, 
 
 /// Padded widths of the register kernels; d above the last runs the generic kernels. (No 12:
 /// ptxas spills the pass kernel at 12, not at 8 or 16.)
-constexpr int kPaddedDims[] = {4, 8, 16, 24, 32, 48, 64};
-constexpr int kMaxPaddedDim = 64;
+constexpr int kPaddedDims[] = {4, 8, 16, 24, 32, 48, 64, 96, 128};
+constexpr int kMaxPaddedDim = 128;
 
 /// The register width for d features, or 0 (generic kernels) past kMaxPaddedDim.
 inline int padded_dim(i64 d) {
@@ -449,8 +451,8 @@ __global__ void __launch_bounds__(kThreads)
 
 /// Minimum blocks per SM pass_kernel<·, DP> is compiled for (0: ptxas's own choice, which fits
 /// every width but 24 and 64 without spilling). At 24, two blocks (≤ 128 registers) spill
-/// nothing; at 64 only one does (156 registers; at 128 it spills 12-20 bytes).
-__host__ __device__ constexpr int pass_min_blocks(int dp) { return dp == 24 ? 2 : dp == 64 ? 1 : 0; }
+/// nothing; from 64 only one does (156 registers at 64; at 128 registers it spills 12-20 bytes).
+__host__ __device__ constexpr int pass_min_blocks(int dp) { return dp == 24 ? 2 : dp >= 64 ? 1 : 0; }
 
 /// Arguments of pass_kernel. A pass visits n_rows rows: pass row r is data row index[r], or r.
 struct PassArgs {

@@ -575,9 +575,9 @@ std::string float_bits(float v) {
   }() + ")";
 }
 
-/// d = 1 … 64 run the register kernels (d padded to 4, 8, 16, 24, 32, 48 or 64; d not a multiple
-/// of 4 takes scalar row loads, a multiple of 4 float4 loads); d = 65 and 100 the generic ones. K
-/// not a multiple of the four-centre group; centres past one 32 KiB shared-memory tile (2 to 8
+/// d = 1 … 128 run the register kernels (d padded to 4, 8, 16, 24, 32, 48, 64, 96 or 128; d not a
+/// multiple of 4 takes scalar row loads, a multiple of 4 float4 loads); d = 129 and 200 the generic
+/// ones. K not a multiple of the four-centre group; centres past one shared-memory tile (2 to 8
 /// tiles, the last one partial and padded: K = 1500, 6001, 7000 at d = 8; 800, 900 at d = 64); N not
 /// a multiple of the 256-row block nor of the 1,024-row sub-chunk; 40 pass blocks (not a multiple
 /// of the reduction's 32 lanes) and 293 (more than two per SM on an H100).
@@ -674,7 +674,9 @@ INSTANTIATE_TEST_SUITE_P(
                     RegShape{2500, 16, 30}, RegShape{2500, 21, 7}, RegShape{2500, 24, 13},
                     RegShape{2500, 29, 30}, RegShape{2500, 32, 7}, RegShape{2500, 40, 13},
                     RegShape{2500, 48, 30}, RegShape{2500, 61, 7}, RegShape{2500, 64, 13},
-                    RegShape{2500, 65, 7}, RegShape{2500, 100, 13},
+                    RegShape{2500, 65, 7}, RegShape{2500, 96, 30}, RegShape{2500, 100, 13},
+                    RegShape{2500, 128, 7}, RegShape{2500, 129, 13}, RegShape{2500, 200, 7},
+                    RegShape{2000, 128, 400},
                     // centres in several shared-memory tiles
                     RegShape{3001, 8, 1500}, RegShape{2049, 8, 6001}, RegShape{2049, 8, 7000},
                     RegShape{1500, 64, 800}, RegShape{1500, 64, 900},
