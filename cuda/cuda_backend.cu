@@ -1,11 +1,14 @@
 // The CUDA backend: the dataset lives on the device (rows, weights, norms, labels, d(x)); each
-// Backend operation is one or two kernels of kernels.cuh plus a reduction of per-block partials
-// in block order. Only centres, per-cluster sums and scalars cross PCIe per Lloyd iteration.
+// Backend operation is one or two kernels of kernels.cuh plus a fixed-order reduction of
+// per-block partials. Only centres, per-cluster sums and scalars cross PCIe per Lloyd iteration;
+// the Lloyd pass, min-distance and assign keep their centres, partials and totals in a grow-only
+// workspace (pinned on the host side) and synchronise once per call.
 //
-// Scope of this first cut (issue 4): the matrix must fit on the device (no streaming yet: issue
-// 5); distances come from plain CUDA kernels with the centres in shared memory when they fit,
-// read through the cache otherwise. A cuBLAS SGEMM tile path for large K·D (and GEMM tiles for
-// the silhouette sums and distance matrices) is the next step.
+// Scope (issues 4 and 20): the matrix must fit on the device (no streaming yet: issue 5); the
+// Lloyd pass, assign and min-distance hold each row in registers (up to 128 features) and read
+// the centres from shared memory in tiles; wider rows, the k-means++ trials, the silhouette sums
+// and distance matrices run one thread per row reading through the cache. A fused register-tiled
+// kernel for large K·D (not cuBLAS: its summation order is unspecified) is the next step.
 
 #include <cuda_runtime.h>
 #include <thrust/copy.h>

@@ -66,8 +66,9 @@ __device__ __forceinline__ void nearest(const float* x, float xn, const float* c
 // tile's centres). Tiles run in ascending order and the running best carries over, so the argmin
 // is the one of a single loop over all centres. Four centres
 // are scored at once, each by its own __fmaf_rn chain over j ascending from +0: the padded terms add
-// 0·0 = +0 to a dot that is never −0 (it starts at +0, and an exact cancellation rounds to +0), so
-// every dot, and every distance, has the bits of `sq_distance`; a padded centre's distance is +inf
+// 0·0 = +0 after the d real ones, which leaves a nonzero dot as it is and can at most turn a −0 dot
+// (a product's underflow) into +0, which the expansion rounds the same (fma(−2, ±0, xn) = xn for
+// xn ≥ +0), so every distance has the bits of `sq_distance`; a padded centre's distance is +inf
 // and never passes the strict <, so the argmin is `nearest`'s. Reads of the staged centres are
 // float4 broadcasts (every lane of a warp reads the same address): one LDS.128 per four FMAs.
 
