@@ -49,6 +49,10 @@ using gpu::kThreads;
 /// Memory for the per-block partials of one pass. Rows per block grow with the partial's width so
 /// that large K·D stays within it; the split is a function of the shape alone, never the device.
 constexpr i64 kPartialBudgetBytes = 64LL << 20;
+/// Below this many blocks in the budget (large K·D), a full-dataset Lloyd pass splits: the nearest
+/// centres on a full grid first, then the sums with the labels given (CudaBackend::split_pass).
+/// A constant, not the device's SM count, so that the summation order is the shape's alone.
+constexpr i64 kMinPassBlocks = 256;
 /// Device memory kept free beyond the dataset at upload: per-call buffers that do not grow with
 /// the rows (partials, centres, Thrust scratch) and the CUDA context's own needs.
 constexpr std::size_t kHeadroomBytes = 512ULL << 20;
@@ -401,27 +405,7 @@ class CudaBackend final : public Backend {
     const SentCentres c = send_centres(centroids, ws_.host(), ws_.device());
     DeviceBuffer<std::int32_t> dev_labels(ds.n);
     DeviceBuffer<float> dev_dist(sq_distances.empty() ? 0 : ds.n);
-    float* dists = sq_distances.empty() ? nullptr : dev_dist.data();
-    const int d = static_cast<int>(ds.d), k = static_cast<int>(c.k);
-    bool done = false;
-    with_padded_dim(gpu::padded_dim(ds.d), [&](auto dp) {
-      constexpr int DP = decltype(dp)::value;
-      if constexpr (DP > 0) {
-        const int tile_k = centre_tile_for(gpu::assign_reg_kernel<DP>, k, DP, 0);
-        if (tile_k == 0) return;
-        const i64 bytes = gpu::staged_centre_bytes(tile_k, DP);
-        gpu::assign_reg_kernel<DP><<<grid_for(ds.n, kSubRows), kThreads, static_cast<std::size_t>(bytes)>>>(
-            ds.rows.data(), ds.norms.data(), ds.n, d, c.values, c.norms, k, tile_k, dev_labels.data(),
-            dists);
-        gpu::check_launch("assign_reg_kernel");
-        done = true;
-      }
-    });
-    if (!done) {  // d past kMaxPaddedDim, or centres past the shared memory
-      gpu::assign_kernel<<<grid_for(ds.n, kThreads), kThreads>>>(
-          ds.rows.data(), ds.norms.data(), ds.n, d, c.values, c.norms, k, dev_labels.data(), dists);
-      gpu::check_launch("assign_kernel");
-    }
+    launch_assign(ds, c, dev_labels.data(), sq_distances.empty() ? nullptr : dev_dist.data());
     dev_labels.download(labels.data(), ds.n);
     if (!sq_distances.empty()) dev_dist.download(sq_distances.data(), ds.n);
   }
@@ -813,6 +797,11 @@ class CudaBackend final : public Backend {
     const i64 max_blocks = std::max<i64>(1, kPartialBudgetBytes / (width * 8));
     const i64 rows_per_block = ceil_div(sub_chunks, std::min(sub_chunks, max_blocks)) * kSubRows;
     const i64 n_blocks = ceil_div(n_rows, rows_per_block);
+    if constexpr (!kGiven) {
+      if (index == nullptr && labels != nullptr && n_extra == 1 && max_blocks < kMinPassBlocks &&
+          sub_chunks > max_blocks)
+        return split_pass(ds, centres, labels);
+    }
     // Workspace: centres | partial [n_blocks x width] | totals [width]; pinned: centres | totals.
     const i64 sent_bytes = Workspace::aligned(SentCentres::bytes(centres.rows, d));
     const i64 partial_bytes = n_blocks * width * static_cast<i64>(sizeof(double));
@@ -876,6 +865,30 @@ class CudaBackend final : public Backend {
     return std::vector<double>(host_total, host_total + width);
   }
 
+  /// Queues the nearest of centres c for every row: labels [n], and dists [n] unless null.
+  void launch_assign(const CudaDataset& ds, const SentCentres& c, std::int32_t* labels,
+                     float* dists) const {
+    const int d = static_cast<int>(ds.d), k = static_cast<int>(c.k);
+    bool done = false;
+    with_padded_dim(gpu::padded_dim(ds.d), [&](auto dp) {
+      constexpr int DP = decltype(dp)::value;
+      if constexpr (DP > 0) {
+        const int tile_k = centre_tile_for(gpu::assign_reg_kernel<DP>, k, DP, 0);
+        if (tile_k == 0) return;
+        const i64 bytes = gpu::staged_centre_bytes(tile_k, DP);
+        gpu::assign_reg_kernel<DP><<<grid_for(ds.n, kSubRows), kThreads, static_cast<std::size_t>(bytes)>>>(
+            ds.rows.data(), ds.norms.data(), ds.n, d, c.values, c.norms, k, tile_k, labels, dists);
+        gpu::check_launch("assign_reg_kernel");
+        done = true;
+      }
+    });
+    if (!done) {  // d past kMaxPaddedDim, or not four centres fit the shared memory
+      gpu::assign_kernel<<<grid_for(ds.n, kThreads), kThreads>>>(
+          ds.rows.data(), ds.norms.data(), ds.n, d, c.values, c.norms, k, labels, dists);
+      gpu::check_launch("assign_kernel");
+    }
+  }
+
   /// Centres per shared-memory tile for a register kernel over k centres of dp floats, with
   /// `extra_bytes` of other dynamic shared memory: gpu::centre_tile within centre_tile_bytes(dp)
   /// and what this device lets a block have beside the kernel's static buffers (its opt-in limit,
@@ -894,6 +907,36 @@ class CudaBackend final : public Backend {
                                       static_cast<int>(bytes)),
                  "cudaFuncSetAttribute");
     return tile_k;
+  }
+
+  /// The Lloyd pass over every row (labels: the previous ones, updated) where its per-block
+  /// partials would starve the grid: the distances, which are the work, on a full grid (one block
+  /// per sub-chunk, assign's kernels), then the label-given pass for the sums and counts (sorting
+  /// and adding, cheap on a small grid), and the inertia and changed labels by sub-chunk. The same
+  /// totals as pass<false> up to the order of the double sums, which the shape alone fixes.
+  std::vector<double> split_pass(const CudaDataset& ds, MatrixView<const float> centres,
+                                 std::int32_t* labels) const {
+    const i64 n = ds.n, k = centres.rows, d = ds.d;
+    const i64 sub_chunks = ceil_div(n, kSubRows);
+    // Own buffers, not the workspace: the label-given pass below reserves it again while these
+    // kernels may still run.
+    const DeviceCentres dc(centres);
+    const SentCentres c{dc.values.data(), dc.norms.data(), k};
+    DeviceBuffer<std::int32_t> fresh(n);
+    DeviceBuffer<float> dists(n);
+    DeviceBuffer<double> block_totals(2 * sub_chunks);
+    DeviceBuffer<double> totals(2);
+    launch_assign(ds, c, fresh.data(), dists.data());
+    gpu::split_totals_kernel<<<static_cast<unsigned>(sub_chunks), kThreads>>>(
+        ds.weights.data(), dists.data(), fresh.data(), labels, n, block_totals.data());
+    gpu::check_launch("split_totals_kernel");
+    launch_reduce_blocks(block_totals.data(), sub_chunks, 2, totals.data());
+    std::vector<double> t = pass<true>(ds, nullptr, n, MatrixView<const float>{nullptr, 0, d}, k,
+                                       fresh.data(), nullptr, /*n_extra=*/1);
+    const std::vector<double> inertia_changed = totals.to_host();
+    t[k * (d + 1)] = inertia_changed[0];
+    t[k * (d + 1) + 1] = inertia_changed[1];
+    return t;
   }
 
   /// The device copies of one eps op's blocks and pairs, and the query rows it processes (those

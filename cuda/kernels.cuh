@@ -578,8 +578,10 @@ __global__ void __launch_bounds__(kThreads, pass_min_blocks(DP)) pass_kernel(Pas
             }
           }
           s_extra[off] = w;
-          s_extra[kSubRows + off] = w * sqrt(s2);
-          s_extra[2 * kSubRows + off] = w * s2;
+          if (a.n_extra == 3) {  // n_extra = 1: the counts alone (the split pass)
+            s_extra[kSubRows + off] = w * sqrt(s2);
+            s_extra[2 * kSubRows + off] = w * s2;
+          }
         } else {
           float best_d;
           if constexpr (DP > 0) {
@@ -661,6 +663,38 @@ __global__ void __launch_bounds__(kThreads, pass_min_blocks(DP)) pass_kernel(Pas
   if (tid == 0) {
     partial[slots] = inertia;
     partial[slots + 1] = static_cast<double>(changed);
+  }
+}
+
+/// The split pass's row totals, block b owning rows [b·kSubRows, (b + 1)·kSubRows):
+/// block_totals[2b] = Σ w·d(x) (each thread its kItems rows in order, then a fixed block
+/// reduction), block_totals[2b + 1] = the number of labels that differ from `fresh`; then
+/// labels ← fresh.
+__global__ void __launch_bounds__(kThreads)
+    split_totals_kernel(const float* w, const float* dists, const std::int32_t* fresh,
+                        std::int32_t* labels, i64 n, double* block_totals) {
+  using SumReduce = cub::BlockReduce<double, kThreads>;
+  using CountReduce = cub::BlockReduce<long long, kThreads>;
+  __shared__ union {
+    typename SumReduce::TempStorage sum;
+    typename CountReduce::TempStorage count;
+  } tmp;
+  const i64 base = static_cast<i64>(blockIdx.x) * kSubRows;
+  double acc = 0.0;
+  long long changed = 0;
+  for (int m = 0; m < kItems; ++m) {
+    const i64 i = base + threadIdx.x + m * kThreads;
+    if (i >= n) break;
+    acc += static_cast<double>(w[i]) * static_cast<double>(dists[i]);
+    changed += labels[i] != fresh[i];
+    labels[i] = fresh[i];
+  }
+  const double inertia = SumReduce(tmp.sum).Sum(acc);
+  __syncthreads();  // tmp is reused
+  const long long total_changed = CountReduce(tmp.count).Sum(changed);
+  if (threadIdx.x == 0) {
+    block_totals[2 * static_cast<i64>(blockIdx.x)] = inertia;
+    block_totals[2 * static_cast<i64>(blockIdx.x) + 1] = static_cast<double>(total_changed);
   }
 }
 

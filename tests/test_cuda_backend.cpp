@@ -462,15 +462,54 @@ TEST(CudaLargeShapes, BlocksOfSeveralSubChunks) {
   expect_backends_agree(*gpu, *cpu, x, c, random_weights(x.rows(), 93u));
 }
 
-// The same with 64 features: the register path's blocks of several sub-chunks (K = 1024: 126
-// blocks fit the budget, so 147 sub-chunks run 74 blocks of 2), each sub-chunk staging the
-// centres again in 9 shared-memory tiles of 124 (the last one 32).
+// (Fewer than 256 blocks in the budget: the assign_accumulate above takes the split pass, whose
+// label-given part runs those blocks of several sub-chunks.)
+//
+// The register pass's own blocks of several sub-chunks: at K = 500, D = 64, 258 blocks fit the
+// budget (not split), so 300,001 rows (293 sub-chunks) run 147 blocks of 2, each sub-chunk
+// staging the centres again in 2 shared-memory tiles (376 and 124 centres).
 TEST(CudaLargeShapes, RegisterPathBlocksOfSeveralSubChunks) {
   REQUIRE_CUDA(gpu);
   std::unique_ptr<Backend> cpu = make_cpu_backend(0);
-  const Matrix<float> x = blobs(150001, 64, 40, 96u, 3.0f);
-  const Matrix<float> c = start_centres(x, 1024, 97u);
+  const Matrix<float> x = blobs(300001, 64, 40, 96u, 3.0f);
+  const Matrix<float> c = start_centres(x, 500, 97u);
   expect_backends_agree(*gpu, *cpu, x, c, random_weights(x.rows(), 98u));
+}
+
+// The split pass (K = 1024, D = 64: 126 blocks in the budget): the nearest centres on a full grid,
+// then the label-given sums; counts exactly those of assign's labels, the changed labels counted
+// and kept, and the totals bit-identical on a rerun.
+TEST(CudaLargeShapes, SplitPassAtLargeKD) {
+  REQUIRE_CUDA(gpu);
+  std::unique_ptr<Backend> cpu = make_cpu_backend(0);
+  const Matrix<float> x = blobs(150001, 64, 40, 99u, 3.0f);
+  const Matrix<float> c = start_centres(x, 1024, 100u);
+  expect_backends_agree(*gpu, *cpu, x, c, random_weights(x.rows(), 101u));
+  auto gd = gpu->upload(x.view());
+  const AccumulateResult a = gpu->assign_accumulate(*gd, c.view());
+  EXPECT_EQ(a.n_changed, x.rows());
+  std::vector<std::int32_t> labels(x.rows());
+  std::vector<float> dist(x.rows());
+  gpu->assign(*gd, c.view(), labels, dist);
+  std::vector<double> counts(1024, 0.0);
+  double inertia = 0.0;
+  for (i64 i = 0; i < x.rows(); ++i) counts[labels[i]] += 1.0, inertia += dist[i];
+  EXPECT_EQ(a.counts, counts);
+  expect_rel(a.inertia, inertia, 1e-10, "inertia");
+  const AccumulateResult b = gpu->assign_accumulate(*gd, c.view());
+  EXPECT_EQ(b.n_changed, 0);
+  expect_same_bits(a.sums, b.sums, "rerun sums");
+  EXPECT_EQ(std::memcmp(&a.inertia, &b.inertia, sizeof(double)), 0) << "rerun inertia";
+  Matrix<float> moved = c;
+  for (i64 l = 0; l < moved.rows(); ++l)
+    for (i64 j = 0; j < x.cols(); ++j) moved(l, j) += 0.3f * static_cast<float>(l % 3);
+  const AccumulateResult m = gpu->assign_accumulate(*gd, moved.view());
+  std::vector<std::int32_t> moved_labels(x.rows());
+  gpu->assign(*gd, moved.view(), moved_labels, {});
+  i64 changed = 0;
+  for (i64 i = 0; i < x.rows(); ++i) changed += moved_labels[i] != labels[i];
+  EXPECT_GE(changed, 1);
+  EXPECT_EQ(m.n_changed, changed);
 }
 
 // D > 1024: more features than threads in a block (column sums, norms, gathers), with the centres
