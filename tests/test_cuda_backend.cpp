@@ -742,11 +742,11 @@ TEST(CudaLargeShapes, RowOffsetsPast32Bits) {
       for (i64 j = 0; j < d; ++j) v[l * d + j] = static_cast<float>(10 * l + (j % 3));
     return v;
   }());
-  for (i64 i = 0; i < n; ++i) {
-    float* r = x.row(i);
-    const i64 l = i % 4;
-    for (i64 j = 0; j < d; ++j) r[j] = static_cast<float>(10 * l + (j % 3) + ((i + j) % 2));
-  }
+  // Row i is pattern i mod 4 (its centre) plus (i + j) mod 2: 8 patterns, copied (8 GiB to fill).
+  Matrix<float> patterns(8, d);
+  for (i64 p = 0; p < 8; ++p)
+    for (i64 j = 0; j < d; ++j) patterns(p, j) = static_cast<float>(10 * (p % 4) + (j % 3) + ((p + j) % 2));
+  for (i64 i = 0; i < n; ++i) std::copy_n(patterns.row(i % 8), d, x.row(i));
   std::unique_ptr<Dataset> gd;
   try {
     gd = gpu->upload(x.view());
