@@ -723,6 +723,53 @@ INSTANTIATE_TEST_SUITE_P(
                     RegShape{40000, 16, 20}, RegShape{300001, 8, 9}),
     reg_shape_name);
 
+// The workspace grows and is carved again call by call: results on a backend that has served
+// larger and other calls are the bits of a fresh backend's.
+TEST(CudaRegisterKernelsWorkspace, ReuseGivesTheSameBits) {
+  REQUIRE_CUDA(gpu);
+  const Matrix<float> x = blobs(5000, 24, 6, 700u, 3.0f);
+  const std::vector<float> w = random_weights(x.rows(), 701u);
+  const Matrix<float> big = start_centres(x, 3000, 702u), small = start_centres(x, 5, 703u);
+  std::vector<i64> batch(700);
+  for (std::size_t b = 0; b < batch.size(); ++b) batch[b] = static_cast<i64>(b * 7 % x.rows());
+  struct Results {
+    AccumulateResult acc;
+    double phi;
+    Matrix<float> centres;
+    std::vector<double> counts;
+    double batch_inertia;
+  };
+  const auto run = [&](Backend& b) {
+    auto data = b.upload(x.view(), w);
+    Results r;
+    r.acc = b.assign_accumulate(*data, small.view());
+    r.phi = b.reset_min_distances(*data, small.view());
+    r.centres = small;
+    r.counts.assign(static_cast<std::size_t>(small.rows()), 1.0);
+    r.batch_inertia = b.minibatch_step(*data, batch, r.centres.view(), r.counts);
+    return r;
+  };
+  const Results fresh = run(*gpu);
+  std::string why_not;
+  std::unique_ptr<Backend> used = make_cuda_backend(&why_not);
+  ASSERT_NE(used, nullptr) << why_not;
+  {
+    auto data = used->upload(x.view(), w);
+    (void)used->assign_accumulate(*data, big.view());
+    (void)used->reset_min_distances(*data, big.view());
+    std::vector<std::int32_t> labels(x.rows());
+    used->assign(*data, big.view(), labels, {});
+  }
+  const Results again = run(*used);
+  expect_same_bits(again.acc.sums, fresh.acc.sums, "sums");
+  expect_same_bits(again.acc.counts, fresh.acc.counts, "counts");
+  EXPECT_EQ(std::memcmp(&again.acc.inertia, &fresh.acc.inertia, sizeof(double)), 0);
+  EXPECT_EQ(again.acc.n_changed, fresh.acc.n_changed);
+  EXPECT_EQ(std::memcmp(&again.phi, &fresh.phi, sizeof(double)), 0);
+  expect_same_bits(again.centres.values(), fresh.centres.values(), "mini-batch centres");
+  EXPECT_EQ(std::memcmp(&again.batch_inertia, &fresh.batch_inertia, sizeof(double)), 0);
+}
+
 // N·D past 2^31 (33,555,432 rows of 64 features, 8 GiB; row 2^25 starts at element 2^31): row
 // offsets in 64 bits in the register kernels (assign, the pass, min-distance). Skipped where the
 // device or the host lacks the memory.
