@@ -247,12 +247,12 @@ TEST(Features, SmallRowBlocksGiveTheSameMatrix) {
   write_features(path, x, {"a", "b", "c"});
   for (std::int64_t block : {1, 7, 49, 50, 1000}) {
     ReadOptions options;
-    options.chunk_rows = block;
-    EXPECT_EQ(read_features(path, options).x.values(), x.values()) << "chunk_rows=" << block;
+    options.rows_per_read = block;
+    EXPECT_EQ(read_features(path, options).x.values(), x.values()) << "rows_per_read=" << block;
   }
   // h5py's gzip file in 4 x 2 chunks, read 3 rows at a time.
   ReadOptions options;
-  options.chunk_rows = 3;
+  options.rows_per_read = 3;
   EXPECT_EQ(read_features(fixture("float64.h5"), options).x.values(),
             read_features(fixture("float64.h5")).x.values());
 }
@@ -346,7 +346,7 @@ TEST_F(NanFeatures, DropRemovesExactlyThoseRowsAndIds) {
   for (std::int64_t block : {4, 65536}) {
     ReadOptions options;
     options.nan_policy = NanPolicy::drop;
-    options.chunk_rows = block;
+    options.rows_per_read = block;
     const Features f = read_features(path_, options);
     std::vector<float> expected;
     std::vector<std::int64_t> expected_ids;
@@ -356,7 +356,7 @@ TEST_F(NanFeatures, DropRemovesExactlyThoseRowsAndIds) {
       expected_ids.push_back(100 + i);
     }
     EXPECT_EQ(f.x.rows(), 17);
-    EXPECT_EQ(f.x.values(), expected) << "chunk_rows=" << block;
+    EXPECT_EQ(f.x.values(), expected) << "rows_per_read=" << block;
     EXPECT_EQ(f.ids.numeric, expected_ids);
   }
 }

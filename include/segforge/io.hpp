@@ -106,7 +106,7 @@ enum class NanPolicy { error, drop };
 struct ReadOptions {
   std::string dataset = "/features";
   NanPolicy nan_policy = NanPolicy::error;
-  std::int64_t chunk_rows = 262144;  ///< rows read per call (into place: no memory of its own)
+  std::int64_t rows_per_read = 262144;  ///< rows read per call (into place: no memory of its own)
   /// Read only the file's rows [row_begin, row_begin + row_count) and their ids (row_count < 0:
   /// to the end): one part of the matrix, e.g. one MPI rank's. A part may be empty, or have all
   /// its rows dropped; messages still name the file's row numbers.

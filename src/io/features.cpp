@@ -384,7 +384,7 @@ Features read_features(const std::string& path, const ReadOptions& options) {
   // compacted as they arrive (a kept row only ever moves towards the front). kept_rows holds
   // positions within the part.
   const std::int64_t d = m.cols;
-  const std::int64_t block = std::max<std::int64_t>(1, options.chunk_rows);
+  const std::int64_t block = std::max<std::int64_t>(1, options.rows_per_read);
   // Uninitialised: the reads below are the rows' first touch (Matrix::Storage).
   Matrix<float>::Storage values;
   values.resize(static_cast<std::size_t>(n_part * d));
