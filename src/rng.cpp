@@ -33,15 +33,13 @@ std::uint64_t Rng::next() {
 double Rng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 
 std::int64_t Rng::below(std::int64_t n) {
-  // Lemire's nearly-divisionless method would do; rejection keeps it obviously unbiased.
-  const auto bound = static_cast<std::uint64_t>(n);
-  const std::uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
-  std::uint64_t r = next();
-  while (r >= limit) r = next();
-  return static_cast<std::int64_t>(r % bound);
+  std::int64_t v = 0;
+  fill_below(std::span<std::int64_t>(&v, 1), n);
+  return v;
 }
 
 void Rng::fill_below(std::span<std::int64_t> out, std::int64_t n) {
+  // Lemire's nearly-divisionless method would do; rejection keeps it obviously unbiased.
   const auto bound = static_cast<std::uint64_t>(n);
   const std::uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
   for (auto& v : out) {

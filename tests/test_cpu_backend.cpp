@@ -19,6 +19,7 @@
 #include "segforge/backend.hpp"
 #include "segforge/matrix.hpp"
 #include "segforge/rng.hpp"
+#include "test_support.hpp"
 
 namespace segforge {
 namespace {
@@ -628,17 +629,9 @@ TEST(CpuBackend, SampleByMinDistanceAcrossChunks) {
 }
 
 TEST(CpuBackend, SampleByMinDistanceNeverPicksARowOfNoMass) {
-  // 1-D rows, centre 0, exact masses: chunk 0 (rows 0-2047) holds 1 in row 0; chunk 1 (rows
-  // 2048-4095) 2048 masses of 2^-60, which vanish one by one beside 1 (half an ulp is 2^-53) but
-  // sum to 2^-49 in the chunk's total; chunk 2 starts with rows of no mass. A target of 1 + 2^-50
-  // lies in chunk 1 by the offsets (1 and 1 + 2^-49), but the running sum 1 + 2^-60 + ... stays 1
-  // and misses it: the pick is chunk 1's last row with mass, not chunk 2's first row.
-  const i64 n = 3 * 2048;
-  std::vector<float> v(static_cast<std::size_t>(n), 0.0f);
-  v[0] = 1.0f;
-  for (i64 i = 2048; i < 4096; ++i) v[i] = std::ldexp(1.0f, -30);
-  for (i64 i = 5000; i < n; ++i) v[i] = 1.0f;
-  const Matrix<float> x(n, 1, v);
+  // test::zero_mass_chunk_rows: a target the running sum misses by rounding; the pick is chunk
+  // 1's last row with mass, not chunk 2's first row.
+  const Matrix<float> x = test::zero_mass_chunk_rows();
   const Matrix<float> c(1, 1, std::vector<float>{0.0f});
   auto be = make_cpu_backend(2);
   auto data = be->upload(x.view());

@@ -51,6 +51,16 @@ TEST(CpuKernels, CopyRowCopiesExactly) {
   }
 }
 
+// Rng::below's rule before fill_below (below now calls it): reject the draws at or past the
+// largest multiple of n, then the remainder.
+std::int64_t reference_below(Rng& rng, std::int64_t n) {
+  const auto bound = static_cast<std::uint64_t>(n);
+  const std::uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
+  std::uint64_t r = rng.next();
+  while (r >= limit) r = rng.next();
+  return static_cast<std::int64_t>(r % bound);
+}
+
 TEST(Rng, FillBelowDrawsWhatBelowDraws) {
   // Bounds near powers of two and near 2^63, where the rejection step is taken most often.
   for (std::int64_t n : {std::int64_t{1}, std::int64_t{3}, std::int64_t{1000}, (std::int64_t{1} << 40) + 1,
@@ -58,7 +68,8 @@ TEST(Rng, FillBelowDrawsWhatBelowDraws) {
     Rng a(99), b(99);
     std::vector<std::int64_t> got(5000);
     a.fill_below(got, n);
-    for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], b.below(n)) << "n " << n << " draw " << i;
+    for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], reference_below(b, n)) << "n " << n << " draw " << i;
+    EXPECT_EQ(a.below(n), reference_below(b, n)) << "below, n " << n;
     EXPECT_EQ(a.next(), b.next()) << "the streams part ways after the draws, n " << n;
   }
 }

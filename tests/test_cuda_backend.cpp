@@ -530,18 +530,12 @@ TEST(CudaLargeShapes, MoreFeaturesThanThreads) {
 }
 
 // D²-sampling adds masses in the CPU backend's 2,048-row chunks and order, and a target that the
-// in-chunk running sum misses by rounding takes the chunk's last row with mass, never a row of none.
-// Exact masses, centre 0: chunk 0 holds 1 (row 0); chunk 1 holds 2048 masses of 2^-60, which vanish
-// one by one beside 1 but sum to 2^-49 in the chunk's total; chunk 2 starts with rows of no mass.
-// A target of 1 + 2^-50 lies in chunk 1 by the offsets, the running sum stays 1 and misses it.
+// in-chunk running sum misses by rounding takes the chunk's last row with mass, never a row of none
+// (test::zero_mass_chunk_rows).
 TEST(CudaLargeShapes, SamplingNeverPicksARowOfNoMass) {
   REQUIRE_CUDA(gpu);
-  const i64 n = 3 * 2048;
-  std::vector<float> v(static_cast<std::size_t>(n), 0.0f);
-  v[0] = 1.0f;
-  for (i64 i = 2048; i < 4096; ++i) v[i] = std::ldexp(1.0f, -30);
-  for (i64 i = 5000; i < n; ++i) v[i] = 1.0f;
-  const Matrix<float> x(n, 1, v);
+  const Matrix<float> x = test::zero_mass_chunk_rows();
+  const i64 n = x.rows();
   const Matrix<float> c(1, 1, std::vector<float>{0.0f});
   auto gd = gpu->upload(x.view());
   EXPECT_EQ(gpu->reset_min_distances(*gd, c.view()), 1145.0);  // 1 + 2^-49 + 1144, rounded

@@ -36,6 +36,20 @@ namespace segforge::test {
 // ---- locations ------------------------------------------------------------------------------
 
 /// tests/fixtures (compile definition SEGFORGE_FIXTURES, set by tests/CMakeLists.txt).
+/// D²-sampling's rounding trap, 1-D rows around centre 0 with exact masses: chunk 0 (rows
+/// 0-2047) holds 1 in row 0; chunk 1 (rows 2048-4095) 2048 masses of 2^-60, which vanish one by
+/// one beside 1 (half an ulp is 2^-53) but sum to 2^-49 in the chunk's total; chunk 2 starts
+/// with rows of no mass (4096-4999), then masses of 1. A target of 1 + 2^-50 lies in chunk 1 by
+/// the chunk offsets (1 and 1 + 2^-49), but the running sum 1 + 2^-60 + ... stays 1 and misses it.
+inline Matrix<float> zero_mass_chunk_rows() {
+  const std::int64_t n = 3 * 2048;
+  std::vector<float> v(static_cast<std::size_t>(n), 0.0f);
+  v[0] = 1.0f;
+  for (std::int64_t i = 2048; i < 4096; ++i) v[static_cast<std::size_t>(i)] = std::ldexp(1.0f, -30);
+  for (std::int64_t i = 5000; i < n; ++i) v[static_cast<std::size_t>(i)] = 1.0f;
+  return Matrix<float>(n, 1, v);
+}
+
 inline std::filesystem::path fixtures_dir() {
 #ifdef SEGFORGE_FIXTURES
   return SEGFORGE_FIXTURES;

@@ -244,6 +244,10 @@ SweepResult sweep(Backend& backend, Dataset& data, const SweepParams& params,
 
     const auto distinct = std::count_if(r.sizes.begin(), r.sizes.end(), [](auto s) { return s > 0; });
     if (distinct >= 2 && distinct <= n - 1) {
+      if (wants(params, Criterion::davies_bouldin))
+        r.davies_bouldin = davies_bouldin(backend, data, assignment.labels, k);
+      if (wants(params, Criterion::calinski_harabasz))
+        r.calinski_harabasz = calinski_harabasz(backend, data, assignment.labels, k);
       if (wants(params, Criterion::silhouette) && sampled_silhouette) {
         const std::uint64_t seed = mix64(params.seed ^ static_cast<std::uint64_t>(k));
         const SilhouetteResult s =
@@ -251,12 +255,8 @@ SweepResult sweep(Backend& backend, Dataset& data, const SweepParams& params,
         r.silhouette = s.score;
         r.silhouette_standard_error = s.standard_error;
       } else if (wants(params, Criterion::silhouette)) {
-        exact_pending.push_back({i, assignment.labels});  // all K at once, below
+        exact_pending.push_back({i, std::move(assignment.labels)});  // all K at once, below
       }
-      if (wants(params, Criterion::davies_bouldin))
-        r.davies_bouldin = davies_bouldin(backend, data, assignment.labels, k);
-      if (wants(params, Criterion::calinski_harabasz))
-        r.calinski_harabasz = calinski_harabasz(backend, data, assignment.labels, k);
     }
     r.seconds = seconds_since(t0);
     if (gap) {
