@@ -101,6 +101,20 @@ inline bool any_lane(vi16 mask) {
 inline vf16 max0(vf16 v) { return v > 0.0f ? v : vf16{}; }
 inline vf16 vmin(vf16 a, vf16 b) { return a < b ? a : b; }
 
+/// p[0, r) widened to double in lanes [0, r), 1 in lane r, 0 past it (0 <= r < 8); reads only
+/// p[0, r).
+inline vd8 widen_tail_and_one(const float* p, int r) {
+#if defined(__AVX512F__)
+  const __m512d v = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(static_cast<__mmask8>((1u << r) - 1), p));
+  return _mm512_mask_mov_pd(v, static_cast<__mmask8>(1u << r), _mm512_set1_pd(1.0));
+#else
+  vd8 v{};
+  for (int q = 0; q < r; ++q) v[q] = p[q];
+  v[r] = 1.0;
+  return v;
+#endif
+}
+
 /// The two halves of a vf16, widened to double.
 inline void widen(vf16 v, vd8& lo, vd8& hi) {
 #if defined(__AVX512F__)

@@ -512,6 +512,44 @@ TEST(CpuBackend, ExactLabelsTiesGoToTheLowerIndex) {
   }
 }
 
+// An unweighted dataset takes its own accumulation path (plain adds, counts of one in a vector
+// lane); weights of exactly 1 take the weighted one (fma with w). Both must give the same bits,
+// at every width (d/8 full vectors and each tail length) and across chunk and block edges.
+TEST(CpuBackend, UnitWeightsGiveTheSameBitsAsNoWeights) {
+  for (i64 d = 1; d <= 41; d += (d < 18 ? 1 : 7)) {
+    SCOPED_TRACE("d=" + std::to_string(d));
+    const i64 n = 2 * 2048 + 300, k = d % 3 == 0 ? 5 : 12;
+    // Blobs with each value scaled by 2^e, e in [-40, 40]: sums of such floats round in double,
+    // so a different order of the adds would show in the bits (plain blobs sum exactly).
+    Matrix<float> x = blobs(n, d, 6, static_cast<std::uint32_t>(40 + d));
+    std::mt19937 gen(static_cast<std::uint32_t>(d));
+    std::uniform_int_distribution<int> exponent(-40, 40);
+    for (auto& v : x.values()) v = std::ldexp(v, exponent(gen));
+    const Matrix<float> c = first_rows_jittered(x, k, 41u);
+    auto be = make_cpu_backend(2);
+    auto ones = be->upload(x.view(), std::vector<float>(static_cast<std::size_t>(n), 1.0f));
+    auto plain = be->upload(x.view());
+    for (int pass = 0; pass < 2; ++pass) {  // the second pass counts no changed labels
+      const AccumulateResult a = be->assign_accumulate(*ones, c.view());
+      const AccumulateResult b = be->assign_accumulate(*plain, c.view());
+      ASSERT_EQ(a.sums, b.sums);
+      ASSERT_EQ(a.counts, b.counts);
+      ASSERT_EQ(a.inertia, b.inertia);
+      ASSERT_EQ(a.n_changed, b.n_changed);
+      EXPECT_EQ(b.n_changed, pass == 0 ? n : 0);
+    }
+    std::vector<std::int64_t> batch;
+    for (i64 i = 0; i < 1500; ++i) batch.push_back((i * 7919) % n);
+    Matrix<float> ca = c, cb = c;
+    std::vector<double> na(static_cast<std::size_t>(k), 3.0), nb = na;
+    const double ia = be->minibatch_step(*ones, batch, ca.view(), na);
+    const double ib = be->minibatch_step(*plain, batch, cb.view(), nb);
+    ASSERT_EQ(ia, ib);
+    ASSERT_EQ(na, nb);
+    ASSERT_EQ(ca.values(), cb.values());
+  }
+}
+
 TEST(CpuBackend, WeightsEqualRepetition) {
   for (const i64 d : {6, 40}) {
     SCOPED_TRACE("d=" + std::to_string(d));
