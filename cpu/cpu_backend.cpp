@@ -298,7 +298,10 @@ struct ClusterSums {
       for (i64 v = 0; v < full; ++v)
         cpu::store8(dst + 8 * v, cpu::load8_widen(xi + 8 * v) + cpu::load8(dst + 8 * v));
       double* last = dst + 8 * full;
-      cpu::store8(last, cpu::widen_tail_and_one(xi + 8 * full, tail) + cpu::load8(last));
+      if (tail == 0)  // the count alone: a scalar add stores 8 bytes, not 64
+        last[0] += 1.0;
+      else
+        cpu::store8(last, cpu::widen_tail_and_one(xi + 8 * full, tail) + cpu::load8(last));
     }
   }
 };

@@ -194,11 +194,16 @@ inline vf16 expand_distance(vf16 dot, vf16 xn, float cn) {
 /// The direct kernel over a transposed block xt [d x nbp] (nbp a multiple of kRowStep): a
 /// register tile of 2 x kLanes rows by 8 centres, then the epilogue for each centre in ascending
 /// order. Epilogue calls per 32 rows at i0: begin(0, i0), begin(1, i0 + 16), step(g, k, dist) for
-/// every centre k and g = 0, 1, end(0, i0), end(1, i0 + 16).
-template <class Epi>
-void direct_distances(const float* xt, const float* xn, i64 nbp, const Centres& c, Epi& epi) {
-  const i64 d = c.d;
+/// every centre k and g = 0, 1, end(0, i0), end(1, i0 + 16). D > 0: the width known to the
+/// compiler (the feature loop unrolled; the same operations in the same order as D = 0, which
+/// reads the width from the centres).
+template <int D, class Epi>
+void direct_distances(const float* xt, const float* xn, i64 nbp, const Centres& c, Epi& out) {
+  const i64 d = D > 0 ? D : c.d;
   const float* cn = c.norms.data();
+  // A local copy of the epilogue, its running state in registers: through the reference, the
+  // compiler stored and reloaded it at every centre (it cannot rule out that the rows alias it).
+  Epi epi = out;
   for (i64 i0 = 0; i0 < nbp; i0 += kRowStep) {
     const vf16 xn0 = load16(xn + i0), xn1 = load16(xn + i0 + kLanes);
     epi.begin(0, i0);
@@ -206,16 +211,21 @@ void direct_distances(const float* xt, const float* xn, i64 nbp, const Centres& 
     for (i64 k = 0; k < c.k; k += kCentreStep) {
       const float* cb = c.packed.data() + k * d;
       vf16 a0[kCentreStep] = {}, a1[kCentreStep] = {};
-      for (i64 j = 0; j < d; ++j) {
+      const auto feature = [&](i64 j) {
         const vf16 x0 = load16(xt + j * nbp + i0);
         const vf16 x1 = load16(xt + j * nbp + i0 + kLanes);
         const float* cj = cb + j * kCentreStep;
 #pragma GCC unroll 8
         for (int r = 0; r < kCentreStep; ++r) {
-          const vf16 cr = splat(cj[r]);
-          a0[r] = fmadd(x0, cr, a0[r]);
-          a1[r] = fmadd(x1, cr, a1[r]);
+          a0[r] = fmadd_broadcast(x0, cj + r, a0[r]);
+          a1[r] = fmadd_broadcast(x1, cj + r, a1[r]);
         }
+      };
+      if constexpr (D > 0) {
+#pragma GCC unroll 16
+        for (i64 j = 0; j < D; ++j) feature(j);
+      } else {
+        for (i64 j = 0; j < d; ++j) feature(j);
       }
       const i64 kr = std::min(kCentreStep, c.k - k);
 #pragma GCC unroll 8
@@ -228,6 +238,27 @@ void direct_distances(const float* xt, const float* xn, i64 nbp, const Centres& 
     }
     epi.end(0, i0);
     epi.end(1, i0 + kLanes);
+  }
+  out = epi;
+}
+
+/// direct_distances with the width as a compile-time constant up to 16 (the segmentation widths:
+/// RFM and engagement features), read at run time past it.
+template <class Epi>
+void direct_distances_any(const float* xt, const float* xn, i64 nbp, const Centres& c, Epi& epi) {
+  switch (c.d) {
+#define SEGFORGE_DIRECT_WIDTH(w) \
+  case w:                        \
+    return direct_distances<w>(xt, xn, nbp, c, epi);
+    SEGFORGE_DIRECT_WIDTH(1) SEGFORGE_DIRECT_WIDTH(2) SEGFORGE_DIRECT_WIDTH(3)
+    SEGFORGE_DIRECT_WIDTH(4) SEGFORGE_DIRECT_WIDTH(5) SEGFORGE_DIRECT_WIDTH(6)
+    SEGFORGE_DIRECT_WIDTH(7) SEGFORGE_DIRECT_WIDTH(8) SEGFORGE_DIRECT_WIDTH(9)
+    SEGFORGE_DIRECT_WIDTH(10) SEGFORGE_DIRECT_WIDTH(11) SEGFORGE_DIRECT_WIDTH(12)
+    SEGFORGE_DIRECT_WIDTH(13) SEGFORGE_DIRECT_WIDTH(14) SEGFORGE_DIRECT_WIDTH(15)
+    SEGFORGE_DIRECT_WIDTH(16)
+#undef SEGFORGE_DIRECT_WIDTH
+    default:
+      return direct_distances<0>(xt, xn, nbp, c, epi);
   }
 }
 
@@ -272,7 +303,7 @@ void block_distances(const float* x, const float* xn_in, i64 nb, const Centres& 
     }
   } else {
     transpose_block(x, nb, d, s.xt.data(), nbp);
-    direct_distances(s.xt.data(), xn, nbp, c, epi);
+    direct_distances_any(s.xt.data(), xn, nbp, c, epi);
   }
 }
 
