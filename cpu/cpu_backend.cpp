@@ -103,10 +103,9 @@ class CpuDataset final : public Dataset {
         source_(std::move(source)),
         window_rows_(std::min(std::max(window_rows, cpu::kChunkRows) / cpu::kChunkRows * cpu::kChunkRows,
                               std::max<i64>(cpu::round_up(n, cpu::kChunkRows), cpu::kChunkRows))) {
-    for (Window& w : windows_) {
-      w.rows.resize(static_cast<std::size_t>(window_rows_ * d));
-      w.norms.resize(static_cast<std::size_t>(window_rows_));
-    }
+    for (Window& w : windows_) w.rows.resize(static_cast<std::size_t>(window_rows_ * d));
+    streamed_norms_.resize(static_cast<std::size_t>(n));
+    norms_known_.assign(static_cast<std::size_t>((n + window_rows_ - 1) / window_rows_), 0);
   }
 
   std::int64_t n_samples() const override { return n; }
@@ -156,28 +155,45 @@ class CpuDataset final : public Dataset {
 
  private:
   struct Window {
-    BulkVector<float> rows;   ///< [window_rows x d]
-    BulkVector<float> norms;  ///< [window_rows]
+    BulkVector<float> rows;   ///< [window_rows x d], unless mapped
+    BulkVector<float> norms;  ///< resident: [n]
+    std::unique_ptr<MappedRows> mapped;  ///< the rows in the file's own pages, where it allows
     i64 index = -1;                ///< which window it holds; -1: none
+    const float* data() const { return mapped ? mapped->rows() : rows.data(); }
   };
 
+  /// Window k into w: mapped from the file where its rows lie there as float32 in one range (no
+  /// copy: out of core, the copy out of the page cache cost more than the pass's arithmetic),
+  /// read into w.rows otherwise (w.rows is never touched when mapped, so it holds no memory:
+  /// BulkVector leaves it uninitialised). The window's norms the first time it is loaded: they
+  /// are kept for every row (4 bytes a row, tools/memory_budget.hpp), not computed every pass.
   void load(Window& w, i64 k) const {
     w.index = -1;
+    w.mapped.reset();
     const i64 lo = k * window_rows_, count = std::min(n, lo + window_rows_) - lo;
-    source_->read(lo, count, w.rows.data());
-    for (i64 i = 0; i < count; ++i) w.norms[i] = cpu::sq_norm(w.rows.data() + i * d, d);
+    w.mapped = source_->map(lo, count);
+    if (!w.mapped) source_->read(lo, count, w.rows.data());
+    if (!norms_known_[static_cast<std::size_t>(k)]) {
+      const float* rows = w.data();
+      float* norms = streamed_norms_.data() + lo;
+      for (i64 i = 0; i < count; ++i) norms[i] = cpu::sq_norm(rows + i * d, d);
+      norms_known_[static_cast<std::size_t>(k)] = 1;
+    }
     w.index = k;
   }
 
   void show(int slot) const {
-    rows_ = borrowed_ ? borrowed_ : adopted_.empty() ? windows_[slot].rows.data() : adopted_.data();
-    norms_ = windows_[slot].norms.data();
+    rows_ = borrowed_ ? borrowed_ : adopted_.empty() ? windows_[slot].data() : adopted_.data();
+    norms_ = streamed() ? streamed_norms_.data() + windows_[slot].index * window_rows_
+                        : windows_[slot].norms.data();
     lo_ = windows_[slot].index * window_rows_;
   }
 
   std::shared_ptr<RowSource> source_;
   i64 window_rows_;
   mutable Window windows_[2];
+  mutable BulkVector<float> streamed_norms_;   ///< streamed: [n], each window's once loaded
+  mutable std::vector<char> norms_known_;      ///< streamed: per window, its norms computed
   Matrix<float>::Storage adopted_;  ///< the rows, when the dataset took the caller's buffer (adopt)
   const float* borrowed_ = nullptr;  ///< the caller's rows, read in place (borrow)
   mutable const float* rows_ = nullptr;

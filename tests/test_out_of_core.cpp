@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
+#include <tuple>
+#include <cstring>
 
 #include "segforge/backend.hpp"
 #include "segforge/error.hpp"
@@ -49,7 +51,24 @@ Matrix<float> blobs(std::int64_t n, std::int64_t d, unsigned seed) {
   return x;
 }
 
-class OutOfCore : public test::TempDirTest, public ::testing::WithParamInterface<std::int64_t> {
+/// A source that reads every window (as for chunked, converted or filtered files): never maps.
+class ReadOnlySource final : public RowSource {
+ public:
+  explicit ReadOnlySource(std::unique_ptr<RowSource> inner) : inner_(std::move(inner)) {}
+  std::int64_t n_rows() const override { return inner_->n_rows(); }
+  std::int64_t n_cols() const override { return inner_->n_cols(); }
+  void read(std::int64_t begin, std::int64_t count, float* out) override { inner_->read(begin, count, out); }
+  void read_rows(std::span<const std::int64_t> rows, float* out) override { inner_->read_rows(rows, out); }
+  std::string where() const override { return inner_->where(); }
+
+ private:
+  std::unique_ptr<RowSource> inner_;
+};
+
+/// Streamed with windows of GetParam() rows, mapped from the file (segforge writes /features
+/// contiguous) or read.
+class OutOfCore : public test::TempDirTest,
+                  public ::testing::WithParamInterface<std::tuple<std::int64_t, bool>> {
  protected:
   void SetUp() override {
     TempDirTest::SetUp();
@@ -60,7 +79,11 @@ class OutOfCore : public test::TempDirTest, public ::testing::WithParamInterface
     write_features(path_, x_.view(), names);
     backend_ = make_cpu_backend(2);
     resident_ = backend_->upload(x_.view());
-    streamed_ = backend_->stream(open_hdf5_rows(path_, "/features"), GetParam());
+    const auto [window, mapped] = GetParam();
+    std::unique_ptr<RowSource> source = open_hdf5_rows(path_, "/features");
+    ASSERT_NE(source->map(0, 10), nullptr) << "a contiguous float32 /features maps";
+    if (!mapped) source = std::make_unique<ReadOnlySource>(std::move(source));
+    streamed_ = backend_->stream(std::move(source), window);
   }
   static constexpr std::int64_t kRows = 23456;  // not a multiple of 2048: a short last window
   std::string path_;
@@ -168,7 +191,9 @@ TEST_P(OutOfCore, AllPairsOpsRefuseWithAnInputError) {
 
 // 2048 rows (the smallest window), 3000 (rounded down to 2048), 8192, and more than the rows
 // (one window, read once and kept).
-INSTANTIATE_TEST_SUITE_P(Windows, OutOfCore, ::testing::Values(2048, 3000, 8192, 100000));
+INSTANTIATE_TEST_SUITE_P(Windows, OutOfCore,
+                         ::testing::Combine(::testing::Values(2048, 3000, 8192, 100000),
+                                            ::testing::Bool()));
 
 using OutOfCoreSource = test::TempDirTest;
 
@@ -178,14 +203,37 @@ TEST_F(OutOfCoreSource, NonFiniteValueNamesFileRowAndColumn) {
   x(4321, 2) = std::numeric_limits<float>::quiet_NaN();
   write_features(file, x.view(), {"recency", "frequency", "monetary"});
   auto backend = make_cpu_backend(2);
-  auto data = backend->stream(open_hdf5_rows(file, "/features"), 2048);
-  try {
-    backend->column_stats(*data);
-    FAIL() << "NaN not reported";
-  } catch (const InputError& e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find(file + ":/features row 4321 (0-based): NaN in column 'monetary'"), std::string::npos) << m;
+  for (const bool mapped : {true, false}) {
+    SCOPED_TRACE(mapped ? "mapped" : "read");
+    std::unique_ptr<RowSource> source = open_hdf5_rows(file, "/features");
+    if (!mapped) source = std::make_unique<ReadOnlySource>(std::move(source));
+    auto data = backend->stream(std::move(source), 2048);
+    for (int pass = 0; pass < 2; ++pass) {  // the mapped window is checked again after an error
+      try {
+        backend->column_stats(*data);
+        FAIL() << "NaN not reported";
+      } catch (const InputError& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find(file + ":/features row 4321 (0-based): NaN in column 'monetary'"), std::string::npos) << m;
+      }
+    }
   }
+}
+
+TEST_F(OutOfCoreSource, MappedRowsAreTheFileRowsInPlace) {
+  const std::string file = path("m.h5");
+  const Matrix<float> x = blobs(7000, 3, 2);
+  write_features(file, x.view(), {"a", "b", "c"});
+  auto source = open_hdf5_rows(file, "/features");
+  for (const auto& [begin, count] : std::vector<std::pair<std::int64_t, std::int64_t>>{{0, 7000}, {1, 1}, {4097, 2903}}) {
+    const auto mapped = source->map(begin, count);
+    ASSERT_NE(mapped, nullptr);
+    EXPECT_EQ(std::memcmp(mapped->rows(), x.row(begin), static_cast<std::size_t>(count * 3) * sizeof(float)), 0);
+  }
+  auto part = open_hdf5_rows(file, "/features", 100, 50);  // a part of the rows maps from its own row 0
+  const auto mapped = part->map(0, 50);
+  ASSERT_NE(mapped, nullptr);
+  EXPECT_EQ(std::memcmp(mapped->rows(), x.row(100), 50 * 3 * sizeof(float)), 0);
 }
 
 }  // namespace

@@ -74,8 +74,8 @@ MemoryPlan plan_memory(std::int64_t n_rows, std::int64_t n_cols, std::int64_t bu
   const std::int64_t row_bytes = n_cols * 4;
   const std::int64_t state = n_rows * kPerRowBytes;
   if (2 * n_rows * row_bytes + state <= budget) return {};
-  // Two windows (the one processed, the one being read), each row with its norm.
-  const std::int64_t per_window_row = 2 * (row_bytes + 4);
+  // Two windows (the one processed, the one being read); the norms are per-row state.
+  const std::int64_t per_window_row = 2 * row_bytes;
   const std::int64_t window_rows = (budget - state) / per_window_row / kWindowGrain * kWindowGrain;
   if (budget <= state || window_rows < kWindowGrain)
     throw InputError(where + ": " + std::to_string(n_rows) + " rows x " + std::to_string(n_cols) +

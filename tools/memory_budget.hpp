@@ -12,9 +12,10 @@ namespace segforge::cli {
 /// OpenMP and read-ahead threads, allocator slack. Measured 41–72 MB above the budget for a
 /// 2M x 8 fit with labels, metrics and a sampled silhouette; documented as 96 MiB.
 constexpr std::int64_t kProcessBytes = 96LL << 20;
-/// Resident bytes per row besides the features whatever the mode: the backend's labels and
-/// k-means++ distances, the final labels and distances, row ids (int64), segment sizes.
-constexpr std::int64_t kPerRowBytes = 32;
+/// Resident bytes per row besides the features whatever the mode: the backend's labels,
+/// k-means++ distances and row norms (kept out of core too), the final labels and distances,
+/// row ids (int64), segment sizes.
+constexpr std::int64_t kPerRowBytes = 36;
 
 /// "auto" (3/4 of the memory available now: MemAvailable, and the cgroup limit if lower),
 /// or bytes with an optional K, M, G or T suffix (powers of 1024). InputError otherwise.

@@ -9,6 +9,16 @@
 
 namespace segforge {
 
+/// Rows mapped read-only from their file (RowSource::map), valid until this is destroyed.
+class MappedRows {
+ public:
+  virtual ~MappedRows() = default;
+  const float* rows() const { return rows_; }
+
+ protected:
+  const float* rows_ = nullptr;
+};
+
 class RowSource {
  public:
   virtual ~RowSource() = default;
@@ -17,6 +27,12 @@ class RowSource {
   /// Rows [begin, begin + count) into out [count x n_cols], as float32. A NaN or Inf is an
   /// InputError naming the file, row and column. Calls may come from any one thread at a time.
   virtual void read(std::int64_t begin, std::int64_t count, float* out) = 0;
+  /// Rows [begin, begin + count) in place, where the file stores them as float32 in one range of
+  /// bytes: mapped from the file, no copy (the page cache's pages themselves), checked for
+  /// NaN/Inf as read() checks them. Null where they are not stored so (then read()).
+  virtual std::unique_ptr<MappedRows> map(std::int64_t /*begin*/, std::int64_t /*count*/) {
+    return nullptr;
+  }
   /// The rows listed (any order, repeats allowed) into out [rows.size() x n_cols].
   virtual void read_rows(std::span<const std::int64_t> rows, float* out) = 0;
   /// "features.h5:/features", for messages.

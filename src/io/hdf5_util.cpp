@@ -5,6 +5,8 @@
 #include "hdf5_util.hpp"
 #include "segforge/utf8.hpp"
 
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -683,7 +685,42 @@ bool read_rows_direct(DirectRows& direct, const MatrixInfo& matrix, std::int64_t
   return true;
 }
 
+/// A read-only mapping of a file's bytes; `rows` points into it.
+class FileMapping final : public MappedRows {
+ public:
+  FileMapping(void* base, std::size_t bytes, const float* rows) : base_(base), bytes_(bytes) {
+    rows_ = rows;
+  }
+  ~FileMapping() override { ::munmap(base_, bytes_); }
+  FileMapping(const FileMapping&) = delete;
+  FileMapping& operator=(const FileMapping&) = delete;
+
+ private:
+  void* base_;
+  std::size_t bytes_;
+};
+
 }  // namespace
+
+std::unique_ptr<MappedRows> map_rows(const MatrixInfo& matrix, std::int64_t first, std::int64_t count) {
+  if (!matrix.direct || matrix.direct->contiguous < 0 || count <= 0) return nullptr;
+  const std::int64_t row_bytes = matrix.cols * static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t at = matrix.direct->contiguous + first * row_bytes, bytes = count * row_bytes;
+  struct stat file {};
+  if (at % static_cast<std::int64_t>(alignof(float)) != 0 || ::fstat(matrix.direct->fd, &file) != 0 ||
+      file.st_size < at + bytes)
+    return nullptr;  // read() then says what is wrong, as for any file
+  const std::int64_t page = ::sysconf(_SC_PAGESIZE), start = at / page * page;
+  const auto length = static_cast<std::size_t>(at + bytes - start);
+  int flags = MAP_SHARED;
+#ifdef MAP_POPULATE
+  flags |= MAP_POPULATE;  // the page cache's pages entered now, not one fault at a time later
+#endif
+  void* base = ::mmap(nullptr, length, PROT_READ, flags, matrix.direct->fd, static_cast<off_t>(start));
+  if (base == MAP_FAILED) return nullptr;
+  return std::make_unique<FileMapping>(base, length,
+                                       reinterpret_cast<const float*>(static_cast<const char*>(base) + (at - start)));
+}
 
 MatrixInfo open_matrix(hid_t file, const std::string& path, const std::string& object,
                        const std::string& what_to_do, const std::string& shape) {

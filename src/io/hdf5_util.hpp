@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "segforge/io.hpp"
+#include "segforge/row_source.hpp"
 
 namespace segforge::io {
 
@@ -138,6 +139,10 @@ void read_rows(const MatrixInfo& matrix, const std::string& path, const std::str
 /// True when none of the n values is NaN or ±Inf (all exponent bits set), in one pass that
 /// vectorises; callers look for the bad value only when it says false.
 bool all_finite(const float* x, std::int64_t n);
+/// Rows [first, first + count) of a matrix whose rows lie contiguously in the file as float32
+/// (MatrixInfo::direct, contiguous), mapped read-only in place; null where they do not (or the
+/// file is shorter than the rows, or the map fails): the caller reads them instead.
+std::unique_ptr<MappedRows> map_rows(const MatrixInfo& matrix, std::int64_t first, std::int64_t count);
 
 /// A 1-D dataset of strings (variable- or fixed-length, ASCII or UTF-8).
 std::vector<std::string> read_strings(hid_t dataset, const std::string& path,

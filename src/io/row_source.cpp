@@ -5,6 +5,8 @@
 #include <cmath>
 #include <mutex>
 #include <numeric>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include "hdf5_util.hpp"
@@ -40,6 +42,19 @@ class Hdf5Rows final : public RowSource {
     const std::lock_guard<std::mutex> lock(mutex_);
     io::read_rows(matrix_, path_, object_, first_ + begin, count, out);
     check_finite(out, count, [&](std::int64_t i) { return begin + i; });
+  }
+
+  std::unique_ptr<MappedRows> map(std::int64_t begin, std::int64_t count) override {
+    SEGFORGE_ASSERT(begin >= 0 && count >= 0 && begin + count <= n_, "row source: map out of range");
+    auto mapped = io::map_rows(matrix_, first_ + begin, count);
+    if (!mapped) return nullptr;
+    // Each range is checked the first time it is mapped: the same windows come back every pass.
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (checked_.count({begin, count}) == 0) {
+      check_finite(mapped->rows(), count, [&](std::int64_t i) { return begin + i; });
+      checked_.insert({begin, count});
+    }
+    return mapped;
   }
 
   void read_rows(std::span<const std::int64_t> rows, float* out) override {
@@ -105,6 +120,7 @@ class Hdf5Rows final : public RowSource {
   io::MatrixInfo matrix_;
   std::vector<std::string> names_;
   std::int64_t first_ = 0, n_ = 0;
+  std::set<std::pair<std::int64_t, std::int64_t>> checked_;  ///< ranges map() has checked
   std::mutex mutex_;
 };
 
