@@ -523,6 +523,31 @@ TEST_F(CheckpointCli, SigtermDuringRandomSwapResumesBitIdentical) {
   expect_same_outputs(path("m.h5"), path("l.h5"));
 }
 
+// Out of core the rows of a contiguous file are mapped from it; another program truncating the
+// file mid-fit makes the lost pages raise SIGBUS (or the next window's read fail): either way one
+// line, status 1, no model.
+TEST_F(CheckpointCli, InputTruncatedOutOfCoreExitsOneWithOneLine) {
+  const std::string ck = path("ck.h5");
+  auto args = fit_args(path("m.h5"), path("l.h5"));
+  *std::find(args.begin(), args.end(), std::string("150")) = "100000";  // --max-iter: runs until stopped
+  args.insert(args.end(), {"--memory-budget", "1M", "--checkpoint", ck, "--checkpoint-every", "1"});
+  const pid_t pid = spawn(args);
+  ASSERT_TRUE(test::wait_for_file(ck, pid)) << "no checkpoint before the run ended\n" << log();
+  fs::resize_file(data_, 4096);
+  ASSERT_EQ(wait_status(pid), 1) << log();
+  // Past the note that the rows stream from the file: the error, one line.
+  const std::string text = log();
+  const std::string note = "streaming them from the file, 12288 rows at a time\n";
+  const auto after_note = text.find(note);
+  ASSERT_NE(after_note, std::string::npos) << text;
+  const std::string error = text.substr(after_note + note.size());
+  EXPECT_EQ(error.rfind("segforge: ", 0), 0u) << text;
+  EXPECT_TRUE(error.find("shrank while it was being read") != std::string::npos ||
+              error.find("d.h5") != std::string::npos) << text;
+  EXPECT_EQ(std::count(error.begin(), error.end(), '\n'), 1) << text;
+  EXPECT_FALSE(fs::exists(path("m.h5")));
+}
+
 TEST_F(CheckpointCli, SigkillAtAnyMomentLeavesAWholeCheckpoint) {
   ASSERT_EQ(run(fit_args(path("ref.h5"), path("ref_labels.h5"))), 0) << log();
   const std::string ck = path("ck.h5");

@@ -7,6 +7,10 @@
 // and one message (mpi::finish).
 
 #include <CLI/CLI.hpp>
+#include <signal.h>
+#include <atomic>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <iostream>
 #include <new>
@@ -96,7 +100,25 @@ int run(int argc, char** argv, std::string& message) {
 
 }  // namespace
 
+/// Out of core, a window of a contiguous file is mapped from the file (RowSource::map): if another
+/// program truncates the file meanwhile, touching the lost pages raises SIGBUS. One line and
+/// status 1, as for any failure to read, instead of a crash.
+extern "C" void on_bus_error(int) {
+  static std::atomic<bool> reported{false};  // lock-free: safe in a handler
+  if (reported.exchange(true))  // another thread hit it too: the first one reports and exits
+    for (;;) ::pause();
+  static const char kMessage[] =
+      "segforge: an input file shrank while it was being read (its rows mapped out of core); "
+      "rerun when no other program writes it\n";
+  [[maybe_unused]] const auto written = ::write(2, kMessage, sizeof kMessage - 1);
+  ::_exit(1);
+}
+
 int main(int argc, char** argv) {
+  struct sigaction bus = {};
+  bus.sa_handler = on_bus_error;
+  sigemptyset(&bus.sa_mask);
+  sigaction(SIGBUS, &bus, nullptr);
 #if defined(SEGFORGE_HAS_MPI)
   segforge::mpi::Session session(argc, argv);
   std::string message;
