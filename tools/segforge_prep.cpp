@@ -332,6 +332,11 @@ void add_rfm(CLI::App& app, RfmOptions& o, CLI::App*& cmd) {
   cmd->add_flag("--strict", p.strict, "small-data warnings (< 500 donors, < 2 years) are errors");
   cmd->add_option("--delimiter", o.delimiter, "field delimiter: auto, tab or one character")->capture_default_str();
   cmd->add_option("--decimal", o.decimal, "decimal mark: . or , (auto: either for ;-separated files)")->capture_default_str();
+  cmd->add_option("--threads", p.threads,
+                  "CPU threads reading the gifts file (0: all cores, or OMP_NUM_THREADS); the result is the same "
+                  "for any number")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--excluded", o.excluded,
                   "EXCLUDED.csv: list the donors left out (no gift: refunds only, or netting to 0) "
                   "with the reason (id,reason,transactions,net_amount)");

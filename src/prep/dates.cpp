@@ -294,6 +294,33 @@ const DayCounts& DateDetector::days(const std::string& where) const {
 
 void DayCounts::add(Day day) { ++counts_[day]; }
 
+void DayCounts::merge(const DayCounts& other) {
+  for (const auto& [day, n] : other.counts_) counts_[day] += n;
+}
+
+void DateDetector::merge_later(const DateDetector& later) {
+  if (family_ == Family::none) {
+    family_ = later.family_;
+    separator_ = later.separator_;
+  }
+  const auto first = [](std::int64_t& line, std::string& text, std::int64_t later_line, const std::string& later_text) {
+    if (line == 0 && later_line > 0) {
+      line = later_line;
+      text = later_text;
+    }
+  };
+  first(first_line_, first_text_, later.first_line_, later.first_text_);
+  first(unread_line_, unread_text_, later.unread_line_, later.unread_text_);
+  first(day_first_line_, day_first_text_, later.day_first_line_, later.day_first_text_);
+  first(month_first_line_, month_first_text_, later.month_first_line_, later.month_first_text_);
+  keep_max(max_year_first_, later.max_year_first_);
+  keep_max(max_month_first_, later.max_month_first_);
+  keep_max(max_day_first_, later.max_day_first_);
+  year_first_days_.merge(later.year_first_days_);
+  month_first_days_.merge(later.month_first_days_);
+  day_first_days_.merge(later.day_first_days_);
+}
+
 DayCounts::Split DayCounts::split() const {
   Split out;
   if (counts_.empty()) return out;

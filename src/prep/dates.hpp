@@ -53,6 +53,8 @@ class DateFormat {
 class DayCounts {
  public:
   void add(Day day);
+  /// Adds the counts of `other` (a later part of the same column).
+  void merge(const DayCounts& other);
   struct Split {
     std::optional<Day> latest_ordinary;  ///< none when no day was added
     std::int64_t typo_rows = 0;          ///< rows dated after latest_ordinary
@@ -81,6 +83,10 @@ class DateDetector {
   std::optional<Day> max_day(const std::string& where) const;
   /// The days on or after 1900 under the detected reading (throws as format() does).
   const DayCounts& days(const std::string& where) const;
+  /// Folds in a detector that observed the rows after this one's: the same state as one
+  /// detector observing all of them in order (first lines and texts are the earliest, maxima
+  /// and day counts combined).
+  void merge_later(const DateDetector& later);
 
  private:
   enum class Family { none, year_first, year_last };

@@ -3,6 +3,7 @@
 // by recognised name, the bad-row policy, and the exact-duplicate set.
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +18,31 @@ namespace segforge::prep {
 class Columns;
 
 std::string_view trim(std::string_view s);
+
+/// A 64-bit hash of `text` (wyhash's 64x64->128-bit multiply-fold over its 8-byte words): for
+/// the hash tables of the readers (exact-duplicate rows, interned ids); never stored in an
+/// output. `seed` chains fields into a row's hash.
+inline std::uint64_t text_hash(std::string_view text, std::uint64_t seed = 0x9E3779B97F4A7C15ull) {
+  const auto mum = [](std::uint64_t a, std::uint64_t b) {
+    const unsigned __int128 r = static_cast<unsigned __int128>(a) * b;
+    return static_cast<std::uint64_t>(r) ^ static_cast<std::uint64_t>(r >> 64);
+  };
+  constexpr std::uint64_t k0 = 0xA0761D6478BD642Full, k1 = 0xE7037ED1A0B428DBull, k2 = 0x8EBC6AF09C88C6E3ull;
+  std::uint64_t h = seed ^ (text.size() * k0);
+  const char* p = text.data();
+  std::size_t n = text.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    h = mum(h ^ k1, w ^ k2);
+  }
+  if (n > 0) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, p, n);
+    h = mum(h ^ k2, w ^ k1);
+  }
+  return mum(h ^ k0, text.size() ^ k1);
+}
 
 /// parse_number's `decimal` for files where either mark may be used (';'-separated files
 /// without --decimal): "1,5" and "1.5" are both 1.5, but "1.234" (a thousands separator or a
@@ -125,12 +151,17 @@ class HashSet64 {
   }
   /// True when `h` was not there yet.
   bool insert(std::uint64_t h);
+  /// True when `h` is there.
+  bool contains(std::uint64_t h) const;
+  /// Empty again, keeping the capacity.
+  void clear();
   std::size_t size() const { return size_; }
 
  private:
   static std::uint64_t slot_key(std::uint64_t h) { return h == 0 ? 1 : h; }  // 0 marks empty
   void rehash(std::size_t capacity);
   struct Free {
+    std::size_t bytes;  // mapped bytes (large tables); below a huge page: calloc's
     void operator()(std::uint64_t* p) const;
   };
   std::unique_ptr<std::uint64_t[], Free> slots_;

@@ -2,10 +2,13 @@
 // per donor with a gift. Definitions: include/segforge/prep/rfm.hpp.
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <numeric>
 
@@ -13,6 +16,7 @@
 #include "csv_reader.hpp"
 #include "dates.hpp"
 #include "fields.hpp"
+#include "parallel.hpp"
 #include "rfm_state.hpp"
 #include "segforge/error.hpp"
 #include "segforge/prep/levels.hpp"
@@ -114,6 +118,240 @@ bool amount_of(const CsvRow& row, const GiftLayout& l, const Columns& c, BadRowP
 /// floating point (2.55 - 0.85 - 1.7 != 0).
 bool is_zero(const Transaction& t) { return std::abs(t.net) <= 1e-9 * std::max(1.0, t.gross); }
 
+/// Counts of a stretch of the gifts file (the whole file, or one byte range); stretches add
+/// up in file order.
+struct Tally {
+  FileCounts counts;
+  std::int64_t negative_rows = 0;
+  std::int64_t typo_date_rows = 0;
+  Day first_day = INT32_MAX;
+
+  void add(const Tally& later) {
+    add_counts(counts, later.counts);
+    negative_rows += later.negative_rows;
+    typo_date_rows += later.typo_date_rows;
+    first_day = std::min(first_day, later.first_day);
+  }
+  /// `later`'s counts after these: sums, and the first examples in file order.
+  static void add_counts(FileCounts& into, const FileCounts& later) {
+    into.rows_read += later.rows_read;
+    into.bad_rows_skipped += later.bad_rows_skipped;
+    into.duplicate_rows += later.duplicate_rows;
+    into.missing_id_rows += later.missing_id_rows;
+    into.unparseable_date_rows += later.unparseable_date_rows;
+    into.pre_1900_date_rows += later.pre_1900_date_rows;
+    into.after_as_of_rows += later.after_as_of_rows;
+    into.rows_used += later.rows_used;
+    for (const auto& e : later.examples) add_example(into, e);
+  }
+};
+
+/// Transactions counted by kind (apply's summary counts).
+struct TransactionCounts {
+  std::int64_t transactions = 0, gifts = 0, refunds = 0, zeros = 0;
+  void add(const TransactionCounts& o) {
+    transactions += o.transactions;
+    gifts += o.gifts;
+    refunds += o.refunds;
+    zeros += o.zeros;
+  }
+};
+
+/// A transaction's part of a donor that does not depend on the order of the donor's
+/// transactions (counts, first and last gift, largest, the campaign set, channel counts in
+/// order of first use): what a byte range can build alone. `age` = as_of - t.day.
+void count_transaction(const Transaction& t, Day age, Donor& d, TransactionCounts& c) {
+  ++c.transactions;
+  if (is_zero(t)) {
+    ++c.zeros;
+    ++d.zero_transactions;
+    return;
+  }
+  if (t.net < 0) {
+    ++c.refunds;
+    ++d.refunds;
+    return;
+  }
+  ++c.gifts;
+  ++d.gifts;
+  d.first_gift = std::min(d.first_gift, t.day);
+  d.last_gift = std::max(d.last_gift, t.day);
+  d.largest = std::max(d.largest, t.net);
+  if (age <= 365) ++d.gifts_12m;
+  if (t.campaign >= 0) {
+    auto pos = std::lower_bound(d.campaigns.begin(), d.campaigns.end(), t.campaign);
+    if (pos == d.campaigns.end() || *pos != t.campaign) d.campaigns.insert(pos, t.campaign);
+  }
+  if (t.channel >= 0) {
+    auto pos = std::find_if(d.channels.begin(), d.channels.end(), [&](const auto& c) { return c.first == t.channel; });
+    if (pos == d.channels.end())
+      d.channels.emplace_back(t.channel, 1);
+    else
+      ++pos->second;
+  }
+}
+
+/// The donor's sums: floating-point, so the order of the transactions is part of the result
+/// (byte ranges replay them in file order). False when one is no longer finite.
+bool add_sums(Donor& d, double net, Day age) {
+  d.total += net;
+  if (age <= 365)
+    d.amount_12m += net;
+  else if (age <= 730)
+    d.amount_prev_12m += net;
+  return std::isfinite(d.total) && std::isfinite(d.amount_12m) && std::isfinite(d.amount_prev_12m);
+}
+
+/// `from`'s order-free part (count_transaction) after `into`'s, its campaign and channel
+/// indices mapped through `campaigns` and `channels`.
+void merge_donor(Donor& into, const Donor& from, const std::vector<std::int32_t>& campaigns,
+                 const std::vector<std::int32_t>& channels) {
+  into.gifts += from.gifts;
+  into.refunds += from.refunds;
+  into.zero_transactions += from.zero_transactions;
+  into.gifts_12m += from.gifts_12m;
+  into.first_gift = std::min(into.first_gift, from.first_gift);
+  into.last_gift = std::max(into.last_gift, from.last_gift);
+  into.largest = std::max(into.largest, from.largest);
+  if (!from.campaigns.empty()) {
+    std::vector<std::int32_t> mapped;
+    mapped.reserve(from.campaigns.size());
+    for (std::int32_t c : from.campaigns) mapped.push_back(campaigns[static_cast<std::size_t>(c)]);
+    std::sort(mapped.begin(), mapped.end());
+    std::vector<std::int32_t> both;
+    both.reserve(into.campaigns.size() + mapped.size());
+    std::set_union(into.campaigns.begin(), into.campaigns.end(), mapped.begin(), mapped.end(), std::back_inserter(both));
+    into.campaigns = std::move(both);
+  }
+  for (const auto& [local, n] : from.channels) {
+    const std::int32_t c = channels[static_cast<std::size_t>(local)];
+    auto pos = std::find_if(into.channels.begin(), into.channels.end(), [&](const auto& e) { return e.first == c; });
+    if (pos == into.channels.end())
+      into.channels.emplace_back(c, n);
+    else
+      pos->second += n;
+  }
+}
+
+/// A used row of a byte range: its donor (ungrouped) or transaction (grouped), in the
+/// range's own indices.
+struct GiftRecord {
+  std::int32_t key = 0;
+  Day day = 0;
+  double net = 0.0;
+  std::int64_t line = 0;
+};
+
+/// How a donor's id was first spelled (0: without surrounding spaces) and where.
+struct Spelling {
+  std::uint64_t hash;
+  std::int64_t line;
+};
+
+/// What a byte range builds alone, in its own indices (first use within the range), merged
+/// into the pass in file order (GiftsPass::merge). Grows with the range's donors and rows,
+/// never with the file.
+struct GiftsPartial {
+  CsvBoundary begin, end;
+  std::int64_t stop = 0;
+  Tally tally;
+  TransactionCounts transaction_counts;  // ungrouped
+  Interner donors;
+  std::vector<Spelling> spellings;     // per donor: the range's first spelling
+  std::vector<std::string> raw_ids;    // per donor: that spelling, when not the trimmed id
+  std::vector<Donor> partial;          // ungrouped: per donor, count_transaction's part
+  Interner campaigns, channels;
+  struct LocalTransaction {
+    std::int32_t donor, campaign, channel;  // of its first row in the range
+    std::string id;
+  };
+  StringIndex transaction_index;  // grouped: donor index bytes + transaction id
+  std::vector<LocalTransaction> transactions;
+  std::vector<GiftRecord> records;     // every used row, in file order
+  HashSet64 seen;                      // the range's exact-duplicate set
+  std::vector<std::uint64_t> firsts;   // row hashes first seen in the range, in order
+  bool deduplicated = false;           // checked against the whole pass already (a re-read)
+  std::exception_ptr error;            // the range stopped at this row error
+  struct Conflict {                    // or at a second spelling of an id (worded at merge)
+    std::int32_t donor;
+    std::string raw;
+    std::int64_t line;
+  };
+  std::optional<Conflict> conflict;
+
+  /// Empty, for the range [begin, stop), keeping the buffers of the range before (a slot of
+  /// the pipeline is reused: no page faults for each range).
+  void reset(CsvBoundary range_begin, std::int64_t range_stop) {
+    begin = range_begin;
+    end = CsvBoundary{};
+    stop = range_stop;
+    tally = Tally{};
+    transaction_counts = TransactionCounts{};
+    donors.clear();
+    spellings.clear();
+    raw_ids.clear();
+    partial.clear();
+    campaigns.clear();
+    channels.clear();
+    transaction_index.clear();
+    transactions.clear();
+    records.clear();
+    seen.clear();
+    firsts.clear();
+    deduplicated = false;
+    error = nullptr;
+    conflict.reset();
+  }
+};
+
+/// The exact-duplicate rule inside one byte range: the range's own set; the hashes it saw
+/// first go to `firsts`, checked against the earlier ranges at merge.
+struct RangeDedup {
+  HashSet64& set;
+  std::vector<std::uint64_t>& firsts;
+  void prefetch(std::uint64_t h) const { set.prefetch(h); }
+  bool insert(std::uint64_t h) {
+    if (!set.insert(h)) return false;
+    firsts.push_back(h);
+    return true;
+  }
+};
+
+/// The exact rule for a range read again at merge: the pass's set, except for `mine` (the
+/// hashes an earlier read of this range put there), which count only within the range.
+struct ExactDedup {
+  HashSet64& seen;
+  const HashSet64* mine = nullptr;
+  HashSet64 local;
+  void prefetch(std::uint64_t h) const { seen.prefetch(h); }
+  bool insert(std::uint64_t h) { return mine != nullptr && mine->contains(h) ? local.insert(h) : seen.insert(h); }
+};
+
+/// Partial of the as-of pass (settle_dates) over one byte range.
+struct DatesPartial {
+  CsvBoundary begin, end;
+  std::int64_t stop = 0;
+  FileCounts counts;
+  DateDetector detector;
+  DayCounts days;
+  std::exception_ptr error;
+};
+
+constexpr std::int64_t kDefaultRangeBytes = std::int64_t{8} << 20;
+
+/// Bytes per range: RfmParams::range_bytes, else SEGFORGE_PREP_RANGE_BYTES (for tests that
+/// cut small files into many ranges), else 8 MiB. Results never depend on it.
+std::int64_t range_bytes(const RfmParams& params) {
+  if (params.range_bytes > 0) return params.range_bytes;
+  if (const char* env = std::getenv("SEGFORGE_PREP_RANGE_BYTES"); env != nullptr && *env != '\0') {
+    std::int64_t v = 0;
+    const std::string_view text(env);
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec == std::errc() && end == text.data() + text.size() && v > 0) return v;
+  }
+  return kDefaultRangeBytes;
+}
+
 class GiftsPass {
  public:
   GiftsPass(const RfmParams& params, CsvReader& reader, RfmState& state)
@@ -122,9 +360,10 @@ class GiftsPass {
         columns_(reader.path(), reader.header()),
         layout_(gift_layout(columns_, params.gift_columns)),
         state_(state),
-        counts_(state.summary.gifts),
-        policy_(params.on_bad_row, &state.summary.gifts) {
-    counts_.path = reader.path();
+        policy_(params.on_bad_row, &tally_.counts),
+        team_(resolve_threads(params.threads)) {
+    tally_.counts.path = reader.path();
+    state_.summary.gifts.path = reader.path();
     state_.has_campaign = layout_.campaign >= 0;
     state_.has_channel = layout_.channel >= 0;
     RfmSummary& s = state_.summary;
@@ -135,6 +374,10 @@ class GiftsPass {
                           ? columns_.name(static_cast<std::size_t>(layout_.amount))
                           : columns_.name(static_cast<std::size_t>(layout_.quantity)) + " x " +
                                 columns_.name(static_cast<std::size_t>(layout_.unit_price));
+    // Byte ranges on several threads when the file allows it: every result is the serial
+    // reader's, bit for bit (merge). A visitor of each transaction in order
+    // (for_each_transaction) keeps the serial reader.
+    ranges_ = team_ > 1 && reader_.seekable() && !state_.on_transaction;
   }
 
   /// The date format and as-of: given, or found by a first pass over the file (stopping
@@ -145,28 +388,22 @@ class GiftsPass {
     const bool need_format = params_.date_format.empty();
     if (!need_format) format_ = DateFormat::from_pattern(params_.date_format);
     if (need_as_of || need_format) {
-      DateDetector detector;
-      DayCounts days;
-      FileCounts scratch;
-      scratch.path = reader_.path();
-      BadRowPolicy scan_policy(params_.on_bad_row, &scratch);
-      reader_.for_each([&](const CsvRow& row) {
-        ++scratch.rows_read;
-        GiftRow g;
-        if (!read_row(row, scan_policy, g)) return true;
-        if (g.id.empty()) return true;
-        if (params_.negatives == Negatives::drop && g.amount < 0) return true;
-        if (need_format) {
-          detector.observe(g.date, row.line);
-          return need_as_of || !detector.decided();
-        }
-        if (const auto d = format_.parse(g.date); d && *d >= kDay1900) days.add(*d);
-        return true;
-      });
-      require_rows_left(scratch);
-      if (need_format) format_ = detector.format(where);
+      DatesPartial all;
+      all.counts.path = reader_.path();
+      if (ranges_ && need_as_of) {
+        // The whole file is read: byte ranges, merged in file order. (For the format alone
+        // the serial read stops at the first row that settles it.)
+        scan_dates_in_ranges(all, need_format);
+      } else {
+        BadRowPolicy scan_policy(params_.on_bad_row, &all.counts);
+        reader_.for_each([&](const CsvRow& row) {
+          return observe_date(row, scan_policy, all, need_as_of, need_format);
+        });
+      }
+      require_rows_left(all.counts);
+      if (need_format) format_ = all.detector.format(where);
       if (need_as_of) {
-        const DayCounts::Split split = (need_format ? detector.days(where) : days).split();
+        const DayCounts::Split split = (need_format ? all.detector.days(where) : all.days).split();
         if (!split.latest_ordinary)
           throw InputError(where + ": no row with a donor id has a readable date on or after 1900; "
                            "check the column (--date-col) and its format (--date-format)");
@@ -187,17 +424,31 @@ class GiftsPass {
   }
 
   void run() {
-    if (params_.drop_duplicates) seen_.reserve(static_cast<std::size_t>(reader_.estimated_rows()));
-    reader_.for_each([&](const CsvRow& row) {
-      add(row);
-      return true;
-    });
+    if (ranges_) {
+      run_ranges();
+    } else {
+      if (params_.drop_duplicates) seen_.reserve(static_cast<std::size_t>(reader_.estimated_rows()));
+      reader_.for_each([&](const CsvRow& row) {
+        add(row);
+        return true;
+      });
+    }
     // Grouped transactions are complete only at the end of the file; fold them in the order
     // they first appeared, so sums do not depend on hashing.
     for (const Transaction& t : transactions_) apply(t);
     transactions_.clear();
     transactions_.shrink_to_fit();
-    state_.summary.history_days = first_day_ == INT32_MAX ? 0 : state_.as_of - first_day_;
+    RfmSummary& s = state_.summary;
+    const std::string path = s.gifts.path;
+    s.gifts = std::move(tally_.counts);
+    s.gifts.path = path;
+    s.negative_rows += tally_.negative_rows;
+    s.typo_date_rows += tally_.typo_date_rows;
+    s.transactions += transaction_counts_.transactions;
+    s.gift_transactions += transaction_counts_.gifts;
+    s.refund_transactions += transaction_counts_.refunds;
+    s.zero_transactions += transaction_counts_.zeros;
+    s.history_days = tally_.first_day == INT32_MAX ? 0 : state_.as_of - tally_.first_day;
   }
 
  private:
@@ -212,67 +463,161 @@ class GiftsPass {
     return amount_of(row, layout_, columns_, policy, decimal_, g.amount);
   }
 
-  std::string_view field(const CsvRow& row, int column) const {
-    return column < 0 ? std::string_view() : trim(row.fields[static_cast<std::size_t>(column)]);
+  /// settle_dates' look at one row; false once the format alone was wanted and is settled.
+  bool observe_date(const CsvRow& row, BadRowPolicy& policy, DatesPartial& out, bool need_as_of,
+                    bool need_format) const {
+    ++out.counts.rows_read;
+    GiftRow g;
+    if (!read_row(row, policy, g)) return true;
+    if (g.id.empty()) return true;
+    if (params_.negatives == Negatives::drop && g.amount < 0) return true;
+    if (need_format) {
+      out.detector.observe(g.date, row.line);
+      return need_as_of || !out.detector.decided();
+    }
+    if (const auto d = format_.parse(g.date); d && *d >= kDay1900) out.days.add(*d);
+    return true;
   }
 
-  void add(const CsvRow& row) {
-    ++counts_.rows_read;
-    if (!policy_.field_count_ok(row, layout_.n_fields)) return;
+  void scan_dates_in_ranges(DatesPartial& all, bool need_format) {
+    CsvBoundary expected{};
+    bool first = true;
+    const auto parse = [&](DatesPartial& part, CsvBoundary begin) {
+      part.begin = begin;
+      part.counts = FileCounts{};
+      part.counts.path = reader_.path();
+      part.detector = DateDetector{};
+      part.days = DayCounts{};
+      part.error = nullptr;
+      BadRowPolicy policy(params_.on_bad_row, &part.counts);
+      try {
+        part.end = reader_.scan_range(begin, part.stop, [&](const CsvRow& row) {
+          return observe_date(row, policy, part, true, need_format);
+        });
+      } catch (...) {
+        part.error = std::current_exception();
+      }
+    };
+    over_ranges<DatesPartial>(parse, [&](DatesPartial& part) {
+      // A range starts where the one before ended, else it is read again from there.
+      if (!first && !(part.begin == expected)) parse(part, expected);
+      first = false;
+      if (part.error) std::rethrow_exception(part.error);
+      Tally::add_counts(all.counts, part.counts);
+      if (need_format)
+        all.detector.merge_later(part.detector);
+      else
+        all.days.merge(part.days);
+      expected = part.end;
+    });
+  }
+
+  /// Runs parse(partial, begin) over the byte ranges of the file on the team and merge(partial)
+  /// on each in file order (parallel.hpp's ordered pipeline: a few ranges in flight).
+  template <class Partial, class Parse, class Merge>
+  void over_ranges(Parse parse, Merge merge) {
+    const std::vector<CsvBoundary> starts = reader_.split(
+        range_bytes(params_), [&](std::int64_t n, const std::function<void(std::int64_t)>& body) {
+          parallel_for(team_, n, body);
+        });
+    const auto n = static_cast<std::int64_t>(starts.size()) - 1;
+    const std::int64_t window = 2 * static_cast<std::int64_t>(team_) + 1;
+    std::vector<Partial> slots(static_cast<std::size_t>(window));
+    ordered_pipeline(
+        team_, n, window,
+        [&](std::int64_t i) {
+          Partial& part = slots[static_cast<std::size_t>(i % window)];
+          part.stop = starts[static_cast<std::size_t>(i) + 1].offset;
+          parse(part, starts[static_cast<std::size_t>(i)]);
+        },
+        [&](std::int64_t i) { merge(slots[static_cast<std::size_t>(i % window)]); });
+  }
+
+  /// The rules, in their documented order, for one row: counted in `tally`, bad rows through
+  /// `policy`, exact duplicates through `dedup`. True, with `u` filled, for a row to use.
+  template <class Dedup>
+  bool clean(const CsvRow& row, Tally& tally, BadRowPolicy& policy, Dedup& dedup, GiftRow& g, Day& day_out) const {
+    FileCounts& counts = tally.counts;
+    ++counts.rows_read;
+    if (!policy.field_count_ok(row, layout_.n_fields)) return false;
     // The duplicate set is a cache miss per row: start loading the slot, read the id and the
     // date (no side effects) meanwhile, then apply the rules in their documented order.
     std::uint64_t hash = 0;
     if (params_.drop_duplicates) {
       hash = row.hash();
-      seen_.prefetch(hash);
+      dedup.prefetch(hash);
     }
-    GiftRow g;
     g.id = id_field(row, layout_.id, columns_);
     g.date = row.fields[static_cast<std::size_t>(layout_.date)];
     const std::optional<Day> day = format_.parse(g.date);
-    if (params_.drop_duplicates && !seen_.insert(hash)) {
-      ++counts_.duplicate_rows;
-      return;
+    if (params_.drop_duplicates && !dedup.insert(hash)) {
+      ++counts.duplicate_rows;
+      return false;
     }
     if (g.id.empty()) {
-      ++counts_.missing_id_rows;
-      return;
+      ++counts.missing_id_rows;
+      return false;
     }
-    if (!amount_of(row, layout_, columns_, policy_, decimal_, g.amount)) return;
+    if (!amount_of(row, layout_, columns_, policy, decimal_, g.amount)) return false;
     if (!day) {
-      ++counts_.unparseable_date_rows;
-      add_example(counts_, counts_.path + " line " + std::to_string(row.line) + ", column " +
-                               quote_text(date_name()) + ": " + quote_text(trim(g.date)) +
-                               " is not a date in the format " + format_.describe() + " (dropped)");
-      return;
+      ++counts.unparseable_date_rows;
+      add_example(counts, counts.path + " line " + std::to_string(row.line) + ", column " +
+                              quote_text(date_name()) + ": " + quote_text(trim(g.date)) +
+                              " is not a date in the format " + format_.describe() + " (dropped)");
+      return false;
     }
     if (*day < kDay1900) {
-      ++counts_.pre_1900_date_rows;
-      return;
+      ++counts.pre_1900_date_rows;
+      return false;
     }
     if (*day >= state_.as_of) {
       // With as-of from the data, every later date lies beyond the typo gap (settle_dates).
       if (typos_dropped_) {
-        ++state_.summary.typo_date_rows;
-        add_example(counts_, counts_.path + " line " + std::to_string(row.line) + ", column " +
-                                 quote_text(date_name()) + ": " + quote_text(trim(g.date)) +
-                                 " is more than a year after every other date (taken as a typo, dropped)");
+        ++tally.typo_date_rows;
+        add_example(counts, counts.path + " line " + std::to_string(row.line) + ", column " +
+                                quote_text(date_name()) + ": " + quote_text(trim(g.date)) +
+                                " is more than a year after every other date (taken as a typo, dropped)");
       } else {
-        ++counts_.after_as_of_rows;
+        ++counts.after_as_of_rows;
       }
-      return;
+      return false;
     }
     if (g.amount < 0) {
-      ++state_.summary.negative_rows;
-      if (params_.negatives == Negatives::drop) return;
+      ++tally.negative_rows;
+      if (params_.negatives == Negatives::drop) return false;
     }
-    ++counts_.rows_used;
-    first_day_ = std::min(first_day_, *day);
+    ++counts.rows_used;
+    tally.first_day = std::min(tally.first_day, *day);
+    day_out = *day;
+    return true;
+  }
 
+  std::string_view field(const CsvRow& row, int column) const {
+    return column < 0 ? std::string_view() : trim(row.fields[static_cast<std::size_t>(column)]);
+  }
+
+  /// How `raw` (the id field) is spelled: 0 when it has no surrounding spaces (== `id`).
+  static std::uint64_t spelling_of(std::string_view raw, std::string_view id) {
+    return raw.size() == id.size() ? 0 : std::hash<std::string_view>{}(raw) | 1;
+  }
+
+  [[noreturn]] void spelling_error(std::int64_t line, std::string_view raw, std::int64_t first_line) const {
+    throw InputError(reader_.path() + " line " + std::to_string(line) + ", column " +
+                     quote_text(columns_.name(static_cast<std::size_t>(layout_.id))) + ": the id " +
+                     quote_text(raw) + " is spelled differently on line " + std::to_string(first_line) +
+                     " (the same once surrounding spaces are trimmed); ids are kept as spelled, so "
+                     "make the two spellings the same");
+  }
+
+  /// The serial reader's row.
+  void add(const CsvRow& row) {
+    GiftRow g;
+    Day day = 0;
+    if (!clean(row, tally_, policy_, seen_, g, day)) return;
     Transaction t;
     t.donor = donor_index(g.id, row);
     t.line = row.line;
-    t.day = *day;
+    t.day = day;
     t.net = g.amount;
     t.gross = std::abs(g.amount);
     if (state_.has_campaign)
@@ -285,28 +630,37 @@ class GiftsPass {
       apply(t);
       return;
     }
+    add_to_transaction(t, field(row, layout_.transaction));
+  }
+
+  /// Groups a row (as transaction `t`) into its transaction: a new one, or one seen before.
+  void add_to_transaction(const Transaction& t, std::string_view id) {
     // Key: the donor's index (4 bytes) then the transaction id.
     key_.assign(reinterpret_cast<const char*>(&t.donor), sizeof t.donor);
-    key_.append(field(row, layout_.transaction));
+    key_.append(id);
     auto [it, fresh] = transaction_index_.try_emplace(key_, static_cast<std::int32_t>(transactions_.size()));
     if (fresh) {
       transactions_.push_back(t);
       return;
     }
-    Transaction& open = transactions_[static_cast<std::size_t>(it->second)];
+    fold_into(static_cast<std::size_t>(it->second), t, id);
+  }
+
+  void fold_into(std::size_t index, const Transaction& t, std::string_view id) {
+    Transaction& open = transactions_[index];
     open.day = std::min(open.day, t.day);
     open.net += t.net;
     open.gross += t.gross;
-    open.line = row.line;
-    require_finite_sum(open.gross, counts_.path + " line " + std::to_string(row.line),
-                       "the sum of the amounts of transaction " + quote_text(field(row, layout_.transaction)));
+    open.line = t.line;
+    require_finite_sum(open.gross, reader_.path() + " line " + std::to_string(t.line),
+                       "the sum of the amounts of transaction " + quote_text(id));
   }
 
   /// The donor's index; a new donor remembers how its id was spelled. Trimming makes " 42"
   /// and "42" one id, so a second spelling is refused rather than merged silently.
   std::int32_t donor_index(std::string_view id, const CsvRow& row) {
     const std::string_view raw = row.fields[static_cast<std::size_t>(layout_.id)];
-    const std::uint64_t spelling = raw.size() == id.size() ? 0 : std::hash<std::string_view>{}(raw) | 1;
+    const std::uint64_t spelling = spelling_of(raw, id);
     const std::int32_t i = state_.donor_ids.add(id);
     if (static_cast<std::size_t>(i) == state_.donors.size()) {
       state_.donors.emplace_back();
@@ -314,61 +668,197 @@ class GiftsPass {
       return i;
     }
     const Spelling& first = spellings_[static_cast<std::size_t>(i)];
-    if (first.hash != spelling)
-      throw InputError(counts_.path + " line " + std::to_string(row.line) + ", column " +
-                       quote_text(columns_.name(static_cast<std::size_t>(layout_.id))) + ": the id " +
-                       quote_text(raw) + " is spelled differently on line " + std::to_string(first.line) +
-                       " (the same once surrounding spaces are trimmed); ids are kept as spelled, so "
-                       "make the two spellings the same");
+    if (first.hash != spelling) spelling_error(row.line, raw, first.line);
     return i;
   }
 
   void apply(const Transaction& t) {
-    RfmSummary& s = state_.summary;
     Donor& d = state_.donors[static_cast<std::size_t>(t.donor)];
     const Day age = state_.as_of - t.day;  // >= 1
-    ++s.transactions;
-    d.total += t.net;
-    if (age <= 365)
-      d.amount_12m += t.net;
-    else if (age <= 730)
-      d.amount_prev_12m += t.net;
-    if (!std::isfinite(d.total) || !std::isfinite(d.amount_12m) || !std::isfinite(d.amount_prev_12m))
-      require_finite_sum(HUGE_VAL, counts_.path + " line " + std::to_string(t.line),
-                         "the total of donor " + quote_text(state_.donor_ids.name(t.donor)));
+    if (!add_sums(d, t.net, age)) total_overflow(t.donor, t.line);
     if (state_.on_transaction) {
       using Kind = CleanTransaction::Kind;
       state_.on_transaction({state_.donor_ids.name(t.donor), t.day, t.net,
                              is_zero(t) ? Kind::zero : t.net < 0 ? Kind::refund : Kind::gift});
     }
-    if (is_zero(t)) {
-      ++s.zero_transactions;
-      ++d.zero_transactions;
-      return;
+    count_transaction(t, age, d, transaction_counts_);
+  }
+
+  [[noreturn]] void total_overflow(std::int32_t donor, std::int64_t line) const {
+    require_finite_sum(HUGE_VAL, reader_.path() + " line " + std::to_string(line),
+                       "the total of donor " + quote_text(state_.donor_ids.name(donor)));
+    std::abort();  // not reached: require_finite_sum throws for HUGE_VAL
+  }
+
+  // ---- byte ranges ---------------------------------------------------------------------------
+
+  /// Reads `part`'s range from `begin` with the duplicate rule `dedup`.
+  template <class Dedup>
+  void parse_range(GiftsPartial& part, CsvBoundary begin, Dedup& dedup) const {
+    part.reset(begin, part.stop);
+    part.tally.counts.path = reader_.path();
+    BadRowPolicy policy(params_.on_bad_row, &part.tally.counts);
+    const bool grouped = layout_.transaction >= 0;
+    std::string key;
+    try {
+      part.end = reader_.scan_range(begin, part.stop, [&](const CsvRow& row) {
+        GiftRow g;
+        Day day = 0;
+        if (!clean(row, part.tally, policy, dedup, g, day)) return true;
+        const std::string_view raw = row.fields[static_cast<std::size_t>(layout_.id)];
+        const std::uint64_t spelling = spelling_of(raw, g.id);
+        const std::int32_t donor = part.donors.add(g.id);
+        if (static_cast<std::size_t>(donor) == part.spellings.size()) {
+          part.spellings.push_back({spelling, row.line});
+          part.raw_ids.emplace_back(spelling == 0 ? std::string_view() : raw);
+          if (!grouped) part.partial.emplace_back();
+        } else if (part.spellings[static_cast<std::size_t>(donor)].hash != spelling) {
+          part.conflict = GiftsPartial::Conflict{donor, std::string(raw), row.line};
+          return false;
+        }
+        Transaction t;
+        t.donor = donor;
+        t.line = row.line;
+        t.day = day;
+        t.net = g.amount;
+        t.gross = std::abs(g.amount);
+        if (state_.has_campaign)
+          if (const std::string_view c = field(row, layout_.campaign); !c.empty()) t.campaign = part.campaigns.add(c);
+        if (state_.has_channel) {
+          const std::string_view c = field(row, layout_.channel);
+          t.channel = part.channels.add(c.empty() ? std::string_view("unknown") : c);
+        }
+        if (!grouped) {
+          part.records.push_back({donor, t.day, t.net, t.line});
+          count_transaction(t, state_.as_of - t.day, part.partial[static_cast<std::size_t>(donor)],
+                            part.transaction_counts);
+          return true;
+        }
+        const std::string_view id = field(row, layout_.transaction);
+        key.assign(reinterpret_cast<const char*>(&donor), sizeof donor);
+        key.append(id);
+        auto [it, fresh] = part.transaction_index.try_emplace(key, static_cast<std::int32_t>(part.transactions.size()));
+        if (fresh) part.transactions.push_back({donor, t.campaign, t.channel, std::string(id)});
+        part.records.push_back({it->second, t.day, t.net, t.line});
+        return true;
+      });
+    } catch (...) {
+      part.error = std::current_exception();
     }
-    if (t.net < 0) {
-      ++s.refund_transactions;
-      ++d.refunds;
-      return;
+  }
+
+  void run_ranges() {
+    if (params_.drop_duplicates) seen_.reserve(static_cast<std::size_t>(reader_.estimated_rows()));
+    const double rows_per_byte =
+        static_cast<double>(reader_.estimated_rows()) / static_cast<double>(std::max<std::int64_t>(reader_.size(), 1));
+    const auto range_rows = static_cast<std::size_t>(rows_per_byte * static_cast<double>(range_bytes(params_))) + 16;
+    expected_ = CsvBoundary{-1, 0};
+    over_ranges<GiftsPartial>(
+        [&](GiftsPartial& part, CsvBoundary begin) {
+          if (params_.drop_duplicates) {
+            part.seen.reserve(range_rows);
+            part.firsts.reserve(range_rows);
+          }
+          part.records.reserve(range_rows);
+          RangeDedup dedup{part.seen, part.firsts};
+          parse_range(part, begin, dedup);
+        },
+        [&](GiftsPartial& part) { merge(part); });
+  }
+
+  /// Reads `part`'s range again at merge, with the exact duplicate rule of the pass: from
+  /// `begin` (where the range before ended), `mine` as for ExactDedup.
+  void reread(GiftsPartial& part, CsvBoundary begin, const HashSet64* mine) {
+    ExactDedup dedup{seen_, mine, {}};
+    parse_range(part, begin, dedup);
+    part.deduplicated = true;
+  }
+
+  /// Folds range `part` into the pass, as if the serial reader had read its rows after the
+  /// ranges before: the same donors, transactions, sums (replayed in file order), counts,
+  /// examples and the same first error.
+  void merge(GiftsPartial& part) {
+    // 1. A range starts where the one before ended (the split's quote parity can be fooled);
+    //    else it is read again from there.
+    if (expected_.offset >= 0 && !(part.begin == expected_)) reread(part, expected_, nullptr);
+    // 2. Exact duplicates of rows in earlier ranges: the range saw its rows as new. Rare; then
+    //    the range is read again with the pass's set (its rows' outcomes may all change).
+    if (params_.drop_duplicates && !part.deduplicated) {
+      std::vector<std::uint64_t> repeated;
+      const std::vector<std::uint64_t>& firsts = part.firsts;
+      constexpr std::size_t kAhead = 16;
+      for (std::size_t i = 0; i < firsts.size(); ++i) {
+        if (i + kAhead < firsts.size()) seen_.prefetch(firsts[i + kAhead]);
+        if (!seen_.insert(firsts[i])) repeated.push_back(firsts[i]);
+      }
+      if (!repeated.empty()) {
+        HashSet64 again, mine;
+        for (std::uint64_t h : repeated) again.insert(h);
+        for (std::uint64_t h : firsts)
+          if (!again.contains(h)) mine.insert(h);
+        reread(part, part.begin, &mine);
+      }
     }
-    ++s.gift_transactions;
-    ++d.gifts;
-    d.first_gift = std::min(d.first_gift, t.day);
-    d.last_gift = std::max(d.last_gift, t.day);
-    d.largest = std::max(d.largest, t.net);
-    if (age <= 365) ++d.gifts_12m;
-    if (t.campaign >= 0) {
-      auto pos = std::lower_bound(d.campaigns.begin(), d.campaigns.end(), t.campaign);
-      if (pos == d.campaigns.end() || *pos != t.campaign) d.campaigns.insert(pos, t.campaign);
+    // 3. The range's campaigns and channels, in order of first use, after the pass's.
+    std::vector<std::int32_t> campaigns, channels;
+    for (std::int32_t c = 0; c < part.campaigns.size(); ++c) campaigns.push_back(state_.campaigns.add(part.campaigns.name(c)));
+    for (std::int32_t c = 0; c < part.channels.size(); ++c) channels.push_back(state_.channels.add(part.channels.name(c)));
+    // 4. Its rows in file order: each donor joins the pass at its first row (new donors in
+    //    the serial order, spellings checked there), sums and transactions fold in order.
+    std::vector<std::int32_t> donor(static_cast<std::size_t>(part.donors.size()), -1);
+    const auto map_donor = [&](std::int32_t local, std::int64_t line) {
+      std::int32_t& g = donor[static_cast<std::size_t>(local)];
+      if (g >= 0) return g;
+      const Spelling& spelled = part.spellings[static_cast<std::size_t>(local)];
+      g = state_.donor_ids.add(part.donors.name(local));
+      if (static_cast<std::size_t>(g) == state_.donors.size()) {
+        state_.donors.emplace_back();
+        spellings_.push_back(spelled);
+      } else if (spellings_[static_cast<std::size_t>(g)].hash != spelled.hash) {
+        const std::string& raw = part.raw_ids[static_cast<std::size_t>(local)];
+        spelling_error(line, raw.empty() ? part.donors.name(local) : raw, spellings_[static_cast<std::size_t>(g)].line);
+      }
+      return g;
+    };
+    if (layout_.transaction < 0) {
+      for (const GiftRecord& r : part.records) {
+        const std::int32_t g = map_donor(r.key, r.line);
+        if (!add_sums(state_.donors[static_cast<std::size_t>(g)], r.net, state_.as_of - r.day)) total_overflow(g, r.line);
+      }
+    } else {
+      std::vector<std::int32_t> transaction(part.transactions.size(), -1);
+      for (const GiftRecord& r : part.records) {
+        const GiftsPartial::LocalTransaction& lt = part.transactions[static_cast<std::size_t>(r.key)];
+        Transaction t;
+        t.donor = map_donor(lt.donor, r.line);
+        t.line = r.line;
+        t.day = r.day;
+        t.net = r.net;
+        t.gross = std::abs(r.net);
+        std::int32_t& at = transaction[static_cast<std::size_t>(r.key)];
+        if (at >= 0) {
+          fold_into(static_cast<std::size_t>(at), t, lt.id);
+          continue;
+        }
+        t.campaign = lt.campaign < 0 ? -1 : campaigns[static_cast<std::size_t>(lt.campaign)];
+        t.channel = lt.channel < 0 ? -1 : channels[static_cast<std::size_t>(lt.channel)];
+        add_to_transaction(t, lt.id);
+        at = transaction_index_.find(key_)->second;
+      }
     }
-    if (t.channel >= 0) {
-      auto pos = std::find_if(d.channels.begin(), d.channels.end(),
-                              [&](const auto& c) { return c.first == t.channel; });
-      if (pos == d.channels.end())
-        d.channels.emplace_back(t.channel, 1);
-      else
-        ++pos->second;
+    // 5. The range's own error, after its rows (it stopped there).
+    if (part.conflict) {
+      const std::int32_t g = donor[static_cast<std::size_t>(part.conflict->donor)];
+      SEGFORGE_ASSERT(g >= 0, "a donor with a second spelling has a first row in its range");
+      spelling_error(part.conflict->line, part.conflict->raw, spellings_[static_cast<std::size_t>(g)].line);
     }
+    if (part.error) std::rethrow_exception(part.error);
+    // 6. Counts, and the donors' order-free parts.
+    tally_.add(part.tally);
+    transaction_counts_.add(part.transaction_counts);
+    for (std::size_t l = 0; l < part.partial.size(); ++l)
+      merge_donor(state_.donors[static_cast<std::size_t>(donor[l])], part.partial[l], campaigns, channels);
+    expected_ = part.end;
   }
 
   const RfmParams& params_;
@@ -376,21 +866,20 @@ class GiftsPass {
   Columns columns_;
   GiftLayout layout_;
   RfmState& state_;
-  FileCounts& counts_;
+  Tally tally_;
   BadRowPolicy policy_;
+  int team_ = 1;
+  bool ranges_ = false;
+  TransactionCounts transaction_counts_;
   DateFormat format_;
   char decimal_ = '.';
   bool typos_dropped_ = false;  // as-of from the data: rows on or after it are typos
-  struct Spelling {
-    std::uint64_t hash;  // 0: the id had no surrounding spaces
-    std::int64_t line;
-  };
   std::vector<Spelling> spellings_;  // per donor: how its id was first spelled
   HashSet64 seen_;
   StringIndex transaction_index_;
   std::vector<Transaction> transactions_;
   std::string key_;
-  Day first_day_ = INT32_MAX;
+  CsvBoundary expected_{-1, 0};  // where the next range must start (byte ranges)
 };
 
 /// The levels of `interner` as pool_levels (levels.hpp) takes them.

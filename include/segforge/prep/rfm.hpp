@@ -101,6 +101,13 @@ struct RfmParams {
   bool strict = false;
   char delimiter = 0;  ///< 0: detect from the header (comma, tab, semicolon, pipe)
   char decimal = 0;    ///< '.' or ','; 0: ',' for ';'-separated files, else '.'
+  /// Threads for the gifts file (0: OpenMP's default, OMP_NUM_THREADS or all cores). With more
+  /// than one, an uncompressed regular file is read as byte ranges in parallel; the result is
+  /// the one-thread result bit for bit (gzip files and for_each_transaction read serially).
+  int threads = 0;
+  /// Bytes per range of that parallel read (0: SEGFORGE_PREP_RANGE_BYTES, else 8 MiB). Internal:
+  /// tests cut small files into many ranges with it; the result never depends on it.
+  std::int64_t range_bytes = 0;
 };
 
 struct RfmSummary {
