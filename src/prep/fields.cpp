@@ -325,23 +325,40 @@ bool BadRowPolicy::field_count_ok(const CsvRow& row, std::size_t expected) {
   return false;
 }
 
-// The table is the one large random-access structure of a pass (8 bytes a row): on Linux it
-// asks for transparent huge pages, which cuts page faults and TLB misses several-fold. Large
-// tables are mapped directly: the kernel hands out zeroed pages, so they are not written twice
-// (profiling: zeroing a 256 MB table was half a second).
+// The hash tables are the large random-access structures of a pass (8 bytes a row for the
+// duplicate rule): huge pages cut page faults and TLB misses several-fold, and mapped pages
+// come zeroed (profiling: zeroing a 256 MB table twice was half a second).
 namespace {
 constexpr std::size_t kHugePage = std::size_t{2} << 20;
-std::size_t table_bytes(std::size_t capacity) {
-  const std::size_t bytes = capacity * sizeof(std::uint64_t);
-  return bytes >= kHugePage ? (bytes + kHugePage - 1) / kHugePage * kHugePage : bytes;
-}
 }  // namespace
 
-void HashSet64::Free::operator()(std::uint64_t* p) const {
-  if (bytes >= kHugePage)
-    ::munmap(p, bytes);
+WordTable::WordTable(std::size_t n) : size_(n) {
+  if (n == 0) return;
+  const std::size_t bytes = n * sizeof(std::uint64_t);
+  if (bytes >= kHugePage) {
+    mapped_ = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+    void* memory = ::mmap(nullptr, mapped_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+    madvise(memory, mapped_, MADV_HUGEPAGE);  // advice only: failure is fine
+#endif
+    data_ = static_cast<std::uint64_t*>(memory);
+  } else {
+    data_ = static_cast<std::uint64_t*>(std::calloc(n, sizeof(std::uint64_t)));
+    if (data_ == nullptr) throw std::bad_alloc();
+  }
+}
+
+WordTable::~WordTable() {
+  if (data_ == nullptr) return;
+  if (mapped_ > 0)
+    ::munmap(data_, mapped_);
   else
-    std::free(p);
+    std::free(data_);
+}
+
+void WordTable::clear() {
+  if (size_ > 0) std::memset(data_, 0, size_ * sizeof(std::uint64_t));
 }
 
 void HashSet64::reserve(std::size_t n) {
@@ -354,7 +371,7 @@ bool HashSet64::insert(std::uint64_t h) {
   h = slot_key(h);
   if (10 * (size_ + 1) > 7 * capacity_) rehash(capacity_ == 0 ? 1024 : 2 * capacity_);
   const std::size_t mask = capacity_ - 1;
-  std::uint64_t* slots = slots_.get();
+  std::uint64_t* slots = slots_.data();
   for (std::size_t i = h & mask;; i = (i + 1) & mask) {
     if (slots[i] == h) return false;
     if (slots[i] == 0) {
@@ -366,7 +383,7 @@ bool HashSet64::insert(std::uint64_t h) {
 }
 
 void HashSet64::clear() {
-  if (capacity_ > 0) std::memset(slots_.get(), 0, capacity_ * sizeof(std::uint64_t));
+  slots_.clear();
   size_ = 0;
 }
 
@@ -381,19 +398,7 @@ bool HashSet64::contains(std::uint64_t h) const {
 }
 
 void HashSet64::rehash(std::size_t capacity) {
-  const std::size_t bytes = table_bytes(capacity);
-  void* memory = nullptr;
-  if (bytes >= kHugePage) {
-    memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (memory == MAP_FAILED) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-    madvise(memory, bytes, MADV_HUGEPAGE);  // advice only: failure is fine
-#endif
-  } else {
-    memory = std::calloc(capacity, sizeof(std::uint64_t));
-    if (memory == nullptr) throw std::bad_alloc();
-  }
-  std::unique_ptr<std::uint64_t[], Free> fresh(static_cast<std::uint64_t*>(memory), Free{bytes});
+  WordTable fresh(capacity);
   const std::size_t mask = capacity - 1;
   for (std::size_t k = 0; k < capacity_; ++k) {
     const std::uint64_t h = slots_[k];

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "csv_reader.hpp"
@@ -19,29 +20,45 @@ class Columns;
 
 std::string_view trim(std::string_view s);
 
-/// A 64-bit hash of `text` (wyhash's 64x64->128-bit multiply-fold over its 8-byte words): for
-/// the hash tables of the readers (exact-duplicate rows, interned ids); never stored in an
-/// output. `seed` chains fields into a row's hash.
+/// A 64-bit hash of `text` (wyhash's reads and 64x64->128-bit multiply-fold: one multiply for
+/// up to 16 bytes, whose loads overlap rather than copy a tail byte by byte): for the hash
+/// tables of the readers (exact-duplicate rows, interned ids); never stored in an output.
+/// `seed` chains fields into a row's hash; the length is mixed in, so an empty text changes it.
 inline std::uint64_t text_hash(std::string_view text, std::uint64_t seed = 0x9E3779B97F4A7C15ull) {
   const auto mum = [](std::uint64_t a, std::uint64_t b) {
     const unsigned __int128 r = static_cast<unsigned __int128>(a) * b;
     return static_cast<std::uint64_t>(r) ^ static_cast<std::uint64_t>(r >> 64);
   };
+  const auto r8 = [](const char* p) {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+  };
+  const auto r4 = [](const char* p) {
+    std::uint32_t v;
+    std::memcpy(&v, p, 4);
+    return static_cast<std::uint64_t>(v);
+  };
   constexpr std::uint64_t k0 = 0xA0761D6478BD642Full, k1 = 0xE7037ED1A0B428DBull, k2 = 0x8EBC6AF09C88C6E3ull;
-  std::uint64_t h = seed ^ (text.size() * k0);
   const char* p = text.data();
-  std::size_t n = text.size();
-  for (; n >= 8; p += 8, n -= 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p, 8);
-    h = mum(h ^ k1, w ^ k2);
+  const std::size_t n = text.size();
+  std::uint64_t h = seed ^ k0, a = 0, b = 0;
+  if (n <= 16) {
+    if (n >= 4) {
+      a = (r4(p) << 32) | r4(p + ((n >> 3) << 2));
+      b = (r4(p + n - 4) << 32) | r4(p + n - 4 - ((n >> 3) << 2));
+    } else if (n > 0) {
+      a = (static_cast<std::uint64_t>(static_cast<unsigned char>(p[0])) << 16) |
+          (static_cast<std::uint64_t>(static_cast<unsigned char>(p[n >> 1])) << 8) |
+          static_cast<unsigned char>(p[n - 1]);
+    }
+  } else {
+    std::size_t i = n;
+    for (; i > 16; i -= 16, p += 16) h = mum(r8(p) ^ k1, r8(p + 8) ^ h);
+    a = r8(p + i - 16);
+    b = r8(p + i - 8);
   }
-  if (n > 0) {
-    std::uint64_t w = 0;
-    std::memcpy(&w, p, n);
-    h = mum(h ^ k2, w ^ k1);
-  }
-  return mum(h ^ k0, text.size() ^ k1);
+  return mum(k1 ^ n, mum(a ^ k1, b ^ h) ^ k2);
 }
 
 /// parse_number's `decimal` for files where either mark may be used (';'-separated files
@@ -139,6 +156,38 @@ class BadRowPolicy {
 void add_example(FileCounts& counts, const std::string& text);
 constexpr std::size_t kMaxExamples = 5;
 
+/// A zeroed array of 64-bit words for the hash tables: large ones are mapped directly (the
+/// kernel's pages are zero already, so they are not written twice) on transparent huge pages
+/// (fewer page faults and TLB misses: the tables are read at random).
+class WordTable {
+ public:
+  WordTable() = default;
+  explicit WordTable(std::size_t n);
+  ~WordTable();
+  WordTable(WordTable&& other) noexcept { swap(other); }
+  WordTable& operator=(WordTable&& other) noexcept {
+    WordTable(std::move(other)).swap(*this);
+    return *this;
+  }
+  WordTable(const WordTable&) = delete;
+  WordTable& operator=(const WordTable&) = delete;
+  std::uint64_t* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  std::uint64_t& operator[](std::size_t i) const { return data_[i]; }
+  /// All zero again.
+  void clear();
+
+ private:
+  void swap(WordTable& other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(size_, other.size_);
+    std::swap(mapped_, other.mapped_);
+  }
+  std::uint64_t* data_ = nullptr;
+  std::size_t size_ = 0;
+  std::size_t mapped_ = 0;  // bytes mapped, or 0 for calloc's
+};
+
 /// Open-addressing set of 64-bit row hashes (8 bytes a slot, load <= 0.7): the exact-duplicate
 /// rule needs one entry per distinct row, the only per-row memory of a streamed pass.
 class HashSet64 {
@@ -147,7 +196,7 @@ class HashSet64 {
   void reserve(std::size_t n);
   /// Starts loading `h`'s slot into cache: call it, do other work, then insert(h).
   void prefetch(std::uint64_t h) const {
-    if (capacity_ > 0) __builtin_prefetch(slots_.get() + (slot_key(h) & (capacity_ - 1)));
+    if (capacity_ > 0) __builtin_prefetch(slots_.data() + (slot_key(h) & (capacity_ - 1)));
   }
   /// True when `h` was not there yet.
   bool insert(std::uint64_t h);
@@ -160,11 +209,7 @@ class HashSet64 {
  private:
   static std::uint64_t slot_key(std::uint64_t h) { return h == 0 ? 1 : h; }  // 0 marks empty
   void rehash(std::size_t capacity);
-  struct Free {
-    std::size_t bytes;  // mapped bytes (large tables); below a huge page: calloc's
-    void operator()(std::uint64_t* p) const;
-  };
-  std::unique_ptr<std::uint64_t[], Free> slots_;
+  WordTable slots_;
   std::size_t capacity_ = 0;  // a power of two
   std::size_t size_ = 0;
 };

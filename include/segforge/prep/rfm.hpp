@@ -105,7 +105,7 @@ struct RfmParams {
   /// than one, an uncompressed regular file is read as byte ranges in parallel; the result is
   /// the one-thread result bit for bit (gzip files and for_each_transaction read serially).
   int threads = 0;
-  /// Bytes per range of that parallel read (0: SEGFORGE_PREP_RANGE_BYTES, else 8 MiB). Internal:
+  /// Bytes per range of that parallel read (0: SEGFORGE_PREP_RANGE_BYTES, else 2 MiB). Internal:
   /// tests cut small files into many ranges with it; the result never depends on it.
   std::int64_t range_bytes = 0;
 };
