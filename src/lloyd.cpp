@@ -180,11 +180,15 @@ Run random_swap(Backend& backend, Dataset& data, Run best, int first, int trials
 
 KMeansResult fit_lloyd(Backend& backend, Dataset& data, const LloydParams& params,
                        const ProgressFn& progress, const Checkpointing* checkpointing) {
-  const ColumnStats stats = backend.column_stats(data);
-  const double mean_variance =
-      std::accumulate(stats.variance.begin(), stats.variance.end(), 0.0) /
-      static_cast<double>(stats.variance.size());
-  const double tol_abs = params.tol * mean_variance;  // scikit-learn's _tolerance
+  // scikit-learn's _tolerance: tol times the mean column variance, and 0 without a pass over
+  // the rows when tol is 0.
+  double tol_abs = 0.0;
+  if (params.tol != 0.0) {
+    const ColumnStats stats = backend.column_stats(data);
+    const double mean_variance = std::accumulate(stats.variance.begin(), stats.variance.end(), 0.0) /
+                                 static_cast<double>(stats.variance.size());
+    tol_abs = params.tol * mean_variance;
+  }
 
   Rng rng(params.seed);
   const int n_init = params.init.init == Init::given ? 1 : params.n_init;
