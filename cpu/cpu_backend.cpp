@@ -322,6 +322,24 @@ struct ClusterSums {
   }
 };
 
+/// A block's sums into `sums` and its Σ w·d(x) into `inertia` in eight lanes (row i in lane
+/// i mod 8). w [round_up(nb, 8)], zero past nb, or null for an unweighted dataset: plain adds, and
+/// best_d's padding lanes set to zero (as a padding row's zero weight), the same bits as w = 1.
+/// `ahead`, `ahead_rows`: the next block's rows, as for ClusterSums::add_block_unweighted.
+void add_block_and_inertia(ClusterSums& sums, i64 first, const std::int32_t* labels, const float* x,
+                           const float* w, float* best_d, i64 nb, const float* ahead, i64 ahead_rows,
+                           cpu::vd8& inertia) {
+  if (w == nullptr) {
+    sums.add_block_unweighted(first, labels, x, nb, ahead, ahead_rows);
+    std::fill(best_d + nb, best_d + cpu::round_up(nb, 8), 0.0f);
+    for (i64 i = 0; i < nb; i += 8) inertia += cpu::load8_widen(best_d + i);
+    return;
+  }
+  sums.add_block(first, labels, x, w, nb);
+  for (i64 i = 0; i < nb; i += 8)
+    inertia = cpu::fmadd(cpu::load8_widen(best_d + i), cpu::load8_widen(w + i), inertia);
+}
+
 /// Σ w·v over rows in eight fixed lanes (row i goes to lane i mod 8), folded in a fixed order.
 struct LaneSum {
   double lanes[8] = {};
@@ -562,20 +580,9 @@ class CpuBackend final : public Backend {
             const std::int32_t* label = s.block.best_k.data();
             changed += replace_labels(label, ds.labels.data() + b, nb);
             float* best_d = s.block.best_d.data();
-            if (ds.weights.empty()) {
-              s.sums.add_block_unweighted(b - begin, label, x, nb,
-                                          next > 0 ? ds.row(b + nb) : nullptr, next);
-              // Σ d(x) in eight lanes (row i in lane i mod 8); padding lanes add zero, as a
-              // padding row's zero weight does below (the same bits as w = 1).
-              std::fill(best_d + nb, best_d + cpu::round_up(nb, 8), 0.0f);
-              for (i64 i = 0; i < nb; i += 8) inertia += cpu::load8_widen(best_d + i);
-            } else {
-              block_weights(ds, b, nb, w);
-              s.sums.add_block(b - begin, label, x, w, nb);
-              // Σ w·d(x) in eight lanes (row i in lane i mod 8); padding rows weigh 0.
-              for (i64 i = 0; i < nb; i += 8)
-                inertia = cpu::fmadd(cpu::load8_widen(best_d + i), cpu::load8_widen(w + i), inertia);
-            }
+            if (!ds.weights.empty()) block_weights(ds, b, nb, w);
+            add_block_and_inertia(s.sums, b - begin, label, x, ds.weights.empty() ? nullptr : w, best_d, nb,
+                                  next > 0 ? ds.row(b + nb) : nullptr, next, inertia);
           }
           s.sums.fold(partial, partial + k * d);
           partial[k * d + k] = cpu::hsum(inertia);
@@ -781,15 +788,8 @@ class CpuBackend final : public Backend {
             std::fill(w + nb, w + cpu::round_up(nb, 8), 0.0f);
             cpu::nearest_block(rows, s.gathered.norms.data(), nb, c, s.block);
             float* best_d = s.block.best_d.data();
-            if (ds.weights.empty()) {  // as in assign_accumulate: the same bits as w = 1
-              s.sums.add_block_unweighted(b - begin, s.block.best_k.data(), rows, nb, nullptr, 0);
-              std::fill(best_d + nb, best_d + cpu::round_up(nb, 8), 0.0f);
-              for (i64 i = 0; i < nb; i += 8) inertia += cpu::load8_widen(best_d + i);
-            } else {
-              s.sums.add_block(b - begin, s.block.best_k.data(), rows, w, nb);
-              for (i64 i = 0; i < nb; i += 8)
-                inertia = cpu::fmadd(cpu::load8_widen(best_d + i), cpu::load8_widen(w + i), inertia);
-            }
+            add_block_and_inertia(s.sums, b - begin, s.block.best_k.data(), rows,
+                                  ds.weights.empty() ? nullptr : w, best_d, nb, nullptr, 0, inertia);
           }
           s.sums.fold(partial, partial + k * d);
           partial[k * d + k] = cpu::hsum(inertia);

@@ -616,23 +616,31 @@ class GiftsPass {
                      "make the two spellings the same");
   }
 
-  /// The serial reader's row.
-  void add(const CsvRow& row) {
-    GiftRow g;
-    Day day = 0;
-    if (!clean(row, tally_, policy_, seen_, g, day)) return;
+  /// The gift row as a transaction of `donor`, its campaign and channel interned in the given
+  /// tables (the pass's own, or a range's in the parallel reader).
+  Transaction transaction_of(const CsvRow& row, const GiftRow& g, Day day, std::int32_t donor,
+                             Interner& campaigns, Interner& channels) const {
     Transaction t;
-    t.donor = donor_index(g.id, row);
+    t.donor = donor;
     t.line = row.line;
     t.day = day;
     t.net = g.amount;
     t.gross = std::abs(g.amount);
     if (state_.has_campaign)
-      if (const std::string_view c = field(row, layout_.campaign); !c.empty()) t.campaign = state_.campaigns.add(c);
+      if (const std::string_view c = field(row, layout_.campaign); !c.empty()) t.campaign = campaigns.add(c);
     if (state_.has_channel) {
       const std::string_view c = field(row, layout_.channel);
-      t.channel = state_.channels.add(c.empty() ? std::string_view("unknown") : c);
+      t.channel = channels.add(c.empty() ? std::string_view("unknown") : c);
     }
+    return t;
+  }
+
+  /// The serial reader's row.
+  void add(const CsvRow& row) {
+    GiftRow g;
+    Day day = 0;
+    if (!clean(row, tally_, policy_, seen_, g, day)) return;
+    Transaction t = transaction_of(row, g, day, donor_index(g.id, row), state_.campaigns, state_.channels);
     if (layout_.transaction < 0) {
       apply(t);
       return;
@@ -722,18 +730,7 @@ class GiftsPass {
           part.conflict = GiftsPartial::Conflict{donor, std::string(raw), row.line};
           return false;
         }
-        Transaction t;
-        t.donor = donor;
-        t.line = row.line;
-        t.day = day;
-        t.net = g.amount;
-        t.gross = std::abs(g.amount);
-        if (state_.has_campaign)
-          if (const std::string_view c = field(row, layout_.campaign); !c.empty()) t.campaign = part.campaigns.add(c);
-        if (state_.has_channel) {
-          const std::string_view c = field(row, layout_.channel);
-          t.channel = part.channels.add(c.empty() ? std::string_view("unknown") : c);
-        }
+        Transaction t = transaction_of(row, g, day, donor, part.campaigns, part.channels);
         if (!grouped) {
           part.records.push_back({donor, t.day, t.net, t.line});
           count_transaction(t, state_.as_of - t.day, part.partial[static_cast<std::size_t>(donor)],
